@@ -14,7 +14,9 @@ bool IsTerminator(char c) { return c == '\r' || c == '\n'; }
 
 bool IsBlankLine(std::string_view s) {
   for (char c : s) {
-    if (c != ' ' && c != '\t' && c != '\x1a' && c != '\0') return false;
+    if (c != ' ' && c != '\t' && c != '\x1a' && c != '\0' && c != '\x0b' && c != '\x1c') {
+      return false;
+    }
   }
   return true;
 }
@@ -64,6 +66,11 @@ absl::StatusOr<Batch> SplitBatch(std::string_view bytes) {
     while (term_end < bytes.size() && IsTerminator(bytes[term_end])) ++term_end;
     std::string_view line = bytes.substr(pos, end - pos);
     ++line_no;
+    // A file saved from an MLLP feed may keep the start byte (VT) before MSH.
+    if (!line.empty() && line[0] == '\x0b' && line.substr(1, 3) == "MSH") {
+      line.remove_prefix(1);
+      pos += 1;
+    }
     if (IsBlankLine(line)) {
       pos = term_end;
       continue;

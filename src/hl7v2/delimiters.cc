@@ -11,6 +11,13 @@ absl::StatusOr<Delimiters> Delimiters::FromMsh(char field, std::string_view enco
   if (encoding.size() > 5) {
     return absl::InvalidArgumentError("MSH-2 has more than 5 encoding characters");
   }
+  // A common quirk of messages written from source code: the escape character doubled
+  // ("^~\\\\&"). Read it as one.
+  std::string fixed;
+  if (encoding.size() == 5 && encoding[2] == encoding[3] && encoding[2] == '\\') {
+    fixed = std::string(encoding.substr(0, 3)) + std::string(encoding.substr(4));
+    encoding = fixed;
+  }
   Delimiters d;
   d.field = field;
   char* slots[] = {&d.component, &d.repetition, &d.escape, &d.subcomponent, &d.truncation};

@@ -30,7 +30,11 @@ size_t FindTerminator(std::string_view s, size_t from) {
 
 bool IsBlank(std::string_view s) {
   for (char c : s) {
-    if (c != ' ' && c != '\t' && c != '\r' && c != '\n' && c != '\x1a' && c != '\0') return false;
+    // Also MLLP framing bytes (VT, FS) that files saved from a feed often keep.
+    if (c != ' ' && c != '\t' && c != '\r' && c != '\n' && c != '\x1a' && c != '\0' &&
+        c != '\x0b' && c != '\x1c') {
+      return false;
+    }
   }
   return true;
 }
@@ -205,7 +209,10 @@ absl::Status Message::ParseInto(std::string_view bytes, const ParseOptions& opts
   input_ = bytes;
   size_t pos = 0;
   if (bytes.substr(0, kBom.size()) == kBom) pos = kBom.size();
-  while (pos < bytes.size() && (IsTerminator(bytes[pos]) || bytes[pos] == ' ' || bytes[pos] == '\t')) ++pos;
+  while (pos < bytes.size() && (IsTerminator(bytes[pos]) || bytes[pos] == ' ' ||
+                                bytes[pos] == '\t' || bytes[pos] == '\x0b')) {
+    ++pos;
+  }
   prefix_ = bytes.substr(0, pos);
   std::string_view body = bytes.substr(pos);
   if (body.size() < 4 || body.substr(0, 3) != "MSH") {

@@ -1,6 +1,7 @@
 #include "hl7v2/message.h"
 
 #include "gtest/gtest.h"
+#include "hl7v2/batch.h"
 #include "hl7v2/issue.h"
 
 namespace isthmus::hl7v2 {
@@ -197,6 +198,36 @@ TEST(MessageTest, NthPartAndPartCount) {
   EXPECT_EQ(NthPart("a", '\0', 1), "a");
   EXPECT_EQ(PartCount("", '^'), 0);
   EXPECT_EQ(PartCount("a^^", '^'), 3);
+}
+
+}  // namespace
+}  // namespace isthmus::hl7v2
+
+namespace isthmus::hl7v2 {
+namespace {
+
+// Files saved from MLLP feeds keep the framing bytes: VT before MSH, FS CR after the last segment.
+TEST(MessageTest, ToleratesLeftoverMllpFraming) {
+  std::string text = "\x0bMSH|^~\\&|A|B|||x||ADT^A01|1|P|2.5\rPID|1||7\r\x1c\r";
+  auto m = Message::Parse(text);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->segment_count(), 2u);
+  EXPECT_EQ(m->Get("PID-3"), "7");
+  EXPECT_EQ(m->Encode(), text);
+  auto b = SplitBatch(text);
+  ASSERT_TRUE(b.ok()) << b.status();
+  ASSERT_EQ(b->messages.size(), 1u);
+  EXPECT_EQ(b->messages[0].bytes.substr(0, 3), "MSH");
+}
+
+// "^~\\&" (escape doubled, as written in source code) is read as "^~\&".
+TEST(MessageTest, DoubledEscapeInMsh2) {
+  auto m = Message::Parse("MSH|^~\\\\&|A|B|||x||ADT^A01|1|P|2.6\rPID|1||1^^^H&X\r");
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->delimiters().escape, '\\');
+  EXPECT_EQ(m->delimiters().subcomponent, '&');
+  EXPECT_EQ(m->Get("PID-3.4.2"), "X");
+  EXPECT_EQ(m->Get("MSH-2"), "^~\\\\&");
 }
 
 }  // namespace
