@@ -267,6 +267,9 @@ SegmentRules CompileSegment(const Dictionary& dict, const SegmentDef& def) {
   rules.def = &def;
   auto table_of = [&](ValueKind kind, int number) -> const TableDef* {
     if ((kind != ValueKind::kID && kind != ValueKind::kIS) || number == 0) return nullptr;
+    // Table 0396 (coding systems) is open-ended in practice: local "99zzz" names, "L", and
+    // systems registered after the table was published.
+    if (number == 396) return nullptr;
     const TableDef* t = dict.Table(number);
     return t != nullptr && !t->values.empty() ? t : nullptr;
   };
