@@ -1,0 +1,79 @@
+#include "db/sqlite.h"
+
+#include <filesystem>
+
+#include "gtest/gtest.h"
+
+namespace isthmus::db {
+namespace {
+
+TEST(SqliteTest, BindStepAndColumns) {
+  auto conn = OpenSqlite(":memory:");
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  ASSERT_TRUE((*conn)->Exec("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, raw BLOB)").ok());
+  auto ins = (*conn)->Prepare("INSERT INTO t (name, raw) VALUES (?, ?)");
+  ASSERT_TRUE(ins.ok());
+  (*ins)->BindText(1, "a");
+  (*ins)->BindBlob(2, std::string_view("x\0y", 3));
+  ASSERT_TRUE((*ins)->Step().ok());
+  EXPECT_EQ((*conn)->LastInsertId(), 1);
+  auto sel = (*conn)->Prepare("SELECT id, name, raw FROM t");
+  ASSERT_TRUE(sel.ok());
+  auto row = (*sel)->Step();
+  ASSERT_TRUE(row.ok() && *row);
+  EXPECT_EQ((*sel)->ColumnInt64(0), 1);
+  EXPECT_EQ((*sel)->ColumnText(1), "a");
+  EXPECT_EQ((*sel)->ColumnText(2), std::string_view("x\0y", 3));
+  row = (*sel)->Step();
+  ASSERT_TRUE(row.ok());
+  EXPECT_FALSE(*row);
+}
+
+TEST(SqliteTest, ConstraintViolationIsAlreadyExists) {
+  auto conn = OpenSqlite(":memory:");
+  ASSERT_TRUE(conn.ok());
+  ASSERT_TRUE((*conn)->Exec("CREATE TABLE t (k TEXT UNIQUE)").ok());
+  ASSERT_TRUE((*conn)->Exec("INSERT INTO t VALUES ('a')").ok());
+  auto ins = (*conn)->Prepare("INSERT INTO t VALUES (?)");
+  ASSERT_TRUE(ins.ok());
+  (*ins)->BindText(1, "a");
+  EXPECT_EQ((*ins)->Step().status().code(), absl::StatusCode::kAlreadyExists);
+}
+
+TEST(SqliteTest, MigrationsApplyOnceAndInOrder) {
+  auto path = std::filesystem::path(::testing::TempDir()) / "isthmus_migrate_test.db";
+  std::filesystem::remove(path);
+  std::vector<std::string_view> migrations = {"CREATE TABLE a (x INTEGER)",
+                                              "ALTER TABLE a ADD COLUMN y TEXT"};
+  {
+    auto conn = OpenSqlite(path.string());
+    ASSERT_TRUE(conn.ok());
+    ASSERT_TRUE(Migrate(**conn, migrations).ok());
+    ASSERT_TRUE(Migrate(**conn, migrations).ok());  // idempotent
+  }
+  migrations.push_back("CREATE TABLE b (z INTEGER)");
+  auto conn = OpenSqlite(path.string());
+  ASSERT_TRUE(conn.ok());
+  ASSERT_TRUE(Migrate(**conn, migrations).ok());
+  EXPECT_TRUE((*conn)->Exec("INSERT INTO a (x, y) VALUES (1, 'v'); INSERT INTO b VALUES (2)").ok());
+  auto q = (*conn)->Prepare("SELECT MAX(version), COUNT(*) FROM schema_version");
+  ASSERT_TRUE(q.ok());
+  ASSERT_TRUE(*(*q)->Step());
+  EXPECT_EQ((*q)->ColumnInt64(0), 3);
+  EXPECT_EQ((*q)->ColumnInt64(1), 3);
+}
+
+TEST(SqliteTest, FailedMigrationRollsBackAndNamesVersion) {
+  auto conn = OpenSqlite(":memory:");
+  ASSERT_TRUE(conn.ok());
+  absl::Status s = Migrate(**conn, {"CREATE TABLE a (x)", "THIS IS NOT SQL"});
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(std::string(s.message()).find("schema migration 2"), std::string::npos);
+  auto q = (*conn)->Prepare("SELECT MAX(version) FROM schema_version");
+  ASSERT_TRUE(q.ok());
+  ASSERT_TRUE(*(*q)->Step());
+  EXPECT_EQ((*q)->ColumnInt64(0), 1);
+}
+
+}  // namespace
+}  // namespace isthmus::db

@@ -1,0 +1,140 @@
+// The inbound journal: every received message's raw bytes, durably stored before it is
+// acknowledged, plus an event row for every state change. Message bodies are immutable.
+//
+// Durability: Append's callback runs after the transaction holding the message has committed
+// with synchronous=FULL in WAL mode, i.e. the message survives a process crash and a machine
+// crash. Concurrent appends are batched into one transaction by a single writer thread (group
+// commit), so throughput is not capped by the fsync rate.
+//
+// Duplicates: a message with the same sender and control id (MSH-10) as one received within
+// `dedupe_window` is not stored again; the original gets a "duplicate" event and the caller is
+// told `duplicate = true` with the original's id, so the sender can be ACKed again.
+//
+// Thread-safety: all methods are safe from any thread. Callbacks run on the writer thread and
+// must not block (post to your own executor).
+//
+// Example:
+//   ISTHMUS_ASSIGN_OR_RETURN(auto journal, Journal::Open(opts));
+//   journal->Append(std::move(msg), [](absl::StatusOr<AppendResult> r) { ... send ACK ... });
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "base/clock.h"
+#include "db/db.h"
+
+namespace isthmus::store {
+
+struct JournalOptions {
+  std::string path;                               // SQLite file; ":memory:" is not allowed
+  absl::Duration dedupe_window = absl::Hours(24);  // 0 disables duplicate detection
+  size_t max_batch = 1024;                         // messages per group commit at most
+  base::Clock* clock = &base::RealClock::Get();
+};
+
+struct IncomingMessage {
+  std::string channel;
+  std::string sender;        // e.g. MSH-3^MSH-4; with control_id, the duplicate key
+  std::string control_id;    // MSH-10
+  std::string message_type;  // MSH-9, for search and display
+  std::string peer;          // remote address, for the audit trail
+  std::string raw;           // the bytes as received
+};
+
+struct AppendResult {
+  int64_t id = 0;
+  bool duplicate = false;
+};
+
+using AppendCallback = absl::AnyInvocable<void(absl::StatusOr<AppendResult>) &&>;
+
+struct MessageEvent {
+  int64_t at_micros = 0;
+  std::string state;
+  std::string reason;
+};
+
+struct MessageRecord {
+  int64_t id = 0;
+  std::string channel, sender, control_id, message_type, peer, state;
+  int64_t received_at_micros = 0;
+  std::string raw;
+  std::vector<MessageEvent> events;
+};
+
+struct MessageQuery {
+  std::string control_id;
+  std::string channel;
+  std::string state;
+  int64_t since_micros = 0;
+  int limit = 100;
+};
+
+struct JournalStats {
+  uint64_t appended = 0;
+  uint64_t duplicates = 0;
+  uint64_t commits = 0;
+  uint64_t failed_commits = 0;
+};
+
+class Journal {
+ public:
+  static absl::StatusOr<std::unique_ptr<Journal>> Open(const JournalOptions& opts);
+  // Commits everything already appended, then stops the writer.
+  ~Journal();
+
+  void Append(IncomingMessage msg, AppendCallback done);
+  // Append and wait for the commit (for the CLI and tests).
+  absl::StatusOr<AppendResult> AppendAndWait(IncomingMessage msg);
+
+  // Records a state change of a message (through the writer, in order with appends).
+  absl::Status RecordEvent(int64_t id, std::string state, std::string reason);
+
+  absl::StatusOr<MessageRecord> Get(int64_t id) const;
+  // Newest first; `total` is the number of matches ignoring `limit`.
+  absl::StatusOr<std::vector<MessageRecord>> List(const MessageQuery& q, int64_t* total) const;
+
+  JournalStats stats() const;
+  // Messages waiting for the writer: the back-pressure signal.
+  size_t pending() const;
+
+ private:
+  struct Pending {
+    std::optional<IncomingMessage> msg;  // empty for an event-only entry
+    int64_t event_id = 0;
+    std::string event_state, event_reason;
+    AppendCallback done;
+  };
+  explicit Journal(const JournalOptions& opts) : opts_(opts) {}
+  absl::Status Init();
+  void WriterLoop();
+  absl::Status WriteBatch(std::vector<Pending>& batch, std::vector<absl::StatusOr<AppendResult>>* results);
+  absl::StatusOr<AppendResult> WriteOne(const IncomingMessage& m, int64_t now);
+  absl::Status InsertEvent(int64_t id, int64_t at, std::string_view state, std::string_view reason);
+
+  JournalOptions opts_;
+  std::unique_ptr<db::Connection> writer_;  // used by the writer thread only
+  std::unique_ptr<db::Statement> find_dup_, insert_msg_, insert_event_, update_state_;
+  mutable std::mutex read_mu_;
+  std::unique_ptr<db::Connection> reader_;  // guarded by read_mu_
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Pending> queue_;  // guarded by mu_
+  bool stopping_ = false;      // guarded by mu_
+  JournalStats stats_;         // guarded by mu_
+  std::thread writer_thread_;
+};
+
+}  // namespace isthmus::store

@@ -1,0 +1,150 @@
+#include "store/journal.h"
+
+#include <filesystem>
+#include <thread>
+
+#include "gtest/gtest.h"
+
+namespace isthmus::store {
+namespace {
+
+class JournalTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::path(::testing::TempDir()) /
+           ("journal_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    opts_.path = (dir_ / "isthmus.db").string();
+    opts_.clock = &clock_;
+  }
+  static IncomingMessage Msg(std::string control_id, std::string sender = "LAB^HOSP") {
+    return IncomingMessage{"default", std::move(sender), control_id, "ADT^A01", "127.0.0.1:5000",
+                           "MSH|^~\\&|LAB|HOSP|||x||ADT^A01|" + control_id + "|P|2.5\r"};
+  }
+  std::filesystem::path dir_;
+  base::FakeClock clock_;
+  JournalOptions opts_;
+};
+
+TEST_F(JournalTest, AppendThenGetWithEvents) {
+  auto j = Journal::Open(opts_);
+  ASSERT_TRUE(j.ok()) << j.status();
+  auto r = (*j)->AppendAndWait(Msg("C1"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_FALSE(r->duplicate);
+  auto rec = (*j)->Get(r->id);
+  ASSERT_TRUE(rec.ok());
+  EXPECT_EQ(rec->control_id, "C1");
+  EXPECT_EQ(rec->state, "received");
+  EXPECT_EQ(rec->raw, Msg("C1").raw);
+  ASSERT_EQ(rec->events.size(), 1u);
+  EXPECT_EQ(rec->events[0].state, "received");
+  EXPECT_EQ((*j)->Get(999).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(JournalTest, DuplicateWithinWindowIsNotStoredTwice) {
+  auto j = Journal::Open(opts_);
+  ASSERT_TRUE(j.ok());
+  auto first = (*j)->AppendAndWait(Msg("C1"));
+  auto again = (*j)->AppendAndWait(Msg("C1"));
+  auto other_sender = (*j)->AppendAndWait(Msg("C1", "RIS^HOSP"));
+  ASSERT_TRUE(first.ok() && again.ok() && other_sender.ok());
+  EXPECT_TRUE(again->duplicate);
+  EXPECT_EQ(again->id, first->id);
+  EXPECT_FALSE(other_sender->duplicate);
+  auto rec = (*j)->Get(first->id);
+  ASSERT_EQ(rec->events.size(), 2u);
+  EXPECT_EQ(rec->events[1].state, "duplicate");
+  EXPECT_EQ((*j)->stats().duplicates, 1u);
+  EXPECT_EQ((*j)->stats().appended, 2u);
+
+  clock_.Advance(absl::Hours(25));  // past the default 24 h window: a new message
+  auto later = (*j)->AppendAndWait(Msg("C1"));
+  ASSERT_TRUE(later.ok());
+  EXPECT_FALSE(later->duplicate);
+  EXPECT_NE(later->id, first->id);
+}
+
+TEST_F(JournalTest, SurvivesReopen) {
+  int64_t id;
+  {
+    auto j = Journal::Open(opts_);
+    ASSERT_TRUE(j.ok());
+    id = (*j)->AppendAndWait(Msg("C9"))->id;
+  }
+  auto j = Journal::Open(opts_);
+  ASSERT_TRUE(j.ok());
+  auto rec = (*j)->Get(id);
+  ASSERT_TRUE(rec.ok());
+  EXPECT_EQ(rec->control_id, "C9");
+  // Deduplication holds across restarts too.
+  EXPECT_TRUE((*j)->AppendAndWait(Msg("C9"))->duplicate);
+}
+
+TEST_F(JournalTest, ConcurrentAppendsShareCommits) {
+  auto j = Journal::Open(opts_);
+  ASSERT_TRUE(j.ok());
+  constexpr int kThreads = 8, kPerThread = 50;
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        auto r = (*j)->AppendAndWait(Msg("T" + std::to_string(t) + "-" + std::to_string(i)));
+        if (r.ok() && !r->duplicate) ++ok;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), kThreads * kPerThread);
+  JournalStats s = (*j)->stats();
+  EXPECT_EQ(s.appended, static_cast<uint64_t>(kThreads * kPerThread));
+  EXPECT_EQ(s.failed_commits, 0u);
+  // With 8 writers waiting on each other's fsync, commits group several appends.
+  EXPECT_LT(s.commits, s.appended);
+  int64_t total = 0;
+  auto list = (*j)->List(MessageQuery{}, &total);
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(total, kThreads * kPerThread);
+}
+
+TEST_F(JournalTest, ListFiltersAndEventsChangeState) {
+  auto j = Journal::Open(opts_);
+  ASSERT_TRUE(j.ok());
+  auto a = (*j)->AppendAndWait(Msg("A"));
+  clock_.Advance(absl::Seconds(10));
+  auto b = (*j)->AppendAndWait(Msg("B"));
+  ASSERT_TRUE((*j)->RecordEvent(b->id, "failed", "no route").ok());
+  int64_t total = 0;
+  MessageQuery q;
+  q.state = "failed";
+  auto list = (*j)->List(q, &total);
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(total, 1);
+  EXPECT_EQ((*list)[0].id, b->id);
+  q = MessageQuery{};
+  q.control_id = "A";
+  list = (*j)->List(q, &total);
+  ASSERT_EQ(total, 1);
+  EXPECT_EQ((*list)[0].id, a->id);
+  q = MessageQuery{};
+  q.since_micros = clock_.NowMicros();
+  list = (*j)->List(q, &total);
+  EXPECT_EQ(total, 1);
+  q = MessageQuery{};
+  q.limit = 1;
+  list = (*j)->List(q, &total);
+  EXPECT_EQ(total, 2);
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ((*list)[0].id, b->id);  // newest first
+}
+
+TEST_F(JournalTest, RejectsInMemoryPath) {
+  JournalOptions o;
+  o.path = ":memory:";
+  EXPECT_FALSE(Journal::Open(o).ok());
+}
+
+}  // namespace
+}  // namespace isthmus::store
