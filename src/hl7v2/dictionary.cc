@@ -189,6 +189,9 @@ std::vector<std::string_view> Dictionary::KnownVersions() {
 namespace {
 // Index of the blob Find() uses for `version`, or -1.
 int ResolveIndex(std::string_view version) {
+  for (size_t i = 0; i < kDictionaryBlobCount; ++i) {  // fast path: an exact known version
+    if (version == kDictionaryBlobs[i].version) return static_cast<int>(i);
+  }
   int key = VersionKey(version);
   if (key < 0 || key / 10000 != 2) return -1;
   int best = -1, best_key = -1;

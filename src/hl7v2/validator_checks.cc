@@ -281,6 +281,7 @@ SegmentRules CompileSegment(const Dictionary& dict, const SegmentDef& def) {
     r.max_length = f.max_length;
     r.kind = KindOf(f.datatype);
     r.table = table_of(r.kind, f.table);
+    if (r.required) rules.required.push_back(f.position);
     if (r.kind != ValueKind::kNone) continue;  // primitive (TS: its first component)
     const DatatypeDef* type = dict.Datatype(f.datatype);
     if (type == nullptr || !type->composite()) continue;
@@ -305,10 +306,10 @@ void CheckSegmentFields(const CompiledVersion& v, const SegmentRules& rules, con
   FieldChecker checker(v, seg, d, out);
   bool msh = rules.def->name == "MSH";
   bool obx = rules.def->name == "OBX";
-  int count = static_cast<int>(rules.fields.size());
+  int present = static_cast<int>(seg.field_count()) - 1;
+  int count = std::min(static_cast<int>(rules.fields.size()), present);
   for (int f = msh ? 3 : 1; f <= count; ++f) {
-    std::string_view raw = static_cast<size_t>(f) < seg.field_count() ? seg.field(f)
-                                                                      : std::string_view();
+    std::string_view raw = seg.field(f);
     const FieldRule& r = rules.fields[f - 1];
     ValueKind kind = r.kind;
     if (obx && f == 5 && kind == ValueKind::kNone && !raw.empty()) {
@@ -322,6 +323,11 @@ void CheckSegmentFields(const CompiledVersion& v, const SegmentRules& rules, con
       }
     }
     checker.CheckField(r, f, raw, kind);
+  }
+  for (int f : rules.required) {  // required fields past the last one present
+    if (f > present && f > (msh ? 2 : 0)) {
+      checker.CheckField(rules.fields[f - 1], f, std::string_view(), ValueKind::kNone);
+    }
   }
 }
 

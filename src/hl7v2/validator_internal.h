@@ -58,6 +58,7 @@ struct FieldRule {
 struct SegmentRules {
   const SegmentDef* def = nullptr;
   std::vector<FieldRule> fields;  // fields[i] is field i + 1
+  std::vector<int> required;      // positions of required fields
 };
 
 // A message structure flattened into nodes; node 0 is the root group.
