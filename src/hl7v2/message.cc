@@ -117,6 +117,9 @@ class OccurrenceCounter {
 std::string_view NthPart(std::string_view s, char sep, int index) {
   if (index < 1) index = 1;
   if (sep == '\0') return index == 1 ? s : std::string_view();
+  // An empty view may have a null data(), which memchr must not see even with length 0 (UB):
+  // Set() creates such fields when it extends a segment.
+  if (s.empty()) return {};
   size_t pos = 0;
   for (int i = 1; i < index; ++i) {
     const void* hit = std::memchr(s.data() + pos, sep, s.size() - pos);

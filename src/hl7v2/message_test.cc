@@ -198,6 +198,10 @@ TEST(MessageTest, NthPartAndPartCount) {
   EXPECT_EQ(NthPart("a", '\0', 1), "a");
   EXPECT_EQ(PartCount("", '^'), 0);
   EXPECT_EQ(PartCount("a^^", '^'), 3);
+  // Found by hl7v2_parse_fuzzer (fuzz/regressions/set-extends-short-msh): a default-constructed
+  // view has a null data(), which must not reach memchr (UBSan: null passed as nonnull).
+  EXPECT_EQ(NthPart(std::string_view(), '^', 1), "");
+  EXPECT_EQ(NthPart(std::string_view(), '^', 3), "");
 }
 
 }  // namespace
@@ -228,6 +232,16 @@ TEST(MessageTest, DoubledEscapeInMsh2) {
   EXPECT_EQ(m->delimiters().subcomponent, '&');
   EXPECT_EQ(m->Get("PID-3.4.2"), "X");
   EXPECT_EQ(m->Get("MSH-2"), "^~\\\\&");
+}
+
+// Found by hl7v2_parse_fuzzer: Set() deep into a field that Set() itself had to create (the MSH
+// of "MSH|^~" has no MSH-4) read a null view with memchr.
+TEST(MessageTest, SetIntoFieldsAddedBySet) {
+  auto m = Message::Parse("MSH|^~");
+  ASSERT_TRUE(m.ok()) << m.status();
+  ASSERT_TRUE(m->Set("MSH-4[2].3", "X").ok());
+  EXPECT_EQ(m->Get("MSH-4[2].3"), "X");
+  EXPECT_EQ(m->Encode(), "MSH|^~||~^^X");
 }
 
 }  // namespace
