@@ -1,6 +1,9 @@
 #include "hl7v2/message.h"
 
+#include <algorithm>
+#include <bit>
 #include <cctype>
+#include <cstdint>
 #include <cstring>
 
 #include "absl/container/flat_hash_map.h"
@@ -28,6 +31,34 @@ size_t FindTerminator(std::string_view s, size_t from) {
   return s.size();
 }
 
+// FindTerminator for a left-to-right walk over one input: finds CR and LF with memchr and
+// remembers the next of each, so every byte is scanned at most once per character whether the
+// input ends its segments with CR, LF or both. (A byte loop testing both characters was the
+// parser's hottest spot: about 40% of Parse on 2.5 KB ORU^R01 messages.)
+class TerminatorScanner {
+ public:
+  explicit TerminatorScanner(std::string_view s) : s_(s) {}
+  // Position of the next CR or LF at or after `from`, or s.size(). REQUIRES: `from` does not
+  // decrease from one call to the next.
+  size_t Next(size_t from) {
+    if (cr_ == kUnknown || cr_ < from) cr_ = Scan('\r', from);
+    if (lf_ == kUnknown || lf_ < from) lf_ = Scan('\n', from);
+    return std::min(cr_, lf_);
+  }
+
+ private:
+  static constexpr size_t kUnknown = static_cast<size_t>(-1);
+  size_t Scan(char c, size_t from) const {
+    if (from >= s_.size()) return s_.size();
+    const void* hit = std::memchr(s_.data() + from, c, s_.size() - from);
+    return hit == nullptr ? s_.size()
+                          : static_cast<size_t>(static_cast<const char*>(hit) - s_.data());
+  }
+  std::string_view s_;
+  size_t cr_ = kUnknown;  // position of the next CR (s_.size() if none) as of the last scan
+  size_t lf_ = kUnknown;
+};
+
 bool IsBlank(std::string_view s) {
   for (char c : s) {
     // Also MLLP framing bytes (VT, FS) that files saved from a feed often keep.
@@ -41,13 +72,10 @@ bool IsBlank(std::string_view s) {
 
 bool ValidSegmentName(std::string_view name) {
   if (name.size() != 3) return false;
-  if (!std::isupper(static_cast<unsigned char>(name[0]))) return false;
-  for (char c : name.substr(1)) {
-    if (!std::isupper(static_cast<unsigned char>(c)) && !std::isdigit(static_cast<unsigned char>(c))) {
-      return false;
-    }
-  }
-  return true;
+  // ASCII only (not the locale's std::isupper, which was also a libc call per character).
+  auto upper = [](char c) { return c >= 'A' && c <= 'Z'; };
+  auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  return upper(name[0]) && (upper(name[1]) || digit(name[1])) && (upper(name[2]) || digit(name[2]));
 }
 
 absl::Status ParseError(std::string_view segment, int occurrence, int field, ErrorCode code,
@@ -189,18 +217,43 @@ absl::Status Message::SplitFields(std::string_view raw, bool is_msh, size_t max_
     fields_.push_back(raw.substr(0, first));
     pos = first + 1;
   }
-  while (true) {
-    const void* hit = std::memchr(raw.data() + pos, sep, raw.size() - pos);
-    size_t end = hit == nullptr ? raw.size()
-                                : static_cast<size_t>(static_cast<const char*>(hit) - raw.data());
-    fields_.push_back(raw.substr(pos, end - pos));
-    if (fields_.size() - start_count > max_fields) {
-      return absl::ResourceExhaustedError(
-          base::StrCat("segment ", segments_.size() + 1, " has more than ", max_fields, " fields"));
+  // Fields are short (a dozen bytes on average), so a memchr call per field cost more than the
+  // scan itself; instead test eight bytes at a time for the separator (SWAR) and walk the hits.
+  auto too_many = [&] { return fields_.size() - start_count > max_fields; };
+  auto too_many_error = [&] {
+    return absl::ResourceExhaustedError(
+        base::StrCat("segment ", segments_.size() + 1, " has more than ", max_fields, " fields"));
+  };
+  const char* data = raw.data();
+  const size_t size = raw.size();
+  size_t i = pos;
+  if constexpr (std::endian::native == std::endian::little) {
+    constexpr uint64_t kOnes = 0x0101010101010101ull;
+    constexpr uint64_t kLow7 = 0x7f7f7f7f7f7f7f7full;
+    const uint64_t pattern = kOnes * static_cast<unsigned char>(sep);
+    for (; i + 8 <= size; i += 8) {
+      uint64_t v;
+      std::memcpy(&v, data + i, 8);
+      v ^= pattern;                                    // bytes equal to sep are now zero
+      uint64_t hits = ~(((v & kLow7) + kLow7) | v | kLow7);  // exactly their high bits
+      while (hits != 0) {
+        size_t at = i + static_cast<size_t>(std::countr_zero(hits)) / 8;
+        fields_.emplace_back(data + pos, at - pos);  // pos <= at < size: no substr check
+        if (too_many()) return too_many_error();
+        pos = at + 1;
+        hits &= hits - 1;
+      }
     }
-    if (hit == nullptr) break;
-    pos = end + 1;
   }
+  for (; i < size; ++i) {
+    if (data[i] == sep) {
+      fields_.push_back(raw.substr(pos, i - pos));
+      if (too_many()) return too_many_error();
+      pos = i + 1;
+    }
+  }
+  fields_.push_back(raw.substr(pos));
+  if (too_many()) return too_many_error();
   return absl::OkStatus();
 }
 
@@ -234,11 +287,12 @@ absl::Status Message::ParseInto(std::string_view bytes, const ParseOptions& opts
   }
 
   OccurrenceCounter occurrences;
+  TerminatorScanner terminators(body);
   fields_.reserve(body.size() / 6 + 16);
   segments_.reserve(body.size() / 48 + 4);
   pos = 0;
   while (pos < body.size()) {
-    size_t end = FindTerminator(body, pos);
+    size_t end = terminators.Next(pos);
     std::string_view raw = body.substr(pos, end - pos);
     size_t term_end = end;
     while (term_end < body.size() && IsTerminator(body[term_end])) ++term_end;
