@@ -24,9 +24,7 @@ int main(int argc, char** argv) {
     commands.emplace_back(app.get_subcommands({})[before], std::move(run));
   };
   add(isthmus::cli::AddInspectCommand);
-#ifndef ISTHMUS_TMP_NO_VALIDATOR
   add(isthmus::cli::AddValidateCommand);
-#endif
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

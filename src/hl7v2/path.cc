@@ -65,7 +65,7 @@ absl::StatusOr<Path> Path::Parse(std::string_view text) {
 
 std::string Path::ToString() const {
   std::string out = segment;
-  if (segment_index > 0) base::StrAppend(&out, "[", segment_index, "]");
+  if (segment_index > 1) base::StrAppend(&out, "[", segment_index, "]");
   if (field == 0) return out;
   base::StrAppend(&out, "-", field);
   if (repetition > 0) base::StrAppend(&out, "[", repetition, "]");

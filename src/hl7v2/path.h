@@ -27,7 +27,8 @@ struct Path {
   // (a common shorthand) when no '-' is present. InvalidArgument on anything else.
   static absl::StatusOr<Path> Parse(std::string_view text);
 
-  // HL7 notation; omits unset parts, and [1] for the first repetition unless it was written.
+  // HL7 notation; omits unset parts and the [1] of a first segment occurrence (PID-3, not
+  // PID[1]-3); a repetition index is written when set.
   std::string ToString() const;
 
   bool operator==(const Path&) const = default;

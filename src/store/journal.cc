@@ -60,7 +60,7 @@ absl::Status Journal::Init() {
       "ORDER BY id LIMIT 1"));
   ISTHMUS_ASSIGN_OR_RETURN(insert_msg_, writer_->Prepare(
       "INSERT INTO messages (channel, sender, control_id, message_type, peer, received_at, "
-      "state, raw) VALUES (?, ?, ?, ?, ?, ?, 'received', ?)"));
+      "state, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"));
   ISTHMUS_ASSIGN_OR_RETURN(insert_event_, writer_->Prepare(
       "INSERT INTO message_events (message_id, at, state, reason) VALUES (?, ?, ?, ?)"));
   ISTHMUS_ASSIGN_OR_RETURN(update_state_, writer_->Prepare(
@@ -186,7 +186,8 @@ absl::Status Journal::WriteBatch(std::vector<Pending>& batch,
 }
 
 absl::StatusOr<AppendResult> Journal::WriteOne(const IncomingMessage& m, int64_t now) {
-  if (opts_.dedupe_window > absl::ZeroDuration() && !m.control_id.empty()) {
+  if (opts_.dedupe_window > absl::ZeroDuration() && !m.control_id.empty() &&
+      m.state == "received") {
     find_dup_->Reset();
     find_dup_->BindText(1, m.sender);
     find_dup_->BindText(2, m.control_id);
@@ -207,10 +208,12 @@ absl::StatusOr<AppendResult> Journal::WriteOne(const IncomingMessage& m, int64_t
   insert_msg_->BindText(4, m.message_type);
   insert_msg_->BindText(5, m.peer);
   insert_msg_->BindInt64(6, now);
-  insert_msg_->BindBlob(7, m.raw);
+  insert_msg_->BindText(7, m.state);
+  insert_msg_->BindBlob(8, m.raw);
   ISTHMUS_RETURN_IF_ERROR(insert_msg_->Step().status());
   int64_t id = writer_->LastInsertId();
-  ISTHMUS_RETURN_IF_ERROR(InsertEvent(id, now, "received", base::StrCat("from ", m.peer)));
+  ISTHMUS_RETURN_IF_ERROR(InsertEvent(
+      id, now, m.state, m.reason.empty() ? base::StrCat("from ", m.peer) : m.reason));
   return AppendResult{id, false};
 }
 

@@ -50,6 +50,10 @@ struct IncomingMessage {
   std::string message_type;  // MSH-9, for search and display
   std::string peer;          // remote address, for the audit trail
   std::string raw;           // the bytes as received
+  // The first event: "received", or e.g. "rejected" for a message that could not be parsed
+  // (kept so nothing is silently dropped). Only "received" messages are checked for duplicates.
+  std::string state = "received";
+  std::string reason;
 };
 
 struct AppendResult {

@@ -1,0 +1,316 @@
+#include "listeners/mllp/mllp_listener.h"
+
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <chrono>
+#include <list>
+#include <mutex>
+
+#include "base/str.h"
+#include "hl7v2/ack.h"
+#include "hl7v2/issue.h"
+#include "hl7v2/message.h"
+#include "net/asio_loop.h"
+#include "net/mllp_codec.h"
+
+namespace isthmus::listeners {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::chrono::steady_clock::duration ToChrono(absl::Duration d) {
+  return std::chrono::microseconds(absl::ToInt64Microseconds(d));
+}
+
+hl7v2::Issue MakeIssue(hl7v2::ErrorCode code, std::string message) {
+  hl7v2::Issue i;
+  i.code = code;
+  i.message = std::move(message);
+  return i;
+}
+
+// State shared by a session and its watchdog.
+struct Connection {
+  explicit Connection(tcp::socket s) : socket(std::move(s)), timer(socket.get_executor()) {}
+  tcp::socket socket;
+  asio::steady_timer timer;
+  Clock::time_point deadline;
+  bool timed_out = false;
+};
+
+}  // namespace
+
+struct MllpListener::Impl : std::enable_shared_from_this<MllpListener::Impl> {
+  Impl(asio::io_context& io, MllpListenerOptions o, store::Journal& j)
+      : io(io), opts(std::move(o)), journal(j), acceptor(io) {}
+
+  asio::io_context& io;
+  MllpListenerOptions opts;
+  store::Journal& journal;
+  tcp::acceptor acceptor;
+  MllpListenerStats stats;
+  std::atomic<int> port{0};
+  std::atomic<bool> stopping{false};
+  std::mutex conns_mu;
+  std::list<std::weak_ptr<Connection>> conns;  // guarded by conns_mu
+
+  // Journals `m` and resumes the coroutine on its own executor once the commit is durable.
+  // Note: GCC 12 can destroy temporaries inside a co_await expression twice, so coroutine code
+  // here passes named lvalues (never temporaries with destructors) into co_await expressions.
+  asio::awaitable<absl::StatusOr<store::AppendResult>> Journal(store::IncomingMessage& m) {
+    auto initiation = [this, &m](auto handler) {
+      auto ex = asio::get_associated_executor(handler);
+      journal.Append(std::move(m), [handler = std::move(handler), ex](
+                                       absl::StatusOr<store::AppendResult> r) mutable {
+        asio::post(ex, [handler = std::move(handler), r = std::move(r)]() mutable {
+          std::move(handler)(std::move(r));
+        });
+      });
+    };
+    absl::StatusOr<store::AppendResult> result =
+        co_await asio::async_initiate<decltype(asio::use_awaitable),
+                                      void(absl::StatusOr<store::AppendResult>)>(
+            initiation, asio::use_awaitable);
+    co_return result;
+  }
+
+  std::string Nak(std::string_view bytes, bool enhanced, hl7v2::Issue issue) {
+    hl7v2::AckOptions a;
+    a.code = enhanced ? hl7v2::AckCode::kCR : hl7v2::AckCode::kAR;
+    a.sending_application = opts.application;
+    a.issues.push_back(std::move(issue));
+    return hl7v2::BuildNakForUnparsable(bytes, a);
+  }
+
+  // The response to one framed message ("" for none).
+  asio::awaitable<std::string> HandleFrame(const std::string& frame, const std::string& peer) {
+    stats.messages_received++;
+    auto parsed = hl7v2::Message::Parse(frame);
+    if (!parsed.ok()) {
+      std::optional<hl7v2::Issue> issue = hl7v2::IssueFromStatus(parsed.status());
+      hl7v2::Issue i = issue.value_or(
+          MakeIssue(hl7v2::ErrorCode::kSegmentSequenceError, std::string(parsed.status().message())));
+      // Keep the rejected bytes: nothing is silently dropped.
+      store::IncomingMessage m;
+      m.channel = opts.channel;
+      m.peer = peer;
+      m.state = "rejected";
+      m.reason = i.location.segment.empty() ? i.message : base::StrCat(i.location.ToString(), ": ", i.message);
+      m.raw = frame;
+      absl::StatusOr<store::AppendResult> stored = co_await Journal(m);
+      (void)stored;  // the NAK goes out whether or not the rejected copy was stored
+      stats.messages_nacked++;
+      co_return opts.ack_mode == AckMode::kNone ? std::string() : Nak(frame, false, std::move(i));
+    }
+    const hl7v2::Message& msg = *parsed;
+    bool enhanced = !msg.Header(15, 0).empty();
+    store::IncomingMessage m;
+    m.channel = opts.channel;
+    m.sender = base::StrCat(msg.Header(3, 0), "|", msg.Header(4, 0));
+    m.control_id = std::string(msg.control_id());
+    m.message_type = base::StrCat(msg.message_type(), msg.trigger_event().empty() ? "" : "^",
+                                  msg.trigger_event());
+    m.peer = peer;
+    m.raw = frame;
+    absl::StatusOr<store::AppendResult> stored = co_await Journal(m);
+    if (opts.ack_mode == AckMode::kNone) co_return std::string();
+    hl7v2::AckOptions a;
+    a.sending_application = opts.application;
+    if (!stored.ok()) {
+      stats.messages_nacked++;
+      a.code = enhanced ? hl7v2::AckCode::kCR : hl7v2::AckCode::kAR;
+      a.issues.push_back(MakeIssue(
+          hl7v2::ErrorCode::kApplicationInternalError,
+          base::StrCat("the message could not be stored (", absl::StatusCodeToString(stored.status().code()),
+                       "); send it again")));
+      co_return hl7v2::BuildAck(msg, a);
+    }
+    if (stored->duplicate) stats.duplicates++;
+    stats.messages_acked++;
+    a.code = enhanced ? hl7v2::AckCode::kCA : hl7v2::AckCode::kAA;
+    co_return hl7v2::BuildAck(msg, a);
+  }
+
+  asio::awaitable<void> Watchdog(std::shared_ptr<Connection> c) {
+    while (c->socket.is_open()) {
+      c->timer.expires_at(c->deadline);
+      boost::system::error_code ec;
+      co_await c->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      if (!c->socket.is_open()) co_return;
+      if (c->deadline <= Clock::now()) {
+        c->timed_out = true;
+        c->socket.cancel(ec);
+        co_return;
+      }
+    }
+  }
+
+  asio::awaitable<void> Session(std::shared_ptr<Connection> c) {
+    auto self = shared_from_this();
+    boost::system::error_code ec;
+    std::string peer;
+    {
+      auto ep = c->socket.remote_endpoint(ec);
+      if (!ec) peer = base::StrCat(ep.address().to_string(), ":", static_cast<int>(ep.port()));
+    }
+    net::MllpDecoder decoder(opts.max_frame_bytes);
+    std::vector<net::MllpEvent> events;
+    std::vector<char> buf(64 * 1024);
+    c->deadline = Clock::now() + ToChrono(opts.idle_timeout);
+    asio::co_spawn(c->socket.get_executor(), Watchdog(c), asio::detached);
+
+    std::string framed;
+    auto send = [&](const std::string& reply) -> asio::awaitable<bool> {
+      if (reply.empty()) co_return true;
+      framed = net::MllpEncode(reply);
+      boost::system::error_code wec;
+      co_await asio::async_write(c->socket, asio::buffer(framed),
+                                 asio::redirect_error(asio::use_awaitable, wec));
+      co_return !wec;
+    };
+
+    while (!stopping) {
+      size_t n = co_await c->socket.async_read_some(asio::buffer(buf),
+                                                    asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) break;
+      stats.bytes_received += n;
+      events.clear();
+      decoder.Feed(std::string_view(buf.data(), n), &events);
+      c->deadline = Clock::now() + ToChrono(decoder.in_frame() ? opts.frame_timeout : opts.idle_timeout);
+      // Wake the watchdog to re-arm when the deadline moved earlier (idle -> in a frame).
+      if (c->deadline < c->timer.expiry()) c->timer.cancel();
+      bool ok = true;
+      for (net::MllpEvent& e : events) {
+        std::string reply;
+        switch (e.kind) {
+          case net::MllpEvent::kFrame:
+            reply = co_await HandleFrame(e.payload, peer);
+            break;
+          case net::MllpEvent::kOversized:
+            stats.messages_nacked++;
+            reply = Nak("", false, MakeIssue(hl7v2::ErrorCode::kApplicationInternalError,
+                                             base::StrCat("frame of ", e.bytes, " bytes exceeds the limit of ",
+                                                          opts.max_frame_bytes, " bytes")));
+            break;
+          case net::MllpEvent::kGarbage:
+            stats.messages_nacked++;
+            reply = Nak("", false, MakeIssue(hl7v2::ErrorCode::kSegmentSequenceError,
+                                             base::StrCat(e.bytes, " bytes arrived outside an MLLP frame "
+                                                                   "(expected VT ... FS CR)")));
+            break;
+          case net::MllpEvent::kUnterminated:
+            stats.messages_nacked++;
+            reply = Nak(e.payload, false,
+                        MakeIssue(hl7v2::ErrorCode::kSegmentSequenceError,
+                                  "MLLP frame not terminated: a new frame began before FS CR"));
+            break;
+        }
+        ok = co_await send(reply);
+        if (!ok) break;
+      }
+      if (!ok) break;
+    }
+    if (c->timed_out && decoder.in_frame() && !stopping) {
+      stats.messages_nacked++;
+      std::string nak = Nak("", false, MakeIssue(hl7v2::ErrorCode::kApplicationInternalError,
+                                                 base::StrCat("MLLP frame not completed within ",
+                                                              absl::FormatDuration(opts.frame_timeout))));
+      co_await send(nak);
+    }
+    c->timer.cancel();
+    c->socket.shutdown(tcp::socket::shutdown_both, ec);
+    c->socket.close(ec);
+    stats.connections_open--;
+  }
+
+  asio::awaitable<void> AcceptLoop() {
+    auto self = shared_from_this();
+    while (!stopping) {
+      boost::system::error_code ec;
+      // Named, not a temporary: see the note on GCC 12 and co_await temporaries.
+      auto strand = asio::make_strand(io);
+      tcp::socket socket = co_await acceptor.async_accept(
+          strand, asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) {
+        if (ec == asio::error::operation_aborted || stopping) break;
+        continue;  // e.g. out of file descriptors: keep serving the connections we have
+      }
+      stats.connections_total++;
+      if (stats.connections_open.load() >= opts.max_connections) {
+        stats.connections_refused++;
+        socket.close(ec);
+        continue;
+      }
+      stats.connections_open++;
+      auto conn = std::make_shared<Connection>(std::move(socket));
+      {
+        std::lock_guard<std::mutex> lock(conns_mu);
+        conns.remove_if([](const std::weak_ptr<Connection>& w) { return w.expired(); });
+        conns.push_back(conn);
+      }
+      asio::co_spawn(conn->socket.get_executor(), Session(conn), asio::detached);
+    }
+  }
+};
+
+absl::StatusOr<std::unique_ptr<MllpListener>> MllpListener::Start(net::EventLoop& loop,
+                                                                  MllpListenerOptions opts,
+                                                                  store::Journal& journal) {
+  auto impl = std::make_shared<Impl>(net::IoContext(loop), std::move(opts), journal);
+  boost::system::error_code ec;
+  auto addr = asio::ip::make_address(impl->opts.host, ec);
+  if (ec) {
+    return absl::InvalidArgumentError(
+        base::StrCat("bad MLLP listen address '", impl->opts.host, "'"));
+  }
+  tcp::endpoint ep(addr, static_cast<unsigned short>(impl->opts.port));
+  impl->acceptor.open(ep.protocol(), ec);
+  if (!ec) impl->acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) impl->acceptor.bind(ep, ec);
+  if (!ec) impl->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return absl::UnavailableError(base::StrCat("cannot listen for MLLP on ", impl->opts.host, ":",
+                                               impl->opts.port, ": ", ec.message()));
+  }
+  impl->port = impl->acceptor.local_endpoint().port();
+  asio::co_spawn(impl->io, impl->AcceptLoop(), asio::detached);
+  return std::unique_ptr<MllpListener>(new MllpListener(std::move(impl)));
+}
+
+MllpListener::~MllpListener() { Stop(); }
+
+int MllpListener::port() const { return impl_->port; }
+const MllpListenerOptions& MllpListener::options() const { return impl_->opts; }
+const MllpListenerStats& MllpListener::stats() const { return impl_->stats; }
+
+void MllpListener::Stop() {
+  if (impl_->stopping.exchange(true)) return;
+  asio::post(impl_->io, [impl = impl_] {
+    boost::system::error_code ec;
+    impl->acceptor.close(ec);
+  });
+  // Wake sessions blocked in a read; one in the middle of journaling still sends its ACK.
+  std::lock_guard<std::mutex> lock(impl_->conns_mu);
+  for (auto& w : impl_->conns) {
+    if (auto c = w.lock()) {
+      asio::post(c->socket.get_executor(), [c] {
+        boost::system::error_code ec;
+        c->socket.cancel(ec);
+      });
+    }
+  }
+}
+
+}  // namespace isthmus::listeners
