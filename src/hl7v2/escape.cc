@@ -114,6 +114,8 @@ std::string Escape(std::string_view text, const Delimiters& d) {
     out.append(s);
     out.push_back(d.escape);
   };
+  // \.br\ would carry a delimiter when '.' is one (MSH-2 allows it): use the hex form then.
+  const std::string_view line_break = d.IsSpecial('.') ? "X0A" : ".br";
   for (size_t i = 0; i < text.size(); ++i) {
     char c = text[i];
     if (c == '\0') continue;
@@ -123,10 +125,10 @@ std::string Escape(std::string_view text, const Delimiters& d) {
     else if (c == d.repetition && c != '\0') seq("R");
     else if (c == d.escape && c != '\0') seq("E");
     else if (c == d.truncation && c != '\0') seq("P");
-    else if (c == '\n') seq(".br");
+    else if (c == '\n') seq(line_break);
     else if (c == '\r') {
       if (i + 1 < text.size() && text[i + 1] == '\n') {
-        seq(".br");
+        seq(line_break);
         ++i;
       } else {
         seq("X0D");

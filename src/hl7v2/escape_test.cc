@@ -49,5 +49,14 @@ TEST(EscapeTest, NonStandardDelimiters) {
   EXPECT_EQ(Escape("a!b@c", *d), "a$F$b$S$c");
 }
 
+// Found by hl7v2_escape_fuzzer (fuzz/regressions/escape-dot-delimiter): with '.' as a delimiter,
+// \.br\ would put a component separator inside the escape; a line break is written as \X0A\.
+TEST(EscapeTest, LineBreakWhenDotIsADelimiter) {
+  auto d = Delimiters::FromMsh('|', ".~\\&");
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(Escape("a\nb\r\nc", *d), "a\\X0A\\b\\X0A\\c");
+  EXPECT_EQ(Unescape(Escape("a\nb", *d), *d), "a\nb");
+}
+
 }  // namespace
 }  // namespace isthmus::hl7v2
