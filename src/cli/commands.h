@@ -15,5 +15,7 @@ using Run = std::function<int()>;
 
 Run AddInspectCommand(CLI::App& app);
 Run AddValidateCommand(CLI::App& app);
+Run AddServeCommand(CLI::App& app);
+Run AddSendCommand(CLI::App& app);
 
 }  // namespace isthmus::cli

@@ -286,6 +286,16 @@ absl::Status Message::ParseInto(std::string_view bytes, const ParseOptions& opts
     delims_ = *d;
   }
 
+  // A file saved from an MLLP feed may end with the FS byte (and CR): framing, not content.
+  const std::string_view full_body = body;
+  {
+    size_t end = body.size();
+    while (end > 0 && (IsTerminator(body[end - 1]) || body[end - 1] == ' ' || body[end - 1] == '\t')) {
+      --end;
+    }
+    if (end > 0 && body[end - 1] == '\x1c') body = body.substr(0, end - 1);
+  }
+
   OccurrenceCounter occurrences;
   TerminatorScanner terminators(body);
   fields_.reserve(body.size() / 6 + 16);
@@ -327,6 +337,11 @@ absl::Status Message::ParseInto(std::string_view bytes, const ParseOptions& opts
     seg.modified = false;
     segments_.push_back(seg);
     pos = term_end;
+  }
+
+  if (body.size() != full_body.size()) {
+    size_t from = trailer_.empty() ? body.size() : static_cast<size_t>(trailer_.data() - full_body.data());
+    trailer_ = full_body.substr(from);
   }
 
   std::string_view msh18 = Header(18, 0);

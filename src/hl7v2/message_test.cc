@@ -218,6 +218,14 @@ TEST(MessageTest, ToleratesLeftoverMllpFraming) {
   EXPECT_EQ(m->segment_count(), 2u);
   EXPECT_EQ(m->Get("PID-3"), "7");
   EXPECT_EQ(m->Encode(), text);
+  // FS glued to the last segment (no CR before it) is framing too, not part of PID-3.
+  std::string glued = "MSH|^~\\&|A|B|||x||ADT^A01|1|P|2.5\rPID|1||7\x1c\r";
+  auto g = Message::Parse(glued);
+  ASSERT_TRUE(g.ok()) << g.status();
+  EXPECT_EQ(g->Get("PID-3"), "7");
+  EXPECT_EQ(g->Encode(), glued);
+  ASSERT_TRUE(g->Set("PID-3", "8").ok());
+  EXPECT_EQ(g->Encode(), "MSH|^~\\&|A|B|||x||ADT^A01|1|P|2.5\rPID|1||8\x1c\r");
   auto b = SplitBatch(text);
   ASSERT_TRUE(b.ok()) << b.status();
   ASSERT_EQ(b->messages.size(), 1u);

@@ -78,6 +78,8 @@ void MllpDecoder::Feed(std::string_view data, std::vector<MllpEvent>* out) {
       }
     }
   }
+  // Report stray bytes once per read, so a client that sends only garbage gets an answer.
+  if (state_ == State::kIdle) FlushGarbage(out);
 }
 
 std::string MllpEncode(std::string_view payload) {

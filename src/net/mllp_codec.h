@@ -26,7 +26,8 @@ struct MllpEvent {
   enum Kind {
     kFrame,          // `payload` holds a complete message
     kOversized,      // a frame exceeded max_frame_bytes; its bytes were discarded up to FS
-    kGarbage,        // `bytes` non-whitespace bytes arrived outside any frame
+    kGarbage,        // `bytes` non-whitespace bytes arrived outside any frame (reported at
+                     // the next VT or the end of the Feed() call that holds them)
     kUnterminated,   // a new VT arrived before the previous frame's FS; `payload` = the partial
   };
   Kind kind;

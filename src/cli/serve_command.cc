@@ -1,0 +1,35 @@
+// `isthmus serve`: run the engine.
+#include "CLI/CLI.hpp"
+#include "cli/commands.h"
+#include "server/serve.h"
+
+namespace isthmus::cli {
+
+Run AddServeCommand(CLI::App& app) {
+  auto o = std::make_shared<server::ServeOptions>();
+  CLI::App* sub = app.add_subcommand(
+      "serve",
+      "Run the engine: receive HL7 v2 over MLLP, journal every message durably before its ACK,\n"
+      "and serve health checks and the admin API over HTTP. Stops cleanly on SIGTERM/Ctrl-C:\n"
+      "no new connections, messages in flight are stored and acknowledged.\n\n"
+      "Examples:\n"
+      "  isthmus serve                                 the embedded default (loopback only)\n"
+      "  isthmus serve --mllp 0.0.0.0:2575 --data /var/lib/isthmus\n"
+      "  curl http://127.0.0.1:8080/api/messages?limit=5\n\n"
+      "Endpoints: /healthz, /readyz, /api/channels, /api/messages, /api/messages/{id}.");
+  sub->add_option("--data", o->data_dir, "data directory (SQLite journal)")->capture_default_str();
+  sub->add_option("--mllp", o->mllp, "MLLP listen address HOST:PORT")->capture_default_str();
+  sub->add_option("--http", o->http, "HTTP listen address HOST:PORT")->capture_default_str();
+  sub->add_option("--threads", o->threads, "network threads (0 = one per core)")->capture_default_str();
+  sub->add_option("--max-frame-bytes", o->max_frame_bytes, "largest MLLP frame accepted")
+      ->capture_default_str();
+  sub->add_option("--max-connections", o->max_connections, "concurrent MLLP connections")
+      ->capture_default_str();
+  sub->add_option("--drain-seconds", o->drain_seconds, "how long shutdown waits for connections")
+      ->capture_default_str();
+  sub->add_option("--ready-file", o->ready_file,
+                  "write 'MLLP_PORT HTTP_PORT' here once listening (for scripts and tests)");
+  return [o] { return server::RunServe(*o); };
+}
+
+}  // namespace isthmus::cli
