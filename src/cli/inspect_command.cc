@@ -32,19 +32,8 @@ void WriteString(JsonWriter& w, std::string_view s) {
 
 // Splits `s` on `sep` (no split when the delimiter is absent from MSH-2).
 std::vector<std::string_view> Split(std::string_view s, char sep) {
-  std::vector<std::string_view> out;
-  if (sep == '\0') {
-    out.push_back(s);
-    return out;
-  }
-  size_t pos = 0;
-  while (true) {
-    size_t next = s.find(sep, pos);
-    out.push_back(s.substr(pos, next == s.npos ? s.npos : next - pos));
-    if (next == s.npos) break;
-    pos = next + 1;
-  }
-  return out;
+  if (sep == '\0') return {s};
+  return base::Split(s, sep);
 }
 
 // message = [segment...]; segment = [name, field1...]; field = [repetition...];

@@ -40,6 +40,23 @@ CREATE INDEX message_events_by_message ON message_events (message_id, id);
   return kMigrations;
 }
 
+// The columns every message query selects first, in this order.
+constexpr char kSummaryColumns[] =
+    "id, channel, sender, control_id, message_type, peer, state, received_at";
+
+MessageRecord ReadSummary(const db::Statement& q) {
+  MessageRecord r;
+  r.id = q.ColumnInt64(0);
+  r.channel = std::string(q.ColumnText(1));
+  r.sender = std::string(q.ColumnText(2));
+  r.control_id = std::string(q.ColumnText(3));
+  r.message_type = std::string(q.ColumnText(4));
+  r.peer = std::string(q.ColumnText(5));
+  r.state = std::string(q.ColumnText(6));
+  r.received_at_micros = q.ColumnInt64(7);
+  return r;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const JournalOptions& opts) {
@@ -230,20 +247,11 @@ absl::Status Journal::InsertEvent(int64_t id, int64_t at, std::string_view state
 absl::StatusOr<MessageRecord> Journal::Get(int64_t id) const {
   std::lock_guard<std::mutex> lock(read_mu_);
   ISTHMUS_ASSIGN_OR_RETURN(auto q, reader_->Prepare(
-      "SELECT id, channel, sender, control_id, message_type, peer, state, received_at, raw "
-      "FROM messages WHERE id = ?"));
+      base::StrCat("SELECT ", kSummaryColumns, ", raw FROM messages WHERE id = ?")));
   q->BindInt64(1, id);
   ISTHMUS_ASSIGN_OR_RETURN(bool row, q->Step());
   if (!row) return absl::NotFoundError(base::StrCat("no message with id ", id));
-  MessageRecord r;
-  r.id = q->ColumnInt64(0);
-  r.channel = std::string(q->ColumnText(1));
-  r.sender = std::string(q->ColumnText(2));
-  r.control_id = std::string(q->ColumnText(3));
-  r.message_type = std::string(q->ColumnText(4));
-  r.peer = std::string(q->ColumnText(5));
-  r.state = std::string(q->ColumnText(6));
-  r.received_at_micros = q->ColumnInt64(7);
+  MessageRecord r = ReadSummary(*q);
   r.raw = std::string(q->ColumnText(8));
   ISTHMUS_ASSIGN_OR_RETURN(auto ev, reader_->Prepare(
       "SELECT at, state, reason FROM message_events WHERE message_id = ? ORDER BY id"));
@@ -277,24 +285,14 @@ absl::StatusOr<std::vector<MessageRecord>> Journal::List(const MessageQuery& que
   ISTHMUS_ASSIGN_OR_RETURN(bool has, count->Step());
   *total = has ? count->ColumnInt64(0) : 0;
   ISTHMUS_ASSIGN_OR_RETURN(auto q, reader_->Prepare(
-      "SELECT id, channel, sender, control_id, message_type, peer, state, received_at "
-      "FROM messages" + where + " ORDER BY id DESC LIMIT ?"));
+      base::StrCat("SELECT ", kSummaryColumns, " FROM messages", where, " ORDER BY id DESC LIMIT ?")));
   int next = bind(*q);
   q->BindInt64(next, std::clamp(query.limit, 1, 1000));
   std::vector<MessageRecord> out;
   while (true) {
     ISTHMUS_ASSIGN_OR_RETURN(bool row, q->Step());
     if (!row) break;
-    MessageRecord r;
-    r.id = q->ColumnInt64(0);
-    r.channel = std::string(q->ColumnText(1));
-    r.sender = std::string(q->ColumnText(2));
-    r.control_id = std::string(q->ColumnText(3));
-    r.message_type = std::string(q->ColumnText(4));
-    r.peer = std::string(q->ColumnText(5));
-    r.state = std::string(q->ColumnText(6));
-    r.received_at_micros = q->ColumnInt64(7);
-    out.push_back(std::move(r));
+    out.push_back(ReadSummary(*q));
   }
   return out;
 }
