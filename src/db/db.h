@@ -47,6 +47,9 @@ class Connection {
   // Runs one or more statements without results.
   virtual absl::Status Exec(std::string_view sql) = 0;
   virtual absl::StatusOr<std::unique_ptr<Statement>> Prepare(std::string_view sql) = 0;
+  // A statement prepared once per connection and kept: returned reset, with no bindings. Valid
+  // until the connection closes; do not hold it across another PrepareCached of the same SQL.
+  virtual absl::StatusOr<Statement*> PrepareCached(std::string_view sql) = 0;
   // Row id of the last INSERT on this connection.
   virtual int64_t LastInsertId() const = 0;
 };

@@ -2,6 +2,8 @@
 
 #include <sqlite3.h>
 
+#include <map>
+
 #include "absl/status/status.h"
 #include "base/str.h"
 
@@ -71,7 +73,10 @@ class SqliteStatement final : public Statement {
 class SqliteConnection final : public Connection {
  public:
   explicit SqliteConnection(sqlite3* db) : db_(db) {}
-  ~SqliteConnection() override { sqlite3_close_v2(db_); }
+  ~SqliteConnection() override {
+    cache_.clear();
+    sqlite3_close_v2(db_);
+  }
 
   absl::Status Exec(std::string_view sql) override {
     std::string text(sql);
@@ -91,10 +96,25 @@ class SqliteConnection final : public Connection {
     return std::unique_ptr<Statement>(new SqliteStatement(db_, stmt));
   }
 
+  absl::StatusOr<Statement*> PrepareCached(std::string_view sql) override {
+    auto it = cache_.find(sql);
+    if (it != cache_.end()) {
+      it->second->Reset();
+      return it->second.get();
+    }
+    auto stmt = Prepare(sql);
+    if (!stmt.ok()) return stmt.status();
+    Statement* raw = stmt->get();
+    cache_.emplace(std::string(sql), std::move(stmt).value());
+    return raw;
+  }
+
   int64_t LastInsertId() const override { return sqlite3_last_insert_rowid(db_); }
 
  private:
   sqlite3* db_;
+  // Declared after db_ so statements are finalized before the connection closes.
+  std::map<std::string, std::unique_ptr<Statement>, std::less<>> cache_;
 };
 
 }  // namespace

@@ -29,6 +29,24 @@ TEST(SqliteTest, BindStepAndColumns) {
   EXPECT_FALSE(*row);
 }
 
+TEST(SqliteTest, CachedStatementsAreReusedAndReset) {
+  auto conn = OpenSqlite(":memory:");
+  ASSERT_TRUE(conn.ok());
+  ASSERT_TRUE((*conn)->Exec("CREATE TABLE t (v INTEGER)").ok());
+  for (int i = 0; i < 3; ++i) {
+    auto ins = (*conn)->PrepareCached("INSERT INTO t VALUES (?)");
+    ASSERT_TRUE(ins.ok());
+    (*ins)->BindInt64(1, i);
+    ASSERT_TRUE((*ins)->Step().ok());
+  }
+  auto a = (*conn)->PrepareCached("SELECT SUM(v) FROM t");
+  auto b = (*conn)->PrepareCached("SELECT SUM(v) FROM t");
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(*a, *b);
+  ASSERT_TRUE(*(*b)->Step());
+  EXPECT_EQ((*b)->ColumnInt64(0), 3);
+}
+
 TEST(SqliteTest, ConstraintViolationIsAlreadyExists) {
   auto conn = OpenSqlite(":memory:");
   ASSERT_TRUE(conn.ok());

@@ -49,9 +49,9 @@ int RunServe(const ServeOptions& opts) {
   std::filesystem::create_directories(opts.data_dir, ec);
   if (ec) return Fail(base::StrCat("cannot create data directory ", opts.data_dir, ": ", ec.message()));
 
-  store::JournalOptions jo;
-  jo.path = (std::filesystem::path(opts.data_dir) / "isthmus.db").string();
-  auto journal = store::Journal::Open(jo);
+  auto writer = store::Writer::Open((std::filesystem::path(opts.data_dir) / "isthmus.db").string());
+  if (!writer.ok()) return Fail(std::string(writer.status().message()));
+  auto journal = store::Journal::Open(**writer, store::JournalOptions{});
   if (!journal.ok()) return Fail(std::string(journal.status().message()));
 
   int threads = opts.threads > 0 ? opts.threads : static_cast<int>(std::thread::hardware_concurrency());
@@ -120,7 +120,8 @@ int RunServe(const ServeOptions& opts) {
   });
   loop.Run();
   mllp->reset();
-  journal->reset();  // commits whatever was appended
+  journal->reset();
+  writer->reset();  // commits whatever was submitted
   std::fprintf(stderr, "isthmus serve: stopped\n");
   return 0;
 }

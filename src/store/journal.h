@@ -2,9 +2,8 @@
 // acknowledged, plus an event row for every state change. Message bodies are immutable.
 //
 // Durability: Append's callback runs after the transaction holding the message has committed
-// with synchronous=FULL in WAL mode, i.e. the message survives a process crash and a machine
-// crash. Concurrent appends are batched into one transaction by a single writer thread (group
-// commit), so throughput is not capped by the fsync rate.
+// (store/writer.h: group commit, synchronous=FULL in WAL mode), i.e. the message survives a
+// process crash and a machine crash.
 //
 // Duplicates: a message with the same sender and control id (MSH-10) as one received within
 // `dedupe_window` is not stored again; the original gets a "duplicate" event and the caller is
@@ -14,18 +13,16 @@
 // must not block (post to your own executor).
 //
 // Example:
-//   ISTHMUS_ASSIGN_OR_RETURN(auto journal, Journal::Open(opts));
+//   ISTHMUS_ASSIGN_OR_RETURN(auto writer, Writer::Open("isthmus-data/isthmus.db"));
+//   ISTHMUS_ASSIGN_OR_RETURN(auto journal, Journal::Open(*writer, {}));
 //   journal->Append(std::move(msg), [](absl::StatusOr<AppendResult> r) { ... send ACK ... });
 #pragma once
 
-#include <condition_variable>
+#include <atomic>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <mutex>
-#include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
@@ -33,13 +30,12 @@
 #include "absl/time/time.h"
 #include "base/clock.h"
 #include "db/db.h"
+#include "store/writer.h"
 
 namespace isthmus::store {
 
 struct JournalOptions {
-  std::string path;                               // SQLite file; ":memory:" is not allowed
   absl::Duration dedupe_window = absl::Hours(24);  // 0 disables duplicate detection
-  size_t max_batch = 1024;                         // messages per group commit at most
   base::Clock* clock = &base::RealClock::Get();
 };
 
@@ -88,15 +84,13 @@ struct MessageQuery {
 struct JournalStats {
   uint64_t appended = 0;
   uint64_t duplicates = 0;
-  uint64_t commits = 0;
-  uint64_t failed_commits = 0;
+  uint64_t failed = 0;
 };
 
 class Journal {
  public:
-  static absl::StatusOr<std::unique_ptr<Journal>> Open(const JournalOptions& opts);
-  // Commits everything already appended, then stops the writer.
-  ~Journal();
+  // `writer` must outlive the journal.
+  static absl::StatusOr<std::unique_ptr<Journal>> Open(Writer& writer, const JournalOptions& opts);
 
   void Append(IncomingMessage msg, AppendCallback done);
   // Append and wait for the commit (for the CLI and tests).
@@ -104,41 +98,25 @@ class Journal {
 
   // Records a state change of a message (through the writer, in order with appends).
   absl::Status RecordEvent(int64_t id, std::string state, std::string reason);
+  // The same as a writer op, to combine with other writes in one transaction.
+  static absl::Status WriteEvent(db::Connection& conn, int64_t id, int64_t at_micros,
+                                 std::string_view state, std::string_view reason);
 
   absl::StatusOr<MessageRecord> Get(int64_t id) const;
   // Newest first; `total` is the number of matches ignoring `limit`.
   absl::StatusOr<std::vector<MessageRecord>> List(const MessageQuery& q, int64_t* total) const;
 
   JournalStats stats() const;
-  // Messages waiting for the writer: the back-pressure signal.
-  size_t pending() const;
 
  private:
-  struct Pending {
-    std::optional<IncomingMessage> msg;  // empty for an event-only entry
-    int64_t event_id = 0;
-    std::string event_state, event_reason;
-    AppendCallback done;
-  };
-  explicit Journal(const JournalOptions& opts) : opts_(opts) {}
-  absl::Status Init();
-  void WriterLoop();
-  absl::Status WriteBatch(std::vector<Pending>& batch, std::vector<absl::StatusOr<AppendResult>>* results);
-  absl::StatusOr<AppendResult> WriteOne(const IncomingMessage& m, int64_t now);
-  absl::Status InsertEvent(int64_t id, int64_t at, std::string_view state, std::string_view reason);
+  Journal(Writer& writer, const JournalOptions& opts) : writer_(writer), opts_(opts) {}
+  absl::Status Insert(db::Connection& conn, const IncomingMessage& m, AppendResult* out) const;
 
-  JournalOptions opts_;
-  std::unique_ptr<db::Connection> writer_;  // used by the writer thread only
-  std::unique_ptr<db::Statement> find_dup_, insert_msg_, insert_event_, update_state_;
+  Writer& writer_;
+  const JournalOptions opts_;
   mutable std::mutex read_mu_;
   std::unique_ptr<db::Connection> reader_;  // guarded by read_mu_
-
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Pending> queue_;  // guarded by mu_
-  bool stopping_ = false;      // guarded by mu_
-  JournalStats stats_;         // guarded by mu_
-  std::thread writer_thread_;
+  std::atomic<uint64_t> appended_{0}, duplicates_{0}, failed_{0};
 };
 
 }  // namespace isthmus::store

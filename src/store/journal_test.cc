@@ -1,6 +1,7 @@
 #include "store/journal.h"
 
 #include <filesystem>
+#include <future>
 #include <thread>
 
 #include "gtest/gtest.h"
@@ -15,20 +16,29 @@ class JournalTest : public ::testing::Test {
            ("journal_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
-    opts_.path = (dir_ / "isthmus.db").string();
+    path_ = (dir_ / "isthmus.db").string();
     opts_.clock = &clock_;
+    writer_ = std::move(Writer::Open(path_)).value();
+  }
+  absl::StatusOr<std::unique_ptr<Journal>> OpenJournal() { return Journal::Open(*writer_, opts_); }
+  // Closes and reopens the database, as a restart would.
+  void Restart() {
+    writer_.reset();
+    writer_ = std::move(Writer::Open(path_)).value();
   }
   static IncomingMessage Msg(std::string control_id, std::string sender = "LAB^HOSP") {
     return IncomingMessage{"default", std::move(sender), control_id, "ADT^A01", "127.0.0.1:5000",
                            "MSH|^~\\&|LAB|HOSP|||x||ADT^A01|" + control_id + "|P|2.5\r"};
   }
   std::filesystem::path dir_;
+  std::string path_;
   base::FakeClock clock_;
   JournalOptions opts_;
+  std::unique_ptr<Writer> writer_;
 };
 
 TEST_F(JournalTest, AppendThenGetWithEvents) {
-  auto j = Journal::Open(opts_);
+  auto j = OpenJournal();
   ASSERT_TRUE(j.ok()) << j.status();
   auto r = (*j)->AppendAndWait(Msg("C1"));
   ASSERT_TRUE(r.ok()) << r.status();
@@ -44,7 +54,7 @@ TEST_F(JournalTest, AppendThenGetWithEvents) {
 }
 
 TEST_F(JournalTest, DuplicateWithinWindowIsNotStoredTwice) {
-  auto j = Journal::Open(opts_);
+  auto j = OpenJournal();
   ASSERT_TRUE(j.ok());
   auto first = (*j)->AppendAndWait(Msg("C1"));
   auto again = (*j)->AppendAndWait(Msg("C1"));
@@ -69,11 +79,12 @@ TEST_F(JournalTest, DuplicateWithinWindowIsNotStoredTwice) {
 TEST_F(JournalTest, SurvivesReopen) {
   int64_t id;
   {
-    auto j = Journal::Open(opts_);
+    auto j = OpenJournal();
     ASSERT_TRUE(j.ok());
     id = (*j)->AppendAndWait(Msg("C9"))->id;
   }
-  auto j = Journal::Open(opts_);
+  Restart();
+  auto j = OpenJournal();
   ASSERT_TRUE(j.ok());
   auto rec = (*j)->Get(id);
   ASSERT_TRUE(rec.ok());
@@ -83,7 +94,7 @@ TEST_F(JournalTest, SurvivesReopen) {
 }
 
 TEST_F(JournalTest, ConcurrentAppendsShareCommits) {
-  auto j = Journal::Open(opts_);
+  auto j = OpenJournal();
   ASSERT_TRUE(j.ok());
   constexpr int kThreads = 8, kPerThread = 50;
   std::vector<std::thread> threads;
@@ -100,9 +111,11 @@ TEST_F(JournalTest, ConcurrentAppendsShareCommits) {
   EXPECT_EQ(ok.load(), kThreads * kPerThread);
   JournalStats s = (*j)->stats();
   EXPECT_EQ(s.appended, static_cast<uint64_t>(kThreads * kPerThread));
-  EXPECT_EQ(s.failed_commits, 0u);
+  EXPECT_EQ(s.failed, 0u);
   // With 8 writers waiting on each other's fsync, commits group several appends.
-  EXPECT_LT(s.commits, s.appended);
+  WriterStats ws = writer_->stats();
+  EXPECT_EQ(ws.failed_commits, 0u);
+  EXPECT_LT(ws.commits, s.appended);
   int64_t total = 0;
   auto list = (*j)->List(MessageQuery{}, &total);
   ASSERT_TRUE(list.ok());
@@ -110,7 +123,7 @@ TEST_F(JournalTest, ConcurrentAppendsShareCommits) {
 }
 
 TEST_F(JournalTest, ListFiltersAndEventsChangeState) {
-  auto j = Journal::Open(opts_);
+  auto j = OpenJournal();
   ASSERT_TRUE(j.ok());
   auto a = (*j)->AppendAndWait(Msg("A"));
   clock_.Advance(absl::Seconds(10));
@@ -140,10 +153,28 @@ TEST_F(JournalTest, ListFiltersAndEventsChangeState) {
   EXPECT_EQ((*list)[0].id, b->id);  // newest first
 }
 
-TEST_F(JournalTest, RejectsInMemoryPath) {
-  JournalOptions o;
-  o.path = ":memory:";
-  EXPECT_FALSE(Journal::Open(o).ok());
+TEST_F(JournalTest, WriterRejectsInMemoryPath) { EXPECT_FALSE(Writer::Open(":memory:").ok()); }
+
+TEST_F(JournalTest, FailingOpRollsBackAloneWithinAGroup) {
+  auto j = OpenJournal();
+  ASSERT_TRUE(j.ok());
+  // Queue a failing op between two appends; the appends still commit.
+  std::promise<absl::StatusOr<AppendResult>> a, b;
+  std::promise<absl::Status> bad;
+  (*j)->Append(Msg("G1"), [&](absl::StatusOr<AppendResult> r) { a.set_value(r); });
+  writer_->Submit(
+      [](db::Connection& c) {
+        absl::Status s = c.Exec("INSERT INTO messages (id) VALUES (NULL)");  // NOT NULL violations
+        return s;
+      },
+      [&](absl::Status s) { bad.set_value(s); });
+  (*j)->Append(Msg("G2"), [&](absl::StatusOr<AppendResult> r) { b.set_value(r); });
+  EXPECT_TRUE(a.get_future().get().ok());
+  EXPECT_FALSE(bad.get_future().get().ok());
+  EXPECT_TRUE(b.get_future().get().ok());
+  int64_t total = 0;
+  ASSERT_TRUE((*j)->List(MessageQuery{}, &total).ok());
+  EXPECT_EQ(total, 2);
 }
 
 }  // namespace

@@ -71,9 +71,8 @@ class MllpListenerTest : public ::testing::Test {
                ("mllp_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
     std::filesystem::remove_all(dir);
     std::filesystem::create_directories(dir);
-    store::JournalOptions jo;
-    jo.path = (dir / "isthmus.db").string();
-    journal_ = std::move(store::Journal::Open(jo)).value();
+    writer_ = std::move(store::Writer::Open((dir / "isthmus.db").string())).value();
+    journal_ = std::move(store::Journal::Open(*writer_, {})).value();
   }
   void StartListener(MllpListenerOptions o) {
     o.port = 0;
@@ -96,6 +95,7 @@ class MllpListenerTest : public ::testing::Test {
     return total;
   }
   net::EventLoop loop_{2};
+  std::unique_ptr<store::Writer> writer_;
   std::unique_ptr<store::Journal> journal_;
   std::unique_ptr<MllpListener> listener_;
   std::thread thread_;

@@ -1,0 +1,107 @@
+#include "store/writer.h"
+
+#include <future>
+#include <vector>
+
+#include "base/status_macros.h"
+#include "db/sqlite.h"
+#include "store/schema.h"
+
+namespace isthmus::store {
+
+absl::StatusOr<std::unique_ptr<Writer>> Writer::Open(const std::string& path, size_t max_batch) {
+  if (path.empty() || path == ":memory:") {
+    return absl::InvalidArgumentError("the store needs a database file");
+  }
+  std::unique_ptr<Writer> w(new Writer(path, max_batch < 1 ? 1 : max_batch));
+  ISTHMUS_ASSIGN_OR_RETURN(w->conn_, db::OpenSqlite(path));
+  ISTHMUS_RETURN_IF_ERROR(db::Migrate(*w->conn_, SchemaMigrations()));
+  w->thread_ = std::thread([raw = w.get()] { raw->Loop(); });
+  return w;
+}
+
+Writer::~Writer() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Writer::Submit(Op op, Done done) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!stopping_) {
+      queue_.push_back(Pending{std::move(op), std::move(done)});
+      cv_.notify_one();
+      return;
+    }
+  }
+  std::move(done)(absl::UnavailableError("the store is shutting down"));
+}
+
+absl::Status Writer::Run(Op op) {
+  std::promise<absl::Status> promise;
+  auto future = promise.get_future();
+  Submit(std::move(op), [&promise](absl::Status s) mutable { promise.set_value(std::move(s)); });
+  return future.get();
+}
+
+absl::StatusOr<std::unique_ptr<db::Connection>> Writer::OpenReader() const {
+  return db::OpenSqlite(path_);
+}
+
+void Writer::Loop() {
+  std::vector<Pending> batch;
+  std::vector<absl::Status> results;
+  while (true) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping and drained
+      while (!queue_.empty() && batch.size() < max_batch_) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    results.assign(batch.size(), absl::OkStatus());
+    absl::Status commit = conn_->Exec("BEGIN IMMEDIATE");
+    if (commit.ok()) {
+      for (size_t i = 0; i < batch.size(); ++i) {
+        absl::Status s = conn_->Exec("SAVEPOINT op");
+        if (s.ok()) s = std::move(batch[i].op)(*conn_);
+        if (!s.ok()) conn_->Exec("ROLLBACK TO op").IgnoreError();
+        conn_->Exec("RELEASE op").IgnoreError();
+        results[i] = s;
+      }
+      commit = conn_->Exec("COMMIT");
+      if (!commit.ok()) conn_->Exec("ROLLBACK").IgnoreError();
+    }
+    uint64_t failed = 0;
+    for (absl::Status& s : results) {
+      if (!commit.ok()) s = commit;
+      failed += !s.ok();
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stats_.ops += batch.size();
+      stats_.failed_ops += failed;
+      (commit.ok() ? stats_.commits : stats_.failed_commits) += 1;
+    }
+    for (size_t i = 0; i < batch.size(); ++i) std::move(batch[i].done)(std::move(results[i]));
+    batch.clear();
+  }
+}
+
+WriterStats Writer::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+size_t Writer::pending() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return queue_.size();
+}
+
+}  // namespace isthmus::store
