@@ -1,0 +1,56 @@
+// A destination delivers one journaled message somewhere (a file, a downstream MLLP system, an
+// HTTP endpoint, the built-in FHIR store). Dispatchers call Deliver() from their own thread,
+// one message at a time per destination (or per partition), in queue order.
+//
+// The returned status decides what happens next (CONVENTIONS.md §3):
+//   OK                                          delivered; the queue row is done
+//   kUnavailable, kDeadlineExceeded,
+//   kResourceExhausted, kAborted                retried with exponential backoff and jitter,
+//                                               until the destination's max attempts / max age
+//   anything else (kInvalidArgument for an AE/AR
+//   or a 4xx, kFailedPrecondition, ...)         dead-lettered with the status message as reason
+// The status message is stored and shown to operators: no PHI in it (ids and codes only).
+//
+// Thread-safety: Deliver() may be called from several dispatcher threads at once when the
+// destination is partitioned; implementations must be thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+
+namespace isthmus::core {
+
+struct Delivery {
+  int64_t queue_id = 0;
+  int64_t message_id = 0;
+  int attempt = 1;             // 1 for the first try
+  std::string_view channel;
+  std::string_view control_id;
+  std::string_view message_type;
+  std::string_view payload;    // what to deliver: the raw message or the transformer's output
+};
+
+class Destination {
+ public:
+  virtual ~Destination() = default;
+  virtual std::string_view name() const = 0;
+  virtual absl::Status Deliver(const Delivery& d) = 0;
+};
+
+// True when a failed delivery should be tried again later.
+inline bool IsRetryable(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDeadlineExceeded:
+    case absl::StatusCode::kResourceExhausted:
+    case absl::StatusCode::kAborted:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace isthmus::core
