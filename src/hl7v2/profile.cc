@@ -6,6 +6,7 @@
 #include "absl/strings/ascii.h"
 #include "base/str.h"
 #include "base/file.h"
+#include "base/yaml_util.h"
 #include "yaml-cpp/yaml.h"
 
 namespace isthmus::hl7v2 {
@@ -61,9 +62,7 @@ class ProfileReader {
 
  private:
   absl::Status Error(const YAML::Node& node, std::string_view what) const {
-    YAML::Mark m = node ? node.Mark() : YAML::Mark::null_mark();
-    if (m.is_null()) return absl::InvalidArgumentError(base::StrCat(source_, ": ", what));
-    return absl::InvalidArgumentError(base::StrCat(source_, ":", m.line + 1, ": ", what));
+    return base::YamlError(source_, node, what);
   }
 
   absl::Status Scalar(const YAML::Node& v, std::string_view key, std::string* out) const {
@@ -73,13 +72,7 @@ class ProfileReader {
   }
 
   absl::Status Bool(const YAML::Node& v, std::string_view key, bool* out) const {
-    if (v.IsScalar()) {
-      std::string s = absl::AsciiStrToLower(v.Scalar());
-      if (s == "true" || s == "yes" || s == "false" || s == "no") {
-        *out = s == "true" || s == "yes";
-        return absl::OkStatus();
-      }
-    }
+    if (base::ParseYamlBool(v, out)) return absl::OkStatus();
     return Error(v, base::StrCat("'", key, "' must be true or false"));
   }
 
@@ -164,13 +157,11 @@ class ProfileReader {
 
 absl::StatusOr<std::shared_ptr<const Profile>> LoadProfileFromString(std::string_view yaml,
                                                                      std::string_view source) {
-  // yaml-cpp reports errors by throwing; nothing escapes this adapter.
+  absl::StatusOr<YAML::Node> root = base::ParseYaml(yaml, source);
+  if (!root.ok()) return root.status();
+  // The reader uses non-throwing accessors only; this catch is the adapter's last line.
   try {
-    YAML::Node root = YAML::Load(std::string(yaml));
-    return ProfileReader(source).Read(root);
-  } catch (const YAML::Exception& e) {
-    if (e.mark.is_null()) return absl::InvalidArgumentError(base::StrCat(source, ": ", e.msg));
-    return absl::InvalidArgumentError(base::StrCat(source, ":", e.mark.line + 1, ": ", e.msg));
+    return ProfileReader(source).Read(*root);
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(base::StrCat(source, ": ", e.what()));
   }

@@ -31,7 +31,7 @@ target_sources(isthmus_hl7v2 PRIVATE
   ${CMAKE_CURRENT_SOURCE_DIR}/validator_checks.cc
   ${CMAKE_CURRENT_SOURCE_DIR}/validator_structure.cc
   "${_isthmus_dict_cc}")
-target_link_libraries(isthmus_hl7v2 PUBLIC yaml-cpp absl::base absl::synchronization)
+target_link_libraries(isthmus_hl7v2 PUBLIC isthmus_base_yaml yaml-cpp absl::base absl::synchronization)
 
 isthmus_test(hl7v2_validation_test
   SOURCES
