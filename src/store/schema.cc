@@ -28,6 +28,44 @@ CREATE TABLE message_events (
 );
 CREATE INDEX message_events_by_message ON message_events (message_id, id);
 )sql",
+      // 2: per-destination delivery queues (the outbox), dead letters, delivery counters.
+      // Portable SQL: the PostgreSQL driver maps INTEGER PRIMARY KEY to an identity column;
+      // the upsert in store/queue.cc uses ON CONFLICT, which both engines accept.
+      R"sql(
+CREATE TABLE queue (
+  id INTEGER PRIMARY KEY,
+  destination TEXT NOT NULL,
+  message_id INTEGER NOT NULL REFERENCES messages(id),
+  partition_key TEXT NOT NULL,
+  attempt INTEGER NOT NULL,
+  next_attempt_at INTEGER NOT NULL,
+  enqueued_at INTEGER NOT NULL,
+  lease_owner TEXT,
+  lease_until INTEGER NOT NULL,
+  last_error TEXT NOT NULL,
+  payload BLOB
+);
+CREATE INDEX queue_by_partition ON queue (destination, partition_key, id);
+CREATE INDEX queue_by_message ON queue (message_id);
+CREATE TABLE dead_letters (
+  id INTEGER PRIMARY KEY,
+  destination TEXT NOT NULL,
+  message_id INTEGER NOT NULL REFERENCES messages(id),
+  partition_key TEXT NOT NULL,
+  attempts INTEGER NOT NULL,
+  reason TEXT NOT NULL,
+  enqueued_at INTEGER NOT NULL,
+  dead_at INTEGER NOT NULL,
+  reprocessed_at INTEGER,
+  payload BLOB
+);
+CREATE INDEX dead_letters_by_destination ON dead_letters (destination, id);
+CREATE INDEX dead_letters_by_message ON dead_letters (message_id);
+CREATE TABLE destination_counters (
+  destination TEXT PRIMARY KEY,
+  delivered INTEGER NOT NULL
+);
+)sql",
   };
   return kMigrations;
 }

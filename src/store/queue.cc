@@ -1,0 +1,391 @@
+#include "store/queue.h"
+
+#include <algorithm>
+#include <map>
+
+#include "absl/status/status.h"
+#include "base/status_macros.h"
+#include "base/str.h"
+#include "store/journal.h"
+
+namespace isthmus::store {
+namespace {
+
+// The oldest row of each partition of one destination: the only rows that may be claimed.
+constexpr char kHeads[] =
+    "SELECT MIN(id) FROM queue WHERE destination = ? GROUP BY partition_key";
+
+absl::Status LeaseLost(const QueueItem& item, std::string_view why) {
+  return absl::FailedPreconditionError(
+      base::StrCat("queue row ", item.id, " of ", item.destination, ": lease lost (", why, ")"));
+}
+
+// The caller must still hold the row's lease.
+absl::Status CheckLease(db::Connection& conn, const QueueItem& item) {
+  ISTHMUS_ASSIGN_OR_RETURN(db::Statement* q,
+                           conn.PrepareCached("SELECT lease_owner FROM queue WHERE id = ?"));
+  q->BindInt64(1, item.id);
+  ISTHMUS_ASSIGN_OR_RETURN(bool row, q->Step());
+  if (!row) return LeaseLost(item, "row gone");
+  bool mine = !q->ColumnIsNull(0) && q->ColumnText(0) == item.lease_owner;
+  std::string owner = q->ColumnIsNull(0) ? "none" : std::string(q->ColumnText(0));
+  q->Reset();
+  if (!mine) return LeaseLost(item, base::StrCat("now held by ", owner));
+  return absl::OkStatus();
+}
+
+absl::Status StepDone(db::Statement* s) {
+  absl::Status st = s->Step().status();
+  s->Reset();
+  return st;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Queue>> Queue::Open(Writer& writer, base::Clock& clock) {
+  std::unique_ptr<Queue> q(new Queue(writer, clock));
+  ISTHMUS_ASSIGN_OR_RETURN(q->reader_, writer.OpenReader());
+  return q;
+}
+
+absl::Status Queue::Enqueue(db::Connection& conn, int64_t message_id,
+                            std::string_view destination, std::string_view partition_key,
+                            int64_t now_micros, std::optional<std::string_view> payload) {
+  if (destination.empty()) return absl::InvalidArgumentError("enqueue: empty destination name");
+  ISTHMUS_ASSIGN_OR_RETURN(db::Statement* ins, conn.PrepareCached(
+      "INSERT INTO queue (destination, message_id, partition_key, attempt, next_attempt_at, "
+      "enqueued_at, lease_owner, lease_until, last_error, payload) "
+      "VALUES (?, ?, ?, 0, ?, ?, NULL, 0, '', ?)"));
+  ins->BindText(1, destination);
+  ins->BindInt64(2, message_id);
+  ins->BindText(3, partition_key);
+  ins->BindInt64(4, now_micros);
+  ins->BindInt64(5, now_micros);
+  if (payload) {
+    ins->BindBlob(6, *payload);
+  } else {
+    ins->BindNull(6);
+  }
+  return StepDone(ins);
+}
+
+absl::StatusOr<std::vector<QueueItem>> Queue::Claim(std::string_view destination,
+                                                    std::string_view owner, int max_items,
+                                                    absl::Duration lease) {
+  if (owner.empty()) return absl::InvalidArgumentError("claim: empty lease owner");
+  std::vector<QueueItem> items;
+  if (max_items <= 0) return items;
+  const int64_t now = clock_.NowMicros();
+  const int64_t until = now + absl::ToInt64Microseconds(lease);
+  absl::Status s = writer_.Run([&](db::Connection& conn) -> absl::Status {
+    items.clear();
+    ISTHMUS_ASSIGN_OR_RETURN(db::Statement* q, conn.PrepareCached(base::StrCat(
+        "SELECT q.id, q.message_id, q.partition_key, q.attempt, q.next_attempt_at, "
+        "q.enqueued_at, q.last_error, m.channel, m.control_id, m.message_type, "
+        "COALESCE(q.payload, m.raw) "
+        "FROM queue q JOIN messages m ON m.id = q.message_id "
+        "WHERE q.id IN (", kHeads, ") AND q.next_attempt_at <= ? "
+        "AND (q.lease_owner IS NULL OR q.lease_until <= ?) ORDER BY q.id LIMIT ?")));
+    q->BindText(1, destination);
+    q->BindInt64(2, now);
+    q->BindInt64(3, now);
+    q->BindInt64(4, max_items);
+    while (true) {
+      absl::StatusOr<bool> row = q->Step();
+      if (!row.ok()) {
+        q->Reset();
+        return row.status();
+      }
+      if (!*row) break;
+      QueueItem it;
+      it.id = q->ColumnInt64(0);
+      it.destination = std::string(destination);
+      it.message_id = q->ColumnInt64(1);
+      it.partition_key = std::string(q->ColumnText(2));
+      it.attempt = static_cast<int>(q->ColumnInt64(3));
+      it.next_attempt_at_micros = q->ColumnInt64(4);
+      it.enqueued_at_micros = q->ColumnInt64(5);
+      it.last_error = std::string(q->ColumnText(6));
+      it.channel = std::string(q->ColumnText(7));
+      it.control_id = std::string(q->ColumnText(8));
+      it.message_type = std::string(q->ColumnText(9));
+      it.payload = std::string(q->ColumnText(10));
+      it.lease_owner = std::string(owner);
+      it.lease_until_micros = until;
+      items.push_back(std::move(it));
+    }
+    q->Reset();
+    ISTHMUS_ASSIGN_OR_RETURN(db::Statement* up, conn.PrepareCached(
+        "UPDATE queue SET lease_owner = ?, lease_until = ? WHERE id = ?"));
+    for (const QueueItem& it : items) {
+      up->BindText(1, owner);
+      up->BindInt64(2, until);
+      up->BindInt64(3, it.id);
+      ISTHMUS_RETURN_IF_ERROR(StepDone(up));
+    }
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return items;
+}
+
+absl::Status Queue::Ack(const QueueItem& item) {
+  const int64_t now = clock_.NowMicros();
+  return writer_.Run([&](db::Connection& conn) -> absl::Status {
+    ISTHMUS_RETURN_IF_ERROR(CheckLease(conn, item));
+    ISTHMUS_ASSIGN_OR_RETURN(db::Statement* del,
+                             conn.PrepareCached("DELETE FROM queue WHERE id = ?"));
+    del->BindInt64(1, item.id);
+    ISTHMUS_RETURN_IF_ERROR(StepDone(del));
+    ISTHMUS_ASSIGN_OR_RETURN(db::Statement* count, conn.PrepareCached(
+        "INSERT INTO destination_counters (destination, delivered) VALUES (?, 1) "
+        "ON CONFLICT (destination) DO UPDATE SET delivered = destination_counters.delivered + 1"));
+    count->BindText(1, item.destination);
+    ISTHMUS_RETURN_IF_ERROR(StepDone(count));
+    return Journal::WriteEvent(conn, item.message_id, now,
+                               base::StrCat("delivered:", item.destination),
+                               base::StrCat("attempt ", item.attempt + 1));
+  });
+}
+
+absl::Status Queue::Nack(const QueueItem& item, int64_t next_attempt_micros,
+                         std::string_view reason) {
+  const int64_t now = clock_.NowMicros();
+  return writer_.Run([&](db::Connection& conn) -> absl::Status {
+    ISTHMUS_RETURN_IF_ERROR(CheckLease(conn, item));
+    ISTHMUS_ASSIGN_OR_RETURN(db::Statement* up, conn.PrepareCached(
+        "UPDATE queue SET attempt = attempt + 1, next_attempt_at = ?, lease_owner = NULL, "
+        "lease_until = 0, last_error = ? WHERE id = ?"));
+    up->BindInt64(1, next_attempt_micros);
+    up->BindText(2, reason);
+    up->BindInt64(3, item.id);
+    ISTHMUS_RETURN_IF_ERROR(StepDone(up));
+    return Journal::WriteEvent(conn, item.message_id, now,
+                               base::StrCat("retry:", item.destination),
+                               base::StrCat("attempt ", item.attempt + 1, ": ", reason));
+  });
+}
+
+absl::Status Queue::DeadLetter(const QueueItem& item, std::string_view reason) {
+  const int64_t now = clock_.NowMicros();
+  return writer_.Run([&](db::Connection& conn) -> absl::Status {
+    ISTHMUS_RETURN_IF_ERROR(CheckLease(conn, item));
+    ISTHMUS_ASSIGN_OR_RETURN(db::Statement* ins, conn.PrepareCached(
+        "INSERT INTO dead_letters (destination, message_id, partition_key, attempts, reason, "
+        "enqueued_at, dead_at, reprocessed_at, payload) "
+        "SELECT destination, message_id, partition_key, attempt + 1, ?, enqueued_at, ?, NULL, "
+        "payload FROM queue WHERE id = ?"));
+    ins->BindText(1, reason);
+    ins->BindInt64(2, now);
+    ins->BindInt64(3, item.id);
+    ISTHMUS_RETURN_IF_ERROR(StepDone(ins));
+    ISTHMUS_ASSIGN_OR_RETURN(db::Statement* del,
+                             conn.PrepareCached("DELETE FROM queue WHERE id = ?"));
+    del->BindInt64(1, item.id);
+    ISTHMUS_RETURN_IF_ERROR(StepDone(del));
+    return Journal::WriteEvent(conn, item.message_id, now, base::StrCat("dead:", item.destination),
+                               base::StrCat("after ", item.attempt + 1, " attempts: ", reason));
+  });
+}
+
+absl::Status Queue::Release(const QueueItem& item) {
+  return writer_.Run([&](db::Connection& conn) -> absl::Status {
+    ISTHMUS_RETURN_IF_ERROR(CheckLease(conn, item));
+    ISTHMUS_ASSIGN_OR_RETURN(db::Statement* up, conn.PrepareCached(
+        "UPDATE queue SET lease_owner = NULL, lease_until = 0 WHERE id = ?"));
+    up->BindInt64(1, item.id);
+    return StepDone(up);
+  });
+}
+
+namespace {
+
+// Re-enqueues one dead letter (known to exist and not be reprocessed) in the caller's op.
+absl::Status ReprocessOne(db::Connection& conn, int64_t id, int64_t message_id,
+                          std::string_view destination, int64_t now) {
+  ISTHMUS_ASSIGN_OR_RETURN(db::Statement* ins, conn.PrepareCached(
+      "INSERT INTO queue (destination, message_id, partition_key, attempt, next_attempt_at, "
+      "enqueued_at, lease_owner, lease_until, last_error, payload) "
+      "SELECT destination, message_id, partition_key, 0, ?, ?, NULL, 0, '', payload "
+      "FROM dead_letters WHERE id = ?"));
+  ins->BindInt64(1, now);
+  ins->BindInt64(2, now);
+  ins->BindInt64(3, id);
+  ISTHMUS_RETURN_IF_ERROR(StepDone(ins));
+  ISTHMUS_ASSIGN_OR_RETURN(db::Statement* mark, conn.PrepareCached(
+      "UPDATE dead_letters SET reprocessed_at = ? WHERE id = ?"));
+  mark->BindInt64(1, now);
+  mark->BindInt64(2, id);
+  ISTHMUS_RETURN_IF_ERROR(StepDone(mark));
+  return Journal::WriteEvent(conn, message_id, now, "reprocess",
+                             base::StrCat(destination, " (dead letter ", id, ")"));
+}
+
+}  // namespace
+
+absl::Status Queue::Reprocess(int64_t dead_letter_id) {
+  const int64_t now = clock_.NowMicros();
+  return writer_.Run([&](db::Connection& conn) -> absl::Status {
+    ISTHMUS_ASSIGN_OR_RETURN(db::Statement* q, conn.PrepareCached(
+        "SELECT message_id, destination, reprocessed_at FROM dead_letters WHERE id = ?"));
+    q->BindInt64(1, dead_letter_id);
+    ISTHMUS_ASSIGN_OR_RETURN(bool row, q->Step());
+    if (!row) {
+      q->Reset();
+      return absl::NotFoundError(base::StrCat("no dead letter with id ", dead_letter_id));
+    }
+    const int64_t message_id = q->ColumnInt64(0);
+    const std::string destination(q->ColumnText(1));
+    const bool done = !q->ColumnIsNull(2);
+    q->Reset();
+    if (done) {
+      return absl::FailedPreconditionError(
+          base::StrCat("dead letter ", dead_letter_id, " was already reprocessed"));
+    }
+    return ReprocessOne(conn, dead_letter_id, message_id, destination, now);
+  });
+}
+
+absl::StatusOr<int64_t> Queue::ReprocessAll(std::string_view destination) {
+  const int64_t now = clock_.NowMicros();
+  int64_t count = 0;
+  absl::Status s = writer_.Run([&](db::Connection& conn) -> absl::Status {
+    count = 0;
+    std::vector<std::pair<int64_t, int64_t>> ids;  // dead letter id, message id
+    ISTHMUS_ASSIGN_OR_RETURN(db::Statement* q, conn.PrepareCached(
+        "SELECT id, message_id FROM dead_letters WHERE destination = ? "
+        "AND reprocessed_at IS NULL ORDER BY id"));
+    q->BindText(1, destination);
+    while (true) {
+      absl::StatusOr<bool> row = q->Step();
+      if (!row.ok()) {
+        q->Reset();
+        return row.status();
+      }
+      if (!*row) break;
+      ids.emplace_back(q->ColumnInt64(0), q->ColumnInt64(1));
+    }
+    q->Reset();
+    for (const auto& [id, message_id] : ids) {
+      ISTHMUS_RETURN_IF_ERROR(ReprocessOne(conn, id, message_id, destination, now));
+    }
+    count = static_cast<int64_t>(ids.size());
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return count;
+}
+
+absl::StatusOr<std::vector<DeadLetterRecord>> Queue::ListDeadLetters(const DeadLetterQuery& query) const {
+  std::string sql =
+      "SELECT id, destination, message_id, partition_key, attempts, reason, enqueued_at, "
+      "dead_at, reprocessed_at FROM dead_letters WHERE 1 = 1";
+  if (!query.destination.empty()) sql += " AND destination = ?";
+  if (!query.include_reprocessed) sql += " AND reprocessed_at IS NULL";
+  if (query.before_id > 0) sql += " AND id < ?";
+  sql += " ORDER BY id DESC LIMIT ?";
+  std::lock_guard<std::mutex> lock(read_mu_);
+  ISTHMUS_ASSIGN_OR_RETURN(auto q, reader_->Prepare(sql));
+  int i = 1;
+  if (!query.destination.empty()) q->BindText(i++, query.destination);
+  if (query.before_id > 0) q->BindInt64(i++, query.before_id);
+  q->BindInt64(i, std::clamp(query.limit, 1, 1000));
+  std::vector<DeadLetterRecord> out;
+  while (true) {
+    ISTHMUS_ASSIGN_OR_RETURN(bool row, q->Step());
+    if (!row) break;
+    DeadLetterRecord d;
+    d.id = q->ColumnInt64(0);
+    d.destination = std::string(q->ColumnText(1));
+    d.message_id = q->ColumnInt64(2);
+    d.partition_key = std::string(q->ColumnText(3));
+    d.attempts = static_cast<int>(q->ColumnInt64(4));
+    d.reason = std::string(q->ColumnText(5));
+    d.enqueued_at_micros = q->ColumnInt64(6);
+    d.dead_at_micros = q->ColumnInt64(7);
+    d.reprocessed_at_micros = q->ColumnIsNull(8) ? 0 : q->ColumnInt64(8);
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<DestinationCounts>> Queue::Counts() const {
+  const int64_t now = clock_.NowMicros();
+  std::map<std::string, DestinationCounts, std::less<>> by_name;
+  auto entry = [&](std::string_view name) -> DestinationCounts& {
+    auto it = by_name.find(name);
+    if (it == by_name.end()) {
+      it = by_name.emplace(std::string(name), DestinationCounts{}).first;
+      it->second.destination = std::string(name);
+    }
+    return it->second;
+  };
+  std::lock_guard<std::mutex> lock(read_mu_);
+  {
+    ISTHMUS_ASSIGN_OR_RETURN(auto q, reader_->Prepare(
+        "SELECT destination, "
+        "SUM(CASE WHEN lease_owner IS NOT NULL AND lease_until > ? THEN 0 ELSE 1 END), "
+        "SUM(CASE WHEN lease_owner IS NOT NULL AND lease_until > ? THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN attempt > 0 THEN 1 ELSE 0 END), MIN(enqueued_at) "
+        "FROM queue GROUP BY destination"));
+    q->BindInt64(1, now);
+    q->BindInt64(2, now);
+    while (true) {
+      ISTHMUS_ASSIGN_OR_RETURN(bool row, q->Step());
+      if (!row) break;
+      DestinationCounts& c = entry(q->ColumnText(0));
+      c.queued = q->ColumnInt64(1);
+      c.in_flight = q->ColumnInt64(2);
+      c.retrying = q->ColumnInt64(3);
+      c.oldest_enqueued_at_micros = q->ColumnInt64(4);
+    }
+  }
+  {
+    ISTHMUS_ASSIGN_OR_RETURN(auto q, reader_->Prepare(
+        "SELECT destination, COUNT(*) FROM dead_letters WHERE reprocessed_at IS NULL "
+        "GROUP BY destination"));
+    while (true) {
+      ISTHMUS_ASSIGN_OR_RETURN(bool row, q->Step());
+      if (!row) break;
+      entry(q->ColumnText(0)).dead = q->ColumnInt64(1);
+    }
+  }
+  {
+    ISTHMUS_ASSIGN_OR_RETURN(auto q, reader_->Prepare(
+        "SELECT destination, delivered FROM destination_counters"));
+    while (true) {
+      ISTHMUS_ASSIGN_OR_RETURN(bool row, q->Step());
+      if (!row) break;
+      entry(q->ColumnText(0)).delivered = q->ColumnInt64(1);
+    }
+  }
+  std::vector<DestinationCounts> out;
+  out.reserve(by_name.size());
+  for (auto& [name, c] : by_name) out.push_back(std::move(c));
+  return out;
+}
+
+absl::StatusOr<DestinationCounts> Queue::CountsFor(std::string_view destination) const {
+  ISTHMUS_ASSIGN_OR_RETURN(auto all, Counts());
+  for (auto& c : all) {
+    if (c.destination == destination) return std::move(c);
+  }
+  DestinationCounts empty;
+  empty.destination = std::string(destination);
+  return empty;
+}
+
+absl::StatusOr<std::optional<int64_t>> Queue::NextDueMicros(std::string_view destination) const {
+  std::lock_guard<std::mutex> lock(read_mu_);
+  ISTHMUS_ASSIGN_OR_RETURN(db::Statement* q, reader_->PrepareCached(base::StrCat(
+      "SELECT MIN(CASE WHEN lease_owner IS NOT NULL AND lease_until > next_attempt_at "
+      "THEN lease_until ELSE next_attempt_at END) FROM queue WHERE id IN (", kHeads, ")")));
+  q->BindText(1, destination);
+  ISTHMUS_ASSIGN_OR_RETURN(bool row, q->Step());
+  std::optional<int64_t> out;
+  if (row && !q->ColumnIsNull(0)) out = q->ColumnInt64(0);
+  q->Reset();
+  return out;
+}
+
+}  // namespace isthmus::store

@@ -1,0 +1,266 @@
+#include "store/queue.h"
+
+#include <filesystem>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "store/journal.h"
+
+namespace isthmus::store {
+namespace {
+
+class QueueTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::path(::testing::TempDir()) /
+           ("queue_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    path_ = (dir_ / "isthmus.db").string();
+    Open();
+  }
+  void Open() {
+    writer_ = std::move(Writer::Open(path_)).value();
+    JournalOptions jo;
+    jo.clock = &clock_;
+    journal_ = std::move(Journal::Open(*writer_, jo)).value();
+    queue_ = std::move(Queue::Open(*writer_, clock_)).value();
+  }
+  // Closes and reopens the database, as a process restart would.
+  void Restart() {
+    queue_.reset();
+    journal_.reset();
+    writer_.reset();
+    Open();
+  }
+  int64_t Message(std::string control_id) {
+    IncomingMessage m{"lab", "LAB^HOSP", control_id, "ORU^R01", "127.0.0.1:1",
+                      "MSH|^~\\&|LAB|HOSP|||x||ORU^R01|" + control_id + "|P|2.5\r"};
+    return journal_->AppendAndWait(std::move(m)).value().id;
+  }
+  // A new message routed to `dest` (message and queue row in one op, as the pipeline does).
+  int64_t Route(std::string control_id, std::string dest, std::string key = "") {
+    int64_t id = Message(control_id);
+    absl::Status s = writer_->Run([&](db::Connection& c) -> absl::Status {
+      auto now = clock_.NowMicros();
+      absl::Status e = Journal::WriteEvent(c, id, now, "routed", dest);
+      if (!e.ok()) return e;
+      return Queue::Enqueue(c, id, dest, key, now);
+    });
+    EXPECT_TRUE(s.ok()) << s;
+    return id;
+  }
+  std::vector<QueueItem> Claim(std::string dest, std::string owner = "node-a", int n = 10) {
+    auto r = queue_->Claim(dest, owner, n, absl::Minutes(1));
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : std::vector<QueueItem>{};
+  }
+  static std::vector<std::string> ControlIds(const std::vector<QueueItem>& items) {
+    std::vector<std::string> out;
+    for (const auto& i : items) out.push_back(i.control_id);
+    return out;
+  }
+  std::vector<std::string> States(int64_t message_id) {
+    std::vector<std::string> out;
+    auto rec = journal_->Get(message_id);
+    EXPECT_TRUE(rec.ok()) << rec.status();
+    if (rec.ok()) {
+      for (const auto& e : rec->events) out.push_back(e.state);
+    }
+    return out;
+  }
+
+  std::filesystem::path dir_;
+  std::string path_;
+  base::FakeClock clock_;
+  std::unique_ptr<Writer> writer_;
+  std::unique_ptr<Journal> journal_;
+  std::unique_ptr<Queue> queue_;
+};
+
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+
+TEST_F(QueueTest, FifoOneAtATimeWithoutPartitions) {
+  Route("C1", "out");
+  Route("C2", "out");
+  Route("C3", "out");
+  Route("X1", "other");
+  auto first = Claim("out");
+  ASSERT_THAT(ControlIds(first), ElementsAre("C1"));
+  EXPECT_EQ(first[0].attempt, 0);
+  EXPECT_EQ(first[0].channel, "lab");
+  EXPECT_EQ(first[0].message_type, "ORU^R01");
+  EXPECT_NE(first[0].payload.find("|C1|"), std::string::npos);
+  EXPECT_THAT(Claim("out"), IsEmpty());  // C1 in flight blocks C2
+  EXPECT_THAT(ControlIds(Claim("other")), ElementsAre("X1"));  // other destinations unaffected
+  ASSERT_TRUE(queue_->Ack(first[0]).ok());
+  EXPECT_THAT(ControlIds(Claim("out")), ElementsAre("C2"));
+  EXPECT_THAT(States(first[0].message_id), ElementsAre("received", "routed", "delivered:out"));
+}
+
+TEST_F(QueueTest, PartitionsInParallelEachInOrder) {
+  Route("P1-a", "out", "patient-1");
+  Route("P1-b", "out", "patient-1");
+  Route("P2-a", "out", "patient-2");
+  Route("P3-a", "out", "patient-3");
+  auto items = Claim("out", "node-a", 2);
+  EXPECT_THAT(ControlIds(items), ElementsAre("P1-a", "P2-a"));  // oldest first, one per key
+  EXPECT_THAT(ControlIds(Claim("out", "node-b")), ElementsAre("P3-a"));
+  ASSERT_TRUE(queue_->Ack(items[1]).ok());
+  EXPECT_THAT(Claim("out", "node-b"), IsEmpty());  // patient-1 still in flight
+  ASSERT_TRUE(queue_->Ack(items[0]).ok());
+  EXPECT_THAT(ControlIds(Claim("out", "node-b")), ElementsAre("P1-b"));
+}
+
+TEST_F(QueueTest, NackKeepsOrderUntilTheRetryIsDue) {
+  Route("C1", "out");
+  Route("C2", "out");
+  auto item = Claim("out");
+  ASSERT_EQ(item.size(), 1u);
+  int64_t due = clock_.NowMicros() + 10'000'000;
+  ASSERT_TRUE(queue_->Nack(item[0], due, "UNAVAILABLE: connection refused").ok());
+  EXPECT_THAT(Claim("out"), IsEmpty());  // C2 must not overtake C1
+  EXPECT_EQ(queue_->NextDueMicros("out").value(), due);
+  clock_.Advance(absl::Seconds(10));
+  auto again = Claim("out");
+  ASSERT_THAT(ControlIds(again), ElementsAre("C1"));
+  EXPECT_EQ(again[0].attempt, 1);
+  EXPECT_EQ(again[0].last_error, "UNAVAILABLE: connection refused");
+  EXPECT_THAT(States(again[0].message_id), ElementsAre("received", "routed", "retry:out"));
+}
+
+TEST_F(QueueTest, ExpiredLeaseGoesToAnotherOwner) {
+  Route("C1", "out");
+  auto dead = queue_->Claim("out", "dead-node", 1, absl::Seconds(30)).value();
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_THAT(Claim("out", "node-b"), IsEmpty());
+  EXPECT_EQ(queue_->NextDueMicros("out").value(), dead[0].lease_until_micros);
+  clock_.Advance(absl::Seconds(31));
+  auto mine = Claim("out", "node-b");
+  ASSERT_THAT(ControlIds(mine), ElementsAre("C1"));
+  EXPECT_EQ(queue_->Ack(dead[0]).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(queue_->Nack(dead[0], 0, "x").code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(queue_->Ack(mine[0]).ok());
+  EXPECT_EQ(queue_->Ack(mine[0]).code(), absl::StatusCode::kFailedPrecondition);  // row gone
+}
+
+TEST_F(QueueTest, LeasesAndRetriesSurviveRestart) {
+  Route("C1", "out");
+  Route("C2", "out");
+  auto item = Claim("out");
+  ASSERT_TRUE(queue_->Nack(item[0], clock_.NowMicros() + 5'000'000, "UNAVAILABLE").ok());
+  item = Claim("out");
+  EXPECT_THAT(item, IsEmpty());
+  Restart();
+  EXPECT_THAT(Claim("out"), IsEmpty());
+  clock_.Advance(absl::Seconds(5));
+  auto after = Claim("out", "node-new");
+  ASSERT_THAT(ControlIds(after), ElementsAre("C1"));
+  EXPECT_EQ(after[0].attempt, 1);
+  Restart();  // crash while C1 is leased: nothing until the lease expires, then C1 again
+  EXPECT_THAT(Claim("out", "node-newer"), IsEmpty());
+  clock_.Advance(absl::Minutes(1));
+  EXPECT_THAT(ControlIds(Claim("out", "node-newer")), ElementsAre("C1"));
+}
+
+TEST_F(QueueTest, DeadLetterThenReprocessAtTheTail) {
+  int64_t m1 = Route("C1", "out");
+  Route("C2", "out");
+  auto item = Claim("out");
+  ASSERT_TRUE(queue_->DeadLetter(item[0], "INVALID_ARGUMENT: peer answered AR").ok());
+  auto next = Claim("out");  // the next item proceeds
+  ASSERT_THAT(ControlIds(next), ElementsAre("C2"));
+
+  auto dead = queue_->ListDeadLetters({.destination = "out"}).value();
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].message_id, m1);
+  EXPECT_EQ(dead[0].attempts, 1);
+  EXPECT_EQ(dead[0].reason, "INVALID_ARGUMENT: peer answered AR");
+  EXPECT_EQ(dead[0].reprocessed_at_micros, 0);
+  EXPECT_THAT(States(m1), ElementsAre("received", "routed", "dead:out"));
+
+  auto counts = queue_->CountsFor("out").value();
+  EXPECT_EQ(counts.queued, 0);
+  EXPECT_EQ(counts.in_flight, 1);
+  EXPECT_EQ(counts.dead, 1);
+
+  Route("C3", "out");
+  clock_.Advance(absl::Seconds(1));
+  ASSERT_TRUE(queue_->Reprocess(dead[0].id).ok());
+  EXPECT_EQ(queue_->Reprocess(dead[0].id).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(queue_->Reprocess(12345).code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(States(m1), ElementsAre("received", "routed", "dead:out", "reprocess"));
+  EXPECT_TRUE(queue_->ListDeadLetters({.destination = "out"}).value().empty());
+  EXPECT_EQ(queue_->ListDeadLetters({.include_reprocessed = true}).value().size(), 1u);
+
+  ASSERT_TRUE(queue_->Ack(next[0]).ok());
+  auto c3 = Claim("out");
+  ASSERT_THAT(ControlIds(c3), ElementsAre("C3"));
+  ASSERT_TRUE(queue_->Ack(c3[0]).ok());
+  auto again = Claim("out");
+  ASSERT_THAT(ControlIds(again), ElementsAre("C1"));  // reprocessed: at the tail, attempt reset
+  EXPECT_EQ(again[0].attempt, 0);
+  ASSERT_TRUE(queue_->Ack(again[0]).ok());
+
+  counts = queue_->CountsFor("out").value();
+  EXPECT_EQ(counts.delivered, 3);
+  EXPECT_EQ(counts.dead, 0);
+  EXPECT_EQ(counts.queued + counts.in_flight, 0);
+}
+
+TEST_F(QueueTest, ReprocessAllForOneDestination) {
+  Route("A1", "a");
+  Route("A2", "a", "k2");
+  Route("B1", "b");
+  for (const char* d : {"a", "b"}) {
+    for (auto& item : Claim(d)) ASSERT_TRUE(queue_->DeadLetter(item, "FAILED_PRECONDITION").ok());
+  }
+  EXPECT_EQ(queue_->ListDeadLetters({}).value().size(), 3u);
+  EXPECT_EQ(queue_->ReprocessAll("a").value(), 2);
+  EXPECT_EQ(queue_->ReprocessAll("a").value(), 0);
+  EXPECT_EQ(queue_->CountsFor("a").value().queued, 2);
+  EXPECT_EQ(queue_->CountsFor("b").value().dead, 1);
+  auto all = queue_->Counts().value();
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].destination, "a");
+  EXPECT_EQ(all[1].destination, "b");
+}
+
+TEST_F(QueueTest, EnqueueIsPartOfTheCallersTransaction) {
+  int64_t id = Message("C1");
+  absl::Status s = writer_->Run([&](db::Connection& c) -> absl::Status {
+    absl::Status e = Queue::Enqueue(c, id, "out", "", clock_.NowMicros());
+    if (!e.ok()) return e;
+    return absl::InternalError("routing failed after the enqueue");
+  });
+  EXPECT_EQ(s.code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(Claim("out"), IsEmpty());  // rolled back with the op
+  EXPECT_FALSE(queue_->NextDueMicros("out").value().has_value());
+}
+
+TEST_F(QueueTest, EnqueuedPayloadReplacesTheRawMessage) {
+  int64_t id = Message("C1");
+  ASSERT_TRUE(writer_->Run([&](db::Connection& c) {
+    return Queue::Enqueue(c, id, "fhir", "", clock_.NowMicros(), std::string_view("{\"resourceType\":\"Bundle\"}"));
+  }).ok());
+  auto items = Claim("fhir");
+  ASSERT_EQ(items.size(), 1u);
+  EXPECT_EQ(items[0].payload, "{\"resourceType\":\"Bundle\"}");
+  ASSERT_TRUE(queue_->DeadLetter(items[0], "x").ok());
+  ASSERT_TRUE(queue_->ReprocessAll("fhir").ok());
+  EXPECT_EQ(Claim("fhir").at(0).payload, "{\"resourceType\":\"Bundle\"}");
+}
+
+TEST_F(QueueTest, ReleaseMakesTheRowClaimableAtOnce) {
+  Route("C1", "out");
+  auto item = Claim("out");
+  ASSERT_TRUE(queue_->Release(item[0]).ok());
+  auto again = Claim("out", "node-b");
+  ASSERT_THAT(ControlIds(again), ElementsAre("C1"));
+  EXPECT_EQ(again[0].attempt, 0);
+  EXPECT_THAT(States(again[0].message_id), ElementsAre("received", "routed"));
+}
+
+}  // namespace
+}  // namespace isthmus::store
