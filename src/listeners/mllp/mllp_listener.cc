@@ -6,20 +6,26 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
 #include <chrono>
+#include <cstdio>
 #include <list>
 #include <mutex>
+#include <span>
+#include <type_traits>
 
 #include "base/str.h"
 #include "hl7v2/ack.h"
 #include "hl7v2/issue.h"
 #include "hl7v2/message.h"
 #include "net/asio_loop.h"
+#include "net/asio_tls.h"
+#include "net/ip_allowlist.h"
 #include "net/mllp_codec.h"
 
 namespace isthmus::listeners {
@@ -41,14 +47,44 @@ hl7v2::Issue MakeIssue(hl7v2::ErrorCode code, std::string message) {
   return i;
 }
 
-// State shared by a session and its watchdog.
-struct Connection {
-  explicit Connection(tcp::socket s) : socket(std::move(s)), timer(socket.get_executor()) {}
-  tcp::socket socket;
+// State shared by a session, its watchdog and Stop(), whatever the stream type.
+struct ConnectionBase {
+  explicit ConnectionBase(const tcp::socket::executor_type& ex) : timer(ex) {}
+  tcp::socket* socket = nullptr;  // the TCP layer of the stream; set by Connection
   asio::steady_timer timer;
   Clock::time_point deadline;
   bool timed_out = false;
 };
+
+// A session's stream: tcp::socket for plain MLLP, TlsStream for MLLP over TLS. Sessions are
+// templates over it, so the plain path has no TLS branches or virtual calls per read.
+template <typename Stream>
+struct Connection : ConnectionBase {
+  template <typename... Args>
+  explicit Connection(tcp::socket s, Args&... args)
+      : ConnectionBase(s.get_executor()), stream(std::move(s), args...) {
+    if constexpr (std::is_same_v<Stream, tcp::socket>) {
+      socket = &stream;
+    } else {
+      socket = &stream.next_layer();
+    }
+  }
+  Stream stream;
+};
+
+using TlsStream = asio::ssl::stream<tcp::socket>;
+template <typename Stream>
+constexpr bool kIsTls = std::is_same_v<Stream, TlsStream>;
+
+std::string PeerOf(const tcp::socket& s) {
+  boost::system::error_code ec;
+  auto ep = s.remote_endpoint(ec);
+  if (ec) return "unknown peer";
+  if (ep.address().is_v6()) {
+    return base::StrCat("[", ep.address().to_string(), "]:", static_cast<int>(ep.port()));
+  }
+  return base::StrCat(ep.address().to_string(), ":", static_cast<int>(ep.port()));
+}
 
 }  // namespace
 
@@ -60,11 +96,22 @@ struct MllpListener::Impl : std::enable_shared_from_this<MllpListener::Impl> {
   MllpListenerOptions opts;
   store::Journal& journal;
   tcp::acceptor acceptor;
+  net::IpAllowlist allow;
+  std::unique_ptr<asio::ssl::context> tls;  // set when opts.tls is
   MllpListenerStats stats;
   std::atomic<int> port{0};
   std::atomic<bool> stopping{false};
   std::mutex conns_mu;
-  std::list<std::weak_ptr<Connection>> conns;  // guarded by conns_mu
+  std::list<std::weak_ptr<ConnectionBase>> conns;  // guarded by conns_mu
+
+  void Log(std::string_view line) {
+    if (opts.log) {
+      opts.log(line);
+    } else {
+      std::fprintf(stderr, "isthmus mllp[%s]: %.*s\n", opts.channel.c_str(),
+                   static_cast<int>(line.size()), line.data());
+    }
+  }
 
   // Journals `m` and resumes the coroutine on its own executor once the commit is durable.
   // Note: GCC 12 can destroy temporaries inside a co_await expression twice, so coroutine code
@@ -143,54 +190,49 @@ struct MllpListener::Impl : std::enable_shared_from_this<MllpListener::Impl> {
     co_return hl7v2::BuildAck(msg, a);
   }
 
-  asio::awaitable<void> Watchdog(std::shared_ptr<Connection> c) {
-    while (c->socket.is_open()) {
+  asio::awaitable<void> Watchdog(std::shared_ptr<ConnectionBase> c) {
+    while (c->socket->is_open()) {
       c->timer.expires_at(c->deadline);
       boost::system::error_code ec;
       co_await c->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-      if (!c->socket.is_open()) co_return;
+      if (!c->socket->is_open()) co_return;
       if (c->deadline <= Clock::now()) {
         c->timed_out = true;
-        c->socket.cancel(ec);
+        c->socket->cancel(ec);
         co_return;
       }
     }
   }
 
-  asio::awaitable<void> Session(std::shared_ptr<Connection> c) {
-    auto self = shared_from_this();
+  // Reads, frames, journals and answers until the peer leaves, a timeout, an error or Stop().
+  // Returns the error that ended the reads (eof when the peer closed cleanly).
+  template <typename Stream>
+  asio::awaitable<boost::system::error_code> Serve(Connection<Stream>& c, const std::string& peer) {
     boost::system::error_code ec;
-    std::string peer;
-    {
-      auto ep = c->socket.remote_endpoint(ec);
-      if (!ec) peer = base::StrCat(ep.address().to_string(), ":", static_cast<int>(ep.port()));
-    }
     net::MllpDecoder decoder(opts.max_frame_bytes);
     std::vector<net::MllpEvent> events;
     std::vector<char> buf(64 * 1024);
-    c->deadline = Clock::now() + ToChrono(opts.idle_timeout);
-    asio::co_spawn(c->socket.get_executor(), Watchdog(c), asio::detached);
 
     std::string framed;
     auto send = [&](const std::string& reply) -> asio::awaitable<bool> {
       if (reply.empty()) co_return true;
       framed = net::MllpEncode(reply);
       boost::system::error_code wec;
-      co_await asio::async_write(c->socket, asio::buffer(framed),
+      co_await asio::async_write(c.stream, asio::buffer(framed),
                                  asio::redirect_error(asio::use_awaitable, wec));
       co_return !wec;
     };
 
     while (!stopping) {
-      size_t n = co_await c->socket.async_read_some(asio::buffer(buf),
-                                                    asio::redirect_error(asio::use_awaitable, ec));
+      size_t n = co_await c.stream.async_read_some(asio::buffer(buf),
+                                                   asio::redirect_error(asio::use_awaitable, ec));
       if (ec) break;
       stats.bytes_received += n;
       events.clear();
       decoder.Feed(std::string_view(buf.data(), n), &events);
-      c->deadline = Clock::now() + ToChrono(decoder.in_frame() ? opts.frame_timeout : opts.idle_timeout);
+      c.deadline = Clock::now() + ToChrono(decoder.in_frame() ? opts.frame_timeout : opts.idle_timeout);
       // Wake the watchdog to re-arm when the deadline moved earlier (idle -> in a frame).
-      if (c->deadline < c->timer.expiry()) c->timer.cancel();
+      if (c.deadline < c.timer.expiry()) c.timer.cancel();
       bool ok = true;
       for (net::MllpEvent& e : events) {
         std::string reply;
@@ -222,17 +264,109 @@ struct MllpListener::Impl : std::enable_shared_from_this<MllpListener::Impl> {
       }
       if (!ok) break;
     }
-    if (c->timed_out && decoder.in_frame() && !stopping) {
+    if (c.timed_out && decoder.in_frame() && !stopping) {
       stats.messages_nacked++;
       std::string nak = Nak("", false, MakeIssue(hl7v2::ErrorCode::kApplicationInternalError,
                                                  base::StrCat("MLLP frame not completed within ",
                                                               absl::FormatDuration(opts.frame_timeout))));
       co_await send(nak);
     }
+    co_return ec;
+  }
+
+  // The TLS handshake, bounded by the deadline the caller set. True when MLLP may start.
+  asio::awaitable<bool> Handshake(Connection<TlsStream>& c, const std::string& peer) {
+    boost::system::error_code ec;
+    // Peek at the first byte: a TLS client starts with a handshake record (0x16), a plain MLLP
+    // sender with VT. The latter gets told why in plain text instead of a silent close.
+    char first = 0;
+    co_await c.socket->async_receive(asio::buffer(&first, 1), tcp::socket::message_peek,
+                                     asio::redirect_error(asio::use_awaitable, ec));
+    if (ec && !c.timed_out) co_return false;  // closed before a byte: a TCP health check, say
+    if (!ec && first == net::kMllpStart) {
+      stats.tls_handshake_failures++;
+      stats.messages_nacked++;
+      Log(base::StrCat(peer, ": plain MLLP sent to a TLS port; answered with a plaintext NAK"));
+      // Consume what was sent, so closing sends FIN rather than a reset that could discard the NAK.
+      std::vector<char> sink(64 * 1024);
+      co_await c.socket->async_read_some(asio::buffer(sink),
+                                         asio::redirect_error(asio::use_awaitable, ec));
+      std::string framed = net::MllpEncode(Nak(
+          "", false,
+          MakeIssue(hl7v2::ErrorCode::kApplicationInternalError,
+                    "this MLLP port requires TLS: connect with TLS (MLLP over TLS)")));
+      co_await asio::async_write(*c.socket, asio::buffer(framed),
+                                 asio::redirect_error(asio::use_awaitable, ec));
+      co_return false;
+    }
+    if (!ec) {
+      co_await c.stream.async_handshake(TlsStream::server,
+                                        asio::redirect_error(asio::use_awaitable, ec));
+    }
+    if (ec) {
+      stats.tls_handshake_failures++;
+      if (c.timed_out) {
+        stats.tls_handshake_timeouts++;
+        Log(base::StrCat(peer, ": TLS handshake not completed within ",
+                         absl::FormatDuration(opts.frame_timeout), "; closed"));
+      } else {
+        Log(base::StrCat(peer, ": TLS handshake failed: ", ec.message()));
+      }
+      co_return false;
+    }
+    c.deadline = Clock::now() + ToChrono(opts.idle_timeout);  // the watchdog re-arms by itself
+    co_return true;
+  }
+
+  template <typename Stream>
+  asio::awaitable<void> Session(std::shared_ptr<Connection<Stream>> c) {
+    auto self = shared_from_this();
+    std::string peer = PeerOf(*c->socket);
+    // A TLS client must finish its handshake as fast as a sender must finish a frame.
+    c->deadline = Clock::now() + ToChrono(kIsTls<Stream> ? opts.frame_timeout : opts.idle_timeout);
+    std::shared_ptr<ConnectionBase> watched = c;
+    asio::co_spawn(c->socket->get_executor(), Watchdog(watched), asio::detached);
+
+    boost::system::error_code ec;
+    bool ready = true;
+    if constexpr (kIsTls<Stream>) ready = co_await Handshake(*c, peer);
+    if (ready) ec = co_await Serve(*c, peer);
+    if constexpr (kIsTls<Stream>) {
+      if (ready && ec == asio::error::eof && !c->timed_out && !stopping) {
+        // The client sent close_notify: answer it (bounded by the watchdog).
+        c->deadline = Clock::now() + std::min(ToChrono(opts.frame_timeout),
+                                              Clock::duration(std::chrono::seconds(5)));
+        if (c->deadline < c->timer.expiry()) c->timer.cancel();
+        co_await c->stream.async_shutdown(asio::redirect_error(asio::use_awaitable, ec));
+      }
+    }
     c->timer.cancel();
-    c->socket.shutdown(tcp::socket::shutdown_both, ec);
-    c->socket.close(ec);
+    c->socket->shutdown(tcp::socket::shutdown_both, ec);
+    c->socket->close(ec);
     stats.connections_open--;
+  }
+
+  template <typename Stream>
+  void Spawn(std::shared_ptr<Connection<Stream>> conn) {
+    {
+      std::lock_guard<std::mutex> lock(conns_mu);
+      conns.remove_if([](const std::weak_ptr<ConnectionBase>& w) { return w.expired(); });
+      conns.push_back(conn);
+    }
+    asio::co_spawn(conn->socket->get_executor(), Session(conn), asio::detached);
+  }
+
+  bool Allowed(const tcp::socket& socket) const {
+    boost::system::error_code ec;
+    auto ep = socket.remote_endpoint(ec);
+    if (ec) return false;
+    const asio::ip::address a = ep.address();
+    if (a.is_v4()) {
+      auto bytes = a.to_v4().to_bytes();
+      return allow.Allows(std::span<const uint8_t>(bytes.data(), bytes.size()));
+    }
+    auto bytes = a.to_v6().to_bytes();
+    return allow.Allows(std::span<const uint8_t>(bytes.data(), bytes.size()));
   }
 
   asio::awaitable<void> AcceptLoop() {
@@ -248,19 +382,23 @@ struct MllpListener::Impl : std::enable_shared_from_this<MllpListener::Impl> {
         continue;  // e.g. out of file descriptors: keep serving the connections we have
       }
       stats.connections_total++;
+      if (!allow.empty() && !Allowed(socket)) {
+        stats.connections_denied++;
+        Log(base::StrCat(PeerOf(socket), ": not in the IP allowlist; closed"));
+        socket.close(ec);
+        continue;
+      }
       if (stats.connections_open.load() >= opts.max_connections) {
         stats.connections_refused++;
         socket.close(ec);
         continue;
       }
       stats.connections_open++;
-      auto conn = std::make_shared<Connection>(std::move(socket));
-      {
-        std::lock_guard<std::mutex> lock(conns_mu);
-        conns.remove_if([](const std::weak_ptr<Connection>& w) { return w.expired(); });
-        conns.push_back(conn);
+      if (tls) {
+        Spawn(std::make_shared<Connection<TlsStream>>(std::move(socket), *tls));
+      } else {
+        Spawn(std::make_shared<Connection<tcp::socket>>(std::move(socket)));
       }
-      asio::co_spawn(conn->socket.get_executor(), Session(conn), asio::detached);
     }
   }
 };
@@ -269,6 +407,14 @@ absl::StatusOr<std::unique_ptr<MllpListener>> MllpListener::Start(net::EventLoop
                                                                   MllpListenerOptions opts,
                                                                   store::Journal& journal) {
   auto impl = std::make_shared<Impl>(net::IoContext(loop), std::move(opts), journal);
+  auto allow = net::IpAllowlist::Parse(impl->opts.allow);
+  if (!allow.ok()) return allow.status();
+  impl->allow = *std::move(allow);
+  if (impl->opts.tls.has_value()) {
+    auto ctx = net::MakeTlsServerContext(*impl->opts.tls);
+    if (!ctx.ok()) return ctx.status();
+    impl->tls = *std::move(ctx);
+  }
   boost::system::error_code ec;
   auto addr = asio::ip::make_address(impl->opts.host, ec);
   if (ec) {
@@ -305,9 +451,9 @@ void MllpListener::Stop() {
   std::lock_guard<std::mutex> lock(impl_->conns_mu);
   for (auto& w : impl_->conns) {
     if (auto c = w.lock()) {
-      asio::post(c->socket.get_executor(), [c] {
+      asio::post(c->socket->get_executor(), [c] {
         boost::system::error_code ec;
-        c->socket.cancel(ec);
+        c->socket->cancel(ec);
       });
     }
   }

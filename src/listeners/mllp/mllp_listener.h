@@ -7,17 +7,28 @@
 // valuing MSH-15, then commit ACKs (CA/CR). Like Mirth, a response is always sent, since MLLP
 // senders block on it.
 //
+// TLS: with `tls` set, every connection must complete a TLS handshake (TLS 1.2+) within
+// frame_timeout before any MLLP is read; with tls->require_client_cert, only clients holding a
+// certificate from tls->ca_file get through (mutual TLS). A client that speaks plain MLLP to a TLS
+// port gets a plaintext NAK saying so and is closed. Access: with `allow` set, connections from
+// other addresses are closed at once, before any byte is read or sent.
+//
 // Thread-safety: Start() once; Stop() and stats() from any thread.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "net/event_loop.h"
+#include "net/tls.h"
 #include "store/journal.h"
 
 namespace isthmus::listeners {
@@ -34,12 +45,23 @@ struct MllpListenerOptions {
   int max_connections = 1000;            // beyond: accepted and closed at once
   AckMode ack_mode = AckMode::kAfterPersist;
   std::string application = "ISTHMUS";   // MSH-3 of ACKs when the message has no MSH-5
+  // TLS (and mutual TLS); unset = plain TCP. Files are loaded and checked once, at Start().
+  std::optional<net::TlsServerOptions> tls;
+  // IP allowlist: CIDRs ("10.0.0.0/8", "192.168.1.7", "fd00::/8"); empty = every address.
+  std::vector<std::string> allow;
+  // Connection-level events (denied peer, failed TLS handshake), one line each, carrying the peer
+  // address and the reason only. Called on network threads. Unset = a line on stderr.
+  std::function<void(std::string_view)> log;
 };
 
 struct MllpListenerStats {
   std::atomic<uint64_t> connections_total{0};
   std::atomic<int64_t> connections_open{0};
-  std::atomic<uint64_t> connections_refused{0};
+  std::atomic<uint64_t> connections_refused{0};  // over max_connections
+  std::atomic<uint64_t> connections_denied{0};   // address not in `allow`
+  // Failed TLS handshakes, including timeouts and plain MLLP sent to a TLS port.
+  std::atomic<uint64_t> tls_handshake_failures{0};
+  std::atomic<uint64_t> tls_handshake_timeouts{0};  // of which: not completed in frame_timeout
   std::atomic<uint64_t> messages_received{0};
   std::atomic<uint64_t> messages_acked{0};
   std::atomic<uint64_t> messages_nacked{0};
@@ -49,6 +71,8 @@ struct MllpListenerStats {
 
 class MllpListener {
  public:
+  // InvalidArgument for a bad host, `allow` entry or TLS file (the message names it);
+  // Unavailable when the address cannot be bound.
   static absl::StatusOr<std::unique_ptr<MllpListener>> Start(net::EventLoop& loop,
                                                              MllpListenerOptions opts,
                                                              store::Journal& journal);

@@ -6,11 +6,18 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+
+#include <chrono>
 #include <filesystem>
+#include <functional>
+#include <mutex>
 #include <thread>
 
 #include "gtest/gtest.h"
+#include "base/str.h"
 #include "net/mllp_codec.h"
+#include "net/test_tls.h"
 
 namespace isthmus::listeners {
 namespace {
@@ -18,13 +25,34 @@ namespace {
 // A blocking MLLP client over POSIX sockets.
 class Client {
  public:
-  explicit Client(int port) {
+  explicit Client(int port, bool ipv6 = false) {
+    if (ipv6) {
+      fd_ = ::socket(AF_INET6, SOCK_STREAM, 0);
+      sockaddr_in6 addr{};
+      addr.sin6_family = AF_INET6;
+      addr.sin6_port = htons(static_cast<uint16_t>(port));
+      addr.sin6_addr = in6addr_loopback;
+      connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+      return;
+    }
     fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(static_cast<uint16_t>(port));
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  }
+  // True when the server closes the connection within the timeout (reading and discarding).
+  bool ClosedByServer(int timeout_ms = 5000) {
+    auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (std::chrono::steady_clock::now() < end) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      char buf[4096];
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) return true;
+    }
+    return false;
   }
   ~Client() { ::close(fd_); }
   bool connected() const { return connected_; }
@@ -59,6 +87,29 @@ class Client {
   std::vector<std::string> pending_;
 };
 
+// One MLLP exchange over TLS: the framed reply, or "" when the connection failed or closed.
+std::string TlsSend(net::TlsClient& c, std::string_view msg) {
+  if (!c.Write(net::MllpEncode(msg))) return "";
+  net::MllpDecoder decoder(1 << 24);
+  std::vector<net::MllpEvent> events;
+  while (events.empty()) {
+    std::string bytes = c.Read();
+    if (bytes.empty()) return "";
+    decoder.Feed(bytes, &events);
+  }
+  return events.front().payload;
+}
+
+// Polls `done` for up to 5 s (stats are updated on the loop threads).
+bool Eventually(const std::function<bool()>& done) {
+  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
+
 std::string Adt(std::string control_id) {
   return "MSH|^~\\&|LAB|HOSP|ISTHMUS|HOSP|20240101||ADT^A01^ADT_A01|" + control_id +
          "|P|2.5.1\rPID|1||123^^^HOSP^MR||DOE^JANE\r";
@@ -71,11 +122,16 @@ class MllpListenerTest : public ::testing::Test {
                ("mllp_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
     std::filesystem::remove_all(dir);
     std::filesystem::create_directories(dir);
+    dir_ = dir;
     writer_ = std::move(store::Writer::Open((dir / "isthmus.db").string())).value();
     journal_ = std::move(store::Journal::Open(*writer_, {})).value();
   }
   void StartListener(MllpListenerOptions o) {
     o.port = 0;
+    o.log = [this](std::string_view line) {
+      std::lock_guard<std::mutex> lock(log_mu_);
+      log_.emplace_back(line);
+    };
     auto l = MllpListener::Start(loop_, o, *journal_);
     ASSERT_TRUE(l.ok()) << l.status();
     listener_ = std::move(l).value();
@@ -94,6 +150,30 @@ class MllpListenerTest : public ::testing::Test {
     EXPECT_TRUE(journal_->List(q, &total).ok());
     return total;
   }
+  std::vector<std::string> Log() {
+    std::lock_guard<std::mutex> lock(log_mu_);
+    return log_;
+  }
+  bool Logged(std::string_view fragment) {
+    for (const std::string& l : Log()) {
+      if (l.find(fragment) != std::string::npos) return true;
+    }
+    return false;
+  }
+  net::TestPki Pki(std::string_view name) {
+    auto pki = net::MakeTestPki(dir_, name);
+    EXPECT_TRUE(pki.ok()) << pki.status();
+    return pki.ok() ? *pki : net::TestPki{};
+  }
+  static net::TlsServerOptions ServerTls(const net::TestPki& pki) {
+    net::TlsServerOptions t;
+    t.cert_file = pki.server_cert;
+    t.key_file = pki.server_key;
+    return t;
+  }
+  std::filesystem::path dir_;
+  std::mutex log_mu_;
+  std::vector<std::string> log_;
   net::EventLoop loop_{2};
   std::unique_ptr<store::Writer> writer_;
   std::unique_ptr<store::Journal> journal_;
@@ -189,6 +269,241 @@ TEST_F(MllpListenerTest, ConnectionLimit) {
   Client b(listener_->port());
   EXPECT_EQ(b.Send(Adt("L2")), "");  // closed at once
   EXPECT_NE(a.Send(Adt("L3")).find("MSA|AA"), std::string::npos);
+}
+
+// ---- TLS -------------------------------------------------------------------------------------
+
+TEST_F(MllpListenerTest, AckOverTls) {
+  net::TestPki pki = Pki("a");
+  MllpListenerOptions o;
+  o.tls = ServerTls(pki);
+  StartListener(o);
+  auto c = net::TlsClient::Connect("127.0.0.1", listener_->port(), {.ca_file = pki.ca_cert});
+  ASSERT_TRUE(c.ok()) << c.status();
+  std::string ack = TlsSend(**c, Adt("T1"));
+  EXPECT_NE(ack.find("\rMSA|AA|T1\r"), std::string::npos) << ack;
+  EXPECT_NE(TlsSend(**c, Adt("T2")).find("MSA|AA|T2"), std::string::npos);
+  EXPECT_EQ(Count("received"), 2);
+  (*c)->Shutdown();
+  EXPECT_TRUE(Eventually([&] { return listener_->stats().connections_open.load() == 0; }));
+  EXPECT_EQ(listener_->stats().tls_handshake_failures.load(), 0u);
+}
+
+TEST_F(MllpListenerTest, MutualTlsAcceptsOnlyClientsWithACertificateFromTheCa) {
+  net::TestPki pki = Pki("good");
+  net::TestPki other = Pki("other");
+  MllpListenerOptions o;
+  o.tls = ServerTls(pki);
+  o.tls->ca_file = pki.ca_cert;
+  o.tls->require_client_cert = true;
+  StartListener(o);
+  int port = listener_->port();
+
+  // With TLS 1.3 the client may finish its side of the handshake before the server has checked
+  // the client certificate; the server's alert then ends the first read. Either way: no ACK.
+  auto refused = [&](const net::TlsClientOptions& co) {
+    auto c = net::TlsClient::Connect("127.0.0.1", port, co);
+    if (!c.ok()) return true;
+    return TlsSend(**c, Adt("NO")) == "";
+  };
+  EXPECT_TRUE(refused({.ca_file = pki.ca_cert}));  // no client certificate
+  EXPECT_TRUE(refused({.ca_file = pki.ca_cert,
+                       .cert_file = other.client_cert,
+                       .key_file = other.client_key}));  // a certificate from another CA
+  auto good = net::TlsClient::Connect(
+      "127.0.0.1", port,
+      {.ca_file = pki.ca_cert, .cert_file = pki.client_cert, .key_file = pki.client_key});
+  ASSERT_TRUE(good.ok()) << good.status();
+  EXPECT_NE(TlsSend(**good, Adt("M1")).find("MSA|AA|M1"), std::string::npos);
+  EXPECT_TRUE(Eventually([&] { return listener_->stats().tls_handshake_failures.load() == 2; }));
+  EXPECT_EQ(Count(), 1);  // nothing from the refused clients
+  EXPECT_TRUE(Logged("TLS handshake failed")) << ::testing::PrintToString(Log());
+  // The log names the peer address and the reason, nothing the client sent.
+  for (const std::string& line : Log()) EXPECT_EQ(line.rfind("127.0.0.1:", 0), 0u) << line;
+}
+
+TEST_F(MllpListenerTest, MinimumTlsVersionIsEnforced) {
+  net::TestPki pki = Pki("v");
+  MllpListenerOptions o;
+  o.tls = ServerTls(pki);
+  o.tls->min_version = net::TlsVersion::kTls13;
+  StartListener(o);
+  auto old = net::TlsClient::Connect("127.0.0.1", listener_->port(),
+                                     {.ca_file = pki.ca_cert, .max_version = TLS1_2_VERSION});
+  EXPECT_FALSE(old.ok());
+  auto c = net::TlsClient::Connect("127.0.0.1", listener_->port(), {.ca_file = pki.ca_cert});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_NE(TlsSend(**c, Adt("V1")).find("MSA|AA|V1"), std::string::npos);
+  EXPECT_TRUE(Eventually([&] { return listener_->stats().tls_handshake_failures.load() == 1; }));
+}
+
+TEST_F(MllpListenerTest, Tls12StillWorksByDefault) {
+  net::TestPki pki = Pki("v12");
+  MllpListenerOptions o;
+  o.tls = ServerTls(pki);
+  o.tls->ca_file = pki.ca_cert;
+  o.tls->require_client_cert = true;
+  StartListener(o);
+  auto c = net::TlsClient::Connect("127.0.0.1", listener_->port(),
+                                   {.ca_file = pki.ca_cert,
+                                    .cert_file = pki.client_cert,
+                                    .key_file = pki.client_key,
+                                    .max_version = TLS1_2_VERSION});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_NE(TlsSend(**c, Adt("V2")).find("MSA|AA|V2"), std::string::npos);
+  // Without a certificate, TLS 1.2 fails in the handshake itself.
+  auto anon = net::TlsClient::Connect("127.0.0.1", listener_->port(),
+                                      {.ca_file = pki.ca_cert, .max_version = TLS1_2_VERSION});
+  EXPECT_FALSE(anon.ok());
+}
+
+TEST_F(MllpListenerTest, PlainClientsOnATlsPortDoNotHangIt) {
+  net::TestPki pki = Pki("p");
+  MllpListenerOptions o;
+  o.tls = ServerTls(pki);
+  o.frame_timeout = absl::Milliseconds(300);
+  StartListener(o);
+  int port = listener_->port();
+
+  Client silent(port);  // connects and never says anything
+  ASSERT_TRUE(silent.connected());
+  Client http(port);    // speaks something else entirely
+  http.SendRaw("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  Client plain(port);   // speaks plain MLLP: told why, in plain text
+  std::string nak = plain.Send(Adt("P1"));
+  EXPECT_NE(nak.find("MSA|AR|"), std::string::npos) << nak;
+  EXPECT_NE(nak.find("requires TLS"), std::string::npos) << nak;
+  EXPECT_TRUE(plain.ClosedByServer());
+
+  // Meanwhile a TLS client is served.
+  auto c = net::TlsClient::Connect("127.0.0.1", port, {.ca_file = pki.ca_cert});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_NE(TlsSend(**c, Adt("P2")).find("MSA|AA|P2"), std::string::npos);
+
+  EXPECT_TRUE(http.ClosedByServer());
+  EXPECT_TRUE(silent.ClosedByServer());  // after frame_timeout
+  EXPECT_TRUE(Eventually([&] { return listener_->stats().tls_handshake_timeouts.load() == 1; }));
+  EXPECT_EQ(listener_->stats().tls_handshake_failures.load(), 3u);
+  EXPECT_TRUE(Logged("not completed within 300ms")) << ::testing::PrintToString(Log());
+  EXPECT_TRUE(Logged("plain MLLP sent to a TLS port"));
+  // The TLS client is still served after all that.
+  EXPECT_NE(TlsSend(**c, Adt("P3")).find("MSA|AA|P3"), std::string::npos);
+  EXPECT_EQ(Count(), 2);
+}
+
+TEST_F(MllpListenerTest, BadTlsConfigurationFailsAtStartNamingTheFile) {
+  net::TestPki a = Pki("ka");
+  net::TestPki b = Pki("kb");
+  auto start_error = [&](net::TlsServerOptions t) {
+    MllpListenerOptions o;
+    o.port = 0;
+    o.tls = t;
+    auto l = MllpListener::Start(loop_, o, *journal_);
+    EXPECT_FALSE(l.ok());
+    EXPECT_EQ(l.status().code(), absl::StatusCode::kInvalidArgument);
+    return std::string(l.status().message());
+  };
+  net::TlsServerOptions t = ServerTls(a);
+  t.cert_file = (dir_ / "missing.pem").string();
+  std::string e = start_error(t);
+  EXPECT_NE(e.find("missing.pem' does not exist"), std::string::npos) << e;
+
+  t = ServerTls(a);
+  t.key_file = b.server_key;  // another certificate's key
+  e = start_error(t);
+  EXPECT_NE(e.find(base::StrCat("key file '", b.server_key, "' does not match the certificate")),
+            std::string::npos) << e;
+
+  t = ServerTls(a);
+  t.cert_file = a.server_key;  // a key where the certificate belongs
+  e = start_error(t);
+  EXPECT_NE(e.find(base::StrCat("certificate file '", a.server_key, "'")), std::string::npos) << e;
+
+  t = ServerTls(a);
+  t.key_file = a.server_key_encrypted;  // refused, never a password prompt on the terminal
+  e = start_error(t);
+  EXPECT_NE(e.find(base::StrCat("key file '", a.server_key_encrypted, "'")), std::string::npos) << e;
+  EXPECT_NE(e.find("encrypted key is not supported"), std::string::npos) << e;
+
+  t = ServerTls(a);
+  t.require_client_cert = true;
+  e = start_error(t);
+  EXPECT_NE(e.find("require_client_cert needs ca_file"), std::string::npos) << e;
+
+  t = ServerTls(a);
+  t.ca_file = a.server_key;  // no certificates in it
+  e = start_error(t);
+  EXPECT_NE(e.find(base::StrCat("CA file '", a.server_key, "'")), std::string::npos) << e;
+}
+
+// ---- IP allowlist ----------------------------------------------------------------------------
+
+TEST_F(MllpListenerTest, AllowlistAdmitsListedAddresses) {
+  MllpListenerOptions o;
+  o.allow = {"127.0.0.1/32"};
+  StartListener(o);
+  Client c(listener_->port());
+  EXPECT_NE(c.Send(Adt("A1")).find("MSA|AA|A1"), std::string::npos);
+  EXPECT_EQ(listener_->stats().connections_denied.load(), 0u);
+}
+
+TEST_F(MllpListenerTest, AllowlistClosesOtherAddressesAtOnce) {
+  MllpListenerOptions o;
+  o.allow = {"10.0.0.0/8", "::1/128"};
+  StartListener(o);
+  Client c(listener_->port());
+  ASSERT_TRUE(c.connected());
+  c.SendRaw(net::MllpEncode(Adt("D1")));
+  EXPECT_TRUE(c.ClosedByServer());
+  EXPECT_TRUE(Eventually([&] { return listener_->stats().connections_denied.load() == 1; }));
+  EXPECT_EQ(listener_->stats().connections_open.load(), 0);
+  EXPECT_EQ(listener_->stats().messages_received.load(), 0u);
+  EXPECT_EQ(Count(), 0);
+  std::vector<std::string> log = Log();
+  ASSERT_EQ(log.size(), 1u);
+  EXPECT_EQ(log[0].rfind("127.0.0.1:", 0), 0u) << log[0];
+  EXPECT_NE(log[0].find("not in the IP allowlist"), std::string::npos) << log[0];
+}
+
+TEST_F(MllpListenerTest, BadAllowlistFailsAtStart) {
+  MllpListenerOptions o;
+  o.port = 0;
+  o.allow = {"127.0.0.1/32", "10.0.0.0/40"};
+  auto l = MllpListener::Start(loop_, o, *journal_);
+  ASSERT_FALSE(l.ok());
+  EXPECT_EQ(l.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(l.status().message().find("10.0.0.0/40"), std::string::npos) << l.status();
+}
+
+TEST_F(MllpListenerTest, Ipv6LoopbackWithAllowlistAndTls) {
+  net::TestPki pki = Pki("six");
+  for (bool allowed : {true, false}) {
+    SCOPED_TRACE(allowed);
+    MllpListenerOptions o;
+    o.host = "::1";
+    o.port = 0;
+    o.allow = {allowed ? "::1/128" : "127.0.0.0/8"};
+    o.tls = ServerTls(pki);
+    o.log = [](std::string_view) {};
+    auto l = MllpListener::Start(loop_, o, *journal_);
+    if (!l.ok() && l.status().code() == absl::StatusCode::kUnavailable) {
+      GTEST_SKIP() << "no IPv6 loopback here: " << l.status();
+    }
+    ASSERT_TRUE(l.ok()) << l.status();
+    if (!thread_.joinable()) thread_ = std::thread([this] { loop_.Run(); });
+    int port = (*l)->port();
+    if (allowed) {
+      auto c = net::TlsClient::Connect("::1", port, {.ca_file = pki.ca_cert});
+      ASSERT_TRUE(c.ok()) << c.status();
+      EXPECT_NE(TlsSend(**c, Adt("S1")).find("MSA|AA|S1"), std::string::npos);
+    } else {
+      Client c(port, /*ipv6=*/true);
+      ASSERT_TRUE(c.connected());
+      EXPECT_TRUE(c.ClosedByServer());
+      EXPECT_TRUE(Eventually([&] { return (*l)->stats().connections_denied.load() == 1; }));
+    }
+    (*l)->Stop();
+  }
 }
 
 }  // namespace
