@@ -149,13 +149,14 @@ absl::StatusOr<MessageRecord> Journal::Get(int64_t id) const {
 
 absl::StatusOr<std::vector<MessageRecord>> Journal::List(const MessageQuery& query,
                                                          int64_t* total) const {
-  std::string where = " WHERE received_at >= ?";
+  std::string where = " WHERE received_at >= ? AND id > ?";
   if (!query.control_id.empty()) where += " AND control_id = ?";
   if (!query.channel.empty()) where += " AND channel = ?";
   if (!query.state.empty()) where += " AND state = ?";
   auto bind = [&](db::Statement& s) {
     int i = 1;
     s.BindInt64(i++, query.since_micros);
+    s.BindInt64(i++, query.after_id);
     if (!query.control_id.empty()) s.BindText(i++, query.control_id);
     if (!query.channel.empty()) s.BindText(i++, query.channel);
     if (!query.state.empty()) s.BindText(i++, query.state);
@@ -167,7 +168,8 @@ absl::StatusOr<std::vector<MessageRecord>> Journal::List(const MessageQuery& que
   ISTHMUS_ASSIGN_OR_RETURN(bool has, count->Step());
   *total = has ? count->ColumnInt64(0) : 0;
   ISTHMUS_ASSIGN_OR_RETURN(auto q, reader_->Prepare(
-      base::StrCat("SELECT ", kSummaryColumns, " FROM messages", where, " ORDER BY id DESC LIMIT ?")));
+      base::StrCat("SELECT ", kSummaryColumns, " FROM messages", where, query.oldest_first ? " ORDER BY id" : " ORDER BY id DESC",
+                   " LIMIT ?")));
   int next = bind(*q);
   q->BindInt64(next, std::clamp(query.limit, 1, 1000));
   std::vector<MessageRecord> out;

@@ -78,6 +78,8 @@ struct MessageQuery {
   std::string channel;
   std::string state;
   int64_t since_micros = 0;
+  int64_t after_id = 0;       // only ids above this (paging oldest first)
+  bool oldest_first = false;  // default: newest first
   int limit = 100;
 };
 
@@ -103,7 +105,7 @@ class Journal {
                                  std::string_view state, std::string_view reason);
 
   absl::StatusOr<MessageRecord> Get(int64_t id) const;
-  // Newest first; `total` is the number of matches ignoring `limit`.
+  // Newest first unless `oldest_first`; `total` is the number of matches ignoring `limit`.
   absl::StatusOr<std::vector<MessageRecord>> List(const MessageQuery& q, int64_t* total) const;
 
   JournalStats stats() const;

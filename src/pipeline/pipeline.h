@@ -1,0 +1,115 @@
+// The pipeline runs each journaled message through its channel: parse, validate, filter,
+// transform, route. Its outcome is written in one transaction: the message's state event and,
+// when routed, one queue row per destination (outbox), so a routed message and its deliveries
+// commit together or not at all. Messages are processed on a worker pool, never on the network
+// loop.
+//
+// States a message ends in: `queued` (routed to at least one destination), `filtered` (the
+// channel's filter or transformer dropped it), `unrouted` (no route matched), `invalid`
+// (validation errors and the channel rejects invalid messages), `error` (unparsable, unknown
+// channel, transformer failure). Every outcome is an event with its reason; nothing is dropped
+// silently.
+//
+// Crash safety: a message that was journaled (`received`) but whose outcome was not committed is
+// processed again by Recover() at startup.
+//
+// Thread-safety: Submit and Recover from any thread; callbacks run on a worker thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "base/clock.h"
+#include "base/thread_pool.h"
+#include "core/transformer.h"
+#include "hl7v2/issue.h"
+#include "hl7v2/message.h"
+#include "hl7v2/path.h"
+#include "hl7v2/validator.h"
+#include "store/journal.h"
+#include "store/queue.h"
+#include "store/writer.h"
+
+namespace isthmus::pipeline {
+
+using Predicate = std::function<bool(const hl7v2::Message&)>;
+
+struct RoutePlan {
+  Predicate when;  // empty = always
+  std::vector<std::string> to;
+};
+
+struct ChannelPlan {
+  std::string name;
+  Predicate filter;                               // empty = accept everything
+  std::optional<hl7v2::Validator> validator;      // empty = no validation
+  bool reject_invalid = false;                    // validation errors end in `invalid`
+  core::TransformerFactory transformer;           // empty = no transformer
+  std::vector<RoutePlan> routes;
+};
+
+struct DestinationPlan {
+  std::string name;
+  std::optional<hl7v2::Path> partition_by;  // e.g. PID-3: per-patient order
+};
+
+struct PipelineOptions {
+  int workers = 2;
+  base::Clock* clock = &base::RealClock::Get();
+};
+
+struct PipelineResult {
+  int64_t message_id = 0;
+  std::string state;   // queued | filtered | unrouted | invalid | error
+  std::string reason;
+  std::vector<hl7v2::Issue> issues;       // validation findings (for an application ACK)
+  std::vector<std::string> destinations;  // where it was queued
+};
+
+class Pipeline {
+ public:
+  using Done = absl::AnyInvocable<void(PipelineResult) &&>;
+  // Called after queue rows for `destination` committed, to wake its dispatcher.
+  using Notify = std::function<void(const std::string& destination)>;
+
+  // Route targets must name destinations in `destinations` (InvalidArgument otherwise).
+  static absl::StatusOr<std::unique_ptr<Pipeline>> Create(
+      store::Writer& writer, store::Journal& journal, std::vector<ChannelPlan> channels,
+      std::vector<DestinationPlan> destinations, Notify notify, PipelineOptions opts = {});
+  // Finishes every submitted message, then stops the workers.
+  ~Pipeline();
+
+  // Processes a journaled message; `raw` is its bytes as journaled.
+  void Submit(int64_t message_id, std::string channel, std::shared_ptr<const std::string> raw,
+              Done done = nullptr);
+  // Resubmits every message still in state `received` (after a crash). Returns how many.
+  absl::StatusOr<int64_t> Recover();
+
+ private:
+  Pipeline(store::Writer& writer, store::Journal& journal, PipelineOptions opts)
+      : writer_(writer), journal_(journal), opts_(opts) {}
+  PipelineResult Process(int worker, int64_t id, const std::string& channel,
+                         const std::string& raw);
+  PipelineResult Commit(int64_t id, PipelineResult r,
+                        const std::vector<std::pair<std::string, std::string>>& queue_rows,
+                        const std::optional<std::string>& payload);
+
+  store::Writer& writer_;
+  store::Journal& journal_;
+  const PipelineOptions opts_;
+  std::map<std::string, ChannelPlan, std::less<>> channels_;
+  std::map<std::string, DestinationPlan, std::less<>> destinations_;
+  Notify notify_;
+  // transformers_[worker][channel]: one instance per worker (Lua states are not thread-safe).
+  std::vector<std::map<std::string, std::unique_ptr<core::Transformer>, std::less<>>> transformers_;
+  std::unique_ptr<base::ThreadPool> pool_;  // last: destroyed (drained) first
+};
+
+}  // namespace isthmus::pipeline

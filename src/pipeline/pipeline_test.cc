@@ -1,0 +1,201 @@
+#include "pipeline/pipeline.h"
+
+#include <filesystem>
+#include <future>
+
+#include "gtest/gtest.h"
+
+namespace isthmus::pipeline {
+namespace {
+
+std::string Adt(std::string id, std::string patient_class = "I", std::string mrn = "123") {
+  return "MSH|^~\\&|LAB|HOSP|ISTHMUS|HOSP|20240101120000||ADT^A01^ADT_A01|" + id +
+         "|P|2.5.1\rEVN|A01|20240101120000\rPID|1||" + mrn + "^^^HOSP^MR||DOE^JANE\rPV1|1|" +
+         patient_class + "\r";
+}
+
+// Uppercases PID-5.1, or filters messages whose PID-5.1 is "TEST", or fails on "BOOM".
+class FakeTransformer : public core::Transformer {
+ public:
+  absl::StatusOr<core::TransformOutcome> Run(hl7v2::Message& msg) override {
+    std::string family = msg.GetText("PID-5.1");
+    if (family == "BOOM") return absl::InvalidArgumentError("script.lua:3: boom");
+    if (family == "TEST") return core::TransformOutcome{core::TransformOutcome::kFilter, "test patient", ""};
+    if (family == "JSON") return core::TransformOutcome{core::TransformOutcome::kReplace, "", "{\"x\":1}"};
+    absl::Status s = msg.SetText("PID-5.1", "ROE");
+    if (!s.ok()) return s;
+    return core::TransformOutcome{};
+  }
+};
+
+class PipelineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto dir = std::filesystem::path(::testing::TempDir()) /
+               ("pipeline_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    writer_ = std::move(store::Writer::Open((dir / "isthmus.db").string())).value();
+    journal_ = std::move(store::Journal::Open(*writer_, {})).value();
+    queue_ = std::move(store::Queue::Open(*writer_)).value();
+  }
+
+  void Start(std::vector<ChannelPlan> channels) {
+    std::vector<DestinationPlan> dests = {{"all", std::nullopt},
+                                          {"inpatient", hl7v2::Path::Parse("PID-3.1").value()}};
+    auto p = Pipeline::Create(*writer_, *journal_, std::move(channels), std::move(dests),
+                              [this](const std::string& d) {
+                                std::lock_guard<std::mutex> lock(mu_);
+                                notified_.push_back(d);
+                              });
+    ASSERT_TRUE(p.ok()) << p.status();
+    pipeline_ = std::move(p).value();
+  }
+
+  // Journals and processes one message; returns the pipeline's result.
+  PipelineResult Run(const std::string& raw, std::string channel = "adt") {
+    auto id = journal_->AppendAndWait(store::IncomingMessage{channel, "LAB|HOSP", "x", "ADT^A01", "peer", raw});
+    EXPECT_TRUE(id.ok());
+    std::promise<PipelineResult> done;
+    pipeline_->Submit(id->id, channel, std::make_shared<const std::string>(raw),
+                      [&done](PipelineResult r) { done.set_value(std::move(r)); });
+    return done.get_future().get();
+  }
+
+  static ChannelPlan AdtChannel() {
+    ChannelPlan c;
+    c.name = "adt";
+    c.routes.push_back(RoutePlan{nullptr, {"all"}});
+    c.routes.push_back(RoutePlan{[](const hl7v2::Message& m) { return m.GetText("PV1-2") == "I"; },
+                                 {"inpatient", "all"}});
+    return c;
+  }
+
+  std::unique_ptr<store::Writer> writer_;
+  std::unique_ptr<store::Journal> journal_;
+  std::unique_ptr<store::Queue> queue_;
+  std::unique_ptr<Pipeline> pipeline_;
+  std::mutex mu_;
+  std::vector<std::string> notified_;
+};
+
+TEST_F(PipelineTest, RoutesToEveryMatchingDestinationOnceWithPartitionKey) {
+  Start({AdtChannel()});
+  PipelineResult r = Run(Adt("M1", "I", "MRN7"));
+  EXPECT_EQ(r.state, "queued");
+  EXPECT_EQ(r.destinations, (std::vector<std::string>{"all", "inpatient"}));
+  auto rec = journal_->Get(r.message_id);
+  ASSERT_TRUE(rec.ok());
+  EXPECT_EQ(rec->state, "queued");
+  EXPECT_EQ(rec->events.back().reason, "to all, inpatient");
+  auto items = queue_->Claim("inpatient", "test", 10, absl::Minutes(1));
+  ASSERT_TRUE(items.ok());
+  ASSERT_EQ(items->size(), 1u);
+  EXPECT_EQ((*items)[0].partition_key, "MRN7");
+  EXPECT_EQ((*items)[0].payload, Adt("M1", "I", "MRN7"));  // untransformed: the raw bytes
+  EXPECT_EQ(notified_, (std::vector<std::string>{"all", "inpatient"}));
+
+  r = Run(Adt("M2", "O"));
+  EXPECT_EQ(r.destinations, (std::vector<std::string>{"all"}));
+}
+
+TEST_F(PipelineTest, FilterUnroutedAndUnknownChannel) {
+  ChannelPlan c = AdtChannel();
+  c.filter = [](const hl7v2::Message& m) { return m.trigger_event() == "A01"; };
+  ChannelPlan only_inpatient;
+  only_inpatient.name = "picky";
+  only_inpatient.routes.push_back(RoutePlan{[](const hl7v2::Message& m) { return m.GetText("PV1-2") == "E"; }, {"all"}});
+  Start({c, only_inpatient});
+  std::string a04 = Adt("F1");
+  a04.replace(a04.find("ADT^A01^ADT_A01"), 15, "ADT^A04^ADT_A01");
+  EXPECT_EQ(Run(a04).state, "filtered");
+  EXPECT_EQ(Run(Adt("U1"), "picky").state, "unrouted");
+  PipelineResult r = Run(Adt("X1"), "nope");
+  EXPECT_EQ(r.state, "error");
+  EXPECT_EQ(r.reason, "unknown channel 'nope'");
+  EXPECT_EQ(journal_->Get(r.message_id)->state, "error");
+}
+
+TEST_F(PipelineTest, ValidationRejectsWhenConfigured) {
+  ChannelPlan c = AdtChannel();
+  c.validator = hl7v2::Validator::Create({}).value();
+  c.reject_invalid = true;
+  Start({c});
+  std::string no_pid3 = Adt("V1");
+  no_pid3.replace(no_pid3.find("PID|1||123^^^HOSP^MR||"), 22, "PID|1||||");
+  PipelineResult r = Run(no_pid3);
+  EXPECT_EQ(r.state, "invalid");
+  EXPECT_NE(r.reason.find("PID-3"), std::string::npos) << r.reason;
+  EXPECT_FALSE(r.issues.empty());
+  EXPECT_EQ(Run(Adt("V2")).state, "queued");
+}
+
+TEST_F(PipelineTest, TransformerModifiesFiltersReplacesAndFails) {
+  ChannelPlan c = AdtChannel();
+  c.transformer = []() -> absl::StatusOr<std::unique_ptr<core::Transformer>> {
+    return std::make_unique<FakeTransformer>();
+  };
+  Start({c});
+  PipelineResult r = Run(Adt("T1", "O"));
+  ASSERT_EQ(r.state, "queued");
+  auto items = queue_->Claim("all", "t", 1, absl::Minutes(1));
+  ASSERT_EQ(items->size(), 1u);
+  EXPECT_NE((*items)[0].payload.find("PID|1||123^^^HOSP^MR||ROE^JANE"), std::string::npos);
+  ASSERT_TRUE(queue_->Ack((*items)[0]).ok());
+
+  std::string test_patient = Adt("T2");
+  test_patient.replace(test_patient.find("DOE"), 3, "TEST");
+  r = Run(test_patient);
+  EXPECT_EQ(r.state, "filtered");
+  EXPECT_EQ(r.reason, "test patient");
+
+  std::string json = Adt("T3", "O");
+  json.replace(json.find("DOE"), 3, "JSON");
+  ASSERT_EQ(Run(json).state, "queued");
+  items = queue_->Claim("all", "t", 1, absl::Minutes(1));
+  ASSERT_EQ(items->size(), 1u);
+  EXPECT_EQ((*items)[0].payload, "{\"x\":1}");
+
+  std::string boom = Adt("T4");
+  boom.replace(boom.find("DOE"), 3, "BOOM");
+  r = Run(boom);
+  EXPECT_EQ(r.state, "error");
+  EXPECT_EQ(r.reason, "transformer: script.lua:3: boom");
+}
+
+TEST_F(PipelineTest, RecoverProcessesMessagesLeftReceivedInOrder) {
+  Start({AdtChannel()});
+  // Journaled but never processed, as after a crash between the ACK and the pipeline.
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(journal_->AppendAndWait(store::IncomingMessage{"adt", "LAB|HOSP", "R" + std::to_string(i),
+                                                              "ADT^A01", "peer", Adt("R" + std::to_string(i), "O")})
+                    .ok());
+  }
+  auto n = pipeline_->Recover();
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(*n, 5);
+  pipeline_.reset();  // drains
+  store::MessageQuery q;
+  q.state = "queued";
+  int64_t total = 0;
+  ASSERT_TRUE(journal_->List(q, &total).ok());
+  EXPECT_EQ(total, 5);
+  // FIFO destination: claimed in arrival order.
+  for (int i = 0; i < 5; ++i) {
+    auto items = queue_->Claim("all", "t", 1, absl::Minutes(1));
+    ASSERT_EQ(items->size(), 1u);
+    EXPECT_EQ((*items)[0].payload, Adt("R" + std::to_string(i), "O"));
+    ASSERT_TRUE(queue_->Ack((*items)[0]).ok());
+  }
+}
+
+TEST_F(PipelineTest, UnknownRouteTargetIsRefusedAtCreate) {
+  ChannelPlan c;
+  c.name = "x";
+  c.routes.push_back(RoutePlan{nullptr, {"nowhere"}});
+  auto p = Pipeline::Create(*writer_, *journal_, {c}, {}, nullptr);
+  EXPECT_FALSE(p.ok());
+}
+
+}  // namespace
+}  // namespace isthmus::pipeline
