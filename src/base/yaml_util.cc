@@ -61,7 +61,7 @@ absl::Status YamlErrors::ToStatus() const {
   return absl::InvalidArgumentError(out);
 }
 
-bool CheckKeys(const YAML::Node& node, std::initializer_list<std::string_view> allowed,
+bool CheckKeys(const YAML::Node& node, std::span<const std::string_view> allowed,
                YamlErrors& errors, std::string_view what) {
   if (!node.IsMap()) {
     errors.Add(node, StrCat(what, " must be a mapping of keys to values"));

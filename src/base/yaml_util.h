@@ -16,6 +16,7 @@
 #pragma once
 
 #include <initializer_list>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -67,8 +68,13 @@ class YamlErrors {
 // Checks that `node` is a mapping whose keys are all in `allowed`, each at most once. Adds an
 // error naming the allowed keys for each unknown key, and one for each duplicate. Returns false
 // (and adds an error saying `what` must be a mapping) when `node` is not a mapping.
-bool CheckKeys(const YAML::Node& node, std::initializer_list<std::string_view> allowed,
+bool CheckKeys(const YAML::Node& node, std::span<const std::string_view> allowed,
                YamlErrors& errors, std::string_view what = "this section");
+inline bool CheckKeys(const YAML::Node& node, std::initializer_list<std::string_view> allowed,
+                      YamlErrors& errors, std::string_view what = "this section") {
+  return CheckKeys(node, std::span<const std::string_view>(allowed.begin(), allowed.size()),
+                   errors, what);
+}
 
 // Reads a YAML boolean scalar (true/false/yes/no/on/off, any case).
 bool ParseYamlBool(const YAML::Node& node, bool* out);
