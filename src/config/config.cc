@@ -676,12 +676,13 @@ class Reader {
     }
   }
 
-  static std::string NameList(const std::vector<Reference>& refs) {
+  // "(expected one of: a, b)" or "(none is defined)".
+  static std::string NameList(const std::vector<Reference>& refs, std::string_view what) {
     std::string out;
     for (const Reference& r : refs) {
       if (!r.name.empty()) StrAppend(&out, out.empty() ? "" : ", ", r.name);
     }
-    return out.empty() ? "none are defined" : out;
+    return out.empty() ? StrCat("(no ", what, " is defined)") : StrCat("(expected one of: ", out, ")");
   }
 
   static bool Defined(const std::vector<Reference>& refs, std::string_view name) {
@@ -700,12 +701,12 @@ class Reader {
       const Reference& r = listener_channels_[i];
       if (r.name.empty() || Defined(channel_nodes_, r.name)) continue;
       Error(r.node, StrCat("listener '", cfg->listeners[i].name, "': unknown channel '", r.name,
-                           "' (expected one of: ", NameList(channel_nodes_), ")"));
+                           "' ", NameList(channel_nodes_, "channel")));
     }
     for (const Reference& r : route_targets_) {
       if (Defined(destination_nodes_, r.name)) continue;
-      Error(r.node, StrCat("unknown destination '", r.name, "' (expected one of: ",
-                           NameList(destination_nodes_), ")"));
+      Error(r.node, StrCat("unknown destination '", r.name, "' ",
+                           NameList(destination_nodes_, "destination")));
     }
     for (const Destination& d : cfg->destinations) {
       if (d.name.empty()) continue;
