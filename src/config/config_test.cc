@@ -317,3 +317,19 @@ TEST(ConfigTest, UnreadableFileIsNotInvalid) {
 
 }  // namespace
 }  // namespace isthmus::config
+
+namespace isthmus::config {
+namespace {
+
+// docs/configuration.md shows examples/isthmus.yaml verbatim; the test above loads the file.
+TEST(ConfigDocsTest, DocumentationQuotesTheExampleFile) {
+  std::ifstream example(ISTHMUS_SOURCE_DIR "/examples/isthmus.yaml");
+  std::ifstream docs(ISTHMUS_SOURCE_DIR "/docs/configuration.md");
+  std::string e((std::istreambuf_iterator<char>(example)), std::istreambuf_iterator<char>());
+  std::string d((std::istreambuf_iterator<char>(docs)), std::istreambuf_iterator<char>());
+  ASSERT_FALSE(e.empty());
+  EXPECT_THAT(d, HasSubstr("```yaml\n" + e + "```")) << "update the example in docs/configuration.md";
+}
+
+}  // namespace
+}  // namespace isthmus::config
