@@ -1,0 +1,225 @@
+#include "destinations/file/file_destination.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "absl/time/time.h"
+#include "base/str.h"
+
+namespace isthmus::destinations {
+namespace {
+
+// Letters, digits, '.', '-', '_' pass; anything else (including '/' and '\0') becomes '_'.
+std::string SafeValue(std::string_view v) {
+  std::string out;
+  out.reserve(v.size());
+  for (char c : v) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '-' || c == '_';
+    out.push_back(ok ? c : '_');
+  }
+  if (out.empty() || out == "." || out == "..") out = "_";
+  return out;
+}
+
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() const { return fd_; }
+  int Close() {
+    int rc = ::close(fd_);
+    fd_ = -1;
+    return rc;
+  }
+
+ private:
+  int fd_;
+};
+
+std::atomic<uint64_t> temp_counter{0};
+
+}  // namespace
+
+absl::Status FileErrnoToStatus(int err, std::string_view what) {
+  std::string msg = base::StrCat(what, ": ", std::strerror(err));
+  switch (err) {
+    case ENOSPC:
+    case EDQUOT:
+    case EMFILE:
+    case ENFILE:
+    case ENOMEM:
+    case EFBIG:
+      return absl::ResourceExhaustedError(msg);
+    case EIO:
+    case EAGAIN:
+    case EINTR:
+    case EBUSY:
+    case ETIMEDOUT:
+    case ESTALE:
+      return absl::UnavailableError(msg);
+    case EACCES:
+    case EPERM:
+    case EROFS:
+      return absl::PermissionDeniedError(msg);
+    case ENOENT:
+      return absl::FailedPreconditionError(msg);
+    case ENAMETOOLONG:
+    case ENOTDIR:
+    case EISDIR:
+    case EINVAL:
+    case EEXIST:
+      return absl::InvalidArgumentError(msg);
+    default:
+      return absl::InternalError(msg);
+  }
+}
+
+absl::StatusOr<std::unique_ptr<FileDestination>> FileDestination::Create(
+    FileDestinationOptions opts) {
+  if (opts.name.empty()) return absl::InvalidArgumentError("file destination: empty name");
+  if (opts.directory.empty()) {
+    return absl::InvalidArgumentError(base::StrCat("file destination ", opts.name,
+                                                   ": directory is required"));
+  }
+  const std::string& t = opts.filename;
+  auto bad = [&](std::string_view why) {
+    return absl::InvalidArgumentError(
+        base::StrCat("file destination ", opts.name, ": filename \"", t, "\": ", why));
+  };
+  if (t.empty()) return bad("empty");
+  if (t.front() == '/') return bad("must be relative to the directory");
+  for (std::string_view seg : base::Split(t, '/')) {
+    if (seg == ".." || seg == ".") return bad("'.' and '..' segments are not allowed");
+    if (seg.empty()) return bad("empty path segment");
+  }
+  if (t.back() == '/') return bad("ends with '/'");
+  std::vector<Piece> pieces;
+  size_t i = 0;
+  while (i < t.size()) {
+    size_t open = t.find("${", i);
+    if (open == std::string::npos) {
+      pieces.push_back(Piece{Piece::kLiteral, t.substr(i)});
+      break;
+    }
+    if (open > i) pieces.push_back(Piece{Piece::kLiteral, t.substr(i, open - i)});
+    size_t close = t.find('}', open);
+    if (close == std::string::npos) return bad("unterminated ${");
+    std::string_view var = std::string_view(t).substr(open + 2, close - open - 2);
+    Piece::Kind k;
+    if (var == "channel") k = Piece::kChannel;
+    else if (var == "control_id") k = Piece::kControlId;
+    else if (var == "message_id") k = Piece::kMessageId;
+    else if (var == "queue_id") k = Piece::kQueueId;
+    else if (var == "type") k = Piece::kType;
+    else if (var == "timestamp") k = Piece::kTimestamp;
+    else
+      return bad(base::StrCat("unknown variable ${", var,
+                              "} (known: channel, control_id, message_id, queue_id, type, "
+                              "timestamp)"));
+    pieces.push_back(Piece{k, {}});
+    i = close + 1;
+  }
+  return std::unique_ptr<FileDestination>(new FileDestination(std::move(opts), std::move(pieces)));
+}
+
+std::string FileDestination::FileName(const core::Delivery& d) const {
+  std::string out;
+  for (const Piece& p : pieces_) {
+    switch (p.kind) {
+      case Piece::kLiteral: out += p.text; break;
+      case Piece::kChannel: out += SafeValue(d.channel); break;
+      case Piece::kControlId: out += SafeValue(d.control_id); break;
+      case Piece::kMessageId: base::StrAppend(&out, d.message_id); break;
+      case Piece::kQueueId: base::StrAppend(&out, d.queue_id); break;
+      case Piece::kType: out += SafeValue(d.message_type); break;
+      case Piece::kTimestamp: {
+        absl::Time now = opts_.clock->Now();
+        out += absl::FormatTime("%Y%m%d%H%M%S", now, absl::UTCTimeZone());
+        char micros[8];
+        std::snprintf(micros, sizeof micros, "%06lld",
+                      static_cast<long long>(absl::ToUnixMicros(now) % 1'000'000));
+        out += micros;
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+int FileDestination::Fault(std::string_view step) const {
+  return opts_.fault_for_test ? opts_.fault_for_test(step) : 0;
+}
+
+absl::Status FileDestination::Fail(std::string_view step, int err, const std::string& path) const {
+  return FileErrnoToStatus(err, base::StrCat("file destination ", opts_.name, ": ", step, " ",
+                                             path));
+}
+
+absl::Status FileDestination::Deliver(const core::Delivery& d) {
+  namespace fs = std::filesystem;
+  const fs::path target = fs::path(opts_.directory) / FileName(d);
+  const fs::path dir = target.parent_path();
+  if (int err = Fault("mkdir"); err != 0) return Fail("mkdir", err, dir.string());
+  if (opts_.create_directories) {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) return Fail("mkdir", ec.value(), dir.string());
+  }
+  const fs::path temp =
+      dir / base::StrCat(".", target.filename().string(), ".tmp.", d.queue_id, ".",
+                         temp_counter.fetch_add(1));
+  auto cleanup = [&] { ::unlink(temp.c_str()); };
+
+  int err = Fault("open");
+  Fd fd(err != 0 ? -1
+                 : ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, opts_.file_mode));
+  if (fd.get() < 0) return Fail("create", err != 0 ? err : errno, temp.string());
+  size_t off = 0;
+  while (off < d.payload.size()) {
+    if (err = Fault("write"); err != 0) break;
+    ssize_t n = ::write(fd.get(), d.payload.data() + off, d.payload.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      err = errno;
+      break;
+    }
+    off += static_cast<size_t>(n);
+  }
+  if (err != 0) {
+    cleanup();
+    return Fail("write", err, temp.string());
+  }
+  if ((err = Fault("fsync")) != 0 || ::fsync(fd.get()) != 0) {
+    err = err != 0 ? err : errno;
+    cleanup();
+    return Fail("fsync", err, temp.string());
+  }
+  if (fd.Close() != 0) {
+    err = errno;
+    cleanup();
+    return Fail("close", err, temp.string());
+  }
+  if ((err = Fault("rename")) != 0 || ::rename(temp.c_str(), target.c_str()) != 0) {
+    err = err != 0 ? err : errno;
+    cleanup();
+    return Fail("rename to", err, target.string());
+  }
+  // The rename is durable only once the directory is synced.
+  Fd dfd((err = Fault("fsync-dir")) != 0 ? -1 : ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dfd.get() < 0 || ::fsync(dfd.get()) != 0) {
+    err = err != 0 ? err : errno;
+    return Fail("fsync directory", err, dir.string());
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace isthmus::destinations

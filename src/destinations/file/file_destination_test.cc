@@ -1,0 +1,148 @@
+#include "destinations/file/file_destination.h"
+
+#include <cerrno>
+#include <filesystem>
+
+#include "base/file.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace isthmus::destinations {
+namespace {
+
+namespace fs = std::filesystem;
+
+class FileDestinationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::path(::testing::TempDir()) /
+           ("filedest_" +
+            std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  FileDestinationOptions Opts(std::string filename) {
+    FileDestinationOptions o;
+    o.name = "archive";
+    o.directory = (dir_ / "out").string();
+    o.filename = std::move(filename);
+    o.clock = &clock_;
+    return o;
+  }
+  static core::Delivery D(std::string_view control_id, std::string_view payload) {
+    core::Delivery d;
+    d.queue_id = 7;
+    d.message_id = 42;
+    d.channel = "lab";
+    d.control_id = control_id;
+    d.message_type = "ORU^R01";
+    d.payload = payload;
+    return d;
+  }
+  std::vector<std::string> Files() const {
+    std::vector<std::string> out;
+    for (const auto& e : fs::recursive_directory_iterator(dir_)) {
+      if (e.is_regular_file()) out.push_back(fs::relative(e.path(), dir_).string());
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+  fs::path dir_;
+  base::FakeClock clock_{absl::FromUnixMicros(1'700'000'000'123'456)};
+};
+
+using ::testing::ElementsAre;
+
+TEST_F(FileDestinationTest, WritesTheExpandedNameAtomically) {
+  auto d = FileDestination::Create(Opts("${channel}/${type}-${control_id}-${message_id}.hl7"));
+  ASSERT_TRUE(d.ok()) << d.status();
+  ASSERT_TRUE((*d)->Deliver(D("C1", "MSH|first\r")).ok());
+  EXPECT_THAT(Files(), ElementsAre("out/lab/ORU_R01-C1-42.hl7"));
+  EXPECT_EQ(base::ReadFile((dir_ / "out/lab/ORU_R01-C1-42.hl7").string()).value(), "MSH|first\r");
+  // A redelivery overwrites the same file.
+  ASSERT_TRUE((*d)->Deliver(D("C1", "MSH|second\r")).ok());
+  EXPECT_THAT(Files(), ElementsAre("out/lab/ORU_R01-C1-42.hl7"));
+  EXPECT_EQ(base::ReadFile((dir_ / "out/lab/ORU_R01-C1-42.hl7").string()).value(), "MSH|second\r");
+}
+
+TEST_F(FileDestinationTest, TimestampAndQueueId) {
+  auto d = FileDestination::Create(Opts("${timestamp}_${queue_id}.txt"));
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ((*d)->FileName(D("C1", "")), "20231114221320123456_7.txt");
+}
+
+TEST_F(FileDestinationTest, ValuesCannotEscapeTheDirectory) {
+  auto d = FileDestination::Create(Opts("${control_id}.hl7"));
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ((*d)->FileName(D("../../etc/passwd", "")), ".._.._etc_passwd.hl7");
+  EXPECT_EQ((*d)->FileName(D("..", "")), "_.hl7");
+  EXPECT_EQ((*d)->FileName(D("", "")), "_.hl7");
+  ASSERT_TRUE((*d)->Deliver(D("../x", "p")).ok());
+  EXPECT_THAT(Files(), ElementsAre("out/.._x.hl7"));
+}
+
+TEST_F(FileDestinationTest, BadTemplatesAreRejectedAtCreate) {
+  for (const char* t : {"${nope}.hl7", "${channel", "/abs/${message_id}", "../${message_id}",
+                        "a//b", "dir/", ""}) {
+    auto d = FileDestination::Create(Opts(t));
+    EXPECT_EQ(d.status().code(), absl::StatusCode::kInvalidArgument) << t;
+  }
+  FileDestinationOptions o = Opts("x");
+  o.directory.clear();
+  EXPECT_EQ(FileDestination::Create(o).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(FileDestinationTest, DiskFullIsRetryableAndLeavesNoTemporaryFile) {
+  FileDestinationOptions o = Opts("${message_id}.hl7");
+  o.fault_for_test = [](std::string_view step) { return step == "write" ? ENOSPC : 0; };
+  auto d = FileDestination::Create(o);
+  ASSERT_TRUE(d.ok());
+  absl::Status s = (*d)->Deliver(D("C1", "payload"));
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted) << s;
+  EXPECT_TRUE(core::IsRetryable(s));
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("No space left on device"));
+  EXPECT_TRUE(Files().empty());
+}
+
+TEST_F(FileDestinationTest, PermissionDeniedIsNotRetryable) {
+  FileDestinationOptions o = Opts("${message_id}.hl7");
+  o.fault_for_test = [](std::string_view step) { return step == "open" ? EACCES : 0; };
+  auto d = FileDestination::Create(o);
+  ASSERT_TRUE(d.ok());
+  absl::Status s = (*d)->Deliver(D("C1", "payload"));
+  EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied) << s;
+  EXPECT_FALSE(core::IsRetryable(s));
+}
+
+TEST_F(FileDestinationTest, FailedRenameOrFsyncLeavesNoFile) {
+  for (const char* step : {"fsync", "rename"}) {
+    FileDestinationOptions o = Opts("${message_id}.hl7");
+    o.fault_for_test = [step](std::string_view s) { return s == step ? EIO : 0; };
+    auto d = FileDestination::Create(o);
+    ASSERT_TRUE(d.ok());
+    absl::Status s = (*d)->Deliver(D("C1", "payload"));
+    EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << step << ": " << s;
+    EXPECT_TRUE(Files().empty()) << step;
+  }
+}
+
+TEST_F(FileDestinationTest, MissingDirectoryWithoutCreateIsAPrecondition) {
+  FileDestinationOptions o = Opts("${message_id}.hl7");
+  o.create_directories = false;
+  auto d = FileDestination::Create(o);
+  ASSERT_TRUE(d.ok());
+  absl::Status s = (*d)->Deliver(D("C1", "payload"));
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_FALSE(core::IsRetryable(s));
+}
+
+TEST_F(FileDestinationTest, DirectoryIsAFileIsNotRetryable) {
+  ASSERT_TRUE(base::WriteFileAtomic((dir_ / "out").string(), "not a directory").ok());
+  auto d = FileDestination::Create(Opts("${message_id}.hl7"));
+  ASSERT_TRUE(d.ok());
+  absl::Status s = (*d)->Deliver(D("C1", "payload"));
+  EXPECT_FALSE(core::IsRetryable(s)) << s;
+}
+
+}  // namespace
+}  // namespace isthmus::destinations
