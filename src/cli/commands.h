@@ -17,5 +17,6 @@ Run AddInspectCommand(CLI::App& app);
 Run AddValidateCommand(CLI::App& app);
 Run AddServeCommand(CLI::App& app);
 Run AddSendCommand(CLI::App& app);
+Run AddConfigCommand(CLI::App& app);
 
 }  // namespace isthmus::cli

@@ -15,7 +15,8 @@ int main(int argc, char** argv) {
       "  isthmus inspect --path PID-5 adt.hl7       print one value per message\n"
       "  isthmus validate --version 2.5.1 *.hl7     check structure, fields and tables\n"
       "  isthmus serve                              run the engine (MLLP 2575, HTTP 8080)\n"
-      "  isthmus send --to 127.0.0.1:2575 dir/      send files over MLLP, report ACKs\n",
+      "  isthmus send --to 127.0.0.1:2575 dir/      send files over MLLP, report ACKs\n"
+      "  isthmus config check isthmus.yaml          validate a configuration file\n",
       "isthmus"};
   app.require_subcommand(1);
   app.set_version_flag("--version-info", "isthmus 0.1.0");
@@ -29,6 +30,7 @@ int main(int argc, char** argv) {
   add(isthmus::cli::AddValidateCommand);
   add(isthmus::cli::AddServeCommand);
   add(isthmus::cli::AddSendCommand);
+  add(isthmus::cli::AddConfigCommand);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -165,5 +165,24 @@ class ValidateTest(unittest.TestCase):
         self.assertIn("BTS-1", r.stdout.decode())
 
 
+class ConfigCheckTest(unittest.TestCase):
+    def test_shipped_example_is_valid(self):
+        r = run("config", "check", "examples/isthmus.yaml")
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        self.assertIn("valid", r.stdout.decode())
+
+    def test_errors_name_file_line_and_column(self):
+        files = Files()
+        path = files.write("bad.yaml", "listeners:\n  - name: a\n    channel: nope\n    bogus: 1\n")
+        r = run("config", "check", path)
+        self.assertEqual(r.returncode, 1)
+        err = r.stderr.decode() + r.stdout.decode()
+        self.assertRegex(err, r"bad\.yaml:4:5: unknown key 'bogus'")
+        self.assertRegex(err, r"bad\.yaml:3:\d+: listener 'a': unknown channel 'nope'")
+
+    def test_missing_file_is_exit_2(self):
+        self.assertEqual(run("config", "check", "/nonexistent/isthmus.yaml").returncode, 2)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
