@@ -115,23 +115,27 @@ void CountHook(lua_State* L, lua_Debug*) {
       s->abort = Abort::kWallTime;
     }
   }
+  if (s->abort == Abort::kNone) return;
+  // In a hook, level 0 is the Lua function that was running: name its line.
+  luaL_where(L, 0);
   switch (s->abort) {
     case Abort::kNone:
-      return;
     case Abort::kInstructions:
-      luaL_error(L, "instruction limit exceeded (%I instructions)",
-                 static_cast<lua_Integer>(s->script->options().max_instructions));
-      return;
+      lua_pushfstring(L, "instruction limit exceeded (%I instructions)",
+                      static_cast<lua_Integer>(s->script->options().max_instructions));
+      break;
     case Abort::kWallTime:
-      luaL_error(L, "wall-time limit exceeded (%I ms)",
-                 static_cast<lua_Integer>(
-                     absl::ToInt64Milliseconds(s->script->options().max_wall_time)));
-      return;
+      lua_pushfstring(L, "wall-time limit exceeded (%I ms)",
+                      static_cast<lua_Integer>(
+                          absl::ToInt64Milliseconds(s->script->options().max_wall_time)));
+      break;
     case Abort::kMemory:
     case Abort::kMessageGrowth:
-      luaL_error(L, "memory limit exceeded");
-      return;
+      lua_pushliteral(L, "memory limit exceeded");
+      break;
   }
+  lua_concat(L, 2);
+  lua_error(L);
 }
 
 // Whether the error a pcall/xpcall just caught (at stack index `err`) must go on unwinding.
