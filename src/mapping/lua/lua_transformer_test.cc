@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "base/file.h"
 #include "gmock/gmock.h"
@@ -391,6 +393,24 @@ TEST(LuaTransformerTest, OneTransformerPerThreadShareOneScript) {
   EXPECT_EQ((*a)->Run(m)->payload, "MSG0001 1");
   EXPECT_EQ((*a)->Run(m)->payload, "MSG0001 2");
   EXPECT_EQ((*b)->Run(m)->payload, "MSG0001 1");  // globals are per state
+
+  // Worker threads, each with its own transformer over the one script.
+  std::vector<std::thread> workers;
+  std::vector<std::string> last(4);
+  for (int w = 0; w < 4; ++w) {
+    workers.emplace_back([&, w] {
+      auto t = LuaTransformer::Create(*script);
+      ASSERT_TRUE(t.ok());
+      for (int i = 0; i < 500; ++i) {
+        hl7v2::Message msg = Parse(kAdt);
+        auto r = (*t)->Run(msg);
+        ASSERT_TRUE(r.ok());
+        last[w] = r->payload;
+      }
+    });
+  }
+  for (std::thread& t : workers) t.join();
+  for (const std::string& l : last) EXPECT_EQ(l, "MSG0001 500");
 }
 
 // The example from docs/lua-transformers.md.
