@@ -168,6 +168,11 @@ PipelineResult Pipeline::Process(int worker, int64_t id, const std::string& chan
       rows.emplace_back(to, std::move(key));
     }
   }
+  if (channel.routes.empty()) {
+    result.state = "processed";
+    result.reason = "the channel has no destinations";
+    return Commit(id, std::move(result), {}, std::nullopt);
+  }
   if (rows.empty()) {
     result.state = "unrouted";
     result.reason = "no route matched";

@@ -4,7 +4,8 @@
 // commit together or not at all. Messages are processed on a worker pool, never on the network
 // loop.
 //
-// States a message ends in: `queued` (routed to at least one destination), `filtered` (the
+// States a message ends in: `queued` (routed to at least one destination), `processed` (the
+// channel has no destinations: journaled only), `filtered` (the
 // channel's filter or transformer dropped it), `unrouted` (no route matched), `invalid`
 // (validation errors and the channel rejects invalid messages), `error` (unparsable, unknown
 // channel, transformer failure). Every outcome is an event with its reason; nothing is dropped
@@ -28,6 +29,7 @@
 #include "absl/status/statusor.h"
 #include "base/clock.h"
 #include "base/thread_pool.h"
+#include "core/message_sink.h"
 #include "core/transformer.h"
 #include "hl7v2/issue.h"
 #include "hl7v2/message.h"
@@ -65,17 +67,11 @@ struct PipelineOptions {
   base::Clock* clock = &base::RealClock::Get();
 };
 
-struct PipelineResult {
-  int64_t message_id = 0;
-  std::string state;   // queued | filtered | unrouted | invalid | error
-  std::string reason;
-  std::vector<hl7v2::Issue> issues;       // validation findings (for an application ACK)
-  std::vector<std::string> destinations;  // where it was queued
-};
+using PipelineResult = core::ProcessingResult;
 
-class Pipeline {
+class Pipeline final : public core::MessageSink {
  public:
-  using Done = absl::AnyInvocable<void(PipelineResult) &&>;
+  using Done = core::ProcessingDone;
   // Called after queue rows for `destination` committed, to wake its dispatcher.
   using Notify = std::function<void(const std::string& destination)>;
 
@@ -84,11 +80,15 @@ class Pipeline {
       store::Writer& writer, store::Journal& journal, std::vector<ChannelPlan> channels,
       std::vector<DestinationPlan> destinations, Notify notify, PipelineOptions opts = {});
   // Finishes every submitted message, then stops the workers.
-  ~Pipeline();
+  ~Pipeline() override;
 
   // Processes a journaled message; `raw` is its bytes as journaled.
   void Submit(int64_t message_id, std::string channel, std::shared_ptr<const std::string> raw,
               Done done = nullptr);
+  void Accept(int64_t message_id, std::string channel, std::shared_ptr<const std::string> raw,
+              core::ProcessingDone done) override {
+    Submit(message_id, std::move(channel), std::move(raw), std::move(done));
+  }
   // Resubmits every message still in state `received` (after a crash). Returns how many.
   absl::StatusOr<int64_t> Recover();
 

@@ -116,6 +116,15 @@ TEST_F(PipelineTest, FilterUnroutedAndUnknownChannel) {
   EXPECT_EQ(journal_->Get(r.message_id)->state, "error");
 }
 
+TEST_F(PipelineTest, ChannelWithoutDestinationsOnlyJournals) {
+  ChannelPlan journal_only;
+  journal_only.name = "journal-only";
+  Start({journal_only});
+  PipelineResult r = Run(Adt("J1"), "journal-only");
+  EXPECT_EQ(r.state, "processed");
+  EXPECT_EQ(journal_->Get(r.message_id)->state, "processed");
+}
+
 TEST_F(PipelineTest, ValidationRejectsWhenConfigured) {
   ChannelPlan c = AdtChannel();
   c.validator = hl7v2::Validator::Create({}).value();
