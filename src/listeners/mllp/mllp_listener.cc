@@ -303,6 +303,7 @@ struct MllpListener::Impl : std::enable_shared_from_this<MllpListener::Impl> {
       co_await c.stream.async_handshake(TlsStream::server,
                                         asio::redirect_error(asio::use_awaitable, ec));
     }
+    if (ec && stopping) co_return false;  // Stop() cancelled it: not the client's failure
     if (ec) {
       stats.tls_handshake_failures++;
       if (c.timed_out) {

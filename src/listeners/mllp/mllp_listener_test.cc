@@ -9,7 +9,9 @@
 #include <openssl/ssl.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -289,6 +291,33 @@ TEST_F(MllpListenerTest, AckOverTls) {
   EXPECT_EQ(listener_->stats().tls_handshake_failures.load(), 0u);
 }
 
+TEST_F(MllpListenerTest, ManyConcurrentTlsConnections) {
+  net::TestPki pki = Pki("many");
+  MllpListenerOptions o;
+  o.tls = ServerTls(pki);
+  o.tls->ca_file = pki.ca_cert;
+  o.tls->require_client_cert = true;
+  StartListener(o);
+  constexpr int kClients = 8, kEach = 10;
+  std::vector<std::thread> threads;
+  std::atomic<int> acked{0};
+  for (int t = 0; t < kClients; ++t) {
+    threads.emplace_back([&, t] {
+      auto c = net::TlsClient::Connect(
+          "127.0.0.1", listener_->port(),
+          {.ca_file = pki.ca_cert, .cert_file = pki.client_cert, .key_file = pki.client_key});
+      if (!c.ok()) return;
+      for (int i = 0; i < kEach; ++i) {
+        std::string id = "S" + std::to_string(t) + "-" + std::to_string(i);
+        if (TlsSend(**c, Adt(id)).find("MSA|AA|" + id + "\r") != std::string::npos) ++acked;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(acked.load(), kClients * kEach);
+  EXPECT_EQ(Count(), kClients * kEach);
+}
+
 TEST_F(MllpListenerTest, MutualTlsAcceptsOnlyClientsWithACertificateFromTheCa) {
   net::TestPki pki = Pki("good");
   net::TestPki other = Pki("other");
@@ -434,6 +463,60 @@ TEST_F(MllpListenerTest, BadTlsConfigurationFailsAtStartNamingTheFile) {
   t.ca_file = a.server_key;  // no certificates in it
   e = start_error(t);
   EXPECT_NE(e.find(base::StrCat("CA file '", a.server_key, "'")), std::string::npos) << e;
+}
+
+// A peer nobody here wrote: Python's ssl module (default context: verifies the server for
+// "localhost", modern protocol versions) as an mTLS MLLP client.
+TEST_F(MllpListenerTest, PythonSslClientGetsAckOverMutualTls) {
+  if (!std::filesystem::exists("/usr/bin/python3")) GTEST_SKIP() << "no /usr/bin/python3";
+  net::TestPki pki = Pki("py");
+  MllpListenerOptions o;
+  o.tls = ServerTls(pki);
+  o.tls->ca_file = pki.ca_cert;
+  o.tls->require_client_cert = true;
+  StartListener(o);
+  std::string script = (dir_ / "client.py").string();
+  {
+    std::ofstream out(script);
+    out << R"(import socket, ssl, sys
+port, ca, cert, key, control_id = sys.argv[1:]
+ctx = ssl.create_default_context(cafile=ca)
+if cert:
+    ctx.load_cert_chain(cert, key)
+msg = ("MSH|^~\\&|PY|HOSP|ISTHMUS|HOSP|20240101||ADT^A01|" + control_id + "|P|2.5.1\rPID|1\r")
+try:
+    with socket.create_connection(("127.0.0.1", int(port)), timeout=10) as s:
+        with ctx.wrap_socket(s, server_hostname="localhost") as t:
+            t.sendall(b"\x0b" + msg.encode() + b"\x1c\r")
+            data = b""
+            while not data.endswith(b"\x1c\r"):
+                chunk = t.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            print(t.version(), data.strip(b"\x0b\x1c\r").decode().replace("\r", "\n"))
+except (ssl.SSLError, OSError) as e:
+    print("refused:", type(e).__name__)
+)";
+  }
+  auto run = [&](bool with_cert, std::string control_id) {
+    std::string cmd = base::StrCat("/usr/bin/python3 ", script, " ", listener_->port(), " ",
+                                   pki.ca_cert, " '", with_cert ? pki.client_cert : "", "' '",
+                                   with_cert ? pki.client_key : "", "' ", control_id, " 2>&1");
+    std::string out;
+    if (FILE* p = ::popen(cmd.c_str(), "r")) {
+      char buf[4096];
+      while (size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+      ::pclose(p);
+    }
+    return out;
+  };
+  std::string out = run(true, "PY1");
+  EXPECT_NE(out.find("TLSv1.3 MSH|"), std::string::npos) << out;
+  EXPECT_NE(out.find("\nMSA|AA|PY1"), std::string::npos) << out;
+  out = run(false, "PY2");
+  EXPECT_NE(out.find("refused:"), std::string::npos) << out;
+  EXPECT_EQ(Count(), 1);
 }
 
 // ---- IP allowlist ----------------------------------------------------------------------------
