@@ -113,24 +113,39 @@ struct MllpListener::Impl : std::enable_shared_from_this<MllpListener::Impl> {
     }
   }
 
-  // Journals `m` and resumes the coroutine on its own executor once the commit is durable.
+  // Runs `start(callback)` and resumes the coroutine on its own executor when the callback is
+  // called (from another thread, e.g. the store writer or a pipeline worker).
   // Note: GCC 12 can destroy temporaries inside a co_await expression twice, so coroutine code
   // here passes named lvalues (never temporaries with destructors) into co_await expressions.
-  asio::awaitable<absl::StatusOr<store::AppendResult>> Journal(store::IncomingMessage& m) {
-    auto initiation = [this, &m](auto handler) {
+  template <typename T, typename Start>
+  asio::awaitable<T> AwaitCallback(Start& start) {
+    auto initiation = [&start](auto handler) {
       auto ex = asio::get_associated_executor(handler);
-      journal.Append(std::move(m), [handler = std::move(handler), ex](
-                                       absl::StatusOr<store::AppendResult> r) mutable {
+      start([handler = std::move(handler), ex](T r) mutable {
         asio::post(ex, [handler = std::move(handler), r = std::move(r)]() mutable {
           std::move(handler)(std::move(r));
         });
       });
     };
-    absl::StatusOr<store::AppendResult> result =
-        co_await asio::async_initiate<decltype(asio::use_awaitable),
-                                      void(absl::StatusOr<store::AppendResult>)>(
-            initiation, asio::use_awaitable);
+    T result = co_await asio::async_initiate<decltype(asio::use_awaitable), void(T)>(
+        initiation, asio::use_awaitable);
     co_return result;
+  }
+
+  // Journals `m`; resumes once the commit is durable.
+  asio::awaitable<absl::StatusOr<store::AppendResult>> Journal(store::IncomingMessage& m) {
+    auto start = [this, &m](store::AppendCallback cb) { journal.Append(std::move(m), std::move(cb)); };
+    absl::StatusOr<store::AppendResult> r = co_await AwaitCallback<absl::StatusOr<store::AppendResult>>(start);
+    co_return r;
+  }
+
+  // Hands a journaled message to the sink and waits for its outcome.
+  asio::awaitable<core::ProcessingResult> Process(int64_t id, std::shared_ptr<const std::string>& raw) {
+    auto start = [this, id, &raw](core::ProcessingDone cb) {
+      opts.sink->Accept(id, opts.channel, raw, std::move(cb));
+    };
+    core::ProcessingResult r = co_await AwaitCallback<core::ProcessingResult>(start);
+    co_return r;
   }
 
   std::string Nak(std::string_view bytes, bool enhanced, hl7v2::Issue issue) {
@@ -141,8 +156,27 @@ struct MllpListener::Impl : std::enable_shared_from_this<MllpListener::Impl> {
     return hl7v2::BuildNakForUnparsable(bytes, a);
   }
 
-  // The response to one framed message ("" for none).
-  asio::awaitable<std::string> HandleFrame(const std::string& frame, const std::string& peer) {
+  // The application ACK for a processing outcome: AA when the message was accepted (including
+  // filtered / unrouted, which are decisions, not failures), AE with the findings otherwise.
+  std::string ApplicationAck(const hl7v2::Message& msg, const core::ProcessingResult& r) {
+    hl7v2::AckOptions a;
+    a.sending_application = opts.application;
+    bool failed = r.state == "invalid" || r.state == "error";
+    a.code = failed ? hl7v2::AckCode::kAE : hl7v2::AckCode::kAA;
+    if (failed) {
+      for (const hl7v2::Issue& i : r.issues) {
+        if (i.severity == hl7v2::Severity::kError) a.issues.push_back(i);
+      }
+      if (a.issues.empty()) {
+        a.issues.push_back(MakeIssue(hl7v2::ErrorCode::kApplicationInternalError, r.reason));
+      }
+    }
+    return hl7v2::BuildAck(msg, a);
+  }
+
+  // The responses to one framed message (none, one, or a commit ACK then an application ACK).
+  asio::awaitable<std::vector<std::string>> HandleFrame(const std::string& frame, const std::string& peer) {
+    std::vector<std::string> replies;
     stats.messages_received++;
     auto parsed = hl7v2::Message::Parse(frame);
     if (!parsed.ok()) {
@@ -159,10 +193,12 @@ struct MllpListener::Impl : std::enable_shared_from_this<MllpListener::Impl> {
       absl::StatusOr<store::AppendResult> stored = co_await Journal(m);
       (void)stored;  // the NAK goes out whether or not the rejected copy was stored
       stats.messages_nacked++;
-      co_return opts.ack_mode == AckMode::kNone ? std::string() : Nak(frame, false, std::move(i));
+      if (opts.ack_mode != AckMode::kNone) replies.push_back(Nak(frame, false, std::move(i)));
+      co_return replies;
     }
     const hl7v2::Message& msg = *parsed;
-    bool enhanced = !msg.Header(15, 0).empty();
+    const bool enhanced = opts.ack_mode == AckMode::kEnhanced ||
+                          (opts.ack_mode == AckMode::kAfterPersist && !msg.Header(15, 0).empty());
     store::IncomingMessage m;
     m.channel = opts.channel;
     m.sender = base::StrCat(msg.Header(3, 0), "|", msg.Header(4, 0));
@@ -172,7 +208,6 @@ struct MllpListener::Impl : std::enable_shared_from_this<MllpListener::Impl> {
     m.peer = peer;
     m.raw = frame;
     absl::StatusOr<store::AppendResult> stored = co_await Journal(m);
-    if (opts.ack_mode == AckMode::kNone) co_return std::string();
     hl7v2::AckOptions a;
     a.sending_application = opts.application;
     if (!stored.ok()) {
@@ -182,12 +217,44 @@ struct MllpListener::Impl : std::enable_shared_from_this<MllpListener::Impl> {
           hl7v2::ErrorCode::kApplicationInternalError,
           base::StrCat("the message could not be stored (", absl::StatusCodeToString(stored.status().code()),
                        "); send it again")));
-      co_return hl7v2::BuildAck(msg, a);
+      if (opts.ack_mode != AckMode::kNone) replies.push_back(hl7v2::BuildAck(msg, a));
+      co_return replies;
     }
     if (stored->duplicate) stats.duplicates++;
     stats.messages_acked++;
-    a.code = enhanced ? hl7v2::AckCode::kCA : hl7v2::AckCode::kAA;
-    co_return hl7v2::BuildAck(msg, a);
+    // A retransmission was processed the first time: acknowledge it again, do not process twice.
+    const bool process = opts.sink != nullptr && !stored->duplicate;
+    std::shared_ptr<const std::string> raw = std::make_shared<const std::string>(frame);
+    switch (opts.ack_mode) {
+      case AckMode::kNone:
+      case AckMode::kAfterPersist:
+        if (process) opts.sink->Accept(stored->id, opts.channel, raw, nullptr);
+        if (opts.ack_mode == AckMode::kAfterPersist) {
+          a.code = enhanced ? hl7v2::AckCode::kCA : hl7v2::AckCode::kAA;
+          replies.push_back(hl7v2::BuildAck(msg, a));
+        }
+        co_return replies;
+      case AckMode::kAfterProcessing: {
+        core::ProcessingResult r;
+        r.state = "processed";
+        if (process) r = co_await Process(stored->id, raw);
+        replies.push_back(ApplicationAck(msg, r));
+        co_return replies;
+      }
+      case AckMode::kEnhanced: {
+        a.code = hl7v2::AckCode::kCA;
+        replies.push_back(hl7v2::BuildAck(msg, a));
+        core::ProcessingResult r;
+        r.state = "processed";
+        if (process) r = co_await Process(stored->id, raw);
+        std::string_view want = msg.Header(16, 0);
+        bool failed = r.state == "invalid" || r.state == "error";
+        bool send = want.empty() || want == "AL" || (want == "ER" && failed) || (want == "SU" && !failed);
+        if (send) replies.push_back(ApplicationAck(msg, r));
+        co_return replies;
+      }
+    }
+    co_return replies;
   }
 
   asio::awaitable<void> Watchdog(std::shared_ptr<ConnectionBase> c) {
@@ -235,10 +302,11 @@ struct MllpListener::Impl : std::enable_shared_from_this<MllpListener::Impl> {
       if (c.deadline < c.timer.expiry()) c.timer.cancel();
       bool ok = true;
       for (net::MllpEvent& e : events) {
+        std::vector<std::string> replies;
         std::string reply;
         switch (e.kind) {
           case net::MllpEvent::kFrame:
-            reply = co_await HandleFrame(e.payload, peer);
+            replies = co_await HandleFrame(e.payload, peer);
             break;
           case net::MllpEvent::kOversized:
             stats.messages_nacked++;
@@ -259,7 +327,11 @@ struct MllpListener::Impl : std::enable_shared_from_this<MllpListener::Impl> {
                                   "MLLP frame not terminated: a new frame began before FS CR"));
             break;
         }
-        ok = co_await send(reply);
+        if (!reply.empty()) replies.push_back(std::move(reply));
+        for (const std::string& r : replies) {
+          ok = co_await send(r);
+          if (!ok) break;
+        }
         if (!ok) break;
       }
       if (!ok) break;

@@ -27,13 +27,23 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "core/message_sink.h"
 #include "net/event_loop.h"
 #include "net/tls.h"
 #include "store/journal.h"
 
 namespace isthmus::listeners {
 
-enum class AckMode { kAfterPersist, kNone };
+// When and how the sender is acknowledged:
+//   kAfterPersist     AA (CA when the message values MSH-15) once the message is durable;
+//                     processing happens afterwards.
+//   kAfterProcessing  waits for the pipeline: AA when it was accepted (queued, processed,
+//                     filtered, unrouted), AE with ERR segments when it is invalid or failed,
+//                     AR when it could not be stored.
+//   kEnhanced         CA once durable, then an application ACK (AA/AE/AR) after processing as
+//                     MSH-16 asks (AL or empty: always, NE: never, ER: on errors, SU: on success).
+//   kNone             nothing is sent (the message is still journaled and processed).
+enum class AckMode { kAfterPersist, kAfterProcessing, kEnhanced, kNone };
 
 struct MllpListenerOptions {
   std::string channel = "default";
@@ -44,6 +54,8 @@ struct MllpListenerOptions {
   absl::Duration frame_timeout = absl::Seconds(60);  // a started frame must finish within
   int max_connections = 1000;            // beyond: accepted and closed at once
   AckMode ack_mode = AckMode::kAfterPersist;
+  // Where journaled messages go for processing; null = journal only.
+  core::MessageSink* sink = nullptr;
   std::string application = "ISTHMUS";   // MSH-3 of ACKs when the message has no MSH-5
   // TLS (and mutual TLS); unset = plain TCP. Files are loaded and checked once, at Start().
   std::optional<net::TlsServerOptions> tls;

@@ -262,6 +262,91 @@ TEST_F(MllpListenerTest, TruncatedFrameTimesOutWithNak) {
   EXPECT_NE(nak.find("not completed within"), std::string::npos) << nak;
 }
 
+// A pipeline stand-in: records what it was given and answers with a fixed outcome.
+class FakeSink : public core::MessageSink {
+ public:
+  void Accept(int64_t id, std::string channel, std::shared_ptr<const std::string> raw,
+              core::ProcessingDone done) override {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      accepted.push_back(id);
+      channels.push_back(channel);
+      (void)raw;
+    }
+    if (done) {
+      core::ProcessingResult r = result;
+      r.message_id = id;
+      std::move(done)(std::move(r));
+    }
+  }
+  std::mutex mu;
+  std::vector<int64_t> accepted;
+  std::vector<std::string> channels;
+  core::ProcessingResult result;
+};
+
+TEST_F(MllpListenerTest, AfterPersistHandsMessagesToTheSinkOnce) {
+  FakeSink sink;
+  MllpListenerOptions o;
+  o.sink = &sink;
+  o.channel = "adt";
+  StartListener(o);
+  Client c(listener_->port());
+  EXPECT_NE(c.Send(Adt("S1")).find("MSA|AA|S1"), std::string::npos);
+  EXPECT_NE(c.Send(Adt("S1")).find("MSA|AA|S1"), std::string::npos);  // retransmission
+  EXPECT_NE(c.Send(Adt("S2")).find("MSA|AA|S2"), std::string::npos);
+  std::lock_guard<std::mutex> lock(sink.mu);
+  EXPECT_EQ(sink.accepted.size(), 2u);  // the duplicate is not processed twice
+  EXPECT_EQ(sink.channels, (std::vector<std::string>{"adt", "adt"}));
+}
+
+TEST_F(MllpListenerTest, AfterProcessingAcksReflectTheOutcome) {
+  FakeSink sink;
+  MllpListenerOptions o;
+  o.sink = &sink;
+  o.ack_mode = AckMode::kAfterProcessing;
+  StartListener(o);
+  Client c(listener_->port());
+  sink.result.state = "queued";
+  EXPECT_NE(c.Send(Adt("P1")).find("MSA|AA|P1"), std::string::npos);
+  sink.result.state = "filtered";
+  EXPECT_NE(c.Send(Adt("P2")).find("MSA|AA|P2"), std::string::npos);
+  sink.result.state = "invalid";
+  hl7v2::Issue missing;
+  missing.code = hl7v2::ErrorCode::kRequiredFieldMissing;
+  missing.location = *hl7v2::Path::Parse("PID-3");
+  missing.message = "PID-3 (Patient Identifier List) is required but missing";
+  sink.result.issues = {missing};
+  std::string ae = c.Send(Adt("P3"));
+  EXPECT_NE(ae.find("MSA|AE|P3"), std::string::npos) << ae;
+  EXPECT_NE(ae.find("ERR||PID^1^3^1|101^Required field missing^HL70357|E"), std::string::npos) << ae;
+  sink.result.state = "error";
+  sink.result.issues.clear();
+  sink.result.reason = "transformer: t.lua:3: boom";
+  ae = c.Send(Adt("P4"));
+  EXPECT_NE(ae.find("MSA|AE|P4"), std::string::npos) << ae;
+  EXPECT_NE(ae.find("207^Application internal error^HL70357|E||||transformer: t.lua:3: boom"),
+            std::string::npos)
+      << ae;
+}
+
+TEST_F(MllpListenerTest, EnhancedModeSendsCommitThenApplicationAckAsMsh16Asks) {
+  FakeSink sink;
+  sink.result.state = "queued";
+  MllpListenerOptions o;
+  o.sink = &sink;
+  o.ack_mode = AckMode::kEnhanced;
+  StartListener(o);
+  Client c(listener_->port());
+  // MSH-16 empty or AL: both ACKs.
+  EXPECT_NE(c.Send(Adt("E1")).find("MSA|CA|E1"), std::string::npos);
+  EXPECT_NE(c.Reply().find("MSA|AA|E1"), std::string::npos);
+  // MSH-16 = ER and a success: the commit ACK only.
+  std::string er = "MSH|^~\\&|LAB|HOSP|ISTHMUS|HOSP|20240101||ADT^A01|E2|P|2.5.1|||AL|ER\rPID|1\r";
+  EXPECT_NE(c.Send(er).find("MSA|CA|E2"), std::string::npos);
+  EXPECT_EQ(c.Reply(300), "");
+}
+
 TEST_F(MllpListenerTest, ConnectionLimit) {
   MllpListenerOptions o;
   o.max_connections = 1;
