@@ -129,6 +129,109 @@ void RegisterAdminApi(net::HttpServer& http, AdminContext ctx) {
     w.EndObject();
     return net::HttpResponse::Json(200, buf.GetString());
   });
+  http.Handle("POST", "/api/messages/{id}/reprocess", [ctx](const net::HttpRequest& r) {
+    int64_t id;
+    if (!base::ParseInt(r.PathParam("id"), &id)) return net::HttpResponse::Error(400, "id must be a number");
+    if (!ctx.reprocess) return net::HttpResponse::Error(503, "reprocessing is not available");
+    absl::Status s = ctx.reprocess(id);
+    if (!s.ok()) {
+      return net::HttpResponse::Error(s.code() == absl::StatusCode::kNotFound ? 404 : 503,
+                                      std::string(s.message()));
+    }
+    return net::HttpResponse::Json(202, base::StrCat("{\"id\":", id, ",\"status\":\"reprocessing\"}"));
+  });
+  http.Handle("GET", "/api/destinations", [ctx](const net::HttpRequest&) {
+    if (ctx.queue == nullptr) return net::HttpResponse::Json(200, "{\"destinations\":[]}");
+    auto counts = ctx.queue->Counts();
+    if (!counts.ok()) return net::HttpResponse::Error(503, std::string(counts.status().message()));
+    rapidjson::StringBuffer buf;
+    Writer w(buf);
+    w.StartObject();
+    w.Key("destinations");
+    w.StartArray();
+    for (const store::DestinationCounts& c : *counts) {
+      w.StartObject();
+      w.Key("name"); Str(w, c.destination);
+      w.Key("queued"); w.Int64(c.queued);
+      w.Key("in_flight"); w.Int64(c.in_flight);
+      w.Key("retrying"); w.Int64(c.retrying);
+      w.Key("delivered"); w.Int64(c.delivered);
+      w.Key("dead"); w.Int64(c.dead);
+      w.Key("oldest_queued_at");
+      if (c.oldest_enqueued_at_micros > 0) Str(w, Rfc3339(c.oldest_enqueued_at_micros)); else w.Null();
+      w.EndObject();
+    }
+    w.EndArray();
+    w.EndObject();
+    return net::HttpResponse::Json(200, buf.GetString());
+  });
+  http.Handle("GET", "/api/dead-letters", [ctx](const net::HttpRequest& r) {
+    if (ctx.queue == nullptr) return net::HttpResponse::Json(200, "{\"dead_letters\":[]}");
+    store::DeadLetterQuery q;
+    q.destination = r.Query("destination");
+    q.include_reprocessed = r.Query("include_reprocessed") == "true";
+    if (!base::ParseInt(r.Query("limit", "100"), &q.limit) || q.limit < 1 || q.limit > 1000) {
+      return net::HttpResponse::Error(400, "limit must be a number from 1 to 1000");
+    }
+    std::string before = r.Query("before_id");
+    if (!before.empty() && !base::ParseInt(before, &q.before_id)) {
+      return net::HttpResponse::Error(400, "before_id must be a number");
+    }
+    auto list = ctx.queue->ListDeadLetters(q);
+    if (!list.ok()) return net::HttpResponse::Error(503, std::string(list.status().message()));
+    rapidjson::StringBuffer buf;
+    Writer w(buf);
+    w.StartObject();
+    w.Key("dead_letters");
+    w.StartArray();
+    for (const store::DeadLetterRecord& d : *list) {
+      w.StartObject();
+      w.Key("id"); w.Int64(d.id);
+      w.Key("destination"); Str(w, d.destination);
+      w.Key("message_id"); w.Int64(d.message_id);
+      w.Key("attempts"); w.Int(d.attempts);
+      w.Key("reason"); Str(w, d.reason);
+      w.Key("dead_at"); Str(w, Rfc3339(d.dead_at_micros));
+      w.Key("reprocessed_at");
+      if (d.reprocessed_at_micros > 0) Str(w, Rfc3339(d.reprocessed_at_micros)); else w.Null();
+      w.EndObject();
+    }
+    w.EndArray();
+    w.EndObject();
+    return net::HttpResponse::Json(200, buf.GetString());
+  });
+  http.Handle("POST", "/api/dead-letters/reprocess", [ctx](const net::HttpRequest& r) {
+    if (ctx.queue == nullptr) return net::HttpResponse::Error(503, "no queues");
+    std::string id_text = r.Query("id"), destination = r.Query("destination");
+    if (id_text.empty() == destination.empty()) {
+      return net::HttpResponse::Error(400, "give either ?id=N (one dead letter) or ?destination=NAME (all of it)");
+    }
+    int64_t count = 0;
+    if (!id_text.empty()) {
+      int64_t id;
+      if (!base::ParseInt(id_text, &id)) return net::HttpResponse::Error(400, "id must be a number");
+      absl::Status s = ctx.queue->Reprocess(id);
+      if (!s.ok()) {
+        int code = s.code() == absl::StatusCode::kNotFound ? 404
+                   : s.code() == absl::StatusCode::kFailedPrecondition ? 409 : 503;
+        return net::HttpResponse::Error(code, std::string(s.message()));
+      }
+      count = 1;
+      // Wake every dispatcher: the dead letter's destination is not known here without a lookup.
+      if (ctx.notify) {
+        auto counts = ctx.queue->Counts();
+        if (counts.ok()) {
+          for (const auto& c : *counts) ctx.notify(c.destination);
+        }
+      }
+    } else {
+      auto n = ctx.queue->ReprocessAll(destination);
+      if (!n.ok()) return net::HttpResponse::Error(503, std::string(n.status().message()));
+      count = *n;
+      if (ctx.notify) ctx.notify(destination);
+    }
+    return net::HttpResponse::Json(200, base::StrCat("{\"reprocessed\":", count, "}"));
+  });
 }
 
 }  // namespace isthmus::admin

@@ -3,6 +3,10 @@
 //   GET /api/messages?control_id=&channel=&state=&since=&limit=
 //       -> {"total": N, "messages": [{"id", "control_id", "channel", "state", "received_at", ...}]}
 //   GET /api/messages/{id}            one message: raw, events
+//   POST /api/messages/{id}/reprocess run the message through its channel again
+//   GET /api/destinations             per destination: queued, in_flight, retrying, delivered, dead
+//   GET /api/dead-letters?destination=&limit=&before_id=
+//   POST /api/dead-letters/reprocess?id=N | ?destination=NAME   re-enqueue dead letters
 // Responses never go to logs (they hold PHI); access control comes with the security work.
 // Thread-safety: handlers run concurrently on the HTTP server's pool; the journal is thread-safe.
 #pragma once
@@ -14,6 +18,7 @@
 
 #include "net/http_server.h"
 #include "store/journal.h"
+#include "store/queue.h"
 
 namespace isthmus::admin {
 
@@ -27,6 +32,11 @@ struct AdminContext {
   store::Journal* journal = nullptr;
   std::function<std::vector<ChannelCounters>()> channels;  // wired by the server
   std::function<bool()> ready;                               // /readyz
+  store::Queue* queue = nullptr;                             // destinations, dead letters
+  // Wakes the dispatcher of a destination after dead letters were re-enqueued.
+  std::function<void(const std::string& destination)> notify;
+  // Runs a journaled message through its channel again (the pipeline's Submit).
+  std::function<absl::Status(int64_t message_id)> reprocess;
 };
 
 void RegisterAdminApi(net::HttpServer& http, AdminContext ctx);

@@ -14,17 +14,19 @@ Run AddServeCommand(CLI::App& app) {
       "no new connections, messages in flight are stored and acknowledged.\n\n"
       "Examples:\n"
       "  isthmus serve                                 the embedded default (loopback only)\n"
+      "  isthmus serve --config isthmus.yaml           channels, routes, destinations\n"
       "  isthmus serve --mllp 0.0.0.0:2575 --data /var/lib/isthmus\n"
       "  curl http://127.0.0.1:8080/api/messages?limit=5\n\n"
-      "Endpoints: /healthz, /readyz, /api/channels, /api/messages, /api/messages/{id}.");
-  sub->add_option("--data", o->data_dir, "data directory (SQLite journal)")->capture_default_str();
-  sub->add_option("--mllp", o->mllp, "MLLP listen address HOST:PORT")->capture_default_str();
-  sub->add_option("--http", o->http, "HTTP listen address HOST:PORT")->capture_default_str();
-  sub->add_option("--threads", o->threads, "network threads (0 = one per core)")->capture_default_str();
-  sub->add_option("--max-frame-bytes", o->max_frame_bytes, "largest MLLP frame accepted")
-      ->capture_default_str();
-  sub->add_option("--max-connections", o->max_connections, "concurrent MLLP connections")
-      ->capture_default_str();
+      "Endpoints: /healthz, /readyz, /api/channels, /api/messages, /api/messages/{id},\n"
+      "/api/messages/{id}/reprocess, /api/destinations, /api/dead-letters,\n"
+      "/api/dead-letters/reprocess (see docs/operations.md).");
+  sub->add_option("--config", o->config,
+                  "isthmus.yaml (listeners, channels, routes, destinations); see "
+                  "docs/configuration.md. Without it: the embedded default");
+  sub->add_option("--data", o->data_dir, "data directory (default: server.data_dir, isthmus-data)");
+  sub->add_option("--mllp", o->mllp, "address of the first MLLP listener, HOST:PORT (default 127.0.0.1:2575)");
+  sub->add_option("--http", o->http, "HTTP address, HOST:PORT (default 127.0.0.1:8080)");
+  sub->add_option("--threads", o->threads, "network threads (default: one per core)");
   sub->add_option("--drain-seconds", o->drain_seconds, "how long shutdown waits for connections")
       ->capture_default_str();
   sub->add_option("--ready-file", o->ready_file,

@@ -1,0 +1,145 @@
+#include "server/wiring.h"
+
+#include "base/str.h"
+#include "destinations/file/file_destination.h"
+#include "destinations/http/http_destination.h"
+#include "destinations/mllp/mllp_destination.h"
+#include "mapping/lua/lua_script.h"
+#include "mapping/lua/lua_transformer.h"
+
+namespace isthmus::server {
+namespace {
+
+// core::Transformer over a Lua transformer (one per pipeline worker).
+class LuaAdapter final : public core::Transformer {
+ public:
+  explicit LuaAdapter(std::unique_ptr<mapping::LuaTransformer> t) : lua_(std::move(t)) {}
+  absl::StatusOr<core::TransformOutcome> Run(hl7v2::Message& msg) override {
+    auto r = lua_->Run(msg);
+    if (!r.ok()) return r.status();
+    core::TransformOutcome out;
+    switch (r->action) {
+      case mapping::TransformResult::kContinue: out.kind = core::TransformOutcome::kContinue; break;
+      case mapping::TransformResult::kFilter: out.kind = core::TransformOutcome::kFilter; break;
+      case mapping::TransformResult::kReplace: out.kind = core::TransformOutcome::kReplace; break;
+    }
+    out.reason = std::move(r->reason);
+    out.payload = std::move(r->payload);
+    return out;
+  }
+
+ private:
+  std::unique_ptr<mapping::LuaTransformer> lua_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<core::Destination>> BuildDestination(const config::Destination& d) {
+  switch (d.type) {
+    case config::DestinationType::kFile: {
+      const auto& o = std::get<config::FileOptions>(d.options);
+      destinations::FileDestinationOptions f;
+      f.name = d.name;
+      f.directory = o.directory;
+      f.filename = o.filename;
+      auto made = destinations::FileDestination::Create(std::move(f));
+      if (!made.ok()) return made.status();
+      return std::unique_ptr<core::Destination>(std::move(made).value());
+    }
+    case config::DestinationType::kMllp: {
+      const auto& o = std::get<config::MllpOptions>(d.options);
+      destinations::MllpDestinationOptions m;
+      m.name = d.name;
+      m.host = o.target.host;
+      m.port = o.target.port;
+      m.connect_timeout = o.timeout;
+      m.ack_timeout = o.timeout;
+      m.retry_on_ae = o.retry_on_ae;
+      auto made = destinations::MllpDestination::Create(std::move(m));
+      if (!made.ok()) return made.status();
+      return std::unique_ptr<core::Destination>(std::move(made).value());
+    }
+    case config::DestinationType::kHttp: {
+      const auto& o = std::get<config::HttpOptions>(d.options);
+      destinations::HttpDestinationOptions h;
+      h.name = d.name;
+      h.url = o.url;
+      h.headers = o.headers;
+      h.content_type = o.content_type;
+      h.timeout = o.timeout;
+      auto made = destinations::HttpDestination::Create(std::move(h));
+      if (!made.ok()) return made.status();
+      return std::unique_ptr<core::Destination>(std::move(made).value());
+    }
+    case config::DestinationType::kFhirLocal:
+      break;
+  }
+  return absl::UnimplementedError(base::StrCat(
+      d.location.ToString(), ": destination '", d.name,
+      "': type fhir_local (the built-in FHIR store) is not available yet (issue #5)"));
+}
+
+dispatch::DispatcherOptions BuildDispatcherOptions(const config::Destination& d) {
+  dispatch::DispatcherOptions o;
+  o.retry.max_attempts = d.retry.max_attempts;
+  o.retry.initial_backoff = d.retry.initial_backoff;
+  o.retry.max_backoff = d.retry.max_backoff;
+  o.retry.multiplier = d.retry.multiplier;
+  o.retry.jitter = d.retry.jitter;
+  o.retry.max_age = d.retry.max_age;
+  o.parallelism = d.parallelism;
+  return o;
+}
+
+absl::StatusOr<std::vector<pipeline::ChannelPlan>> BuildChannelPlans(const config::Config& c) {
+  std::vector<pipeline::ChannelPlan> plans;
+  for (const config::Channel& ch : c.channels) {
+    pipeline::ChannelPlan p;
+    p.name = ch.name;
+    if (ch.filter) {
+      std::shared_ptr<const config::Expression> f = ch.filter;
+      p.filter = [f](const hl7v2::Message& m) { return f->Matches(m); };
+    }
+    for (const config::Route& r : ch.routes) {
+      pipeline::RoutePlan rp;
+      if (r.when) {
+        std::shared_ptr<const config::Expression> w = r.when;
+        rp.when = [w](const hl7v2::Message& m) { return w->Matches(m); };
+      }
+      rp.to = r.to;
+      p.routes.push_back(std::move(rp));
+    }
+    switch (ch.transformer.type) {
+      case config::TransformerType::kNone:
+        break;
+      case config::TransformerType::kLua: {
+        auto script = mapping::LuaScript::CompileFile(ch.transformer.script);
+        if (!script.ok()) {
+          return absl::InvalidArgumentError(base::StrCat(
+              "channel '", ch.name, "': ", std::string(script.status().message())));
+        }
+        std::shared_ptr<const mapping::LuaScript> s = *script;
+        p.transformer = [s]() -> absl::StatusOr<std::unique_ptr<core::Transformer>> {
+          auto t = mapping::LuaTransformer::Create(s);
+          if (!t.ok()) return t.status();
+          return std::unique_ptr<core::Transformer>(new LuaAdapter(std::move(t).value()));
+        };
+        break;
+      }
+      case config::TransformerType::kFhir:
+        return absl::UnimplementedError(base::StrCat(
+            ch.location.ToString(), ": channel '", ch.name,
+            "': the fhir transformer (HL7 v2 to FHIR R4) is not available yet (issue #4)"));
+    }
+    plans.push_back(std::move(p));
+  }
+  return plans;
+}
+
+std::vector<pipeline::DestinationPlan> BuildDestinationPlans(const config::Config& c) {
+  std::vector<pipeline::DestinationPlan> plans;
+  for (const config::Destination& d : c.destinations) plans.push_back({d.name, d.partition_by});
+  return plans;
+}
+
+}  // namespace isthmus::server

@@ -1,0 +1,261 @@
+"""End-to-end routing: `isthmus serve --config` with a filter, conditional routes, a Lua
+transformer, a file destination and a downstream MLLP system (a socket peer in this test) that
+goes down, comes back, and answers AE; kill -9 with deliveries queued; dead letters reprocessed.
+"""
+import os
+import signal
+import socket
+import tempfile
+import threading
+import time
+import unittest
+import urllib.request
+
+from serve_test import MllpClient, Server, msa, wait_for
+
+VT, FS, CR = b"\x0b", b"\x1c", b"\r"
+
+
+def adt(control_id, patient_class="I", mrn="MRN1", trigger="A01"):
+    return ("MSH|^~\\&|REG|HOSP|ISTHMUS|HOSP|20240101120000||ADT^%s^ADT_A01|%s|P|2.5.1\r"
+            "EVN|%s|20240101120000\rPID|1||%s^^^HOSP^MR||DOE^JANE||19800101|F\r"
+            "PV1|1|%s|W1^101^A\r" % (trigger, control_id, trigger, mrn, patient_class))
+
+
+class DownstreamPeer:
+    """A legacy MLLP system: answers each frame with AA (or AE), or is down."""
+
+    def __init__(self):
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.listener.close()  # reopened on the same port by start()
+        self.code = "AA"
+        self.received = []  # control ids, in arrival order
+        self.lock = threading.Lock()
+        self.running = False
+        self.thread = None
+
+    def start(self):
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", self.port))
+        self.listener.listen(16)
+        self.running = True
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        if not self.running:
+            return
+        self.running = False
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.listener.close()
+        if self.thread:
+            self.thread.join(5)
+
+    def _serve(self):
+        self.listener.settimeout(0.2)
+        while self.running:
+            try:
+                conn, _ = self.listener.accept()
+            except (socket.timeout, OSError):
+                continue
+            threading.Thread(target=self._session, args=(conn,), daemon=True).start()
+
+    def _session(self, conn):
+        buf = b""
+        conn.settimeout(0.5)
+        while self.running:
+            try:
+                chunk = conn.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            if not chunk:
+                break
+            buf += chunk
+            while FS in buf:
+                frame, _, buf = buf.partition(FS)
+                buf = buf[1:] if buf[:1] == CR else buf
+                text = frame.lstrip(VT).decode()
+                msh = text.split("\r")[0].split("|")
+                control_id = msh[9]
+                with self.lock:
+                    self.received.append(control_id)
+                    code = self.code
+                ack = "MSH|^~\\&|DOWN|HOSP|ISTHMUS|HOSP|20240101||ACK^A01^ACK|X%s|P|2.5.1\rMSA|%s|%s\r" % (
+                    control_id, code, control_id)
+                try:
+                    conn.sendall(VT + ack.encode() + FS + CR)
+                except OSError:
+                    break
+        conn.close()
+
+    def ids(self):
+        with self.lock:
+            return list(self.received)
+
+
+CONFIG = """
+server:
+  data_dir: {data}
+  http_address: 127.0.0.1:0
+listeners:
+  - name: main
+    address: 127.0.0.1:0
+    channel: adt
+channels:
+  - name: adt
+    filter: type = ADT
+    transformer:
+      type: lua
+      script: {script}
+    routes:
+      - when: PV1-2 = I
+        to: [inpatient-files]
+      - to: [downstream]
+destinations:
+  - name: inpatient-files
+    type: file
+    directory: {files}
+    filename: "${{control_id}}-${{message_id}}.hl7"
+  - name: downstream
+    type: mllp
+    address: 127.0.0.1:{peer}
+    timeout: 2s
+    partition_by: PID-3
+    retry:
+      initial_backoff: 100ms
+      max_backoff: 500ms
+      max_attempts: 1000
+"""
+
+SCRIPT = """
+-- Stamps the receiving facility, drops test patients.
+function transform(msg)
+  if msg:get("PID-5.1") == "TEST" then
+    return false, "test patient"
+  end
+  msg:set("MSH-6", "MAIN-HOSPITAL")
+end
+"""
+
+
+class RoutingTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.files = os.path.join(self.tmp.name, "files")
+        self.peer = DownstreamPeer()
+        script = os.path.join(self.tmp.name, "stamp.lua")
+        with open(script, "w") as f:
+            f.write(SCRIPT)
+        self.config = os.path.join(self.tmp.name, "isthmus.yaml")
+        with open(self.config, "w") as f:
+            f.write(CONFIG.format(data=os.path.join(self.tmp.name, "data"), script=script,
+                                  files=self.files, peer=self.peer.port))
+        self.server = None
+
+    def tearDown(self):
+        if self.server:
+            self.server.stop(signal.SIGKILL)
+        self.peer.stop()
+        self.tmp.cleanup()
+
+    def start(self):
+        self.server = Server(self.tmp.name, extra=["--config", self.config])
+        return self.server
+
+    def send_all(self, messages):
+        c = MllpClient(self.server.mllp_port)
+        for m in messages:
+            self.assertEqual(msa(c.send(m))[1], "AA")
+        c.close()
+
+    def test_filter_routes_transformer_and_file_destination(self):
+        self.peer.start()
+        self.start()
+        test_patient = adt("T1").replace("DOE^JANE", "TEST^PATIENT")
+        orm = adt("O1").replace("ADT^A01^ADT_A01", "ORM^O01^ORM_O01")
+        self.send_all([adt("I1", "I"), adt("O2", "O"), test_patient, orm])
+        # Inpatient: a file (transformed) and downstream; outpatient: downstream only.
+        # Files appear atomically (written as hidden temp files, then renamed).
+        listing = lambda: sorted(n for n in os.listdir(self.files) if not n.startswith(".")) \
+            if os.path.isdir(self.files) else []
+        names = wait_for(listing, lambda names: len(names) == 1)
+        self.assertRegex(names[0], r"^I1-\d+\.hl7$")
+        with open(os.path.join(self.files, names[0])) as f:
+            self.assertIn("|ISTHMUS|MAIN-HOSPITAL|", f.read())
+        wait_for(self.peer.ids, lambda ids: sorted(ids) == ["I1", "O2"])
+        states = {}
+        for cid in ("I1", "O2", "T1", "O1"):
+            m = self.server.get("/api/messages?control_id=" + cid)[1]["messages"][0]
+            states[cid] = wait_for(lambda: self.server.get("/api/messages/%d" % m["id"])[1],
+                                   lambda d: d["state"] not in ("received", "queued"))["state"]
+        self.assertEqual(states["T1"], "filtered")   # the Lua script dropped it
+        self.assertEqual(states["O1"], "filtered")   # the channel filter (type = ADT)
+        self.assertIn(states["I1"], ("delivered:inpatient-files", "delivered:downstream"))
+        self.assertEqual(states["O2"], "delivered:downstream")
+
+    def test_downstream_down_then_back_delivers_everything_in_order(self):
+        self.start()  # the peer is down
+        ids = ["D%02d" % i for i in range(20)]
+        self.send_all([adt(i, "O") for i in ids])
+        # Queued and retrying while the peer is down; the sender got its ACKs anyway.
+        dest = wait_for(lambda: {d["name"]: d for d in self.server.get("/api/destinations")[1]["destinations"]},
+                        lambda ds: "downstream" in ds and ds["downstream"]["retrying"] >= 1)
+        self.assertEqual(dest["downstream"]["delivered"], 0)
+        self.peer.start()
+        wait_for(self.peer.ids, lambda got: len(set(got)) == 20, timeout=30)
+        # One partition (one patient): delivered in the order received, each at least once.
+        got = self.peer.ids()
+        first_seen = sorted(set(got), key=got.index)
+        self.assertEqual(first_seen, ids)
+        wait_for(lambda: {d["name"]: d for d in self.server.get("/api/destinations")[1]["destinations"]},
+                 lambda ds: ds["downstream"]["delivered"] == 20 and ds["downstream"]["queued"] == 0)
+
+    def test_ae_is_dead_lettered_and_reprocessed(self):
+        self.peer.code = "AE"
+        self.peer.start()
+        self.start()
+        self.send_all([adt("AE1", "O")])
+        dead = wait_for(lambda: self.server.get("/api/dead-letters")[1]["dead_letters"],
+                        lambda d: len(d) == 1)[0]
+        self.assertEqual(dead["destination"], "downstream")
+        self.assertIn("AE", dead["reason"])
+        self.peer.code = "AA"
+        req = urllib.request.Request("http://127.0.0.1:%d/api/dead-letters/reprocess?id=%d" % (
+            self.server.http_port, dead["id"]), method="POST")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            self.assertEqual(r.status, 200)
+        wait_for(lambda: {d["name"]: d for d in self.server.get("/api/destinations")[1]["destinations"]},
+                 lambda ds: ds["downstream"]["delivered"] == 1 and ds["downstream"]["dead"] == 0)
+        self.assertEqual(self.peer.ids(), ["AE1", "AE1"])
+
+    def test_kill_9_with_deliveries_queued_loses_nothing(self):
+        self.start()  # the peer is down: everything stays queued
+        ids = ["K%02d" % i for i in range(30)]
+        self.send_all([adt(i, "O", mrn="P%d" % (n % 3)) for n, i in enumerate(ids)])
+        wait_for(lambda: {d["name"]: d for d in self.server.get("/api/destinations")[1]["destinations"]},
+                 lambda ds: "downstream" in ds and ds["downstream"]["queued"] + ds["downstream"]["in_flight"] == 30)
+        self.server.proc.send_signal(signal.SIGKILL)
+        self.server.proc.wait()
+        self.server.log.close()
+        self.peer.start()
+        self.start()
+        wait_for(self.peer.ids, lambda got: set(got) == set(ids), timeout=30)
+        # Per patient (partition), the order received is kept.
+        got = self.peer.ids()
+        for p in range(3):
+            expected = [i for n, i in enumerate(ids) if n % 3 == p]
+            seen = [i for i in sorted(set(got), key=got.index) if i in expected]
+            self.assertEqual(seen, expected)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
