@@ -232,6 +232,24 @@ void RegisterAdminApi(net::HttpServer& http, AdminContext ctx) {
     }
     return net::HttpResponse::Json(200, base::StrCat("{\"reprocessed\":", count, "}"));
   });
+  http.Handle("POST", "/api/config/reload", [ctx](const net::HttpRequest&) {
+    if (!ctx.reload) return net::HttpResponse::Error(503, "reload is not available");
+    auto r = ctx.reload();
+    if (!r.ok()) {
+      int code = r.status().code() == absl::StatusCode::kInvalidArgument ||
+                         r.status().code() == absl::StatusCode::kFailedPrecondition
+                     ? 400
+                     : 503;
+      return net::HttpResponse::Error(code, std::string(r.status().message()));
+    }
+    rapidjson::StringBuffer buf;
+    Writer w(buf);
+    w.StartObject();
+    w.Key("status"); Str(w, "reloaded");
+    w.Key("summary"); Str(w, *r);
+    w.EndObject();
+    return net::HttpResponse::Json(200, buf.GetString());
+  });
 }
 
 }  // namespace isthmus::admin

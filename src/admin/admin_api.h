@@ -7,6 +7,7 @@
 //   GET /api/destinations             per destination: queued, in_flight, retrying, delivered, dead
 //   GET /api/dead-letters?destination=&limit=&before_id=
 //   POST /api/dead-letters/reprocess?id=N | ?destination=NAME   re-enqueue dead letters
+//   POST /api/config/reload           re-read the configuration file and apply it (hot reload)
 // Responses never go to logs (they hold PHI); access control comes with the security work.
 // Thread-safety: handlers run concurrently on the HTTP server's pool; the journal is thread-safe.
 #pragma once
@@ -37,6 +38,9 @@ struct AdminContext {
   std::function<void(const std::string& destination)> notify;
   // Runs a journaled message through its channel again (the pipeline's Submit).
   std::function<absl::Status(int64_t message_id)> reprocess;
+  // Re-reads and applies the configuration; the summary says what changed. An invalid
+  // configuration is refused (InvalidArgument with every error) and the running one stays.
+  std::function<absl::StatusOr<std::string>()> reload;
 };
 
 void RegisterAdminApi(net::HttpServer& http, AdminContext ctx);

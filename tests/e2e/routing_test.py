@@ -9,6 +9,7 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.error
 import urllib.request
 
 from serve_test import MllpClient, Server, msa, wait_for
@@ -255,6 +256,104 @@ class RoutingTest(unittest.TestCase):
             expected = [i for n, i in enumerate(ids) if n % 3 == p]
             seen = [i for i in sorted(set(got), key=got.index) if i in expected]
             self.assertEqual(seen, expected)
+
+
+class ReloadTest(unittest.TestCase):
+    """Hot reload: a valid configuration is applied without dropping connections or messages; an
+    invalid one is refused and the running configuration keeps serving."""
+
+    BASE = """
+server:
+  data_dir: {data}
+  http_address: 127.0.0.1:0
+listeners:
+  - name: main
+    address: 127.0.0.1:0
+    channel: adt
+channels:
+  - name: adt
+    filter: {filter}
+    routes:
+      - to: [{to}]
+destinations:
+  - name: downstream
+    type: mllp
+    address: 127.0.0.1:{peer}
+  - name: files
+    type: file
+    directory: {files}
+"""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.files = os.path.join(self.tmp.name, "files")
+        self.peer = DownstreamPeer()
+        self.peer.start()
+        self.config = os.path.join(self.tmp.name, "isthmus.yaml")
+        self.write(filter="type = ADT", to="downstream")
+        self.server = Server(self.tmp.name, extra=["--config", self.config])
+
+    def tearDown(self):
+        self.server.stop(signal.SIGKILL)
+        self.peer.stop()
+        self.tmp.cleanup()
+
+    def write(self, **kw):
+        with open(self.config, "w") as f:
+            f.write(self.BASE.format(data=os.path.join(self.tmp.name, "data"), files=self.files,
+                                     peer=self.peer.port, **kw))
+
+    def reload(self):
+        req = urllib.request.Request("http://127.0.0.1:%d/api/config/reload" % self.server.http_port,
+                                     method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def file_count(self):
+        if not os.path.isdir(self.files):
+            return 0
+        return len([n for n in os.listdir(self.files) if not n.startswith(".")])
+
+    def test_reload_applies_new_routes_and_keeps_connections(self):
+        c = MllpClient(self.server.mllp_port)
+        self.assertEqual(msa(c.send(adt("R1", "O")))[1], "AA")
+        wait_for(self.peer.ids, lambda ids: ids == ["R1"])
+        self.write(filter="type = ADT", to="downstream, files")
+        status, body = self.reload()
+        self.assertEqual(status, 200, body)
+        self.assertIn("1 kept", body)
+        # The same connection still works, and the new route applies.
+        self.assertEqual(msa(c.send(adt("R2", "O")))[1], "AA")
+        wait_for(self.peer.ids, lambda ids: ids == ["R1", "R2"])
+        wait_for(self.file_count, lambda n: n == 1)
+        c.close()
+
+    def test_invalid_configuration_is_refused_and_the_old_one_keeps_serving(self):
+        with open(self.config, "a") as f:
+            f.write("  - name: broken\n    type: carrier-pigeon\n")
+        status, body = self.reload()
+        self.assertEqual(status, 400, body)
+        self.assertRegex(body, r"isthmus\.yaml:\d+:\d+:")
+        c = MllpClient(self.server.mllp_port)
+        self.assertEqual(msa(c.send(adt("S1", "O")))[1], "AA")
+        wait_for(self.peer.ids, lambda ids: ids == ["S1"])
+        c.close()
+
+    def test_sighup_reloads(self):
+        self.write(filter="type = ADT and trigger != A04", to="downstream")
+        self.server.proc.send_signal(signal.SIGHUP)
+        wait_for(self.server.read_log, lambda log: "configuration reloaded" in log)
+        c = MllpClient(self.server.mllp_port)
+        self.assertEqual(msa(c.send(adt("H1", "O", trigger="A04")))[1], "AA")
+        self.assertEqual(msa(c.send(adt("H2", "O")))[1], "AA")
+        c.close()
+        wait_for(self.peer.ids, lambda ids: ids == ["H2"])
+        m = self.server.get("/api/messages?control_id=H1")[1]["messages"][0]
+        wait_for(lambda: self.server.get("/api/messages/%d" % m["id"])[1],
+                 lambda d: d["state"] == "filtered")
 
 
 if __name__ == "__main__":
