@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 import urllib.request
@@ -174,15 +175,30 @@ class ServeTest(unittest.TestCase):
         nak = garbage.reply()
         self.assertIn("MSA|AR|", nak)
         self.assertIn("outside an MLLP frame", nak)
+        # A 100 MB frame (over the 16 MiB default limit) is discarded with a NAK, in parallel.
+        giant = MllpClient(self.server.mllp_port, timeout=60)
+        giant_reply = []
+
+        def send_giant():
+            giant.send_raw(VT + adt("BIG").encode() + b"NTE|1||" + b"x" * (100 << 20) + FS + CR)
+            giant_reply.append(giant.reply())
+
+        sender = threading.Thread(target=send_giant)
+        sender.start()
         good = MllpClient(self.server.mllp_port)
         started = time.time()
         for i in range(20):
             self.assertEqual(msa(good.send(adt("OK%d" % i)))[1], "AA")
         self.assertLess(time.time() - started, 10)
+        sender.join(60)
+        self.assertIn("exceeds the limit", giant_reply[0])
+        self.assertIn("MSA|AR|", giant_reply[0])
+        # The connection that sent it is still usable.
+        self.assertEqual(msa(giant.send(adt("AFTER")))[1], "AA")
         for s in idle + [slow]:
             s.close()
-        good.close()
-        garbage.close()
+        for c in (good, garbage, giant):
+            c.close()
 
     def test_malformed_message_gets_nak_with_err_and_is_kept(self):
         c = MllpClient(self.server.mllp_port)
