@@ -2,6 +2,8 @@
 // given files (or directories) over N connections, waits for each ACK, and reports what came back.
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -29,8 +31,56 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
+struct TlsClientOptions {
+  bool enabled = false;
+  std::string ca_file;    // trusted CAs for the server's certificate; "" = the system's
+  std::string cert_file;  // client certificate, for mutual TLS
+  std::string key_file;
+  bool insecure = false;  // no server certificate verification (tests only)
+};
+
+// The client-side TLS context, built once for all connections.
+class TlsClient {
+ public:
+  ~TlsClient() {
+    if (ctx_ != nullptr) SSL_CTX_free(ctx_);
+  }
+  bool Init(const TlsClientOptions& o, std::string* err) {
+    ctx_ = SSL_CTX_new(TLS_client_method());
+    if (ctx_ == nullptr) return Fail("cannot create a TLS context", err);
+    SSL_CTX_set_min_proto_version(ctx_, TLS1_2_VERSION);
+    if (!o.insecure) {
+      SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
+      int ok = o.ca_file.empty() ? SSL_CTX_set_default_verify_paths(ctx_)
+                                 : SSL_CTX_load_verify_locations(ctx_, o.ca_file.c_str(), nullptr);
+      if (ok != 1) return Fail(base::StrCat("cannot load CA file ", o.ca_file), err);
+    }
+    if (!o.cert_file.empty()) {
+      if (SSL_CTX_use_certificate_chain_file(ctx_, o.cert_file.c_str()) != 1 ||
+          SSL_CTX_use_PrivateKey_file(ctx_, (o.key_file.empty() ? o.cert_file : o.key_file).c_str(),
+                                      SSL_FILETYPE_PEM) != 1 ||
+          SSL_CTX_check_private_key(ctx_) != 1) {
+        return Fail(base::StrCat("cannot use client certificate ", o.cert_file, " / key ", o.key_file), err);
+      }
+    }
+    return true;
+  }
+  SSL_CTX* ctx() const { return ctx_; }
+
+ private:
+  static bool Fail(std::string what, std::string* err) {
+    char buf[256] = "";
+    unsigned long e = ERR_get_error();
+    if (e != 0) ERR_error_string_n(e, buf, sizeof buf);
+    *err = buf[0] != '\0' ? base::StrCat(what, ": ", buf) : what;
+    return false;
+  }
+  SSL_CTX* ctx_ = nullptr;
+};
+
 struct SendOptions {
   std::string to = "127.0.0.1:2575";
+  TlsClientOptions tls;
   int connections = 1;
   double rate = 0;  // messages per second over all connections; 0 = as fast as ACKs allow
   int timeout_seconds = 30;
@@ -41,8 +91,28 @@ struct SendOptions {
 // A blocking MLLP connection.
 class Connection {
  public:
+  explicit Connection(const TlsClient* tls) : tls_(tls) {}
   ~Connection() { Close(); }
   bool Open(const std::string& host, const std::string& port, std::string* err) {
+    if (!OpenTcp(host, port, err)) return false;
+    if (tls_ == nullptr) return true;
+    ssl_ = SSL_new(tls_->ctx());
+    SSL_set_fd(ssl_, fd_);
+    SSL_set_tlsext_host_name(ssl_, host.c_str());
+    SSL_set1_host(ssl_, host.c_str());
+    if (SSL_connect(ssl_) != 1) {
+      char buf[256] = "TLS handshake failed";
+      unsigned long e = ERR_get_error();
+      if (e != 0) ERR_error_string_n(e, buf, sizeof buf);
+      *err = base::StrCat("TLS handshake with ", host, ":", port, " failed: ", buf);
+      Close();
+      return false;
+    }
+    return true;
+  }
+
+ private:
+  bool OpenTcp(const std::string& host, const std::string& port, std::string* err) {
     addrinfo hints{};
     hints.ai_socktype = SOCK_STREAM;
     addrinfo* res = nullptr;
@@ -61,7 +131,14 @@ class Connection {
     if (fd_ < 0) *err = base::StrCat("cannot connect to ", host, ":", port, ": ", std::strerror(errno));
     return fd_ >= 0;
   }
+
+ public:
   void Close() {
+    if (ssl_ != nullptr) {
+      SSL_shutdown(ssl_);
+      SSL_free(ssl_);
+      ssl_ = nullptr;
+    }
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
   }
@@ -70,7 +147,9 @@ class Connection {
     std::string framed = net::MllpEncode(message);
     size_t off = 0;
     while (off < framed.size()) {
-      ssize_t n = ::send(fd_, framed.data() + off, framed.size() - off, MSG_NOSIGNAL);
+      ssize_t n = ssl_ != nullptr
+                      ? SSL_write(ssl_, framed.data() + off, static_cast<int>(framed.size() - off))
+                      : ::send(fd_, framed.data() + off, framed.size() - off, MSG_NOSIGNAL);
       if (n <= 0) return "";
       off += static_cast<size_t>(n);
     }
@@ -86,9 +165,11 @@ class Connection {
       int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                       deadline - SteadyClock::now()).count());
       if (left <= 0) return "";
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, left) <= 0) return "";
-      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (ssl_ == nullptr || SSL_pending(ssl_) == 0) {
+        pollfd p{fd_, POLLIN, 0};
+        if (::poll(&p, 1, left) <= 0) return "";
+      }
+      ssize_t n = ssl_ != nullptr ? SSL_read(ssl_, buf, sizeof buf) : ::recv(fd_, buf, sizeof buf, 0);
       if (n <= 0) return "";
       events.clear();
       decoder_.Feed(std::string_view(buf, static_cast<size_t>(n)), &events);
@@ -99,6 +180,8 @@ class Connection {
   }
 
  private:
+  const TlsClient* tls_;
+  SSL* ssl_ = nullptr;
   int fd_ = -1;
   net::MllpDecoder decoder_{64u << 20};
   std::vector<std::string> pending_;
@@ -184,6 +267,15 @@ int RunSend(const SendOptions& o) {
     return unreadable > 0 ? 2 : 1;
   }
 
+  std::unique_ptr<TlsClient> tls;
+  if (o.tls.enabled) {
+    tls = std::make_unique<TlsClient>();
+    std::string err;
+    if (!tls->Init(o.tls, &err)) {
+      std::fprintf(stderr, "isthmus send: %s\n", err.c_str());
+      return 2;
+    }
+  }
   Results results;
   std::atomic<size_t> next{0};
   std::atomic<bool> connect_failed{false};
@@ -195,7 +287,7 @@ int RunSend(const SendOptions& o) {
   std::vector<std::thread> workers;
   for (int c = 0; c < conns; ++c) {
     workers.emplace_back([&] {
-      Connection conn;
+      Connection conn(tls.get());
       std::string err;
       if (!conn.Open(host, port, &err)) {
         std::lock_guard<std::mutex> lock(err_mu);
@@ -275,10 +367,16 @@ Run AddSendCommand(CLI::App& app) {
       "Examples:\n"
       "  isthmus send adt.hl7\n"
       "  isthmus send --to 10.0.0.5:2575 --connections 8 archive/\n"
-      "  isthmus send --rate 200 feed.hl7             at most 200 messages per second\n\n"
+      "  isthmus send --rate 200 feed.hl7             at most 200 messages per second\n"
+      "  isthmus send --tls --ca ca.pem --cert me.pem --key me.key --to host:2576 a.hl7\n\n"
       "Prints: sent, AA/AE/AR (CA/CE/CR), messages without a reply, latency p50/p99.\n"
       "Exit status: 0 every message accepted (AA/CA), 1 otherwise, 2 cannot connect or read.");
   sub->add_option("--to", o->to, "receiver HOST:PORT")->capture_default_str();
+  sub->add_flag("--tls", o->tls.enabled, "MLLP over TLS (1.2+); the server's certificate is verified");
+  sub->add_option("--ca", o->tls.ca_file, "CA file to verify the server (default: the system's)");
+  sub->add_option("--cert", o->tls.cert_file, "client certificate (PEM) for mutual TLS");
+  sub->add_option("--key", o->tls.key_file, "client private key (PEM) for mutual TLS");
+  sub->add_flag("--insecure", o->tls.insecure, "do not verify the server's certificate (tests only)");
   sub->add_option("--connections", o->connections, "parallel connections")->capture_default_str();
   sub->add_option("--rate", o->rate, "messages per second over all connections (0 = no limit)");
   sub->add_option("--timeout", o->timeout_seconds, "seconds to wait for each ACK")->capture_default_str();
