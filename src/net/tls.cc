@@ -10,6 +10,7 @@
 
 #include "base/str.h"
 #include "net/asio_tls.h"
+#include "net/openssl_tls.h"
 
 namespace isthmus::net {
 namespace {
@@ -124,6 +125,13 @@ absl::StatusOr<std::unique_ptr<boost::asio::ssl::context>> MakeTlsServerContext(
     ::SSL_CTX_set_verify(native, SSL_VERIFY_NONE, nullptr);
   }
   ::ERR_clear_error();
+  return ctx;
+}
+
+absl::StatusOr<std::unique_ptr<boost::asio::ssl::context>> MakeTlsClientContext(
+    const TlsClientSettings& opts) {
+  auto ctx = std::make_unique<boost::asio::ssl::context>(boost::asio::ssl::context::tls_client);
+  if (absl::Status s = ConfigureTlsClientContext(ctx->native_handle(), opts); !s.ok()) return s;
   return ctx;
 }
 

@@ -43,7 +43,17 @@ absl::StatusOr<std::unique_ptr<MllpDestination>> MllpDestination::Create(
     return absl::InvalidArgumentError(
         base::StrCat("mllp destination ", opts.name, ": timeouts must be positive"));
   }
-  return std::unique_ptr<MllpDestination>(new MllpDestination(std::move(opts)));
+  std::shared_ptr<const net::TlsClientContext> tls_ctx;
+  if (opts.tls.has_value()) {
+    auto made = net::TlsClientContext::Create(*opts.tls);
+    if (!made.ok()) {
+      return absl::Status(made.status().code(),
+                          base::StrCat("mllp destination ", opts.name, ": ",
+                                       std::string(made.status().message())));
+    }
+    tls_ctx = *std::move(made);
+  }
+  return std::unique_ptr<MllpDestination>(new MllpDestination(std::move(opts), std::move(tls_ctx)));
 }
 
 MllpDestination::~MllpDestination() {
@@ -57,6 +67,8 @@ int MllpDestination::connects() const {
 }
 
 void MllpDestination::CloseLocked() {
+  if (tls_ != nullptr) tls_->Shutdown();
+  tls_.reset();
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
 }
@@ -109,6 +121,15 @@ absl::Status MllpDestination::ConnectLocked() {
     fd_ = fd;
   }
   ::freeaddrinfo(res);
+  if (fd_ >= 0 && tls_ctx_ != nullptr) {
+    auto tls = net::TlsStream::Handshake(*tls_ctx_, fd_, opts_.host, deadline);
+    if (!tls.ok()) {
+      CloseLocked();
+      return absl::Status(tls.status().code(), base::StrCat("mllp destination ", opts_.name, ": ",
+                                                            std::string(tls.status().message())));
+    }
+    tls_ = *std::move(tls);
+  }
   if (fd_ >= 0) {
     ++connects_;
     return absl::OkStatus();
@@ -123,6 +144,7 @@ absl::StatusOr<std::string> MllpDestination::ExchangeLocked(std::string_view fra
   *before_reply = true;
   const std::string prefix = base::StrCat("mllp destination ", opts_.name, ": ");
   Steady::time_point deadline = DeadlineAfter(opts_.ack_timeout);
+  if (tls_ != nullptr) return ExchangeTlsLocked(framed, before_reply);
   size_t off = 0;
   while (off < framed.size()) {
     ssize_t n = ::send(fd_, framed.data() + off, framed.size() - off, MSG_NOSIGNAL);
@@ -172,6 +194,41 @@ absl::StatusOr<std::string> MllpDestination::ExchangeLocked(std::string_view fra
   }
 }
 
+absl::StatusOr<std::string> MllpDestination::ExchangeTlsLocked(std::string_view framed,
+                                                               bool* before_reply) {
+  const std::string prefix = base::StrCat("mllp destination ", opts_.name, ": ");
+  auto with_prefix = [&](const absl::Status& s) {
+    return absl::Status(s.code(), prefix + std::string(s.message()));
+  };
+  if (absl::Status s = tls_->Write(framed, DeadlineAfter(opts_.ack_timeout)); !s.ok()) {
+    return with_prefix(s);
+  }
+  const Steady::time_point deadline = DeadlineAfter(opts_.ack_timeout);
+  net::MllpDecoder decoder(opts_.max_ack_bytes);
+  std::vector<net::MllpEvent> events;
+  char buf[16384];
+  while (true) {
+    absl::StatusOr<size_t> n = tls_->Read(buf, sizeof buf, deadline);
+    if (!n.ok()) {
+      if (n.status().code() == absl::StatusCode::kDeadlineExceeded) {
+        return absl::DeadlineExceededError(base::StrCat(
+            prefix, "no ACK within ", absl::FormatDuration(opts_.ack_timeout)));
+      }
+      return with_prefix(n.status());
+    }
+    if (*n == 0) return absl::UnavailableError(prefix + "connection closed before the ACK");
+    *before_reply = false;
+    events.clear();
+    decoder.Feed(std::string_view(buf, *n), &events);
+    for (auto& e : events) {
+      if (e.kind == net::MllpEvent::kFrame) return std::move(e.payload);
+      if (e.kind == net::MllpEvent::kOversized) {
+        return absl::UnavailableError(prefix + "ACK larger than max_ack_bytes");
+      }
+    }
+  }
+}
+
 absl::Status MllpDestination::Deliver(const core::Delivery& d) {
   const std::string prefix = base::StrCat("mllp destination ", opts_.name, ": ");
   std::string expected_id;
@@ -184,7 +241,11 @@ absl::Status MllpDestination::Deliver(const core::Delivery& d) {
   std::lock_guard<std::mutex> lock(mu_);
   std::string reply;
   for (int round = 0;; ++round) {
-    if (fd_ >= 0) {
+    if (fd_ >= 0 && tls_ != nullptr) {
+      // TLS housekeeping (session tickets) may arrive on an idle connection; anything else
+      // means it is stale.
+      if (tls_->IdleConnectionBroken()) CloseLocked();
+    } else if (fd_ >= 0) {
       // A kept connection must be quiet: EOF, an error or stray bytes mean it is stale.
       pollfd p{fd_, POLLIN, 0};
       if (::poll(&p, 1, 0) != 0) CloseLocked();

@@ -6,7 +6,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include <atomic>
+#include <filesystem>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -15,7 +19,9 @@
 #include "gtest/gtest.h"
 #include "hl7v2/ack.h"
 #include "hl7v2/message.h"
+#include "net/asio_tls.h"
 #include "net/mllp_codec.h"
+#include "net/test_tls.h"
 
 namespace isthmus::destinations {
 namespace {
@@ -254,6 +260,233 @@ TEST(MllpDestinationTest, RejectsBadOptions) {
   MllpDestinationOptions o = Opts(2575);
   o.host.clear();
   EXPECT_FALSE(MllpDestination::Create(o).ok());
+}
+
+// ---- TLS -----------------------------------------------------------------------------------
+
+// A tiny MLLP-over-TLS peer on 127.0.0.1:0 (blocking OpenSSL, one connection at a time) that
+// answers AA to every message. Counts handshakes that failed.
+class TinyTlsMllpServer {
+ public:
+  explicit TinyTlsMllpServer(const net::TlsServerOptions& tls) {
+    auto ctx = net::MakeTlsServerContext(tls);
+    EXPECT_TRUE(ctx.ok()) << ctx.status();
+    ctx_ = std::move(ctx).value();
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    ::listen(fd_, 8);
+    socklen_t len = sizeof addr;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~TinyTlsMllpServer() {
+    stop_ = true;
+    thread_.join();
+    ::close(fd_);
+  }
+  int port() const { return port_; }
+  int handshakes_ok() const { return ok_; }
+  int handshakes_failed() const { return failed_; }
+  std::vector<std::string> received() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return received_;
+  }
+
+ private:
+  bool WaitReadable(int fd) {
+    while (!stop_) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 20) > 0) return true;
+    }
+    return false;
+  }
+  void Run() {
+    while (WaitReadable(fd_)) {
+      int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) continue;
+      timeval tv{2, 0};
+      ::setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+      SSL* ssl = SSL_new(ctx_->native_handle());
+      SSL_set_fd(ssl, c);
+      if (SSL_accept(ssl) == 1) {
+        ok_++;
+        Serve(ssl, c);
+        SSL_shutdown(ssl);
+      } else {
+        failed_++;
+      }
+      ERR_clear_error();
+      SSL_free(ssl);
+      ::close(c);
+    }
+  }
+  void Serve(SSL* ssl, int c) {
+    net::MllpDecoder dec(1 << 20);
+    std::vector<net::MllpEvent> events;
+    char buf[4096];
+    while (SSL_pending(ssl) > 0 || WaitReadable(c)) {
+      int n = SSL_read(ssl, buf, sizeof buf);
+      if (n <= 0) return;  // closed, or a TLS 1.3 client certificate refused after the handshake
+      events.clear();
+      dec.Feed(std::string_view(buf, static_cast<size_t>(n)), &events);
+      for (auto& e : events) {
+        if (e.kind != net::MllpEvent::kFrame) continue;
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          received_.push_back(e.payload);
+        }
+        auto msg = hl7v2::Message::Parse(e.payload);
+        std::string framed = net::MllpEncode(hl7v2::BuildAck(*msg, hl7v2::AckOptions{}));
+        SSL_write(ssl, framed.data(), static_cast<int>(framed.size()));
+      }
+    }
+  }
+
+  std::unique_ptr<boost::asio::ssl::context> ctx_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> ok_{0}, failed_{0};
+  mutable std::mutex mu_;
+  std::vector<std::string> received_;
+  std::thread thread_;
+};
+
+class MllpDestinationTlsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::path(::testing::TempDir()) /
+           ("mllp_tls_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(dir_);
+    auto good = net::MakeTestPki(dir_, "good");
+    ASSERT_TRUE(good.ok()) << good.status();
+    pki_ = *good;
+    auto other = net::MakeTestPki(dir_, "other");
+    ASSERT_TRUE(other.ok()) << other.status();
+    other_ = *other;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  net::TlsServerOptions Server(bool require_client_cert) const {
+    net::TlsServerOptions o;
+    o.cert_file = pki_.server_cert;
+    o.key_file = pki_.server_key;
+    if (require_client_cert) {
+      o.ca_file = pki_.ca_cert;
+      o.require_client_cert = true;
+    }
+    return o;
+  }
+  MllpDestinationOptions TlsOpts(int port, net::TlsClientSettings tls) const {
+    MllpDestinationOptions o = Opts(port);
+    o.ack_timeout = absl::Seconds(5);
+    o.tls = std::move(tls);
+    return o;
+  }
+
+  std::filesystem::path dir_;
+  net::TestPki pki_, other_;
+};
+
+TEST_F(MllpDestinationTlsTest, AaOverTlsOnOneKeptConnection) {
+  TinyTlsMllpServer server(Server(false));
+  auto d = MllpDestination::Create(TlsOpts(server.port(), {.ca_file = pki_.ca_cert}));
+  ASSERT_TRUE(d.ok()) << d.status();
+  const std::string m1 = Msg("T1"), m2 = Msg("T2");
+  absl::Status s = (*d)->Deliver(D(m1));
+  EXPECT_TRUE(s.ok()) << s;
+  s = (*d)->Deliver(D(m2));  // TLS 1.3 session tickets on the idle connection are not "stale"
+  EXPECT_TRUE(s.ok()) << s;
+  EXPECT_EQ((*d)->connects(), 1);
+  EXPECT_THAT(server.received(), ::testing::ElementsAre(m1, m2));
+}
+
+TEST_F(MllpDestinationTlsTest, MutualTlsWithClientCertificate) {
+  TinyTlsMllpServer server(Server(true));
+  auto d = MllpDestination::Create(TlsOpts(
+      server.port(),
+      {.ca_file = pki_.ca_cert, .cert_file = pki_.client_cert, .key_file = pki_.client_key}));
+  ASSERT_TRUE(d.ok()) << d.status();
+  const std::string m = Msg("M1");
+  absl::Status s = (*d)->Deliver(D(m));
+  EXPECT_TRUE(s.ok()) << s;
+  EXPECT_THAT(server.received(), ::testing::ElementsAre(m));
+}
+
+TEST_F(MllpDestinationTlsTest, MutualTlsWithoutClientCertificateIsRefused) {
+  TinyTlsMllpServer server(Server(true));
+  auto d = MllpDestination::Create(TlsOpts(server.port(), {.ca_file = pki_.ca_cert}));
+  ASSERT_TRUE(d.ok()) << d.status();
+  const std::string m = Msg("M2");
+  absl::Status s = (*d)->Deliver(D(m));
+  EXPECT_FALSE(s.ok());
+  EXPECT_TRUE(core::IsRetryable(s)) << s;  // the peer's refusal: not our verification
+  EXPECT_TRUE(server.received().empty());
+}
+
+TEST_F(MllpDestinationTlsTest, WrongCaIsDeadLetteredWithAClearReason) {
+  TinyTlsMllpServer server(Server(false));
+  auto d = MllpDestination::Create(TlsOpts(server.port(), {.ca_file = other_.ca_cert}));
+  ASSERT_TRUE(d.ok()) << d.status();
+  const std::string m = Msg("W1");
+  absl::Status s = (*d)->Deliver(D(m));
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_FALSE(core::IsRetryable(s));
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("certificate verification failed"));
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("mllp destination ris"));
+  EXPECT_TRUE(server.received().empty());
+}
+
+TEST_F(MllpDestinationTlsTest, HostNameMismatchIsRefused) {
+  TinyTlsMllpServer server(Server(false));
+  auto d = MllpDestination::Create(
+      TlsOpts(server.port(), {.ca_file = pki_.ca_cert, .server_name = "ris.example.org"}));
+  ASSERT_TRUE(d.ok()) << d.status();
+  const std::string m = Msg("H1");
+  absl::Status s = (*d)->Deliver(D(m));
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("certificate verification failed"));
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("mismatch"));
+  EXPECT_TRUE(server.received().empty());
+
+  // The certificate names localhost: connecting by that name verifies.
+  MllpDestinationOptions o = TlsOpts(server.port(), {.ca_file = pki_.ca_cert});
+  o.host = "localhost";
+  auto by_name = MllpDestination::Create(o);
+  if (!(*by_name)->Deliver(D(m)).ok()) {
+    // localhost may resolve to ::1 first where nothing listens; the IPv4 name must still pass.
+    o.host = "127.0.0.1";
+    o.tls->server_name = "localhost";
+    auto pinned = MllpDestination::Create(o);
+    s = (*pinned)->Deliver(D(m));
+    EXPECT_TRUE(s.ok()) << s;
+  }
+}
+
+TEST_F(MllpDestinationTlsTest, PlainPeerIsAHandshakeFailureThatIsRetried) {
+  TinyMllpServer plain([](const std::string&) { return "AA"; });
+  MllpDestinationOptions o = TlsOpts(plain.port(), {.ca_file = pki_.ca_cert});
+  o.connect_timeout = absl::Milliseconds(500);
+  auto d = MllpDestination::Create(o);
+  absl::Status s = (*d)->Deliver(D(Msg("P1")));
+  EXPECT_FALSE(s.ok());
+  EXPECT_TRUE(core::IsRetryable(s)) << s;
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("TLS handshake"));
+}
+
+TEST_F(MllpDestinationTlsTest, MissingTlsFilesFailAtCreate) {
+  auto d = MllpDestination::Create(TlsOpts(2575, {.ca_file = (dir_ / "nope.pem").string()}));
+  EXPECT_EQ(d.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(d.status().message()), ::testing::HasSubstr("nope.pem"));
+  d = MllpDestination::Create(TlsOpts(
+      2575, {.cert_file = pki_.client_cert, .key_file = pki_.server_key}));
+  EXPECT_EQ(d.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(d.status().message()), ::testing::HasSubstr("does not match"));
 }
 
 }  // namespace
