@@ -170,6 +170,16 @@ class Connection {
         if (::poll(&p, 1, left) <= 0) return "";
       }
       ssize_t n = ssl_ != nullptr ? SSL_read(ssl_, buf, sizeof buf) : ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0 && ssl_ != nullptr) {
+        // E.g. the server's alert that it requires a client certificate (TLS 1.3 reports it
+        // after the handshake).
+        unsigned long e = ERR_get_error();
+        if (e != 0) {
+          char text[256];
+          ERR_error_string_n(e, text, sizeof text);
+          last_error_ = base::StrCat("TLS: ", text);
+        }
+      }
       if (n <= 0) return "";
       events.clear();
       decoder_.Feed(std::string_view(buf, static_cast<size_t>(n)), &events);
@@ -179,7 +189,11 @@ class Connection {
     }
   }
 
+  // The last transport error seen, if any (for the summary).
+  const std::string& last_error() const { return last_error_; }
+
  private:
+  std::string last_error_;
   const TlsClient* tls_;
   SSL* ssl_ = nullptr;
   int fd_ = -1;
@@ -310,6 +324,10 @@ int RunSend(const SendOptions& o) {
         results.sent++;
         if (reply.empty()) {
           results.no_reply++;
+          if (!conn.last_error().empty()) {
+            std::lock_guard<std::mutex> lock(err_mu);
+            if (connect_error.empty()) connect_error = conn.last_error();
+          }
           // Reconnect: the peer may have closed the connection.
           conn.Close();
           if (!conn.Open(host, port, &err)) break;
@@ -351,6 +369,9 @@ int RunSend(const SendOptions& o) {
       static_cast<unsigned long long>(results.ce.load()), static_cast<unsigned long long>(results.cr.load()),
       static_cast<unsigned long long>(results.no_reply.load()),
       static_cast<unsigned long long>(results.other.load()), p50, p99);
+  if (results.no_reply > 0 && !connect_error.empty()) {
+    std::printf("first transport error: %s\n", connect_error.c_str());
+  }
   bool all_accepted = results.aa + results.ca == results.sent && results.sent == messages.size();
   return all_accepted && unreadable == 0 ? 0 : 1;
 }

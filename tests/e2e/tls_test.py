@@ -85,7 +85,11 @@ class TlsTest(unittest.TestCase):
 
     def test_without_client_certificate_is_refused(self):
         r = self.send()
-        self.assertNotEqual(r.returncode, 0)
+        out = r.stdout.decode()
+        self.assertEqual(r.returncode, 1, r.stderr.decode() + out)
+        self.assertIn("AA 0", out)
+        self.assertIn("no reply 2", out)
+        self.assertRegex(out, r"first transport error: TLS: .*certificate required")
         self.assertEqual(self.server.get("/api/messages")[1]["total"], 0)
 
     def test_python_ssl_client(self):
