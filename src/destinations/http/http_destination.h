@@ -12,53 +12,70 @@
 //   refused / reset / DNS failure / bad reply    kUnavailable (retried)
 //   3xx (redirects are not followed), other 4xx  kInvalidArgument "HTTP 404 Not Found" (dead
 //                                                letter); the response body is not kept (PHI)
-// Only http:// for now: https:// is refused at Create (kUnimplemented).
+//   https://: the server's certificate fails   kFailedPrecondition (dead letter: a configuration
+//   verification (unknown CA, expired, host    problem; the reason says "certificate
+//   name mismatch)                             verification failed")
+//   https://: other TLS handshake failures     kUnavailable (retried), timeouts kDeadlineExceeded
 //
-// Thread-safety: Deliver may run concurrently (each call has its own connection).
+// https:// uses TLS 1.2+ with SNI and host name verification (net/tls_client.h); `tls` sets the
+// CA file ("" = the system trust store), a client certificate for mutual TLS, the name to
+// verify, or turns verification off (tests only).
+//
+// Thread-safety: Deliver may run concurrently (each call has its own connection; the TLS
+// context is shared read-only).
 //
 // Example:
 //   ISTHMUS_ASSIGN_OR_RETURN(auto d, HttpDestination::Create(
 //       {.name = "webhook", .url = "http://10.0.0.7:8080/hl7", .headers = {{"X-Api-Key", key}}}));
+//   ISTHMUS_ASSIGN_OR_RETURN(auto s, HttpDestination::Create(
+//       {.name = "fhir", .url = "https://fhir.example.org/hl7",
+//        .tls = net::TlsClientSettings{.ca_file = "private-ca.pem"}}));
 #pragma once
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "core/destination.h"
+#include "net/tls_client.h"
 
 namespace isthmus::destinations {
 
 struct HttpDestinationOptions {
   std::string name;
-  std::string url;                                  // http://host[:port][/path][?query]
+  std::string url;                                  // http[s]://host[:port][/path][?query]
   std::string method = "POST";                      // POST or PUT
   std::map<std::string, std::string> headers;       // sent as given
   std::string content_type = "application/hl7-v2";
   absl::Duration connect_timeout = absl::Seconds(10);
   absl::Duration timeout = absl::Seconds(30);       // the whole exchange, connect included
   size_t max_response_bytes = 1u << 20;
+  // For https:// (unset = defaults: system trust store, verification on); refused with http://.
+  std::optional<net::TlsClientSettings> tls;
 };
 
 class HttpDestination final : public core::Destination {
  public:
-  // kInvalidArgument for a bad URL, method or timeout; kUnimplemented for https://.
+  // kInvalidArgument for a bad URL, method or timeout, `tls` with an http:// URL, or unusable
+  // TLS files (loaded here, once).
   static absl::StatusOr<std::unique_ptr<HttpDestination>> Create(HttpDestinationOptions opts);
+  ~HttpDestination() override;
 
   std::string_view name() const override { return opts_.name; }
   absl::Status Deliver(const core::Delivery& d) override;
 
  private:
+  struct TlsContext;  // the Asio SSL context (Asio stays out of this header)
   HttpDestination(HttpDestinationOptions opts, std::string host, std::string port,
-                  std::string target)
-      : opts_(std::move(opts)), host_(std::move(host)), port_(std::move(port)),
-        target_(std::move(target)) {}
+                  std::string target, std::unique_ptr<TlsContext> tls);
 
   const HttpDestinationOptions opts_;
   const std::string host_, port_, target_;
+  const std::unique_ptr<TlsContext> tls_;  // null: http://
 };
 
 }  // namespace isthmus::destinations

@@ -1,12 +1,24 @@
 #include "destinations/http/http_destination.h"
 
+#include <poll.h>
+#include <unistd.h>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+
 #include <atomic>
+#include <filesystem>
 #include <mutex>
 #include <thread>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "net/asio_tls.h"
 #include "net/http_server.h"
+#include "net/test_tls.h"
 
 namespace isthmus::destinations {
 namespace {
@@ -134,8 +146,12 @@ TEST_F(HttpDestinationTest, ConnectionRefusedIsRetried) {
 }
 
 TEST(HttpDestinationCreateTest, ValidatesTheUrl) {
-  EXPECT_EQ(HttpDestination::Create({.name = "w", .url = "https://example.org/"}).status().code(),
-            absl::StatusCode::kUnimplemented);
+  EXPECT_TRUE(HttpDestination::Create({.name = "w", .url = "https://example.org/"}).ok());
+  EXPECT_EQ(HttpDestination::Create(
+                {.name = "w", .url = "http://example.org/", .tls = net::TlsClientSettings{}})
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
   for (const char* url : {"ftp://x/", "http://", "http://host:0/", "http://host:99999/",
                           "http://u@host/", "http://[::1/"}) {
     EXPECT_EQ(HttpDestination::Create({.name = "w", .url = url}).status().code(),
@@ -146,6 +162,216 @@ TEST(HttpDestinationCreateTest, ValidatesTheUrl) {
   EXPECT_TRUE(HttpDestination::Create({.name = "w", .url = "http://host?x=1"}).ok());
   EXPECT_FALSE(
       HttpDestination::Create({.name = "w", .url = "http://host/", .method = "GET"}).ok());
+}
+
+// ---- https:// --------------------------------------------------------------------------------
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+
+// A tiny synchronous HTTPS server (Beast) on 127.0.0.1:0, one connection at a time: answers
+// 200 to every request and remembers the last one. Counts failed handshakes.
+class TinyHttpsServer {
+ public:
+  explicit TinyHttpsServer(const net::TlsServerOptions& tls) : acceptor_(ioc_) {
+    auto ctx = net::MakeTlsServerContext(tls);
+    EXPECT_TRUE(ctx.ok()) << ctx.status();
+    ctx_ = std::move(ctx).value();
+    asio::ip::tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), 0);
+    acceptor_.open(ep.protocol());
+    acceptor_.bind(ep);
+    acceptor_.listen();
+    port_ = acceptor_.local_endpoint().port();
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~TinyHttpsServer() {
+    stop_ = true;
+    thread_.join();
+  }
+  int port() const { return port_; }
+  int requests() const { return requests_; }
+  int failed_handshakes() const { return failed_; }
+  std::string last_host() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_host_;
+  }
+  std::string last_body() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_body_;
+  }
+
+ private:
+  void Run() {
+    while (!stop_) {
+      pollfd p{acceptor_.native_handle(), POLLIN, 0};
+      if (::poll(&p, 1, 20) <= 0) continue;
+      beast::error_code ec;
+      asio::ip::tcp::socket socket(ioc_);
+      acceptor_.accept(socket, ec);
+      if (ec) continue;
+      beast::ssl_stream<asio::ip::tcp::socket> stream(std::move(socket), *ctx_);
+      stream.handshake(asio::ssl::stream_base::server, ec);
+      if (ec) {
+        failed_++;
+        continue;
+      }
+      beast::flat_buffer buffer;
+      bhttp::request<bhttp::string_body> req;
+      bhttp::read(stream, buffer, req, ec);
+      if (ec) continue;  // e.g. TLS 1.3: the client certificate is checked after the handshake
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        last_host_ = std::string(req[bhttp::field::host]);
+        last_body_ = req.body();
+      }
+      requests_++;
+      bhttp::response<bhttp::string_body> res(bhttp::status::ok, 11);
+      res.body() = "{}";
+      res.keep_alive(false);
+      res.prepare_payload();
+      bhttp::write(stream, res, ec);
+      stream.shutdown(ec);
+    }
+  }
+
+  asio::io_context ioc_;
+  asio::ip::tcp::acceptor acceptor_;
+  std::unique_ptr<asio::ssl::context> ctx_;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> requests_{0}, failed_{0};
+  mutable std::mutex mu_;
+  std::string last_host_, last_body_;
+  std::thread thread_;
+};
+
+class HttpsDestinationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::path(::testing::TempDir()) /
+           ("https_dest_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(dir_);
+    auto good = net::MakeTestPki(dir_, "good");
+    ASSERT_TRUE(good.ok()) << good.status();
+    pki_ = *good;
+    auto other = net::MakeTestPki(dir_, "other");
+    ASSERT_TRUE(other.ok()) << other.status();
+    other_ = *other;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  net::TlsServerOptions Server(bool require_client_cert) const {
+    net::TlsServerOptions o;
+    o.cert_file = pki_.server_cert;
+    o.key_file = pki_.server_key;
+    if (require_client_cert) {
+      o.ca_file = pki_.ca_cert;
+      o.require_client_cert = true;
+    }
+    return o;
+  }
+  static HttpDestinationOptions Opts(int port, net::TlsClientSettings tls,
+                                     std::string_view host = "127.0.0.1") {
+    HttpDestinationOptions o;
+    o.name = "secure";
+    o.url = "https://" + std::string(host) + ":" + std::to_string(port) + "/hl7";
+    o.timeout = absl::Seconds(5);
+    o.tls = std::move(tls);
+    return o;
+  }
+  static core::Delivery D(std::string_view payload) {
+    core::Delivery d;
+    d.queue_id = 1;
+    d.message_id = 7;
+    d.attempt = 1;
+    d.payload = payload;
+    return d;
+  }
+
+  std::filesystem::path dir_;
+  net::TestPki pki_, other_;
+};
+
+TEST_F(HttpsDestinationTest, PostsOverTls) {
+  TinyHttpsServer server(Server(false));
+  auto d = HttpDestination::Create(Opts(server.port(), {.ca_file = pki_.ca_cert}));
+  ASSERT_TRUE(d.ok()) << d.status();
+  absl::Status s = (*d)->Deliver(D("MSH|^~\\&|TLS\r"));
+  EXPECT_TRUE(s.ok()) << s;
+  EXPECT_EQ(server.requests(), 1);
+  EXPECT_EQ(server.last_body(), "MSH|^~\\&|TLS\r");
+  EXPECT_EQ(server.last_host(), "127.0.0.1:" + std::to_string(server.port()));
+}
+
+TEST_F(HttpsDestinationTest, MutualTlsWithClientCertificate) {
+  TinyHttpsServer server(Server(true));
+  auto d = HttpDestination::Create(Opts(
+      server.port(),
+      {.ca_file = pki_.ca_cert, .cert_file = pki_.client_cert, .key_file = pki_.client_key}));
+  ASSERT_TRUE(d.ok()) << d.status();
+  absl::Status s = (*d)->Deliver(D("x"));
+  EXPECT_TRUE(s.ok()) << s;
+  EXPECT_EQ(server.requests(), 1);
+}
+
+TEST_F(HttpsDestinationTest, MutualTlsWithoutClientCertificateIsRefused) {
+  TinyHttpsServer server(Server(true));
+  auto d = HttpDestination::Create(Opts(server.port(), {.ca_file = pki_.ca_cert}));
+  ASSERT_TRUE(d.ok()) << d.status();
+  absl::Status s = (*d)->Deliver(D("x"));
+  EXPECT_FALSE(s.ok());
+  EXPECT_TRUE(core::IsRetryable(s)) << s;
+  EXPECT_EQ(server.requests(), 0);
+}
+
+TEST_F(HttpsDestinationTest, WrongCaIsDeadLetteredWithAClearReason) {
+  TinyHttpsServer server(Server(false));
+  auto d = HttpDestination::Create(Opts(server.port(), {.ca_file = other_.ca_cert}));
+  ASSERT_TRUE(d.ok()) << d.status();
+  absl::Status s = (*d)->Deliver(D("x"));
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_FALSE(core::IsRetryable(s));
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("certificate verification failed"));
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("http destination secure"));
+  EXPECT_EQ(server.requests(), 0);
+}
+
+TEST_F(HttpsDestinationTest, HostNameMismatchIsRefused) {
+  TinyHttpsServer server(Server(false));
+  auto d = HttpDestination::Create(
+      Opts(server.port(), {.ca_file = pki_.ca_cert, .server_name = "fhir.example.org"}));
+  ASSERT_TRUE(d.ok()) << d.status();
+  absl::Status s = (*d)->Deliver(D("x"));
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("mismatch"));
+  EXPECT_EQ(server.requests(), 0);
+  // The name in the certificate (localhost) verifies, sent as SNI over 127.0.0.1.
+  auto ok = HttpDestination::Create(
+      Opts(server.port(), {.ca_file = pki_.ca_cert, .server_name = "localhost"}));
+  s = (*ok)->Deliver(D("x"));
+  EXPECT_TRUE(s.ok()) << s;
+}
+
+TEST_F(HttpsDestinationTest, PlainHttpPeerIsRetried) {
+  net::EventLoop loop(1);
+  net::HttpServer plain(loop, net::HttpServerOptions{});
+  ASSERT_TRUE(plain.Listen("127.0.0.1", 0).ok());
+  std::thread t([&] { loop.Run(); });
+  auto d = HttpDestination::Create(Opts(plain.port(), {.ca_file = pki_.ca_cert}));
+  absl::Status s = (*d)->Deliver(D("x"));
+  EXPECT_TRUE(core::IsRetryable(s)) << s;
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("TLS handshake"));
+  plain.Stop();
+  loop.Stop();
+  t.join();
+}
+
+TEST_F(HttpsDestinationTest, MissingTlsFilesFailAtCreate) {
+  auto d = HttpDestination::Create(Opts(443, {.ca_file = (dir_ / "nope.pem").string()}));
+  EXPECT_EQ(d.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(d.status().message()), ::testing::HasSubstr("nope.pem"));
 }
 
 }  // namespace
