@@ -35,8 +35,9 @@ constexpr std::string_view kRetryKeys[] = {"max_attempts", "initial_backoff", "m
 constexpr std::string_view kDestinationCommonKeys[] = {"name", "type", "partition_by",
                                                        "parallelism", "retry"};
 constexpr std::string_view kFileKeys[] = {"directory", "filename"};
-constexpr std::string_view kMllpKeys[] = {"address", "timeout", "retry_on_ae"};
-constexpr std::string_view kHttpKeys[] = {"url", "headers", "content_type", "timeout"};
+constexpr std::string_view kMllpKeys[] = {"address", "timeout", "retry_on_ae", "tls"};
+constexpr std::string_view kHttpKeys[] = {"url", "headers", "content_type", "timeout", "tls"};
+constexpr std::string_view kClientTlsKeys[] = {"ca", "cert", "key", "verify"};
 constexpr std::string_view kFilenameVariables[] = {"channel", "destination", "message_id",
                                                    "control_id", "type"};
 
@@ -380,6 +381,32 @@ class Reader {
     return t;
   }
 
+  // `tls:` of a destination: the client side.
+  ClientTlsSettings ReadClientTls(const YAML::Node& v) {
+    ClientTlsSettings t;
+    if (!base::CheckKeys(v, kClientTlsKeys, errors_, "tls")) return t;
+    for (const auto& kv : v) {
+      const std::string& k = kv.first.Scalar();
+      const YAML::Node& val = kv.second;
+      if (k == "ca") {
+        FilePath(val, k, &t.ca, true, "a PEM CA bundle file");
+      } else if (k == "cert") {
+        FilePath(val, k, &t.cert, true, "a PEM client certificate chain file");
+      } else if (k == "key") {
+        FilePath(val, k, &t.key, true, "a PEM private key file");
+      } else if (k == "verify") {
+        Bool(val, k, &t.verify);
+      }
+    }
+    if (v["cert"].IsDefined() && !v["key"].IsDefined()) {
+      Error(v, "tls 'cert' needs 'key' (the client certificate's PEM private key file)");
+    }
+    if (v["key"].IsDefined() && !v["cert"].IsDefined()) {
+      Error(v, "tls 'key' needs 'cert' (the PEM client certificate chain file)");
+    }
+    return t;
+  }
+
   void ReadChannel(const YAML::Node& v, Config* cfg) {
     Channel c;
     c.location = Loc(v);
@@ -578,11 +605,19 @@ class Reader {
         }
         if (k == "timeout") Duration(val, k, &m->timeout);
         if (k == "retry_on_ae") Bool(val, k, &m->retry_on_ae);
+        if (k == "tls") m->tls = ReadClientTls(val);
       } else if (auto* h = std::get_if<HttpOptions>(&d.options)) {
         if (k == "url") Url(val, &h->url);
         if (k == "content_type") Str(val, k, &h->content_type, "a media type like application/json");
         if (k == "timeout") Duration(val, k, &h->timeout);
         if (k == "headers") Headers(val, &h->headers);
+        if (k == "tls") {
+          h->tls = ReadClientTls(val);
+          const std::string_view url = v["url"].IsScalar() ? v["url"].Scalar() : "";
+          if (url.starts_with("http://")) {
+            Error(val, "'tls' needs an https:// url (this one is http://)");
+          }
+        }
       }
     }
     if (!v["name"].IsDefined()) Error(v, "a destination needs a 'name' (expected e.g. name: archive)");

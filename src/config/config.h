@@ -141,17 +141,26 @@ struct FileOptions {
   std::string directory;                                // required; resolved path
   std::string filename = "${channel}-${message_id}.hl7";  // variables: see docs
 };
+// `tls:` of an mllp or http destination (the client side of TLS). Paths are resolved and exist.
+struct ClientTlsSettings {
+  std::string ca;    // PEM CA bundle the server's certificate must chain to; "" = system store
+  std::string cert;  // PEM client certificate chain for mutual TLS ("" = none; needs key)
+  std::string key;   // its PEM private key (unencrypted; needs cert)
+  bool verify = true;  // false: no certificate or host name check (tests only)
+};
 struct MllpOptions {
   std::string address;  // required
   HostPort target;      // address, parsed
   absl::Duration timeout = absl::Seconds(30);  // connect + ACK wait
   bool retry_on_ae = false;  // AE is retried (else dead-lettered); AR is never retried
+  std::optional<ClientTlsSettings> tls;  // set: MLLP over TLS 1.2+
 };
 struct HttpOptions {
   std::string url;  // required, http:// or https://
   std::map<std::string, std::string> headers;
   std::string content_type = "application/hl7-v2";
   absl::Duration timeout = absl::Seconds(30);
+  std::optional<ClientTlsSettings> tls;  // only with https:// (which works without it too)
 };
 struct FhirLocalOptions {};
 

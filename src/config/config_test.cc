@@ -273,6 +273,60 @@ TEST(ConfigTest, ErrorsAreCappedAtTwenty) {
   EXPECT_EQ(std::count(msg.begin(), msg.end(), '\n'), 20);
 }
 
+TEST(ConfigTest, DestinationTls) {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::path(testing::TempDir()) / "isthmus_config_dest_tls_test";
+  fs::create_directories(dir / "tls");
+  for (const char* f : {"tls/ca.pem", "tls/me.pem", "tls/me.key"}) std::ofstream(dir / f) << "x\n";
+  std::ofstream(dir / "isthmus.yaml")
+      << "channels:\n"
+         "  - {name: c, destinations: [ris, hook, plain]}\n"
+         "destinations:\n"
+         "  - name: ris\n"
+         "    type: mllp\n"
+         "    address: ris.example:6661\n"
+         "    tls: {ca: tls/ca.pem, cert: tls/me.pem, key: tls/me.key}\n"
+         "  - name: hook\n"
+         "    type: http\n"
+         "    url: https://hook.example/hl7\n"
+         "    tls: {verify: false}\n"
+         "  - {name: plain, type: mllp, address: 10.0.0.1:2575}\n";
+  auto c = LoadConfig((dir / "isthmus.yaml").string());
+  ASSERT_TRUE(c.ok()) << c.status();
+  const auto& m = std::get<MllpOptions>((*c)->destinations[0].options);
+  ASSERT_TRUE(m.tls.has_value());
+  EXPECT_EQ(m.tls->ca, (dir / "tls/ca.pem").string());
+  EXPECT_EQ(m.tls->cert, (dir / "tls/me.pem").string());
+  EXPECT_EQ(m.tls->key, (dir / "tls/me.key").string());
+  EXPECT_TRUE(m.tls->verify);
+  const auto& h = std::get<HttpOptions>((*c)->destinations[1].options);
+  ASSERT_TRUE(h.tls.has_value());
+  EXPECT_FALSE(h.tls->verify);
+  EXPECT_TRUE(h.tls->ca.empty());
+  EXPECT_FALSE(std::get<MllpOptions>((*c)->destinations[2].options).tls.has_value());
+  fs::remove_all(dir);
+}
+
+TEST(ConfigTest, DestinationTlsErrors) {
+  const std::string head = "channels:\n  - {name: c, destinations: [d]}\ndestinations:\n";
+  EXPECT_EQ(Errors(head + "  - name: d\n    type: mllp\n    address: h:1\n"
+                          "    tls: {ca: /nonexistent/ca.pem}\n"),
+            "t.yaml:7:15: 'ca': /nonexistent/ca.pem is not a readable file (expected a PEM CA "
+            "bundle file; relative paths start at the config file's directory)");
+  EXPECT_THAT(Errors(head + "  - name: d\n    type: mllp\n    address: h:1\n"
+                            "    tls: {cert: /nonexistent/me.pem}\n"),
+              HasSubstr("t.yaml:7:10: tls 'cert' needs 'key'"));
+  EXPECT_THAT(Errors(head + "  - name: d\n    type: mllp\n    address: h:1\n"
+                            "    tls: {verfy: false}\n"),
+              HasSubstr("t.yaml:7:11: "));
+  EXPECT_THAT(Errors(head + "  - name: d\n    type: http\n    url: http://h/\n"
+                            "    tls: {verify: false}\n"),
+              HasSubstr("t.yaml:7:10: 'tls' needs an https:// url"));
+  EXPECT_THAT(Errors(head + "  - name: d\n    type: mllp\n    address: h:1\n"
+                            "    tls: {verify: maybe}\n"),
+              HasSubstr("'verify' must be true or false"));
+}
+
 TEST(ConfigTest, TlsAndLuaFilesResolveAgainstTheConfigDirectory) {
   namespace fs = std::filesystem;
   fs::path dir = fs::path(testing::TempDir()) / "isthmus_config_test";

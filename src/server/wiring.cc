@@ -10,6 +10,15 @@
 namespace isthmus::server {
 namespace {
 
+net::TlsClientSettings ClientTls(const config::ClientTlsSettings& t) {
+  net::TlsClientSettings n;
+  n.ca_file = t.ca;
+  n.cert_file = t.cert;
+  n.key_file = t.key;
+  n.verify = t.verify;
+  return n;
+}
+
 // core::Transformer over a Lua transformer (one per pipeline worker).
 class LuaAdapter final : public core::Transformer {
  public:
@@ -55,6 +64,7 @@ absl::StatusOr<std::unique_ptr<core::Destination>> BuildDestination(const config
       m.connect_timeout = o.timeout;
       m.ack_timeout = o.timeout;
       m.retry_on_ae = o.retry_on_ae;
+      if (o.tls.has_value()) m.tls = ClientTls(*o.tls);
       auto made = destinations::MllpDestination::Create(std::move(m));
       if (!made.ok()) return made.status();
       return std::unique_ptr<core::Destination>(std::move(made).value());
@@ -67,6 +77,7 @@ absl::StatusOr<std::unique_ptr<core::Destination>> BuildDestination(const config
       h.headers = o.headers;
       h.content_type = o.content_type;
       h.timeout = o.timeout;
+      if (o.tls.has_value()) h.tls = ClientTls(*o.tls);
       auto made = destinations::HttpDestination::Create(std::move(h));
       if (!made.ok()) return made.status();
       return std::unique_ptr<core::Destination>(std::move(made).value());
