@@ -2,8 +2,6 @@
 // given files (or directories) over N connections, waits for each ACK, and reports what came back.
 #include <arpa/inet.h>
 #include <netdb.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -25,6 +23,7 @@
 #include "hl7v2/batch.h"
 #include "hl7v2/message.h"
 #include "net/mllp_codec.h"
+#include "net/tls_client.h"
 
 namespace isthmus::cli {
 namespace {
@@ -39,45 +38,6 @@ struct TlsClientOptions {
   bool insecure = false;  // no server certificate verification (tests only)
 };
 
-// The client-side TLS context, built once for all connections.
-class TlsClient {
- public:
-  ~TlsClient() {
-    if (ctx_ != nullptr) SSL_CTX_free(ctx_);
-  }
-  bool Init(const TlsClientOptions& o, std::string* err) {
-    ctx_ = SSL_CTX_new(TLS_client_method());
-    if (ctx_ == nullptr) return Fail("cannot create a TLS context", err);
-    SSL_CTX_set_min_proto_version(ctx_, TLS1_2_VERSION);
-    if (!o.insecure) {
-      SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
-      int ok = o.ca_file.empty() ? SSL_CTX_set_default_verify_paths(ctx_)
-                                 : SSL_CTX_load_verify_locations(ctx_, o.ca_file.c_str(), nullptr);
-      if (ok != 1) return Fail(base::StrCat("cannot load CA file ", o.ca_file), err);
-    }
-    if (!o.cert_file.empty()) {
-      if (SSL_CTX_use_certificate_chain_file(ctx_, o.cert_file.c_str()) != 1 ||
-          SSL_CTX_use_PrivateKey_file(ctx_, (o.key_file.empty() ? o.cert_file : o.key_file).c_str(),
-                                      SSL_FILETYPE_PEM) != 1 ||
-          SSL_CTX_check_private_key(ctx_) != 1) {
-        return Fail(base::StrCat("cannot use client certificate ", o.cert_file, " / key ", o.key_file), err);
-      }
-    }
-    return true;
-  }
-  SSL_CTX* ctx() const { return ctx_; }
-
- private:
-  static bool Fail(std::string what, std::string* err) {
-    char buf[256] = "";
-    unsigned long e = ERR_get_error();
-    if (e != 0) ERR_error_string_n(e, buf, sizeof buf);
-    *err = buf[0] != '\0' ? base::StrCat(what, ": ", buf) : what;
-    return false;
-  }
-  SSL_CTX* ctx_ = nullptr;
-};
-
 struct SendOptions {
   std::string to = "127.0.0.1:2575";
   TlsClientOptions tls;
@@ -88,26 +48,21 @@ struct SendOptions {
   std::vector<std::string> inputs;
 };
 
-// A blocking MLLP connection.
+// A blocking MLLP connection, plain or TLS (net/tls_client.h).
 class Connection {
  public:
-  explicit Connection(const TlsClient* tls) : tls_(tls) {}
+  explicit Connection(const net::TlsClientContext* tls) : tls_(tls) {}
   ~Connection() { Close(); }
   bool Open(const std::string& host, const std::string& port, std::string* err) {
     if (!OpenTcp(host, port, err)) return false;
     if (tls_ == nullptr) return true;
-    ssl_ = SSL_new(tls_->ctx());
-    SSL_set_fd(ssl_, fd_);
-    SSL_set_tlsext_host_name(ssl_, host.c_str());
-    SSL_set1_host(ssl_, host.c_str());
-    if (SSL_connect(ssl_) != 1) {
-      char buf[256] = "TLS handshake failed";
-      unsigned long e = ERR_get_error();
-      if (e != 0) ERR_error_string_n(e, buf, sizeof buf);
-      *err = base::StrCat("TLS handshake with ", host, ":", port, " failed: ", buf);
+    auto stream = net::TlsStream::Handshake(*tls_, fd_, host, net::kNoTlsDeadline);
+    if (!stream.ok()) {
+      *err = base::StrCat(std::string(stream.status().message()), " (port ", port, ")");
       Close();
       return false;
     }
+    ssl_ = *std::move(stream);
     return true;
   }
 
@@ -135,9 +90,8 @@ class Connection {
  public:
   void Close() {
     if (ssl_ != nullptr) {
-      SSL_shutdown(ssl_);
-      SSL_free(ssl_);
-      ssl_ = nullptr;
+      ssl_->Shutdown();
+      ssl_.reset();
     }
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
@@ -145,13 +99,15 @@ class Connection {
   // Sends one framed message and waits for one framed reply; "" on timeout or close.
   std::string Exchange(std::string_view message, int timeout_ms) {
     std::string framed = net::MllpEncode(message);
-    size_t off = 0;
-    while (off < framed.size()) {
-      ssize_t n = ssl_ != nullptr
-                      ? SSL_write(ssl_, framed.data() + off, static_cast<int>(framed.size() - off))
-                      : ::send(fd_, framed.data() + off, framed.size() - off, MSG_NOSIGNAL);
-      if (n <= 0) return "";
-      off += static_cast<size_t>(n);
+    if (ssl_ != nullptr) {
+      if (!ssl_->Write(framed, net::kNoTlsDeadline).ok()) return "";
+    } else {
+      size_t off = 0;
+      while (off < framed.size()) {
+        ssize_t n = ::send(fd_, framed.data() + off, framed.size() - off, MSG_NOSIGNAL);
+        if (n <= 0) return "";
+        off += static_cast<size_t>(n);
+      }
     }
     auto deadline = SteadyClock::now() + std::chrono::milliseconds(timeout_ms);
     std::vector<net::MllpEvent> events;
@@ -165,20 +121,23 @@ class Connection {
       int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                       deadline - SteadyClock::now()).count());
       if (left <= 0) return "";
-      if (ssl_ == nullptr || SSL_pending(ssl_) == 0) {
+      if (ssl_ == nullptr || !ssl_->HasBuffered()) {
         pollfd p{fd_, POLLIN, 0};
         if (::poll(&p, 1, left) <= 0) return "";
       }
-      ssize_t n = ssl_ != nullptr ? SSL_read(ssl_, buf, sizeof buf) : ::recv(fd_, buf, sizeof buf, 0);
-      if (n <= 0 && ssl_ != nullptr) {
-        // E.g. the server's alert that it requires a client certificate (TLS 1.3 reports it
-        // after the handshake).
-        unsigned long e = ERR_get_error();
-        if (e != 0) {
-          char text[256];
-          ERR_error_string_n(e, text, sizeof text);
-          last_error_ = base::StrCat("TLS: ", text);
+      ssize_t n;
+      if (ssl_ != nullptr) {
+        absl::StatusOr<size_t> r = ssl_->Read(buf, sizeof buf, deadline);
+        n = r.ok() ? static_cast<ssize_t>(*r) : -1;
+        if (!r.ok()) {
+          // E.g. the server's alert that it requires a client certificate (TLS 1.3 reports it
+          // after the handshake).
+          std::string why(r.status().message());
+          if (why.starts_with("TLS receive: ")) why.erase(0, 13);
+          last_error_ = base::StrCat("TLS: ", why);
         }
+      } else {
+        n = ::recv(fd_, buf, sizeof buf, 0);
       }
       if (n <= 0) return "";
       events.clear();
@@ -194,8 +153,8 @@ class Connection {
 
  private:
   std::string last_error_;
-  const TlsClient* tls_;
-  SSL* ssl_ = nullptr;
+  const net::TlsClientContext* tls_;
+  std::unique_ptr<net::TlsStream> ssl_;
   int fd_ = -1;
   net::MllpDecoder decoder_{64u << 20};
   std::vector<std::string> pending_;
@@ -281,14 +240,19 @@ int RunSend(const SendOptions& o) {
     return unreadable > 0 ? 2 : 1;
   }
 
-  std::unique_ptr<TlsClient> tls;
+  std::shared_ptr<const net::TlsClientContext> tls;
   if (o.tls.enabled) {
-    tls = std::make_unique<TlsClient>();
-    std::string err;
-    if (!tls->Init(o.tls, &err)) {
-      std::fprintf(stderr, "isthmus send: %s\n", err.c_str());
+    net::TlsClientSettings settings;
+    settings.ca_file = o.tls.ca_file;  // "" = the system's trust store
+    settings.cert_file = o.tls.cert_file;
+    settings.key_file = o.tls.key_file;  // "" = in the certificate file
+    settings.verify = !o.tls.insecure;
+    auto made = net::TlsClientContext::Create(std::move(settings));
+    if (!made.ok()) {
+      std::fprintf(stderr, "isthmus send: %s\n", std::string(made.status().message()).c_str());
       return 2;
     }
+    tls = *std::move(made);
   }
   Results results;
   std::atomic<size_t> next{0};
