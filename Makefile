@@ -3,13 +3,14 @@
 #   make test       bootstrap, build, run the whole test suite
 #   make test-asan  the same suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench      benchmarks with peers measured in the same run (docs/PERFORMANCE.md)
+#   make bench-mllp MLLP throughput of `isthmus serve` with peers (bench/mllp/run.sh, ~15 min)
 #   make fuzz       libFuzzer targets for the parsers (FUZZ_SECONDS=60 each)
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all bootstrap build run test test-asan bench fuzz format clean
+.PHONY: all bootstrap build run test test-asan bench bench-mllp fuzz format clean
 
 all: build
 
@@ -35,6 +36,9 @@ test-asan: bootstrap
 
 bench: bootstrap
 	bench/run.sh
+
+bench-mllp: bootstrap
+	bench/mllp/run.sh
 
 fuzz: bootstrap
 	scripts/fuzz
