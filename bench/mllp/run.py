@@ -18,6 +18,7 @@ Scenarios:
   4  fsync rate of the data directory's filesystem (4 KiB append + fsync loop).
 """
 import argparse
+import atexit
 import datetime
 import json
 import os
@@ -62,6 +63,14 @@ PY1 = 2000 if A.quick else 5000       # mllp_bench_client.py
 PY8 = 4000 if A.quick else 16000
 
 results = []
+RUNNING = []  # servers to stop if the run fails half way
+
+
+@atexit.register
+def _stop_running():
+    for p in RUNNING:
+        if p.poll() is None:
+            p.kill()
 
 
 def log(*a):
@@ -116,6 +125,7 @@ class Server:
         self.cmd = [c.replace("{dir}", self.dir).replace("{ready}", self.ready) for c in cmd]
         self.log = open(os.path.join(self.dir, "server.log"), "w")
         self.p = subprocess.Popen(self.cmd, cwd=cwd or self.dir, stdout=self.log, stderr=subprocess.STDOUT)
+        RUNNING.append(self.p)
         deadline = time.time() + 60
         while not (os.path.exists(self.ready) and open(self.ready).read().strip()):
             if self.p.poll() is not None or time.time() > deadline:
