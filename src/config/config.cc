@@ -613,7 +613,8 @@ class Reader {
         if (k == "headers") Headers(val, &h->headers);
         if (k == "tls") {
           h->tls = ReadClientTls(val);
-          const std::string_view url = v["url"].IsScalar() ? v["url"].Scalar() : "";
+          // A copy: Scalar() refers into the temporary node that v["url"] returns.
+          const std::string url = v["url"].IsScalar() ? v["url"].Scalar() : std::string();
           if (url.starts_with("http://")) {
             Error(val, "'tls' needs an https:// url (this one is http://)");
           }

@@ -56,9 +56,14 @@ void Pipeline::Submit(int64_t message_id, std::string channel,
                       std::shared_ptr<const std::string> raw, Done done) {
   // std::function needs a copyable task: keep the move-only callback behind a shared_ptr.
   auto callback = std::make_shared<Done>(std::move(done));
-  pool_->Submit([this, message_id, channel = std::move(channel), raw = std::move(raw),
+  // The sequence number fixes this message's place among its channel's outcomes; taking it and
+  // queueing the task under one lock keeps the pool's FIFO in sequence order.
+  std::lock_guard<std::mutex> lock(seq_mu_);
+  uint64_t seq = sequences_[channel].next_assign++;
+  pool_->Submit([this, message_id, seq, channel = std::move(channel), raw = std::move(raw),
                  callback](int worker) {
-    PipelineResult r = Process(worker, message_id, channel, *raw);
+    Decision d = Process(worker, message_id, channel, *raw);
+    PipelineResult r = Commit(message_id, channel, seq, std::move(d));
     if (*callback) std::move (*callback)(std::move(r));
   });
 }
@@ -90,17 +95,17 @@ absl::StatusOr<int64_t> Pipeline::Recover() {
   }
 }
 
-PipelineResult Pipeline::Process(int worker, int64_t id, const std::string& channel_name,
-                                 const std::string& raw) {
+Pipeline::Decision Pipeline::Process(int worker, int64_t id, const std::string& channel_name,
+                                     const std::string& raw) {
   auto ch = channels_.find(channel_name);
   if (ch == channels_.end()) {
-    return Commit(id, Outcome(id, "error", base::StrCat("unknown channel '", channel_name, "'")), {},
-                  std::nullopt);
+    return Decision{Outcome(id, "error", base::StrCat("unknown channel '", channel_name, "'")), {},
+                    std::nullopt};
   }
   const ChannelPlan& channel = ch->second;
   auto parsed = hl7v2::Message::Parse(raw);
   if (!parsed.ok()) {
-    return Commit(id, Outcome(id, "error", std::string(parsed.status().message())), {}, std::nullopt);
+    return Decision{Outcome(id, "error", std::string(parsed.status().message())), {}, std::nullopt};
   }
   hl7v2::Message& msg = *parsed;
 
@@ -114,14 +119,14 @@ PipelineResult Pipeline::Process(int worker, int64_t id, const std::string& chan
       if (first_error != result.issues.end()) {
         result.state = "invalid";
         result.reason = IssueText(*first_error);
-        return Commit(id, std::move(result), {}, std::nullopt);
+        return Decision{std::move(result), {}, std::nullopt};
       }
     }
   }
   if (channel.filter && !channel.filter(msg)) {
     result.state = "filtered";
     result.reason = "the channel filter did not match";
-    return Commit(id, std::move(result), {}, std::nullopt);
+    return Decision{std::move(result), {}, std::nullopt};
   }
 
   std::optional<std::string> payload;
@@ -132,7 +137,7 @@ PipelineResult Pipeline::Process(int worker, int64_t id, const std::string& chan
       if (!made.ok()) {
         result.state = "error";
         result.reason = base::StrCat("transformer: ", std::string(made.status().message()));
-        return Commit(id, std::move(result), {}, std::nullopt);
+        return Decision{std::move(result), {}, std::nullopt};
       }
       slot = std::move(made).value();
     }
@@ -140,13 +145,13 @@ PipelineResult Pipeline::Process(int worker, int64_t id, const std::string& chan
     if (!outcome.ok()) {
       result.state = "error";
       result.reason = base::StrCat("transformer: ", std::string(outcome.status().message()));
-      return Commit(id, std::move(result), {}, std::nullopt);
+      return Decision{std::move(result), {}, std::nullopt};
     }
     switch (outcome->kind) {
       case core::TransformOutcome::kFilter:
         result.state = "filtered";
         result.reason = outcome->reason.empty() ? "filtered by the transformer" : outcome->reason;
-        return Commit(id, std::move(result), {}, std::nullopt);
+        return Decision{std::move(result), {}, std::nullopt};
       case core::TransformOutcome::kReplace:
         payload = std::move(outcome->payload);
         break;
@@ -171,43 +176,57 @@ PipelineResult Pipeline::Process(int worker, int64_t id, const std::string& chan
   if (channel.routes.empty()) {
     result.state = "processed";
     result.reason = "the channel has no destinations";
-    return Commit(id, std::move(result), {}, std::nullopt);
+    return Decision{std::move(result), {}, std::nullopt};
   }
   if (rows.empty()) {
     result.state = "unrouted";
     result.reason = "no route matched";
-    return Commit(id, std::move(result), {}, std::nullopt);
+    return Decision{std::move(result), {}, std::nullopt};
   }
   result.state = "queued";
   for (const auto& r : rows) result.destinations.push_back(r.first);
   std::string to;
   for (const auto& d : result.destinations) base::StrAppend(&to, to.empty() ? "" : ", ", d);
   result.reason = base::StrCat("to ", to);
-  return Commit(id, std::move(result), rows, payload);
+  return Decision{std::move(result), rows, payload};
 }
 
-PipelineResult Pipeline::Commit(int64_t id, PipelineResult r,
-                                const std::vector<std::pair<std::string, std::string>>& rows,
-                                const std::optional<std::string>& payload) {
+PipelineResult Pipeline::Commit(int64_t id, const std::string& channel, uint64_t seq, Decision d) {
   const int64_t now = opts_.clock->NowMicros();
-  absl::Status s = writer_.Run([&](db::Connection& conn) -> absl::Status {
-    ISTHMUS_RETURN_IF_ERROR(store::Journal::WriteEvent(conn, id, now, r.state, r.reason));
-    for (const auto& [dest, key] : rows) {
+  PipelineResult r = std::move(d.result);
+  auto rows = std::make_shared<std::vector<std::pair<std::string, std::string>>>(std::move(d.rows));
+  auto payload = std::make_shared<std::optional<std::string>>(std::move(d.payload));
+  auto state = std::make_shared<std::pair<std::string, std::string>>(r.state, r.reason);
+  store::Writer::Op op = [id, now, rows, payload, state](db::Connection& conn) -> absl::Status {
+    ISTHMUS_RETURN_IF_ERROR(store::Journal::WriteEvent(conn, id, now, state->first, state->second));
+    for (const auto& [dest, key] : *rows) {
       std::optional<std::string_view> body;
-      if (payload.has_value()) body = *payload;
+      if (payload->has_value()) body = **payload;
       ISTHMUS_RETURN_IF_ERROR(store::Queue::Enqueue(conn, id, dest, key, now, body));
     }
     return absl::OkStatus();
-  });
-  if (!s.ok()) {
+  };
+  // Outcomes of one channel reach the writer in arrival order, so its queue rows are in arrival
+  // order too (the writer runs ops in submission order): processing is parallel, recording is not.
+  std::promise<absl::Status> committed;
+  {
+    std::unique_lock<std::mutex> lock(seq_mu_);
+    Sequence& s = sequences_[channel];
+    seq_cv_.wait(lock, [&] { return s.next_submit == seq; });
+    writer_.Submit(std::move(op), [&committed](absl::Status st) { committed.set_value(std::move(st)); });
+    ++s.next_submit;
+  }
+  seq_cv_.notify_all();
+  absl::Status st = committed.get_future().get();
+  if (!st.ok()) {
     // Not committed: the message stays `received` and Recover() picks it up after a restart.
     r.state = "error";
-    r.reason = base::StrCat("could not record the outcome: ", std::string(s.message()));
+    r.reason = base::StrCat("could not record the outcome: ", std::string(st.message()));
     r.destinations.clear();
     return r;
   }
   if (notify_) {
-    for (const std::string& d : r.destinations) notify_(d);
+    for (const std::string& dest : r.destinations) notify_(dest);
   }
   return r;
 }

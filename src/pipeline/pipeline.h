@@ -11,6 +11,9 @@
 // channel, transformer failure). Every outcome is an event with its reason; nothing is dropped
 // silently.
 //
+// Order: messages are processed in parallel, but the outcomes of one channel are recorded in the
+// order the messages were submitted, so queue rows (and deliveries) keep arrival order.
+//
 // Crash safety: a message that was journaled (`received`) but whose outcome was not committed is
 // processed again by Recover() at startup.
 //
@@ -18,7 +21,9 @@
 #pragma once
 
 #include <cstdint>
+#include <condition_variable>
 #include <functional>
+#include <mutex>
 #include <map>
 #include <memory>
 #include <optional>
@@ -95,11 +100,19 @@ class Pipeline final : public core::MessageSink {
  private:
   Pipeline(store::Writer& writer, store::Journal& journal, PipelineOptions opts)
       : writer_(writer), journal_(journal), opts_(opts) {}
-  PipelineResult Process(int worker, int64_t id, const std::string& channel,
-                         const std::string& raw);
-  PipelineResult Commit(int64_t id, PipelineResult r,
-                        const std::vector<std::pair<std::string, std::string>>& queue_rows,
-                        const std::optional<std::string>& payload);
+  // What processing decided, before it is recorded.
+  struct Decision {
+    PipelineResult result;
+    std::vector<std::pair<std::string, std::string>> rows;  // destination, partition key
+    std::optional<std::string> payload;                     // transformed payload, if any
+  };
+  struct Sequence {
+    uint64_t next_assign = 0;  // given to the next Submit of the channel
+    uint64_t next_submit = 0;  // the next outcome allowed to reach the writer
+  };
+  Decision Process(int worker, int64_t id, const std::string& channel, const std::string& raw);
+  // Records `d` in one transaction, after every earlier message of `channel`.
+  PipelineResult Commit(int64_t id, const std::string& channel, uint64_t seq, Decision d);
 
   store::Writer& writer_;
   store::Journal& journal_;
@@ -107,6 +120,9 @@ class Pipeline final : public core::MessageSink {
   std::map<std::string, ChannelPlan, std::less<>> channels_;
   std::map<std::string, DestinationPlan, std::less<>> destinations_;
   Notify notify_;
+  std::mutex seq_mu_;
+  std::condition_variable seq_cv_;
+  std::map<std::string, Sequence, std::less<>> sequences_;  // guarded by seq_mu_
   // transformers_[worker][channel]: one instance per worker (Lua states are not thread-safe).
   std::vector<std::map<std::string, std::unique_ptr<core::Transformer>, std::less<>>> transformers_;
   std::unique_ptr<base::ThreadPool> pool_;  // last: destroyed (drained) first

@@ -198,6 +198,33 @@ TEST_F(PipelineTest, RecoverProcessesMessagesLeftReceivedInOrder) {
   }
 }
 
+TEST_F(PipelineTest, ParallelWorkersKeepArrivalOrderInTheQueue) {
+  std::vector<DestinationPlan> dests = {{"all", std::nullopt}, {"inpatient", std::nullopt}};
+  PipelineOptions o;
+  o.workers = 4;
+  auto p = Pipeline::Create(*writer_, *journal_, {AdtChannel()}, dests, nullptr, o);
+  ASSERT_TRUE(p.ok());
+  constexpr int kMessages = 100;
+  std::vector<std::string> raws;
+  std::vector<int64_t> ids;
+  for (int i = 0; i < kMessages; ++i) {
+    raws.push_back(Adt("Q" + std::to_string(i), "O"));
+    ids.push_back(journal_->AppendAndWait(store::IncomingMessage{"adt", "LAB|HOSP", "Q" + std::to_string(i),
+                                                                 "ADT^A01", "peer", raws.back()})->id);
+  }
+  for (int i = 0; i < kMessages; ++i) {
+    (*p)->Submit(ids[i], "adt", std::make_shared<const std::string>(raws[i]));
+  }
+  p->reset();  // drains
+  for (int i = 0; i < kMessages; ++i) {
+    auto items = queue_->Claim("all", "t", 1, absl::Minutes(1));
+    ASSERT_TRUE(items.ok());
+    ASSERT_EQ(items->size(), 1u);
+    EXPECT_EQ((*items)[0].message_id, ids[i]) << "position " << i;
+    ASSERT_TRUE(queue_->Ack((*items)[0]).ok());
+  }
+}
+
 TEST_F(PipelineTest, UnknownRouteTargetIsRefusedAtCreate) {
   ChannelPlan c;
   c.name = "x";
