@@ -109,7 +109,9 @@ class TinyMllpServer {
                    : what == "AR" ? hl7v2::AckCode::kAR
                    : what == "CA" ? hl7v2::AckCode::kCA
                                   : hl7v2::AckCode::kAA;
-          out = hl7v2::BuildAck(*msg, o);
+          // Random bytes (e.g. a TLS ClientHello sent to this plain peer) can happen to look
+          // like a frame: answer those the way a real receiver would, with a NAK.
+          out = msg.ok() ? hl7v2::BuildAck(*msg, o) : hl7v2::BuildNakForUnparsable(e.payload, o);
           if (what == "wrong-id") {
             std::string copy = out;
             auto parsed = hl7v2::Message::Parse(copy);
