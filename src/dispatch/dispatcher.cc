@@ -119,6 +119,11 @@ void Dispatcher::AbandonForTest() {
   work_cv_.notify_all();
 }
 
+bool Dispatcher::stopping() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stopping_;
+}
+
 DispatcherStats Dispatcher::stats() const {
   DispatcherStats s;
   s.delivered = delivered_.load();

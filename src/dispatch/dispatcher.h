@@ -130,6 +130,8 @@ class Dispatcher {
   const std::string& destination() const { return name_; }
   const std::string& lease_owner() const { return owner_; }
   DispatcherStats stats() const;
+  // True once Stop() (or AbandonForTest) was called.
+  bool stopping() const;
 
  private:
   Dispatcher(store::Queue& queue, core::Destination& destination, DispatcherOptions opts);

@@ -422,8 +422,15 @@ TEST_F(DispatcherTest, StopFinishesTheCurrentDeliveryAndLeavesTheRest) {
   (*d)->Notify();
   ASSERT_TRUE(dest.WaitInFlight(1));
   std::thread stop([&] { (*d)->Stop(); });
+  // Open the gate only once Stop() has begun, so the dispatcher must not claim m-2 afterwards.
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!(*d)->stopping() && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  bool stopping = (*d)->stopping();
   dest.SetGate(true);
   stop.join();
+  ASSERT_TRUE(stopping);
   ASSERT_TRUE(rec.WaitFor(1));
   EXPECT_EQ(rec.events()[0].outcome, Settled::kDelivered);
   EXPECT_THAT(dest.calls(), ElementsAre("m-1"));
