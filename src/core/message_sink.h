@@ -31,6 +31,9 @@ class MessageSink {
   // `raw` is the message as journaled under `message_id`. `done` may be null.
   virtual void Accept(int64_t message_id, std::string channel,
                       std::shared_ptr<const std::string> raw, ProcessingDone done) = 0;
+  // Messages accepted but not yet processed. Listeners stop reading while it is above their
+  // limit, so a slow pipeline slows senders down instead of growing memory.
+  virtual size_t Backlog() const { return 0; }
 };
 
 }  // namespace isthmus::core

@@ -50,7 +50,17 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(
   return p;
 }
 
-Pipeline::~Pipeline() { pool_.reset(); }
+Pipeline::~Pipeline() {
+  pool_.reset();
+  // Outcomes handed to the writer finish (and call back into this object) before it goes.
+  std::unique_lock<std::mutex> lock(seq_mu_);
+  seq_cv_.wait(lock, [&] { return in_flight_ == 0; });
+}
+
+size_t Pipeline::Backlog() const {
+  std::lock_guard<std::mutex> lock(seq_mu_);
+  return in_flight_;
+}
 
 void Pipeline::Submit(int64_t message_id, std::string channel,
                       std::shared_ptr<const std::string> raw, Done done) {
@@ -59,12 +69,12 @@ void Pipeline::Submit(int64_t message_id, std::string channel,
   // The sequence number fixes this message's place among its channel's outcomes; taking it and
   // queueing the task under one lock keeps the pool's FIFO in sequence order.
   std::lock_guard<std::mutex> lock(seq_mu_);
+  ++in_flight_;
   uint64_t seq = sequences_[channel].next_assign++;
   pool_->Submit([this, message_id, seq, channel = std::move(channel), raw = std::move(raw),
                  callback](int worker) {
     Decision d = Process(worker, message_id, channel, *raw);
-    PipelineResult r = Commit(message_id, channel, seq, std::move(d));
-    if (*callback) std::move (*callback)(std::move(r));
+    Commit(message_id, channel, seq, std::move(d), std::move(*callback));
   });
 }
 
@@ -191,14 +201,13 @@ Pipeline::Decision Pipeline::Process(int worker, int64_t id, const std::string& 
   return Decision{std::move(result), rows, payload};
 }
 
-PipelineResult Pipeline::Commit(int64_t id, const std::string& channel, uint64_t seq, Decision d) {
+void Pipeline::Commit(int64_t id, const std::string& channel, uint64_t seq, Decision d, Done done) {
   const int64_t now = opts_.clock->NowMicros();
-  PipelineResult r = std::move(d.result);
+  auto result = std::make_shared<PipelineResult>(std::move(d.result));
   auto rows = std::make_shared<std::vector<std::pair<std::string, std::string>>>(std::move(d.rows));
   auto payload = std::make_shared<std::optional<std::string>>(std::move(d.payload));
-  auto state = std::make_shared<std::pair<std::string, std::string>>(r.state, r.reason);
-  store::Writer::Op op = [id, now, rows, payload, state](db::Connection& conn) -> absl::Status {
-    ISTHMUS_RETURN_IF_ERROR(store::Journal::WriteEvent(conn, id, now, state->first, state->second));
+  store::Writer::Op op = [id, now, rows, payload, result](db::Connection& conn) -> absl::Status {
+    ISTHMUS_RETURN_IF_ERROR(store::Journal::WriteEvent(conn, id, now, result->state, result->reason));
     for (const auto& [dest, key] : *rows) {
       std::optional<std::string_view> body;
       if (payload->has_value()) body = **payload;
@@ -206,29 +215,35 @@ PipelineResult Pipeline::Commit(int64_t id, const std::string& channel, uint64_t
     }
     return absl::OkStatus();
   };
+  // Runs on the writer thread once the outcome committed (or failed): must stay quick.
+  store::Writer::Done on_commit = [this, result, done = std::move(done)](absl::Status st) mutable {
+    PipelineResult r = std::move(*result);
+    if (!st.ok()) {
+      // Not committed: the message stays `received` and Recover() picks it up after a restart.
+      r.state = "error";
+      r.reason = base::StrCat("could not record the outcome: ", std::string(st.message()));
+      r.destinations.clear();
+    } else if (notify_) {
+      for (const std::string& dest : r.destinations) notify_(dest);
+    }
+    if (done) std::move(done)(std::move(r));
+    {
+      std::lock_guard<std::mutex> lock(seq_mu_);
+      --in_flight_;
+    }
+    seq_cv_.notify_all();
+  };
   // Outcomes of one channel reach the writer in arrival order, so its queue rows are in arrival
-  // order too (the writer runs ops in submission order): processing is parallel, recording is not.
-  std::promise<absl::Status> committed;
+  // order too (the writer runs ops in submission order): processing is parallel, recording is
+  // not. The worker does not wait for the commit: outcomes share group commits.
   {
     std::unique_lock<std::mutex> lock(seq_mu_);
     Sequence& s = sequences_[channel];
     seq_cv_.wait(lock, [&] { return s.next_submit == seq; });
-    writer_.Submit(std::move(op), [&committed](absl::Status st) { committed.set_value(std::move(st)); });
+    writer_.Submit(std::move(op), std::move(on_commit));
     ++s.next_submit;
   }
   seq_cv_.notify_all();
-  absl::Status st = committed.get_future().get();
-  if (!st.ok()) {
-    // Not committed: the message stays `received` and Recover() picks it up after a restart.
-    r.state = "error";
-    r.reason = base::StrCat("could not record the outcome: ", std::string(st.message()));
-    r.destinations.clear();
-    return r;
-  }
-  if (notify_) {
-    for (const std::string& dest : r.destinations) notify_(dest);
-  }
-  return r;
 }
 
 }  // namespace isthmus::pipeline

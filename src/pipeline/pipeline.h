@@ -94,6 +94,10 @@ class Pipeline final : public core::MessageSink {
               core::ProcessingDone done) override {
     Submit(message_id, std::move(channel), std::move(raw), std::move(done));
   }
+  // Messages submitted whose outcome has not committed yet: listeners stop reading while it is
+  // high (back-pressure), so memory stays bounded.
+  size_t Backlog() const override;
+
   // Resubmits every message still in state `received` (after a crash). Returns how many.
   absl::StatusOr<int64_t> Recover();
 
@@ -111,8 +115,9 @@ class Pipeline final : public core::MessageSink {
     uint64_t next_submit = 0;  // the next outcome allowed to reach the writer
   };
   Decision Process(int worker, int64_t id, const std::string& channel, const std::string& raw);
-  // Records `d` in one transaction, after every earlier message of `channel`.
-  PipelineResult Commit(int64_t id, const std::string& channel, uint64_t seq, Decision d);
+  // Hands `d` to the writer (one transaction), after every earlier message of `channel`; `done`
+  // runs once it committed.
+  void Commit(int64_t id, const std::string& channel, uint64_t seq, Decision d, Done done);
 
   store::Writer& writer_;
   store::Journal& journal_;
@@ -120,8 +125,9 @@ class Pipeline final : public core::MessageSink {
   std::map<std::string, ChannelPlan, std::less<>> channels_;
   std::map<std::string, DestinationPlan, std::less<>> destinations_;
   Notify notify_;
-  std::mutex seq_mu_;
+  mutable std::mutex seq_mu_;
   std::condition_variable seq_cv_;
+  size_t in_flight_ = 0;  // submitted, outcome not yet committed; guarded by seq_mu_
   std::map<std::string, Sequence, std::less<>> sequences_;  // guarded by seq_mu_
   // transformers_[worker][channel]: one instance per worker (Lua states are not thread-safe).
   std::vector<std::map<std::string, std::unique_ptr<core::Transformer>, std::less<>>> transformers_;

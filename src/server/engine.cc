@@ -59,6 +59,10 @@ class SwappableSink final : public core::MessageSink {
     std::shared_ptr<pipeline::Pipeline> p = current();
     p->Accept(id, std::move(channel), std::move(raw), std::move(done));
   }
+  size_t Backlog() const override {
+    std::shared_ptr<pipeline::Pipeline> p = current();
+    return p ? p->Backlog() : 0;
+  }
   std::shared_ptr<pipeline::Pipeline> current() const {
     std::lock_guard<std::mutex> lock(mu_);
     return pipeline_;

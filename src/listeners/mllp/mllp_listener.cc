@@ -290,7 +290,19 @@ struct MllpListener::Impl : std::enable_shared_from_this<MllpListener::Impl> {
       co_return !wec;
     };
 
+    asio::steady_timer pause(c.stream.get_executor());
     while (!stopping) {
+      // Back-pressure: while the pipeline is behind, do not read (the sender waits for its ACK)
+      // rather than let accepted messages pile up in memory.
+      if (opts.sink != nullptr && opts.sink->Backlog() > opts.max_backlog) {
+        stats.backpressure_pauses++;
+        while (!stopping && opts.sink->Backlog() > opts.max_backlog) {
+          pause.expires_after(std::chrono::milliseconds(2));
+          co_await pause.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+          c.deadline = Clock::now() + ToChrono(opts.idle_timeout);
+        }
+        ec.clear();
+      }
       size_t n = co_await c.stream.async_read_some(asio::buffer(buf),
                                                    asio::redirect_error(asio::use_awaitable, ec));
       if (ec) break;

@@ -56,6 +56,9 @@ struct MllpListenerOptions {
   AckMode ack_mode = AckMode::kAfterPersist;
   // Where journaled messages go for processing; null = journal only.
   core::MessageSink* sink = nullptr;
+  // Back-pressure: while the sink's backlog is above this, connections are not read (senders
+  // wait for their ACKs) instead of messages piling up in memory.
+  size_t max_backlog = 20000;
   std::string application = "ISTHMUS";   // MSH-3 of ACKs when the message has no MSH-5
   // TLS (and mutual TLS); unset = plain TCP. Files are loaded and checked once, at Start().
   std::optional<net::TlsServerOptions> tls;
@@ -79,6 +82,7 @@ struct MllpListenerStats {
   std::atomic<uint64_t> messages_nacked{0};
   std::atomic<uint64_t> duplicates{0};
   std::atomic<uint64_t> bytes_received{0};
+  std::atomic<uint64_t> backpressure_pauses{0};  // reads held back while the sink was behind
 };
 
 class MllpListener {

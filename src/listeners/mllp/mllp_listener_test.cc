@@ -267,6 +267,7 @@ class FakeSink : public core::MessageSink {
  public:
   void Accept(int64_t id, std::string channel, std::shared_ptr<const std::string> raw,
               core::ProcessingDone done) override {
+    if (count_backlog) backlog++;
     {
       std::lock_guard<std::mutex> lock(mu);
       accepted.push_back(id);
@@ -279,11 +280,31 @@ class FakeSink : public core::MessageSink {
       std::move(done)(std::move(r));
     }
   }
+  size_t Backlog() const override { return backlog.load(); }
   std::mutex mu;
   std::vector<int64_t> accepted;
   std::vector<std::string> channels;
   core::ProcessingResult result;
+  std::atomic<size_t> backlog{0};
+  bool count_backlog = false;
 };
+
+TEST_F(MllpListenerTest, BackPressureHoldsReadsWhileTheSinkIsBehind) {
+  FakeSink sink;
+  sink.count_backlog = true;  // every accepted message stays in the backlog until cleared
+  MllpListenerOptions o;
+  o.sink = &sink;
+  o.max_backlog = 0;
+  StartListener(o);
+  Client c(listener_->port());
+  // B1 is accepted (backlog 1) and ACKed; then the listener sees the backlog and stops reading.
+  EXPECT_NE(c.Send(Adt("B1")).find("MSA|AA|B1"), std::string::npos);
+  c.SendRaw(net::MllpEncode(Adt("B2")));
+  EXPECT_EQ(c.Reply(300), "");
+  EXPECT_GE(listener_->stats().backpressure_pauses.load(), 1u);
+  sink.backlog = 0;  // the pipeline caught up
+  EXPECT_NE(c.Reply().find("MSA|AA|B2"), std::string::npos);
+}
 
 TEST_F(MllpListenerTest, AfterPersistHandsMessagesToTheSinkOnce) {
   FakeSink sink;
