@@ -32,4 +32,11 @@ absl::Status TlsHandshakeFailure(SSL* ssl, std::string_view what, std::string_vi
 // Drains OpenSSL's thread-local error queue into one readable string ("" when empty).
 std::string DrainOpenSslErrors();
 
+// kInvalidArgument naming `what` and `path` unless `path` is a readable regular file.
+absl::Status CheckTlsFileReadable(std::string_view what, const std::string& path);
+
+// A pem_password_cb that refuses: keys must not be encrypted, and OpenSSL's default callback
+// would prompt on the terminal.
+int RefuseTlsPassword(char* buf, int size, int rwflag, void* userdata);
+
 }  // namespace isthmus::net

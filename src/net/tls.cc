@@ -17,33 +17,16 @@ namespace {
 
 // Drains OpenSSL's thread-local error queue into one readable string.
 std::string OpenSslErrors() {
-  std::string out;
-  while (unsigned long e = ::ERR_get_error()) {
-    char buf[256];
-    ::ERR_error_string_n(e, buf, sizeof buf);
-    if (!out.empty()) out += "; ";
-    out += buf;
-  }
-  return out.empty() ? "unknown OpenSSL error" : out;
+  std::string e = DrainOpenSslErrors();
+  return e.empty() ? "unknown OpenSSL error" : e;
 }
 
 absl::Status CheckReadable(std::string_view what, const std::string& path) {
   if (path.empty()) {
     return absl::InvalidArgumentError(base::StrCat("TLS ", what, " is not set"));
   }
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) {
-    return absl::InvalidArgumentError(
-        base::StrCat("TLS ", what, " '", path, "' does not exist or is not a regular file"));
-  }
-  std::ifstream in(path);
-  if (!in) {
-    return absl::InvalidArgumentError(base::StrCat("TLS ", what, " '", path, "' cannot be read"));
-  }
-  return absl::OkStatus();
+  return CheckTlsFileReadable(what, path);
 }
-
-int NoPassword(char*, int, int, void*) { return 0; }
 
 absl::Status Failed(std::string_view what, const std::string& path, std::string_view doing) {
   return absl::InvalidArgumentError(
@@ -92,7 +75,7 @@ absl::StatusOr<std::unique_ptr<boost::asio::ssl::context>> MakeTlsServerContext(
     // would prompt on the terminal for an encrypted key.
     BIO* bio = ::BIO_new_file(opts.key_file.c_str(), "r");
     if (bio == nullptr) return Failed("key file", opts.key_file, "cannot open");
-    EVP_PKEY* key = ::PEM_read_bio_PrivateKey(bio, nullptr, NoPassword, nullptr);
+    EVP_PKEY* key = ::PEM_read_bio_PrivateKey(bio, nullptr, RefuseTlsPassword, nullptr);
     ::BIO_free(bio);
     if (key == nullptr) {
       return Failed("key file", opts.key_file,

@@ -22,26 +22,12 @@
 namespace isthmus::net {
 namespace {
 
-absl::Status CheckReadable(std::string_view what, const std::string& path) {
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) {
-    return absl::InvalidArgumentError(
-        base::StrCat("TLS ", what, " '", path, "' does not exist or is not a regular file"));
-  }
-  std::ifstream in(path);
-  if (!in) {
-    return absl::InvalidArgumentError(base::StrCat("TLS ", what, " '", path, "' cannot be read"));
-  }
-  return absl::OkStatus();
-}
-
 absl::Status FileError(std::string_view what, const std::string& path, std::string_view doing) {
   std::string errors = DrainOpenSslErrors();
   return absl::InvalidArgumentError(base::StrCat("TLS ", what, " '", path, "': ", doing,
                                                  errors.empty() ? "" : ": ", errors));
 }
 
-int NoPassword(char*, int, int, void*) { return 0; }
 
 bool IsIpLiteral(const std::string& name) {
   unsigned char buf[sizeof(in6_addr)];
@@ -118,6 +104,21 @@ std::string IoError(SSL* ssl, int rc, std::string_view what) {
 
 }  // namespace
 
+absl::Status CheckTlsFileReadable(std::string_view what, const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    return absl::InvalidArgumentError(
+        base::StrCat("TLS ", what, " '", path, "' does not exist or is not a regular file"));
+  }
+  std::ifstream in(path);
+  if (!in) {
+    return absl::InvalidArgumentError(base::StrCat("TLS ", what, " '", path, "' cannot be read"));
+  }
+  return absl::OkStatus();
+}
+
+int RefuseTlsPassword(char*, int, int, void*) { return 0; }
+
 std::string DrainOpenSslErrors() {
   std::string out;
   while (unsigned long e = ::ERR_get_error()) {
@@ -144,7 +145,7 @@ absl::Status ConfigureTlsClientContext(SSL_CTX* ctx, const TlsClientSettings& op
             base::StrCat("TLS: cannot load the system trust store: ", DrainOpenSslErrors()));
       }
     } else {
-      if (absl::Status s = CheckReadable("CA file", opts.ca_file); !s.ok()) return s;
+      if (absl::Status s = CheckTlsFileReadable("CA file", opts.ca_file); !s.ok()) return s;
       if (::SSL_CTX_load_verify_locations(ctx, opts.ca_file.c_str(), nullptr) != 1) {
         return FileError("CA file", opts.ca_file, "no usable PEM CA certificates");
       }
@@ -160,9 +161,9 @@ absl::Status ConfigureTlsClientContext(SSL_CTX* ctx, const TlsClientSettings& op
     }
     return absl::OkStatus();
   }
-  if (absl::Status s = CheckReadable("certificate file", opts.cert_file); !s.ok()) return s;
+  if (absl::Status s = CheckTlsFileReadable("certificate file", opts.cert_file); !s.ok()) return s;
   const std::string& key_file = opts.key_file.empty() ? opts.cert_file : opts.key_file;
-  if (absl::Status s = CheckReadable("key file", key_file); !s.ok()) return s;
+  if (absl::Status s = CheckTlsFileReadable("key file", key_file); !s.ok()) return s;
   if (::SSL_CTX_use_certificate_chain_file(ctx, opts.cert_file.c_str()) != 1) {
     return FileError("certificate file", opts.cert_file, "no usable PEM certificate chain");
   }
@@ -170,7 +171,7 @@ absl::Status ConfigureTlsClientContext(SSL_CTX* ctx, const TlsClientSettings& op
   // terminal for an encrypted key.
   BIO* bio = ::BIO_new_file(key_file.c_str(), "r");
   if (bio == nullptr) return FileError("key file", key_file, "cannot open");
-  EVP_PKEY* key = ::PEM_read_bio_PrivateKey(bio, nullptr, NoPassword, nullptr);
+  EVP_PKEY* key = ::PEM_read_bio_PrivateKey(bio, nullptr, RefuseTlsPassword, nullptr);
   ::BIO_free(bio);
   if (key == nullptr) {
     return FileError("key file", key_file,
