@@ -33,7 +33,7 @@ constexpr std::string_view kRouteKeys[] = {"when", "to"};
 constexpr std::string_view kRetryKeys[] = {"max_attempts", "initial_backoff", "max_backoff",
                                            "multiplier",   "jitter",          "max_age"};
 constexpr std::string_view kDestinationCommonKeys[] = {"name", "type", "partition_by",
-                                                       "parallelism", "retry"};
+                                                       "parallelism", "batch_size", "retry"};
 constexpr std::string_view kFileKeys[] = {"directory", "filename"};
 constexpr std::string_view kMllpKeys[] = {"address", "timeout", "retry_on_ae", "tls"};
 constexpr std::string_view kHttpKeys[] = {"url", "headers", "content_type", "timeout", "tls"};
@@ -589,6 +589,8 @@ class Reader {
       } else if (k == "parallelism") {
         Int(val, k, 1, 1024, &d.parallelism);
         parallelism_node.reset(val);
+      } else if (k == "batch_size") {
+        Int(val, k, 1, 10000, &d.batch_size);
       } else if (k == "retry") {
         ReadRetry(val, &d.retry);
       } else if (!type_ok) {

@@ -170,6 +170,7 @@ struct Destination {
   std::variant<FileOptions, MllpOptions, HttpOptions, FhirLocalOptions> options;
   std::optional<hl7v2::Path> partition_by;  // order is kept per distinct value of this path
   int parallelism = 1;                      // > 1 only with partition_by
+  int batch_size = 100;                     // longest run of one partition per claim
   RetryPolicy retry;
   Location location;
 };

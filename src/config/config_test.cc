@@ -48,6 +48,7 @@ TEST(ConfigTest, ExampleFileLoads) {
   ASSERT_NE(fhir, nullptr);
   EXPECT_EQ(fhir->parallelism, 4);
   EXPECT_EQ(fhir->partition_by->ToString(), "PID-3.1");
+  EXPECT_EQ(cfg.FindDestination("archive")->batch_size, 500);
   const Destination* ris = cfg.FindDestination("ris");
   EXPECT_EQ(ris->retry.max_attempts, 20);
   EXPECT_EQ(ris->retry.max_backoff, absl::Minutes(10));
@@ -101,6 +102,7 @@ TEST(ConfigTest, DefaultsOfAMinimalConfig) {
   EXPECT_EQ(l.location.ToString(), "<string>:2:5");
   const Destination& d = cfg.destinations[0];
   EXPECT_EQ(d.parallelism, 1);
+  EXPECT_EQ(d.batch_size, 100);
   EXPECT_FALSE(d.partition_by.has_value());
   EXPECT_EQ(d.retry.max_attempts, 10);
   EXPECT_EQ(d.retry.initial_backoff, absl::Seconds(1));
@@ -219,7 +221,7 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"KeyOfAnotherType",
                   "destinations:\n  - {name: e, type: fhir_local, url: 'http://x'}\n",
                   "t.yaml:2:33: unknown key 'url' in a fhir_local destination (expected one of: "
-                  "name, type, partition_by, parallelism, retry)"},
+                  "name, type, partition_by, parallelism, batch_size, retry)"},
         ErrorCase{"BadExpression",
                   "channels:\n  - name: x\n    filter: PV1-2 in I\n",
                   "t.yaml:3:22: 'filter': expected '[' to start the list after 'in', found 'I' "

@@ -11,13 +11,20 @@
 //   or a 4xx, kFailedPrecondition, ...)         dead-lettered with the status message as reason
 // The status message is stored and shown to operators: no PHI in it (ids and codes only).
 //
+// A dispatcher delivers a run of consecutive queue rows of one partition in order: one Deliver()
+// per row, unless the destination SupportsBatch(), in which case one DeliverBatch() for the run
+// (for destinations that make a run cheaper than N single deliveries: one directory fsync for N
+// files, say). Either way the run is settled with one commit.
+//
 // Thread-safety: Deliver() may be called from several dispatcher threads at once when the
 // destination is partitioned; implementations must be thread-safe.
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 
@@ -38,6 +45,23 @@ class Destination {
   virtual ~Destination() = default;
   virtual std::string_view name() const = 0;
   virtual absl::Status Deliver(const Delivery& d) = 0;
+
+  // True when DeliverBatch is cheaper than a Deliver per row. A run given to DeliverBatch is
+  // delivered whole even while the dispatcher stops, so it must not wait long.
+  virtual bool SupportsBatch() const { return false; }
+
+  // Delivers `run` in order and stops at the first failure. Returns one status per delivery
+  // attempted: all OK, or OK... followed by the one failure; the deliveries after it were not
+  // attempted (their rows are given back, to be delivered after the failed one).
+  virtual std::vector<absl::Status> DeliverBatch(std::span<const Delivery> run) {
+    std::vector<absl::Status> out;
+    out.reserve(run.size());
+    for (const Delivery& d : run) {
+      out.push_back(Deliver(d));
+      if (!out.back().ok()) break;
+    }
+    return out;
+  }
 };
 
 // True when a failed delivery should be tried again later.

@@ -53,6 +53,9 @@ absl::StatusOr<std::unique_ptr<Dispatcher>> Dispatcher::Start(store::Queue& queu
   if (opts.parallelism < 1 || opts.parallelism > 256) {
     return absl::InvalidArgumentError("dispatcher: parallelism must be in [1, 256]");
   }
+  if (opts.batch_size < 1 || opts.batch_size > 10000) {
+    return absl::InvalidArgumentError("dispatcher: batch_size must be in [1, 10000]");
+  }
   if (opts.lease <= absl::ZeroDuration() || opts.idle_poll <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("dispatcher: lease and idle_poll must be positive");
   }
@@ -153,7 +156,7 @@ void Dispatcher::Loop() {
     lock.unlock();
     claims_++;
     absl::StatusOr<std::vector<store::QueueItem>> items =
-        queue_.Claim(name_, owner_, free, opts_.lease);
+        queue_.Claim(name_, owner_, free, opts_.lease, opts_.batch_size);
     absl::Duration sleep = opts_.idle_poll;
     if (!items.ok()) {
       store_errors_++;
@@ -162,13 +165,20 @@ void Dispatcher::Loop() {
       lock.lock();
       if (stopping_) {
         lock.unlock();
-        for (const auto& item : *items) {
-          if (queue_.Release(item).ok()) released_++;
-        }
+        if (absl::StatusOr<int> n = queue_.ReleaseAll(*items); n.ok()) released_ += *n;
         lock.lock();
         break;
       }
-      for (auto& item : *items) claimed_.push_back(std::move(item));
+      // Split into runs: the rows of one partition are consecutive.
+      std::vector<store::QueueItem> run;
+      for (auto& item : *items) {
+        if (!run.empty() && run.front().partition_key != item.partition_key) {
+          claimed_.push_back(std::move(run));
+          run.clear();
+        }
+        run.push_back(std::move(item));
+      }
+      if (!run.empty()) claimed_.push_back(std::move(run));
       work_cv_.notify_all();
       continue;
     } else {
@@ -193,23 +203,25 @@ void Dispatcher::Work() {
   while (true) {
     work_cv_.wait(lock, [&] { return stopping_ || !claimed_.empty(); });
     if (claimed_.empty()) return;  // stopping and nothing claimed
-    store::QueueItem item = std::move(claimed_.front());
+    std::vector<store::QueueItem> run = std::move(claimed_.front());
     claimed_.pop_front();
     if (stopping_) {
       // Drain: leave unstarted rows for the next run (or another node).
       lock.unlock();
       if (abandon_) {
         // A crash releases nothing.
-      } else if (queue_.Release(item).ok()) {
-        released_++;
-        Report(Settled{Settled::kReleased, item.id, item.message_id, 0, {}, 0, {}});
+      } else if (absl::StatusOr<int> n = queue_.ReleaseAll(run); n.ok()) {
+        released_ += *n;
+        for (const auto& item : run) {
+          Report(Settled{Settled::kReleased, item.id, item.message_id, 0, {}, 0, {}});
+        }
       }
       lock.lock();
       continue;
     }
     busy_++;
     lock.unlock();
-    DeliverOne(item);
+    DeliverRun(run);
     lock.lock();
     busy_--;
     notified_ = true;  // the partition's next row may be claimable now
@@ -226,52 +238,112 @@ void Dispatcher::Report(Settled s) {
   if (opts_.on_settled) opts_.on_settled(s);
 }
 
-void Dispatcher::DeliverOne(const store::QueueItem& item) {
-  core::Delivery d;
-  d.queue_id = item.id;
-  d.message_id = item.message_id;
-  d.attempt = item.attempt + 1;
-  d.channel = item.channel;
-  d.control_id = item.control_id;
-  d.message_type = item.message_type;
-  d.payload = item.payload;
-  absl::Status delivery = destination_.Deliver(d);
-  if (abandon_) return;  // simulated crash: no settle, the lease stays
+void Dispatcher::DeliverRun(std::vector<store::QueueItem>& run) {
+  std::vector<core::Delivery> deliveries(run.size());
+  for (size_t i = 0; i < run.size(); ++i) {
+    const store::QueueItem& item = run[i];
+    core::Delivery& d = deliveries[i];
+    d.queue_id = item.id;
+    d.message_id = item.message_id;
+    d.attempt = item.attempt + 1;
+    d.channel = item.channel;
+    d.control_id = item.control_id;
+    d.message_type = item.message_type;
+    d.payload = item.payload;
+  }
+  std::vector<absl::Status> results;
+  if (destination_.SupportsBatch()) {
+    results = destination_.DeliverBatch(deliveries);
+  } else {
+    // One at a time; a stopping dispatcher finishes the current delivery and gives back the
+    // rest of the run.
+    for (size_t i = 0; i < deliveries.size(); ++i) {
+      if (i > 0 && stopping()) break;
+      results.push_back(destination_.Deliver(deliveries[i]));
+      if (!results.back().ok()) break;
+    }
+  }
+  if (abandon_) return;  // simulated crash: no settle, the leases stay
+  if (results.empty() || results.size() > run.size()) {
+    // A destination that broke the DeliverBatch contract: treat the run as not attempted.
+    results.assign(1, absl::InternalError(base::StrCat(
+        "destination ", name_, " returned ", results.size(), " results for a run of ",
+        run.size())));
+  }
+  size_t delivered = results.size();
+  if (!results.back().ok()) delivered--;
 
-  Settled out{Settled::kDelivered, item.id, item.message_id, d.attempt, delivery, 0, {}};
-  absl::Status settle;
+  // One commit for every delivered row of the run.
+  if (delivered > 0) {
+    std::vector<store::QueueItem> done(std::make_move_iterator(run.begin()),
+                                       std::make_move_iterator(run.begin() + delivered));
+    std::vector<bool> lost;
+    absl::Status settle = queue_.AckAll(done, &lost);
+    for (size_t i = 0; i < done.size(); ++i) {
+      Settled out{Settled::kDelivered, done[i].id, done[i].message_id, done[i].attempt + 1,
+                  absl::OkStatus(), 0, {}};
+      if (!settle.ok()) {
+        store_errors_++;
+        out.outcome = Settled::kStoreError;
+        out.reason = StatusText(settle);
+      } else if (lost[i]) {
+        lease_lost_++;
+        out.outcome = Settled::kLeaseLost;
+        out.reason = base::StrCat("queue row ", done[i].id, " of ", name_, ": lease lost");
+      } else {
+        delivered_++;
+      }
+      Report(std::move(out));
+    }
+  }
+  // The rows after a failure (or a stop) were not attempted: give them back; they follow the
+  // failed one. Nothing happened to them, so nothing is reported unless the dispatcher stops.
+  if (results.size() < run.size()) {
+    std::vector<store::QueueItem> rest(run.begin() + results.size(), run.end());
+    const bool stop = stopping();
+    if (absl::StatusOr<int> n = queue_.ReleaseAll(rest); !n.ok()) {
+      store_errors_++;  // their leases expire by themselves
+    } else if (stop) {
+      released_ += *n;
+      for (const auto& item : rest) {
+        Report(Settled{Settled::kReleased, item.id, item.message_id, 0, {}, 0, {}});
+      }
+    }
+  }
+  // Last, so the run is fully settled when the failure is reported. Until this commit the failed
+  // row keeps its lease, so the rows given back above cannot overtake it.
+  if (delivered < results.size()) {
+    SettleFailure(run[delivered], run[delivered].attempt + 1, results.back());
+  }
+}
+
+void Dispatcher::SettleFailure(const store::QueueItem& item, int attempt,
+                               absl::Status delivery) {
+  Settled out{Settled::kRetry, item.id, item.message_id, attempt, delivery, 0, {}};
   const absl::Time now = opts_.clock->Now();
   const RetryPolicy& p = opts_.retry;
-  if (delivery.ok()) {
-    settle = queue_.Ack(item);
+  const std::string text = StatusText(delivery);
+  const absl::Duration age = now - absl::FromUnixMicros(item.enqueued_at_micros);
+  if (!core::IsRetryable(delivery)) {
+    out.outcome = Settled::kDead;
+    out.reason = text;
+  } else if (p.max_attempts > 0 && attempt >= p.max_attempts) {
+    out.outcome = Settled::kDead;
+    out.reason = base::StrCat("gave up after ", attempt, " attempts (max_attempts): ", text);
+  } else if (p.max_age > absl::ZeroDuration() && age >= p.max_age) {
+    out.outcome = Settled::kDead;
+    out.reason = base::StrCat("gave up after ", attempt, " attempts: queued for ",
+                              DurationText(age), " (max_age ", DurationText(p.max_age),
+                              "): ", text);
   } else {
-    const std::string text = StatusText(delivery);
-    const absl::Duration age = now - absl::FromUnixMicros(item.enqueued_at_micros);
-    if (!core::IsRetryable(delivery)) {
-      out.outcome = Settled::kDead;
-      out.reason = text;
-    } else if (p.max_attempts > 0 && d.attempt >= p.max_attempts) {
-      out.outcome = Settled::kDead;
-      out.reason = base::StrCat("gave up after ", d.attempt, " attempts (max_attempts): ", text);
-    } else if (p.max_age > absl::ZeroDuration() && age >= p.max_age) {
-      out.outcome = Settled::kDead;
-      out.reason = base::StrCat("gave up after ", d.attempt, " attempts: queued for ",
-                                DurationText(age), " (max_age ", DurationText(p.max_age),
-                                "): ", text);
-    } else {
-      out.outcome = Settled::kRetry;
-      out.reason = text;
-      out.next_attempt_micros =
-          absl::ToUnixMicros(now + p.Backoff(d.attempt, NextUniform()));
-    }
-    settle = out.outcome == Settled::kDead
-                 ? queue_.DeadLetter(item, out.reason)
-                 : queue_.Nack(item, out.next_attempt_micros, out.reason);
+    out.reason = text;
+    out.next_attempt_micros = absl::ToUnixMicros(now + p.Backoff(attempt, NextUniform()));
   }
+  absl::Status settle = out.outcome == Settled::kDead
+                            ? queue_.DeadLetter(item, out.reason)
+                            : queue_.Nack(item, out.next_attempt_micros, out.reason);
   if (settle.ok()) {
-    (out.outcome == Settled::kDelivered ? delivered_
-     : out.outcome == Settled::kDead    ? dead_
-                                        : retried_)++;
+    (out.outcome == Settled::kDead ? dead_ : retried_)++;
   } else {
     const bool lost = settle.code() == absl::StatusCode::kFailedPrecondition;
     (lost ? lease_lost_ : store_errors_)++;

@@ -3,6 +3,12 @@
 // and jitter for a retryable failure (core::IsRetryable), DeadLetter for anything else or once
 // the retry policy's max attempts / max age is exceeded (the reason says which).
 //
+// Runs: a claim takes, with each partition's head, up to `batch_size` consecutive rows of that
+// partition (Queue::Claim's run); one worker delivers the run in order
+// (Destination::DeliverBatch) and settles it with one commit for all the delivered rows. A
+// failure stops the run: the failed row is retried or dead-lettered as below and the rows after
+// it are released unattempted, so order is kept.
+//
 // Threads: one loop thread claims, `parallelism` worker threads deliver. A non-partitioned
 // destination (partition key "") is strictly FIFO whatever the parallelism, because the queue
 // only ever hands out the oldest row of a partition; with partition keys, up to `parallelism`
@@ -87,6 +93,7 @@ struct Settled {
 struct DispatcherOptions {
   RetryPolicy retry;
   int parallelism = 1;                           // worker threads; > 1 for partitioned queues
+  int batch_size = 100;                          // longest run of one partition per claim
   absl::Duration lease = absl::Minutes(5);       // longer than the slowest delivery
   absl::Duration idle_poll = absl::Seconds(30);  // longest sleep without a Notify
   std::string node_id = "local";                 // lease owner prefix (scale-out)
@@ -137,7 +144,9 @@ class Dispatcher {
   Dispatcher(store::Queue& queue, core::Destination& destination, DispatcherOptions opts);
   void Loop();
   void Work();
-  void DeliverOne(const store::QueueItem& item);
+  void DeliverRun(std::vector<store::QueueItem>& run);
+  // Settles one failed delivery (retry or dead letter) and reports it.
+  void SettleFailure(const store::QueueItem& item, int attempt, absl::Status delivery);
   void Report(Settled s);
   double NextUniform();
 
@@ -150,7 +159,7 @@ class Dispatcher {
   mutable std::mutex mu_;
   std::condition_variable loop_cv_;   // the loop: notified, a worker freed, stopping
   std::condition_variable work_cv_;   // workers: claimed items, stopping
-  std::deque<store::QueueItem> claimed_;  // guarded by mu_: claimed, not yet started
+  std::deque<std::vector<store::QueueItem>> claimed_;  // guarded by mu_: runs not yet started
   int busy_ = 0;                          // guarded by mu_: deliveries in progress
   bool notified_ = false;                 // guarded by mu_
   bool stopping_ = false;                 // guarded by mu_

@@ -376,7 +376,8 @@ TEST_F(DispatcherTest, CrashMidDeliveryResumesAfterTheLeaseExpires) {
   dest.SetGate(true);
   a->reset();
   EXPECT_TRUE(rec_a.events().empty());
-  EXPECT_EQ(queue_->CountsFor("out").value().in_flight, 1);
+  // Both rows were claimed as one run and stay leased by the dead dispatcher.
+  EXPECT_EQ(queue_->CountsFor("out").value().in_flight, 2);
 
   Recorder rec_b;
   auto b = Dispatcher::Start(*queue_, dest, Options(rec_b));
@@ -440,6 +441,88 @@ TEST_F(DispatcherTest, StopFinishesTheCurrentDeliveryAndLeavesTheRest) {
   EXPECT_EQ(counts.in_flight, 0);
 }
 
+TEST_F(DispatcherTest, AFailureInARunStopsItAndTheRestWaitsForTheRetry) {
+  for (int i = 1; i <= 4; ++i) Route(base::StrCat("m-", i), "out");
+  FakeDestination dest("out");
+  dest.SetScript([](const core::Delivery& d) {
+    if (d.control_id == "m-2" && d.attempt == 1) return absl::UnavailableError("timeout");
+    return absl::OkStatus();
+  });
+  Recorder rec;
+  auto d = Dispatcher::Start(*queue_, dest, Options(rec));  // batch_size 100: one run of 4
+  ASSERT_TRUE(d.ok());
+  (*d)->Notify();
+  ASSERT_TRUE(rec.WaitFor(2));  // m-1 delivered, m-2 to retry; m-3 and m-4 not attempted
+  EXPECT_THAT(dest.calls(), ElementsAre("m-1", "m-2"));
+  EXPECT_EQ(rec.events()[0].outcome, Settled::kDelivered);
+  EXPECT_EQ(rec.events()[1].outcome, Settled::kRetry);
+  auto counts = queue_->CountsFor("out").value();
+  EXPECT_EQ(counts.queued, 3);
+  EXPECT_EQ(counts.in_flight, 0);  // m-3 and m-4 were given back
+  clock_.Advance(absl::Seconds(1));
+  (*d)->Notify();
+  ASSERT_TRUE(rec.WaitFor(5));
+  EXPECT_THAT(dest.calls(), ElementsAre("m-1", "m-2", "m-2", "m-3", "m-4"));
+  EXPECT_EQ(queue_->CountsFor("out").value().delivered, 4);
+}
+
+// Records the runs it is given; delivers all but `fail_id`.
+class BatchDestination : public core::Destination {
+ public:
+  explicit BatchDestination(std::string name) : name_(std::move(name)) {}
+  std::string_view name() const override { return name_; }
+  bool SupportsBatch() const override { return true; }
+  absl::Status Deliver(const core::Delivery& d) override { return DeliverBatch({&d, 1}).back(); }
+  std::vector<absl::Status> DeliverBatch(std::span<const core::Delivery> run) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<std::string> ids;
+    std::vector<absl::Status> out;
+    for (const auto& d : run) {
+      ids.emplace_back(d.control_id);
+      out.push_back(d.control_id == fail_id_ ? absl::UnavailableError("disk") : absl::OkStatus());
+      if (!out.back().ok()) break;
+    }
+    runs_.push_back(ids);
+    return out;
+  }
+  void FailOnce(std::string id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    fail_id_ = std::move(id);
+  }
+  std::vector<std::vector<std::string>> runs() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return runs_;
+  }
+
+ private:
+  const std::string name_;
+  mutable std::mutex mu_;
+  std::string fail_id_;
+  std::vector<std::vector<std::string>> runs_;
+};
+
+TEST_F(DispatcherTest, BatchDestinationsGetWholeRunsOfAtMostBatchSize) {
+  for (int i = 1; i <= 7; ++i) Route(base::StrCat("m-", i), "out");
+  BatchDestination dest("out");
+  dest.FailOnce("m-5");
+  Recorder rec;
+  DispatcherOptions o = Options(rec);
+  o.batch_size = 3;
+  auto d = Dispatcher::Start(*queue_, dest, o);
+  ASSERT_TRUE(d.ok());
+  (*d)->Notify();
+  ASSERT_TRUE(rec.WaitFor(5));  // m-1..m-4 delivered, m-5 failed
+  dest.FailOnce("");
+  clock_.Advance(absl::Seconds(1));
+  (*d)->Notify();
+  ASSERT_TRUE(rec.WaitFor(8));
+  using V = std::vector<std::string>;
+  EXPECT_THAT(dest.runs(), ElementsAre(V{"m-1", "m-2", "m-3"}, V{"m-4", "m-5"},
+                                       V{"m-5", "m-6", "m-7"}));
+  EXPECT_EQ(queue_->CountsFor("out").value().delivered, 7);
+  EXPECT_EQ((*d)->stats().retried, 1u);
+}
+
 TEST_F(DispatcherTest, RejectsBadOptions) {
   FakeDestination dest("out");
   DispatcherOptions o;
@@ -448,6 +531,10 @@ TEST_F(DispatcherTest, RejectsBadOptions) {
             absl::StatusCode::kInvalidArgument);
   o.parallelism = 1;
   o.retry.jitter = 1.5;
+  EXPECT_EQ(Dispatcher::Start(*queue_, dest, o).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  o.retry.jitter = 0;
+  o.batch_size = 0;
   EXPECT_EQ(Dispatcher::Start(*queue_, dest, o).status().code(),
             absl::StatusCode::kInvalidArgument);
 }

@@ -99,6 +99,7 @@ dispatch::DispatcherOptions BuildDispatcherOptions(const config::Destination& d)
   o.retry.jitter = d.retry.jitter;
   o.retry.max_age = d.retry.max_age;
   o.parallelism = d.parallelism;
+  o.batch_size = d.batch_size;
   return o;
 }
 

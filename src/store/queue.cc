@@ -79,27 +79,58 @@ absl::Status Queue::Enqueue(db::Connection& conn, int64_t message_id,
   return StepDone(ins);
 }
 
+namespace {
+
+constexpr char kItemColumns[] =
+    "SELECT q.id, q.message_id, q.partition_key, q.attempt, q.next_attempt_at, "
+    "q.enqueued_at, q.last_error, m.channel, m.control_id, m.message_type, "
+    "COALESCE(q.payload, m.raw), q.lease_owner, q.lease_until "
+    "FROM queue q JOIN messages m ON m.id = q.message_id ";
+
+// Reads the current row of a kItemColumns query.
+QueueItem ReadItem(db::Statement* q, std::string_view destination) {
+  QueueItem it;
+  it.id = q->ColumnInt64(0);
+  it.destination = std::string(destination);
+  it.message_id = q->ColumnInt64(1);
+  it.partition_key = std::string(q->ColumnText(2));
+  it.attempt = static_cast<int>(q->ColumnInt64(3));
+  it.next_attempt_at_micros = q->ColumnInt64(4);
+  it.enqueued_at_micros = q->ColumnInt64(5);
+  it.last_error = std::string(q->ColumnText(6));
+  it.channel = std::string(q->ColumnText(7));
+  it.control_id = std::string(q->ColumnText(8));
+  it.message_type = std::string(q->ColumnText(9));
+  it.payload = std::string(q->ColumnText(10));
+  return it;
+}
+
+// Claimable: due, and not leased (or the lease expired).
+bool Claimable(db::Statement* q, int64_t now) {
+  return q->ColumnInt64(4) <= now && (q->ColumnIsNull(11) || q->ColumnInt64(12) <= now);
+}
+
+}  // namespace
+
 absl::StatusOr<std::vector<QueueItem>> Queue::Claim(std::string_view destination,
-                                                    std::string_view owner, int max_items,
-                                                    absl::Duration lease) {
+                                                    std::string_view owner, int max_partitions,
+                                                    absl::Duration lease, int run_length) {
   if (owner.empty()) return absl::InvalidArgumentError("claim: empty lease owner");
   std::vector<QueueItem> items;
-  if (max_items <= 0) return items;
+  if (max_partitions <= 0) return items;
+  run_length = std::max(run_length, 1);
   const int64_t now = clock_.NowMicros();
   const int64_t until = now + absl::ToInt64Microseconds(lease);
   absl::Status s = writer_.Run([&](db::Connection& conn) -> absl::Status {
     items.clear();
+    std::vector<QueueItem> heads;
     ISTHMUS_ASSIGN_OR_RETURN(db::Statement* q, conn.PrepareCached(base::StrCat(
-        "SELECT q.id, q.message_id, q.partition_key, q.attempt, q.next_attempt_at, "
-        "q.enqueued_at, q.last_error, m.channel, m.control_id, m.message_type, "
-        "COALESCE(q.payload, m.raw) "
-        "FROM queue q JOIN messages m ON m.id = q.message_id "
-        "WHERE q.id IN (", kHeads, ") AND q.next_attempt_at <= ? "
+        kItemColumns, "WHERE q.id IN (", kHeads, ") AND q.next_attempt_at <= ? "
         "AND (q.lease_owner IS NULL OR q.lease_until <= ?) ORDER BY q.id LIMIT ?")));
     q->BindText(1, destination);
     q->BindInt64(2, now);
     q->BindInt64(3, now);
-    q->BindInt64(4, max_items);
+    q->BindInt64(4, max_partitions);
     while (true) {
       absl::StatusOr<bool> row = q->Step();
       if (!row.ok()) {
@@ -107,27 +138,38 @@ absl::StatusOr<std::vector<QueueItem>> Queue::Claim(std::string_view destination
         return row.status();
       }
       if (!*row) break;
-      QueueItem it;
-      it.id = q->ColumnInt64(0);
-      it.destination = std::string(destination);
-      it.message_id = q->ColumnInt64(1);
-      it.partition_key = std::string(q->ColumnText(2));
-      it.attempt = static_cast<int>(q->ColumnInt64(3));
-      it.next_attempt_at_micros = q->ColumnInt64(4);
-      it.enqueued_at_micros = q->ColumnInt64(5);
-      it.last_error = std::string(q->ColumnText(6));
-      it.channel = std::string(q->ColumnText(7));
-      it.control_id = std::string(q->ColumnText(8));
-      it.message_type = std::string(q->ColumnText(9));
-      it.payload = std::string(q->ColumnText(10));
-      it.lease_owner = std::string(owner);
-      it.lease_until_micros = until;
-      items.push_back(std::move(it));
+      heads.push_back(ReadItem(q, destination));
     }
     q->Reset();
+    // The rest of each run: the rows after the head in its partition, while claimable.
+    ISTHMUS_ASSIGN_OR_RETURN(db::Statement* next, conn.PrepareCached(base::StrCat(
+        kItemColumns, "WHERE q.destination = ? AND q.partition_key = ? AND q.id > ? "
+        "ORDER BY q.id LIMIT ?")));
+    for (QueueItem& head : heads) {
+      const int64_t head_id = head.id;
+      const std::string partition = head.partition_key;
+      items.push_back(std::move(head));
+      if (run_length == 1) continue;
+      next->BindText(1, destination);
+      next->BindText(2, partition);
+      next->BindInt64(3, head_id);
+      next->BindInt64(4, run_length - 1);
+      while (true) {
+        absl::StatusOr<bool> row = next->Step();
+        if (!row.ok()) {
+          next->Reset();
+          return row.status();
+        }
+        if (!*row || !Claimable(next, now)) break;
+        items.push_back(ReadItem(next, destination));
+      }
+      next->Reset();
+    }
     ISTHMUS_ASSIGN_OR_RETURN(db::Statement* up, conn.PrepareCached(
         "UPDATE queue SET lease_owner = ?, lease_until = ? WHERE id = ?"));
-    for (const QueueItem& it : items) {
+    for (QueueItem& it : items) {
+      it.lease_owner = std::string(owner);
+      it.lease_until_micros = until;
       up->BindText(1, owner);
       up->BindInt64(2, until);
       up->BindInt64(3, it.id);
@@ -139,22 +181,59 @@ absl::StatusOr<std::vector<QueueItem>> Queue::Claim(std::string_view destination
   return items;
 }
 
+namespace {
+
+// Deletes the acked row and writes its `delivered:` event; the caller counts it.
+absl::Status AckOne(db::Connection& conn, const QueueItem& item, int64_t now) {
+  ISTHMUS_ASSIGN_OR_RETURN(db::Statement* del,
+                           conn.PrepareCached("DELETE FROM queue WHERE id = ?"));
+  del->BindInt64(1, item.id);
+  ISTHMUS_RETURN_IF_ERROR(StepDone(del));
+  return Journal::WriteEvent(conn, item.message_id, now,
+                             base::StrCat("delivered:", item.destination),
+                             base::StrCat("attempt ", item.attempt + 1));
+}
+
+absl::Status CountDelivered(db::Connection& conn, std::string_view destination, int64_t n) {
+  ISTHMUS_ASSIGN_OR_RETURN(db::Statement* count, conn.PrepareCached(
+      "INSERT INTO destination_counters (destination, delivered) VALUES (?, ?) "
+      "ON CONFLICT (destination) DO UPDATE SET delivered = destination_counters.delivered + "
+      "excluded.delivered"));
+  count->BindText(1, destination);
+  count->BindInt64(2, n);
+  return StepDone(count);
+}
+
+}  // namespace
+
 absl::Status Queue::Ack(const QueueItem& item) {
   const int64_t now = clock_.NowMicros();
   return writer_.Run([&](db::Connection& conn) -> absl::Status {
     ISTHMUS_RETURN_IF_ERROR(CheckLease(conn, item));
-    ISTHMUS_ASSIGN_OR_RETURN(db::Statement* del,
-                             conn.PrepareCached("DELETE FROM queue WHERE id = ?"));
-    del->BindInt64(1, item.id);
-    ISTHMUS_RETURN_IF_ERROR(StepDone(del));
-    ISTHMUS_ASSIGN_OR_RETURN(db::Statement* count, conn.PrepareCached(
-        "INSERT INTO destination_counters (destination, delivered) VALUES (?, 1) "
-        "ON CONFLICT (destination) DO UPDATE SET delivered = destination_counters.delivered + 1"));
-    count->BindText(1, item.destination);
-    ISTHMUS_RETURN_IF_ERROR(StepDone(count));
-    return Journal::WriteEvent(conn, item.message_id, now,
-                               base::StrCat("delivered:", item.destination),
-                               base::StrCat("attempt ", item.attempt + 1));
+    ISTHMUS_RETURN_IF_ERROR(AckOne(conn, item, now));
+    return CountDelivered(conn, item.destination, 1);
+  });
+}
+
+absl::Status Queue::AckAll(const std::vector<QueueItem>& items, std::vector<bool>* lease_lost) {
+  const int64_t now = clock_.NowMicros();
+  return writer_.Run([&](db::Connection& conn) -> absl::Status {
+    lease_lost->assign(items.size(), false);
+    std::map<std::string, int64_t, std::less<>> counts;
+    for (size_t i = 0; i < items.size(); ++i) {
+      absl::Status held = CheckLease(conn, items[i]);
+      if (held.code() == absl::StatusCode::kFailedPrecondition) {
+        (*lease_lost)[i] = true;
+        continue;
+      }
+      ISTHMUS_RETURN_IF_ERROR(held);
+      ISTHMUS_RETURN_IF_ERROR(AckOne(conn, items[i], now));
+      counts[items[i].destination]++;
+    }
+    for (const auto& [destination, n] : counts) {
+      ISTHMUS_RETURN_IF_ERROR(CountDelivered(conn, destination, n));
+    }
+    return absl::OkStatus();
   });
 }
 
@@ -206,6 +285,26 @@ absl::Status Queue::Release(const QueueItem& item) {
     up->BindInt64(1, item.id);
     return StepDone(up);
   });
+}
+
+absl::StatusOr<int> Queue::ReleaseAll(const std::vector<QueueItem>& items) {
+  int released = 0;
+  absl::Status s = writer_.Run([&](db::Connection& conn) -> absl::Status {
+    released = 0;
+    ISTHMUS_ASSIGN_OR_RETURN(db::Statement* up, conn.PrepareCached(
+        "UPDATE queue SET lease_owner = NULL, lease_until = 0 WHERE id = ?"));
+    for (const QueueItem& item : items) {
+      absl::Status held = CheckLease(conn, item);
+      if (held.code() == absl::StatusCode::kFailedPrecondition) continue;
+      ISTHMUS_RETURN_IF_ERROR(held);
+      up->BindInt64(1, item.id);
+      ISTHMUS_RETURN_IF_ERROR(StepDone(up));
+      released++;
+    }
+    return absl::OkStatus();
+  });
+  if (!s.ok()) return s;
+  return released;
 }
 
 namespace {

@@ -121,17 +121,24 @@ class Queue {
                               int64_t now_micros,
                               std::optional<std::string_view> payload = std::nullopt);
 
-  // Leases up to `max_items` claimable rows of `destination` to `owner` for `lease`, oldest
-  // first, at most one per partition (see Ordering). Empty when nothing is due.
+  // Leases claimable rows of `destination` to `owner` for `lease`: the heads of up to
+  // `max_partitions` partitions, oldest head first (see Ordering), and with each head up to
+  // `run_length` - 1 of the rows that follow it in its partition, as long as they are due and
+  // unleased (a run: one dispatcher worker delivers it in order, so order is kept). The result
+  // lists each run's rows consecutively, in id order. Empty when nothing is due.
   // Crash: a committed lease only delays the rows until lease_until; nothing is lost.
   absl::StatusOr<std::vector<QueueItem>> Claim(std::string_view destination,
-                                               std::string_view owner, int max_items,
-                                               absl::Duration lease);
+                                               std::string_view owner, int max_partitions,
+                                               absl::Duration lease, int run_length = 1);
 
   // Delivered: deletes the row, counts it and writes `delivered:<destination>`.
   // Crash: before the commit the row stays leased and is delivered again after the lease
   // expires (at least once); after it the row is gone for good.
   absl::Status Ack(const QueueItem& item);
+  // Ack for many rows in one transaction (one commit for a whole run). Rows whose lease was lost
+  // are left alone and reported: `lease_lost[i]` is true for them (the vector is resized to
+  // items.size()). Any other failure fails the whole transaction (nothing acked).
+  absl::Status AckAll(const std::vector<QueueItem>& items, std::vector<bool>* lease_lost);
 
   // Failed, retry later: attempt + 1, due at `next_attempt_micros`, lease cleared, last_error =
   // `reason`, event `retry:<destination>`.
@@ -149,6 +156,9 @@ class Queue {
   // attempt and due time unchanged, no event.
   // Crash: the lease expires by itself; Release only makes the row claimable sooner.
   absl::Status Release(const QueueItem& item);
+  // Release for many rows in one transaction; rows whose lease was lost are skipped.
+  // Returns how many were released.
+  absl::StatusOr<int> ReleaseAll(const std::vector<QueueItem>& items);
 
   // Re-enqueues a dead letter at the tail of its destination's queue (its partition), attempt
   // 0, due now; marks it reprocessed and writes `reprocess` (reason: the destination).

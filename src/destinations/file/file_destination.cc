@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -165,61 +166,115 @@ absl::Status FileDestination::Fail(std::string_view step, int err, const std::st
 }
 
 absl::Status FileDestination::Deliver(const core::Delivery& d) {
-  namespace fs = std::filesystem;
-  const fs::path target = fs::path(opts_.directory) / FileName(d);
-  const fs::path dir = target.parent_path();
-  if (int err = Fault("mkdir"); err != 0) return Fail("mkdir", err, dir.string());
-  if (opts_.create_directories) {
-    std::error_code ec;
-    fs::create_directories(dir, ec);
-    if (ec) return Fail("mkdir", ec.value(), dir.string());
-  }
-  const fs::path temp =
-      dir / base::StrCat(".", target.filename().string(), ".tmp.", d.queue_id, ".",
-                         temp_counter.fetch_add(1));
-  auto cleanup = [&] { ::unlink(temp.c_str()); };
+  return DeliverBatch(std::span<const core::Delivery>(&d, 1)).back();
+}
 
-  int err = Fault("open");
-  Fd fd(err != 0 ? -1
-                 : ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, opts_.file_mode));
-  if (fd.get() < 0) return Fail("create", err != 0 ? err : errno, temp.string());
-  size_t off = 0;
-  while (off < d.payload.size()) {
-    if (err = Fault("write"); err != 0) break;
-    ssize_t n = ::write(fd.get(), d.payload.data() + off, d.payload.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      err = errno;
+// A run of N files costs N writes and renames but one data sync (fsync of the file for one,
+// syncfs of the file system for several) and one fsync per directory, instead of 2N fsyncs.
+// Durability is the same: every file's data is on disk before it is renamed into place, and
+// every rename is on disk before the run reports OK.
+std::vector<absl::Status> FileDestination::DeliverBatch(std::span<const core::Delivery> run) {
+  namespace fs = std::filesystem;
+  struct Pending {
+    fs::path temp, target;
+  };
+  std::vector<Pending> pending;
+  pending.reserve(run.size());
+  auto cleanup_from = [&](size_t i) {
+    for (; i < pending.size(); ++i) ::unlink(pending[i].temp.c_str());
+  };
+  const bool single = run.size() == 1;
+  absl::Status failure;  // the first failing delivery; the ones after it are not attempted
+
+  // 1. Write every file's bytes to a temporary in its target directory.
+  for (const core::Delivery& d : run) {
+    Pending p;
+    p.target = fs::path(opts_.directory) / FileName(d);
+    const fs::path dir = p.target.parent_path();
+    if (int err = Fault("mkdir"); err != 0) {
+      failure = Fail("mkdir", err, dir.string());
       break;
     }
-    off += static_cast<size_t>(n);
+    if (opts_.create_directories) {
+      std::error_code ec;
+      fs::create_directories(dir, ec);
+      if (ec) {
+        failure = Fail("mkdir", ec.value(), dir.string());
+        break;
+      }
+    }
+    p.temp = dir / base::StrCat(".", p.target.filename().string(), ".tmp.", d.queue_id, ".",
+                                temp_counter.fetch_add(1));
+    int err = Fault("open");
+    Fd fd(err != 0 ? -1
+                   : ::open(p.temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                            opts_.file_mode));
+    if (fd.get() < 0) {
+      failure = Fail("create", err != 0 ? err : errno, p.temp.string());
+      break;
+    }
+    size_t off = 0;
+    while (off < d.payload.size()) {
+      if (err = Fault("write"); err != 0) break;
+      ssize_t n = ::write(fd.get(), d.payload.data() + off, d.payload.size() - off);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        err = errno;
+        break;
+      }
+      off += static_cast<size_t>(n);
+    }
+    if (err != 0) {
+      failure = Fail("write", err, p.temp.string());
+    } else if (single && ((err = Fault("fsync")) != 0 || ::fsync(fd.get()) != 0)) {
+      failure = Fail("fsync", err != 0 ? err : errno, p.temp.string());
+    } else if (fd.Close() != 0) {
+      failure = Fail("close", errno, p.temp.string());
+    }
+    if (!failure.ok()) {
+      ::unlink(p.temp.c_str());
+      break;
+    }
+    pending.push_back(std::move(p));
   }
-  if (err != 0) {
-    cleanup();
-    return Fail("write", err, temp.string());
+  // 2. Several files: one syncfs makes all their data durable.
+  if (!single && !pending.empty()) {
+    int err = Fault("fsync");
+    const fs::path dir = pending.front().temp.parent_path();
+    Fd dfd(err != 0 ? -1 : ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (dfd.get() < 0 || ::syncfs(dfd.get()) != 0) {
+      cleanup_from(0);
+      return {Fail("syncfs", err != 0 ? err : errno, dir.string())};
+    }
   }
-  if ((err = Fault("fsync")) != 0 || ::fsync(fd.get()) != 0) {
-    err = err != 0 ? err : errno;
-    cleanup();
-    return Fail("fsync", err, temp.string());
+  // 3. Rename each into place, in order.
+  size_t renamed = 0;
+  for (; renamed < pending.size(); ++renamed) {
+    const Pending& p = pending[renamed];
+    int err = Fault("rename");
+    if (err != 0 || ::rename(p.temp.c_str(), p.target.c_str()) != 0) {
+      failure = Fail("rename to", err != 0 ? err : errno, p.target.string());
+      cleanup_from(renamed);
+      break;
+    }
   }
-  if (fd.Close() != 0) {
-    err = errno;
-    cleanup();
-    return Fail("close", err, temp.string());
+  // 4. The renames are durable only once their directories are synced.
+  std::vector<fs::path> dirs;
+  for (size_t i = 0; i < renamed; ++i) {
+    fs::path dir = pending[i].target.parent_path();
+    if (std::find(dirs.begin(), dirs.end(), dir) == dirs.end()) dirs.push_back(std::move(dir));
   }
-  if ((err = Fault("rename")) != 0 || ::rename(temp.c_str(), target.c_str()) != 0) {
-    err = err != 0 ? err : errno;
-    cleanup();
-    return Fail("rename to", err, target.string());
+  for (const fs::path& dir : dirs) {
+    int err = Fault("fsync-dir");
+    Fd dfd(err != 0 ? -1 : ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (dfd.get() < 0 || ::fsync(dfd.get()) != 0) {
+      // Not durable: report the run's first delivery as failed; the run is delivered again.
+      return {Fail("fsync directory", err != 0 ? err : errno, dir.string())};
+    }
   }
-  // The rename is durable only once the directory is synced.
-  Fd dfd((err = Fault("fsync-dir")) != 0 ? -1 : ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dfd.get() < 0 || ::fsync(dfd.get()) != 0) {
-    err = err != 0 ? err : errno;
-    return Fail("fsync directory", err, dir.string());
-  }
-  return absl::OkStatus();
+  std::vector<absl::Status> out(renamed, absl::OkStatus());
+  if (!failure.ok()) out.push_back(failure);
+  return out;
 }
 
 }  // namespace isthmus::destinations

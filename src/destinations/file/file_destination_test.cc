@@ -144,5 +144,48 @@ TEST_F(FileDestinationTest, DirectoryIsAFileIsNotRetryable) {
   EXPECT_FALSE(core::IsRetryable(s)) << s;
 }
 
+TEST_F(FileDestinationTest, ARunWritesEveryFileInOrder) {
+  auto d = FileDestination::Create(Opts("${control_id}.hl7"));
+  ASSERT_TRUE(d.ok());
+  std::vector<core::Delivery> run = {D("C1", "one"), D("C2", "two"), D("C3", "three")};
+  std::vector<absl::Status> r = (*d)->DeliverBatch(run);
+  ASSERT_EQ(r.size(), 3u);
+  for (const auto& s : r) EXPECT_TRUE(s.ok()) << s;
+  EXPECT_THAT(Files(), ElementsAre("out/C1.hl7", "out/C2.hl7", "out/C3.hl7"));
+  EXPECT_EQ(base::ReadFile((dir_ / "out/C3.hl7").string()).value(), "three");
+}
+
+TEST_F(FileDestinationTest, ARunStopsAtTheFirstFailureAndLeavesNoTemporaryFile) {
+  for (const char* step : {"write", "rename"}) {
+    fs::remove_all(dir_ / "out");
+    int calls = 0;
+    FileDestinationOptions o = Opts("${control_id}.hl7");
+    // The second file fails at `step`.
+    o.fault_for_test = [step, &calls](std::string_view s) {
+      return s == step && ++calls == 2 ? EIO : 0;
+    };
+    auto d = FileDestination::Create(o);
+    ASSERT_TRUE(d.ok());
+    std::vector<core::Delivery> run = {D("C1", "one"), D("C2", "two"), D("C3", "three")};
+    std::vector<absl::Status> r = (*d)->DeliverBatch(run);
+    ASSERT_EQ(r.size(), 2u) << step;
+    EXPECT_TRUE(r[0].ok()) << step << ": " << r[0];
+    EXPECT_EQ(r[1].code(), absl::StatusCode::kUnavailable) << step << ": " << r[1];
+    EXPECT_THAT(Files(), ElementsAre("out/C1.hl7")) << step;
+  }
+}
+
+TEST_F(FileDestinationTest, ARunWhoseDataSyncFailsDeliversNothing) {
+  FileDestinationOptions o = Opts("${control_id}.hl7");
+  o.fault_for_test = [](std::string_view s) { return s == "fsync" ? EIO : 0; };
+  auto d = FileDestination::Create(o);
+  ASSERT_TRUE(d.ok());
+  std::vector<core::Delivery> run = {D("C1", "one"), D("C2", "two")};
+  std::vector<absl::Status> r = (*d)->DeliverBatch(run);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].code(), absl::StatusCode::kUnavailable) << r[0];
+  EXPECT_TRUE(Files().empty());
+}
+
 }  // namespace
 }  // namespace isthmus::destinations
