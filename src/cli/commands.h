@@ -18,5 +18,6 @@ Run AddValidateCommand(CLI::App& app);
 Run AddServeCommand(CLI::App& app);
 Run AddSendCommand(CLI::App& app);
 Run AddConfigCommand(CLI::App& app);
+Run AddConvertCommand(CLI::App& app);
 
 }  // namespace isthmus::cli

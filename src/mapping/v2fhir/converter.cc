@@ -1,0 +1,712 @@
+#include "mapping/v2fhir/converter.h"
+
+#include <string_view>
+
+#include "base/str.h"
+#include "fhir/datetime.h"
+#include "fhir/element_tree.h"
+#include "fhir/ids.h"
+#include "hl7v2/dictionary.h"
+#include "mapping/v2fhir/grouping.h"
+
+namespace isthmus::v2fhir {
+
+using fhir::Tree;
+using hl7v2::NthPart;
+using hl7v2::PartCount;
+using K = Tree::Kind;
+
+namespace {
+
+// A value at some depth of a field: level 0 = the field (repetitions), 1 = a repetition
+// (components), 2 = a component (subcomponents), 3 = a subcomponent.
+struct Val {
+  std::string_view raw;
+  int level = 0;
+};
+
+struct Instance {
+  std::string_view type;
+  std::string_view id;
+  Tree::NodeId node;
+  int group;
+  size_t segment;
+};
+
+struct Applied {
+  const MessageEntry* entry;
+  int instance;
+  int group;
+};
+
+struct Recorded {
+  Tree::NodeId node;
+  std::string source;
+  std::string rules;
+};
+
+// Where the value being mapped came from, for --explain and diagnostics.
+struct Loc {
+  std::string_view segment;
+  int occurrence = 1;
+  int field = 0, repetition = 0, component = 0, subcomponent = 0;
+  std::string ToString() const {
+    hl7v2::Path p;
+    p.segment = std::string(segment);
+    p.segment_index = occurrence > 1 ? occurrence : 0;
+    p.field = field;
+    p.repetition = repetition > 1 ? repetition : 0;
+    p.component = component;
+    p.subcomponent = subcomponent;
+    return p.ToString();
+  }
+};
+
+}  // namespace
+
+struct Workspace::State {
+  Tree tree;
+  Grouping grouping;
+  std::vector<Instance> instances;
+  std::vector<Applied> applied;
+  std::vector<std::pair<std::string_view, Tree::NodeId>> dependents;  // id -> resource node
+  std::vector<bool> consumed;
+  std::vector<const Rule*> rule_stack;
+  std::vector<Recorded> recorded;
+  std::string scratch, key;
+};
+
+Workspace::Workspace() : state_(std::make_unique<State>()) {}
+Workspace::~Workspace() = default;
+
+namespace {
+
+class Run {
+ public:
+  Run(const MapSet& maps, const hl7v2::Message& m, const ConvertOptions& o, Workspace::State& s,
+      ConvertResult* r)
+      : maps_(maps), m_(m), o_(o), s_(s), t_(s.tree), r_(r) {
+    const hl7v2::Delimiters& d = m.delimiters();
+    seps_[0] = d.repetition;
+    seps_[1] = d.component;
+    seps_[2] = d.subcomponent;
+  }
+
+  absl::Status Go();
+
+ private:
+  Val Child(Val v, int n) const {
+    if (v.level >= 3) return n == 1 ? Val{v.raw, 3} : Val{{}, 3};
+    return {NthPart(v.raw, seps_[v.level], n), v.level + 1};
+  }
+  // Unescaped UTF-8 text of a raw value (a view of the message when nothing needs decoding).
+  std::string_view Text(std::string_view raw, std::string* scratch) const {
+    char esc = m_.delimiters().escape;
+    bool plain = true;
+    for (char c : raw) {
+      if (c == esc || static_cast<unsigned char>(c) >= 0x80) {
+        plain = false;
+        break;
+      }
+    }
+    if (plain) return raw;
+    *scratch = m_.DecodeText(raw);
+    return *scratch;
+  }
+
+  void Warn(std::string location, std::string message) {
+    r_->diagnostics.push_back({Diagnostic::Severity::kWarning, std::move(location), std::move(message)});
+  }
+
+  const MessageMap* ChooseMap(std::string* why) const;
+  bool Matches(const MessageEntry& e, size_t seg) const;
+  std::optional<hl7v2::SegmentView> SegmentInScope(std::string_view name, int group,
+                                                    size_t self) const;
+  int Nearest(std::string_view type, int group) const;
+  void ApplyEntry(const MessageEntry& e, size_t seg);
+  std::string_view SegmentOperand(const Operand& op, hl7v2::SegmentView seg, int group,
+                                  int field, int rep, std::string* scratch) const;
+  void RunSegmentMap(const SegmentMap& map, hl7v2::SegmentView seg, int group, Tree::NodeId node);
+  void Apply(const Rule& rule, Val v, Tree::NodeId base, const Vocabulary* inherited, Loc loc);
+  void RunDatatype(const DatatypeMap& dt, Val v, Tree::NodeId node, const Vocabulary* vocab,
+                   const Loc& loc);
+  void WriteLeaf(const Rule& rule, Val v, Tree::NodeId base, const Vocabulary* vocab,
+                 const Loc& loc);
+  Tree::NodeId Resolve(Tree::NodeId base, const ElementPath& p, K leaf);
+  void Record(Tree::NodeId node, const Loc& loc);
+  std::string SystemUri(std::string_view name) const;
+  void WriteReferences();
+  void WriteOutcome(const MessageMap& map);
+
+  const MapSet& maps_;
+  const hl7v2::Message& m_;
+  const ConvertOptions& o_;
+  Workspace::State& s_;
+  Tree& t_;
+  ConvertResult* r_;
+  char seps_[3];
+  fhir::BundleBuilder* bundle_ = nullptr;
+  std::string_view control_id_;
+  const MessageMap* map_ = nullptr;
+};
+
+const MessageMap* Run::ChooseMap(std::string* why) const {
+  std::string_view type = m_.message_type(), trigger = m_.trigger_event();
+  if (!o_.type.empty()) {
+    size_t caret = o_.type.find('^');
+    const MessageMap* mm = caret == std::string::npos
+                               ? maps_.FindMessage(o_.type)
+                               : maps_.FindEvent(std::string_view(o_.type).substr(0, caret),
+                                                 std::string_view(o_.type).substr(caret + 1));
+    if (mm == nullptr) *why = base::StrCat("no message map named '", o_.type, "'");
+    return mm;
+  }
+  if (const MessageMap* mm = maps_.FindEvent(type, trigger)) return mm;
+  if (!m_.structure().empty()) {
+    if (const MessageMap* mm = maps_.FindMessage(m_.structure())) return mm;
+  }
+  if (const hl7v2::Dictionary* d = hl7v2::Dictionary::Find(m_.version())) {
+    if (const hl7v2::MessageStructureDef* s = d->StructureFor(type, trigger)) {
+      if (const MessageMap* mm = maps_.FindMessage(s->id)) return mm;
+    }
+  }
+  *why = base::StrCat("no message map for ", type, "^", trigger,
+                      m_.structure().empty() ? "" : base::StrCat(" (structure ", m_.structure(), ")"),
+                      "; use --type to choose one");
+  return nullptr;
+}
+
+bool Run::Matches(const MessageEntry& e, size_t seg) const {
+  if (m_.segment(seg).name() != e.segment_path.back()) return false;
+  int g = s_.grouping.segments[seg].group;
+  for (size_t i = e.segment_path.size() - 1; i-- > 0;) {
+    if (g <= 0 || s_.grouping.groups[g].node->name != e.segment_path[i]) return false;
+    g = s_.grouping.groups[g].parent;
+  }
+  return true;
+}
+
+// The first segment `name` in group `group` or its ancestors' subtrees (nearest first).
+std::optional<hl7v2::SegmentView> Run::SegmentInScope(std::string_view name, int group,
+                                                       size_t self) const {
+  if (m_.segment(self).name() == name) return m_.segment(self);
+  for (int g = group; g >= 0; g = s_.grouping.groups[g].parent) {
+    for (size_t i = 0; i < m_.segment_count(); ++i) {
+      if (m_.segment(i).name() == name && s_.grouping.Within(s_.grouping.segments[i].group, g)) {
+        return m_.segment(i);
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+int Run::Nearest(std::string_view type, int group) const {
+  for (int g = group; g >= 0; g = s_.grouping.groups[g].parent) {
+    for (size_t i = 0; i < s_.instances.size(); ++i) {
+      if (s_.instances[i].type == type && s_.grouping.Within(s_.instances[i].group, g)) {
+        return static_cast<int>(i);
+      }
+    }
+  }
+  return -1;
+}
+
+std::string_view Run::SegmentOperand(const Operand& op, hl7v2::SegmentView seg, int group,
+                                     int field, int rep, std::string* scratch) const {
+  if (op.parts.empty()) return {};
+  std::optional<hl7v2::SegmentView> sv = seg;
+  if (op.segment != seg.name()) sv = SegmentInScope(op.segment, group, seg.index());
+  if (!sv) return {};
+  Val v{sv->field(static_cast<size_t>(op.parts[0])), 0};
+  v = Child(v, op.segment == seg.name() && op.parts[0] == field && rep > 0 ? rep : 1);
+  for (size_t i = 1; i < op.parts.size(); ++i) v = Child(v, op.parts[i]);
+  return Text(v.raw, scratch);
+}
+
+Tree::NodeId Run::Resolve(Tree::NodeId base, const ElementPath& p, K leaf) {
+  Tree::NodeId n = base;
+  for (size_t i = 0; i < p.steps.size(); ++i) {
+    const PathStep& st = p.steps[i];
+    K k = i + 1 == p.steps.size() ? leaf : K::kObject;
+    switch (st.mode) {
+      case PathStep::Mode::kMember: n = t_.Member(n, st.name, k); break;
+      case PathStep::Mode::kAppend: n = t_.Append(t_.Member(n, st.name, K::kArray), k); break;
+      case PathStep::Mode::kIndex:
+        n = t_.Element(t_.Member(n, st.name, K::kArray), static_cast<size_t>(st.index), k);
+        break;
+      case PathStep::Mode::kWhere:
+        n = t_.ElementWhere(t_.Member(n, st.name, K::kArray), st.where_key, st.where_value);
+        break;
+      case PathStep::Mode::kAppendWhere:
+        n = t_.Append(t_.Member(n, st.name, K::kArray), K::kObject);
+        t_.SetString(t_.Member(n, st.where_key, K::kString), st.where_value);
+        break;
+    }
+  }
+  return n;
+}
+
+void Run::Record(Tree::NodeId node, const Loc& loc) {
+  if (!o_.explain) return;
+  std::string rules;
+  for (const Rule* r : s_.rule_stack) {
+    if (!rules.empty()) rules += " > ";
+    rules += r->src.ToString();
+  }
+  s_.recorded.push_back({node, loc.segment.empty() ? std::string("(constant)") : loc.ToString(),
+                         std::move(rules)});
+}
+
+std::string Run::SystemUri(std::string_view name) const {
+  if (name.empty()) return {};
+  if (maps_.coding_systems != nullptr) {
+    if (const Concept* c = maps_.coding_systems->Find(name)) return c->code;
+  }
+  if (name.size() == 7 && name.starts_with("HL7")) {
+    return base::StrCat("http://terminology.hl7.org/CodeSystem/v2-", name.substr(3));
+  }
+  if (name.find(':') != std::string_view::npos) return std::string(name);
+  return {};
+}
+
+bool NormalizeNumber(std::string_view s, bool integer, std::string* out) {
+  while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
+  while (!s.empty() && s.back() == ' ') s.remove_suffix(1);
+  out->clear();
+  if (!s.empty() && (s.front() == '+' || s.front() == '-')) {
+    if (s.front() == '-') out->push_back('-');
+    s.remove_prefix(1);
+  }
+  size_t i = 0, int_digits = 0;
+  while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i, ++int_digits;
+  std::string_view ip = s.substr(0, i);
+  while (ip.size() > 1 && ip.front() == '0') ip.remove_prefix(1);
+  std::string_view frac;
+  if (i < s.size() && s[i] == '.') {
+    if (integer) return false;
+    size_t f = ++i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+    frac = s.substr(f, i - f);
+  }
+  if (i != s.size() || (int_digits == 0 && frac.empty())) return false;
+  out->append(ip.empty() ? std::string_view("0") : ip);
+  if (!frac.empty()) {
+    out->push_back('.');
+    out->append(frac);
+  }
+  return true;
+}
+
+void Run::WriteLeaf(const Rule& rule, Val v, Tree::NodeId base, const Vocabulary* vocab,
+                    const Loc& loc) {
+  std::string scratch;
+  auto bad = [&](std::string_view what, std::string_view text) {
+    Warn(loc.ToString(), base::StrCat(what, " '", text, "' left out (", rule.src.ToString(), ")"));
+  };
+  switch (rule.conversion) {
+    case Conversion::kString:
+    case Conversion::kUri: {
+      std::string_view text = Text(v.raw, &scratch);
+      if (text.empty()) return;
+      Tree::NodeId n = Resolve(base, rule.element, K::kString);
+      t_.SetString(n, text);
+      Record(n, loc);
+      return;
+    }
+    case Conversion::kCode: {
+      std::string_view code = Text(Child(v, 1).raw, &scratch);
+      if (code.empty()) return;
+      if (vocab != nullptr) {
+        if (const Concept* c = vocab->Find(code)) code = c->code;
+      }
+      Tree::NodeId n = Resolve(base, rule.element, K::kString);
+      t_.SetString(n, code);
+      Record(n, loc);
+      return;
+    }
+    case Conversion::kDecimal:
+    case Conversion::kInteger: {
+      std::string_view text = Text(Child(v, 1).raw, &scratch);
+      std::string num;
+      if (!NormalizeNumber(text, rule.conversion == Conversion::kInteger, &num)) {
+        return bad(rule.conversion == Conversion::kInteger ? "not an integer:" : "not a number:", text);
+      }
+      Tree::NodeId n = Resolve(base, rule.element, K::kNumber);
+      t_.SetNumber(n, num);
+      Record(n, loc);
+      return;
+    }
+    case Conversion::kBoolean: {
+      std::string_view text = Text(Child(v, 1).raw, &scratch);
+      bool b;
+      if (text == "Y" || text == "T" || text == "true") {
+        b = true;
+      } else if (text == "N" || text == "F" || text == "false") {
+        b = false;
+      } else {
+        return bad("not a Y/N indicator:", text);
+      }
+      Tree::NodeId n = Resolve(base, rule.element, K::kBool);
+      t_.SetBool(n, b);
+      Record(n, loc);
+      return;
+    }
+    case Conversion::kDateTime:
+    case Conversion::kDate:
+    case Conversion::kInstant:
+    case Conversion::kTime: {
+      std::string_view text = Child(v, 1).raw;
+      if (text.empty()) return;
+      fhir::TimeType tt = rule.conversion == Conversion::kDate      ? fhir::TimeType::kDate
+                          : rule.conversion == Conversion::kInstant ? fhir::TimeType::kInstant
+                          : rule.conversion == Conversion::kTime    ? fhir::TimeType::kTime
+                                                                    : fhir::TimeType::kDateTime;
+      std::string out;
+      if (absl::Status st = fhir::AppendFhirTime(text, tt, o_.tz, &out); !st.ok()) {
+        return bad("not an HL7 date/time:", text);
+      }
+      Tree::NodeId n = Resolve(base, rule.element, K::kString);
+      t_.SetString(n, out);
+      Record(n, loc);
+      return;
+    }
+    case Conversion::kCoding: {
+      const std::vector<int>& c = rule.coding_components;
+      std::string s1, s2, s3;
+      std::string_view code = Text(Child(v, c[0]).raw, &s1);
+      if (code.empty()) return;
+      std::string_view display = c.size() > 1 ? Text(Child(v, c[1]).raw, &s2) : std::string_view();
+      std::string system = c.size() > 2 ? SystemUri(Text(Child(v, c[2]).raw, &s3)) : std::string();
+      if (vocab != nullptr) {
+        if (const Concept* known = vocab->Find(code)) {
+          code = known->code;
+          system = known->system.empty() ? vocab->system : known->system;
+          if (!known->display.empty()) display = known->display;
+        } else if (system.empty() && !vocab->table.empty()) {
+          system = base::StrCat("http://terminology.hl7.org/CodeSystem/v2-", vocab->table);
+        }
+      }
+      Tree::NodeId n = Resolve(base, rule.element, K::kObject);
+      if (!system.empty()) t_.SetString(t_.Member(n, "system", K::kString), system);
+      Tree::NodeId cn = t_.Member(n, "code", K::kString);
+      t_.SetString(cn, code);
+      if (!display.empty()) t_.SetString(t_.Member(n, "display", K::kString), display);
+      Record(cn, loc);
+      return;
+    }
+    case Conversion::kCodingSystem: {
+      std::string uri = SystemUri(Text(Child(v, 1).raw, &scratch));
+      if (uri.empty()) return;
+      Tree::NodeId n = Resolve(base, rule.element, K::kString);
+      t_.SetString(n, uri);
+      Record(n, loc);
+      return;
+    }
+    case Conversion::kHdUri: {
+      // components: [namespace, universal id, universal id type] (HD: 1,2,3; EI: 2,3,4).
+      const std::vector<int>& c = rule.coding_components;
+      std::string s2, s3;
+      std::string_view uid = c.size() > 1 ? Text(Child(v, c[1]).raw, &s2) : std::string_view();
+      std::string_view kind = c.size() > 2 ? Text(Child(v, c[2]).raw, &s3) : std::string_view();
+      std::string uri;
+      if (uid.empty()) return;
+      if (kind == "ISO") {
+        uri = base::StrCat("urn:oid:", uid);
+      } else if (kind == "UUID") {
+        uri = base::StrCat("urn:uuid:", uid);
+      } else if (uid.find(':') != std::string_view::npos) {
+        uri = std::string(uid);
+      } else {
+        return;
+      }
+      Tree::NodeId n = Resolve(base, rule.element, K::kString);
+      t_.SetString(n, uri);
+      Record(n, loc);
+      return;
+    }
+    case Conversion::kNone: return;
+  }
+}
+
+void Run::RunDatatype(const DatatypeMap& dt, Val v, Tree::NodeId node, const Vocabulary* vocab,
+                      const Loc& loc) {
+  for (const Rule& rule : dt.rules) {
+    Val c = v;
+    Loc l = loc;
+    for (int n : rule.select) {
+      c = Child(c, n);
+      (l.component == 0 ? l.component : l.subcomponent) = n;
+    }
+    if (!rule.constant && c.raw.empty()) continue;
+    if (rule.when) {
+      bool ok = rule.when->Evaluate([&](const Operand& op, std::string* scratch) {
+        Val x = op.parts.empty() ? c : v;
+        for (int n : op.parts) x = Child(x, n);
+        return Text(x.raw, scratch);
+      });
+      if (!ok) continue;
+    }
+    Apply(rule, c, node, vocab, l);
+  }
+}
+
+void Run::Apply(const Rule& rule, Val v, Tree::NodeId base, const Vocabulary* inherited, Loc loc) {
+  const Vocabulary* vocab = rule.inherit_vocabulary ? inherited : rule.vocabulary;
+  s_.rule_stack.push_back(&rule);
+  if (rule.constant) {
+    Tree::NodeId n = Resolve(base, rule.element, K::kString);
+    t_.SetString(n, *rule.constant);
+    Loc none;
+    Record(n, none);
+  } else if (rule.datatype != nullptr && !rule.resource.empty()) {
+    // A resource of its own (Practitioner from XCN, Location from PL): id from its HL7 value.
+    s_.key.assign(rule.resource);
+    std::string id = fhir::DeterministicId(rule.resource, v.raw);
+    Tree::NodeId target = Tree::kNone;
+    for (const auto& [dep_id, node] : s_.dependents) {
+      if (dep_id == id) target = node;
+    }
+    if (target == Tree::kNone) {
+      target = bundle_->AddResource(rule.resource, id);
+      s_.dependents.emplace_back(t_.value(t_.FindMember(target, "id")), target);
+      RunDatatype(*rule.datatype, v, target, vocab, loc);
+    }
+    Tree::NodeId ref = Resolve(base, rule.element, K::kObject);
+    Tree::NodeId rn = t_.Member(ref, "reference", K::kString);
+    t_.SetString(rn, base::StrCat(rule.resource, "/", id));
+    Record(rn, loc);
+  } else if (rule.datatype != nullptr) {
+    RunDatatype(*rule.datatype, v, Resolve(base, rule.element, K::kObject), vocab, loc);
+  } else {
+    WriteLeaf(rule, v, base, vocab, loc);
+  }
+  s_.rule_stack.pop_back();
+}
+
+void Run::RunSegmentMap(const SegmentMap& map, hl7v2::SegmentView seg, int group,
+                        Tree::NodeId node) {
+  for (const Rule& rule : map.rules) {
+    Loc loc;
+    loc.segment = seg.name();
+    loc.occurrence = seg.occurrence();
+    if (rule.select.empty()) {
+      if (rule.when && !rule.when->Evaluate([&](const Operand& op, std::string* scratch) {
+            return SegmentOperand(op, seg, group, 0, 0, scratch);
+          })) {
+        continue;
+      }
+      Apply(rule, Val{}, node, nullptr, loc);
+      continue;
+    }
+    int field = rule.select[0];
+    std::string_view raw = seg.field(static_cast<size_t>(field));
+    if (raw.empty()) continue;
+    loc.field = field;
+    // MSH-1 and MSH-2 are not split.
+    bool whole = seg.name() == "MSH" && field <= 2;
+    int reps = rule.each_repetition && !whole ? PartCount(raw, seps_[0]) : 1;
+    for (int rep = 1; rep <= reps; ++rep) {
+      Val v = whole ? Val{raw, 3} : Child(Val{raw, 0}, rep);
+      Loc l = loc;
+      l.repetition = reps > 1 ? rep : 0;
+      if (rule.select.size() > 1) {
+        v = Child(v, rule.select[1]);
+        l.component = rule.select[1];
+      }
+      if (rule.select.size() > 2) {
+        v = Child(v, rule.select[2]);
+        l.subcomponent = rule.select[2];
+      }
+      if (v.raw.empty() || v.raw == "\"\"") continue;
+      if (rule.when && !rule.when->Evaluate([&](const Operand& op, std::string* scratch) {
+            if (op.parts.empty()) return Text(v.raw, scratch);
+            return SegmentOperand(op, seg, group, field, rep, scratch);
+          })) {
+        continue;
+      }
+      Apply(rule, v, node, nullptr, l);
+    }
+  }
+}
+
+void Run::ApplyEntry(const MessageEntry& e, size_t seg) {
+  hl7v2::SegmentView sv = m_.segment(seg);
+  int group = s_.grouping.segments[seg].group;
+  if (e.when && !e.when->Evaluate([&](const Operand& op, std::string* scratch) {
+        return SegmentOperand(op, sv, group, 0, 0, scratch);
+      })) {
+    return;
+  }
+  s_.consumed[seg] = true;
+  // A merge adds to the first instance of the type in this segment's group instance (PD1 into
+  // the Patient of its PID, NTE into its OBSERVATION's Observation), else creates it.
+  int inst = -1;
+  if (e.merge) {
+    for (size_t i = 0; i < s_.instances.size() && inst < 0; ++i) {
+      if (s_.instances[i].type == e.resource && s_.grouping.Within(s_.instances[i].group, group)) {
+        inst = static_cast<int>(i);
+      }
+    }
+  }
+  if (inst < 0) {
+    // Business key: the `id` fields, else control id + segment position.
+    std::string& key = s_.key;
+    key.clear();
+    bool any = false;
+    for (const KeyPart& k : e.id) {
+      Operand op{k.segment, k.select};
+      std::string scratch;
+      std::string_view v = SegmentOperand(op, sv, group, 0, 0, &scratch);
+      any |= !v.empty();
+      base::StrAppend(&key, v, "|");
+    }
+    if (!any) {
+      key.clear();
+      base::StrAppend(&key, m_.sending_application(), "|", m_.sending_facility(), "|", control_id_,
+                      "|", seg, "|", e.resource);
+      if (e.merge || (!e.id.empty())) base::StrAppend(&key, "|", e.src.line);
+    }
+    std::string id = fhir::DeterministicId(e.resource, key);
+    Tree::NodeId node = bundle_->AddResource(e.resource, id);
+    s_.instances.push_back({e.resource, t_.value(t_.FindMember(node, "id")), node, group, seg});
+    inst = static_cast<int>(s_.instances.size()) - 1;
+  }
+  s_.applied.push_back({&e, inst, group});
+  if (e.map != nullptr) RunSegmentMap(*e.map, sv, group, s_.instances[inst].node);
+}
+
+void Run::WriteReferences() {
+  for (const Applied& a : s_.applied) {
+    for (const Reference& ref : a.entry->references) {
+      auto write = [&](const Instance& target) {
+        Tree::NodeId n = Resolve(s_.instances[a.instance].node, ref.element, K::kObject);
+        Tree::NodeId rn = t_.Member(n, "reference", K::kString);
+        t_.SetString(rn, base::StrCat(target.type, "/", target.id));
+        if (o_.explain) {
+          s_.recorded.push_back({rn, "(reference)", ref.src.ToString()});
+        }
+      };
+      if (ref.all) {
+        for (const Instance& i : s_.instances) {
+          if (i.type == ref.type && s_.grouping.Within(i.group, a.group)) write(i);
+        }
+      } else {
+        int t = Nearest(ref.type, a.group);
+        if (t >= 0 && t != a.instance) write(s_.instances[t]);
+      }
+    }
+  }
+}
+
+void Run::WriteOutcome(const MessageMap& map) {
+  Tree::NodeId outcome = Tree::kNone;
+  for (size_t i = 0; i < m_.segment_count(); ++i) {
+    if (s_.consumed[i]) continue;
+    std::string_view name = m_.segment(i).name();
+    bool ignored = false;
+    for (const std::string& ig : map.ignore) ignored |= ig == name;
+    if (ignored) continue;
+    std::string where = s_.grouping.PathOf(m_, i);
+    hl7v2::Path p;
+    p.segment = std::string(name);
+    p.segment_index = m_.segment(i).occurrence() > 1 ? m_.segment(i).occurrence() : 0;
+    std::string text = base::StrCat("segment ", p.ToString(), " (", where, ", segment ", i + 1,
+                                    ") is not mapped by message map ", map.name);
+    if (outcome == Tree::kNone) {
+      outcome = bundle_->AddResource(
+          "OperationOutcome",
+          fhir::DeterministicId("OperationOutcome",
+                                base::StrCat(m_.sending_application(), "|", m_.sending_facility(),
+                                             "|", control_id_, "|", map.name)));
+    }
+    Tree::NodeId issue = t_.Append(t_.Member(outcome, "issue", K::kArray), K::kObject);
+    t_.SetString(t_.Member(issue, "severity", K::kString), "warning");
+    t_.SetString(t_.Member(issue, "code", K::kString), "not-supported");
+    t_.SetString(t_.Member(issue, "diagnostics", K::kString), text);
+    Warn(p.ToString(), std::move(text));
+  }
+}
+
+absl::Status Run::Go() {
+  if (m_.segment_count() == 0 || m_.segment(0).name() != "MSH") {
+    return absl::InvalidArgumentError("the message does not start with MSH");
+  }
+  std::string why;
+  map_ = ChooseMap(&why);
+  if (map_ == nullptr) return absl::NotFoundError(why);
+  r_->map = map_->name;
+  control_id_ = m_.control_id();
+
+  const hl7v2::MessageStructureDef* structure = nullptr;
+  std::string_view version = m_.version().empty() ? std::string_view("2.5.1") : m_.version();
+  if (const hl7v2::Dictionary* d = hl7v2::Dictionary::Find(version)) {
+    structure = d->Structure(map_->structure);
+    if (structure == nullptr) structure = d->StructureFor(m_.message_type(), m_.trigger_event());
+  }
+  GroupSegments(m_, structure, &s_.grouping);
+
+  t_.Clear();
+  s_.instances.clear();
+  s_.applied.clear();
+  s_.dependents.clear();
+  s_.recorded.clear();
+  s_.rule_stack.clear();
+  s_.consumed.assign(m_.segment_count(), false);
+  fhir::BundleBuilder bundle(&t_, o_.bundle);
+  bundle_ = &bundle;
+  bundle.SetId(fhir::DeterministicId(
+      "Bundle", base::StrCat(m_.sending_application(), "|", m_.sending_facility(), "|", control_id_)));
+  std::string ts;
+  if (fhir::AppendFhirTime(NthPart(m_.Header(7, 0), m_.delimiters().component, 1),
+                           fhir::TimeType::kInstant, o_.tz, &ts)
+          .ok()) {
+    bundle.SetTimestamp(ts);
+  }
+
+  for (size_t i = 0; i < m_.segment_count(); ++i) {
+    for (const MessageEntry& e : map_->entries) {
+      if (Matches(e, i)) ApplyEntry(e, i);
+    }
+  }
+  WriteReferences();
+  WriteOutcome(*map_);
+
+  r_->json.clear();
+  t_.WriteJson(bundle.root(), &r_->json, o_.pretty);
+  if (o_.explain) {
+    for (const Recorded& rec : s_.recorded) {
+      if (!t_.valued(rec.node)) continue;
+      // Find the resource the node belongs to (the child of an entry named "resource").
+      Tree::NodeId res = rec.node;
+      while (res != Tree::kNone && t_.key(res) != "resource") res = t_.parent(res);
+      std::string element;
+      if (res != Tree::kNone) {
+        element = base::StrCat(t_.value(t_.FindMember(res, "resourceType")), "/",
+                               t_.value(t_.FindMember(res, "id")), " ", t_.PathOf(rec.node, res));
+      }
+      r_->explain.push_back({std::move(element), std::string(t_.value(rec.node)), rec.source,
+                             rec.rules});
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status Converter::Convert(const hl7v2::Message& message, const ConvertOptions& options,
+                                Workspace& workspace, ConvertResult* result) const {
+  result->diagnostics.clear();
+  result->explain.clear();
+  Run run(*maps_, message, options, workspace.state(), result);
+  return run.Go();
+}
+
+absl::StatusOr<ConvertResult> Converter::Convert(const hl7v2::Message& message,
+                                                 const ConvertOptions& options) const {
+  thread_local Workspace workspace;
+  ConvertResult result;
+  if (absl::Status s = Convert(message, options, workspace, &result); !s.ok()) return s;
+  return result;
+}
+
+}  // namespace isthmus::v2fhir

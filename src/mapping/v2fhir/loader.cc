@@ -1,0 +1,603 @@
+#include "mapping/v2fhir/loader.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+
+#include "base/file.h"
+#include "base/str.h"
+#include "base/yaml_util.h"
+
+namespace isthmus::v2fhir {
+
+std::string SourceRef::ToString() const { return base::StrCat(file, ":", line); }
+
+const MessageMap* MapSet::FindMessage(std::string_view name) const {
+  auto it = messages.find(absl::string_view(name.data(), name.size()));
+  return it == messages.end() ? nullptr : it->second.get();
+}
+
+const MessageMap* MapSet::FindEvent(std::string_view type, std::string_view trigger) const {
+  std::string key = base::StrCat(type, "^", trigger);
+  auto it = by_event.find(key);
+  return it == by_event.end() ? nullptr : it->second;
+}
+
+namespace {
+
+namespace fs = std::filesystem;
+using base::YamlErrors;
+
+// Absent keys read through a const node are invalid nodes, whose type queries throw: check
+// IsDefined() first everywhere.
+std::string Scalar(const YAML::Node& n) {
+  return n.IsDefined() && n.IsScalar() ? std::string(n.Scalar()) : "";
+}
+bool IsSeq(const YAML::Node& n) { return n.IsDefined() && n.IsSequence(); }
+
+SourceRef Ref(const std::string& file, const YAML::Node& n) {
+  SourceRef r;
+  r.file = file;
+  if (n.IsDefined() && !n.Mark().is_null()) r.line = n.Mark().line + 1;
+  return r;
+}
+
+// Element paths: steps separated by '.', each `name`, `name[+]`, `name[n]`, `name[k=v]`,
+// `name[+k=v]`; "$" = the current element.
+absl::StatusOr<ElementPath> ParseElement(std::string_view text) {
+  ElementPath p;
+  p.text = std::string(text);
+  if (text == "$") return p;
+  size_t i = 0;
+  auto bad = [&](std::string_view why) {
+    return absl::InvalidArgumentError(base::StrCat("element '", text, "': ", why));
+  };
+  while (i < text.size()) {
+    PathStep step;
+    size_t start = i;
+    while (i < text.size() && text[i] != '.' && text[i] != '[') ++i;
+    step.name = std::string(text.substr(start, i - start));
+    if (step.name.empty()) return bad("empty step");
+    for (char c : step.name) {
+      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_')) {
+        return bad(base::StrCat("'", step.name, "' is not an element name"));
+      }
+    }
+    if (i < text.size() && text[i] == '[') {
+      size_t close = text.find(']', i);
+      if (close == std::string_view::npos) return bad("missing ']'");
+      std::string_view inside = text.substr(i + 1, close - i - 1);
+      i = close + 1;
+      bool append = !inside.empty() && inside[0] == '+';
+      if (append) inside.remove_prefix(1);
+      size_t eq = inside.find('=');
+      if (eq != std::string_view::npos) {
+        step.mode = append ? PathStep::Mode::kAppendWhere : PathStep::Mode::kWhere;
+        step.where_key = std::string(inside.substr(0, eq));
+        step.where_value = std::string(inside.substr(eq + 1));
+        if (step.where_key.empty()) return bad("[key=value] needs a key");
+      } else if (append && inside.empty()) {
+        step.mode = PathStep::Mode::kAppend;
+      } else {
+        int n = 0;
+        if (append || !base::ParseInt(inside, &n) || n < 1) {
+          return bad("expected [+], [n] (1-based), [key=value] or [+key=value]");
+        }
+        step.mode = PathStep::Mode::kIndex;
+        step.index = n - 1;
+      }
+      if (append) p.appends = true;
+    }
+    p.steps.push_back(std::move(step));
+    if (i < text.size()) {
+      if (text[i] != '.') return bad("expected '.' after ']'");
+      ++i;
+      if (i == text.size()) return bad("ends with '.'");
+    }
+  }
+  return p;
+}
+
+bool ParseConversion(std::string_view s, Conversion* out) {
+  static const std::pair<std::string_view, Conversion> kNames[] = {
+      {"string", Conversion::kString},     {"code", Conversion::kCode},
+      {"uri", Conversion::kUri},           {"decimal", Conversion::kDecimal},
+      {"integer", Conversion::kInteger},   {"boolean", Conversion::kBoolean},
+      {"dateTime", Conversion::kDateTime}, {"date", Conversion::kDate},
+      {"instant", Conversion::kInstant},   {"time", Conversion::kTime},
+      {"Coding", Conversion::kCoding},     {"coding-system", Conversion::kCodingSystem},
+      {"hd-uri", Conversion::kHdUri},
+  };
+  for (const auto& [name, c] : kNames) {
+    if (s == name) {
+      *out = c;
+      return true;
+    }
+  }
+  return false;
+}
+
+// "PID-11.9" (segment maps, `segment` set) or "CX.4", "4", "4.1" (datatype maps).
+bool ParseSelect(std::string_view text, std::string_view scope_name, bool segment,
+                 std::vector<int>* out, std::string* why) {
+  std::string_view rest = text;
+  if (segment) {
+    size_t dash = text.find('-');
+    if (dash == std::string_view::npos || text.substr(0, dash) != scope_name) {
+      *why = base::StrCat("field '", text, "' must be ", scope_name, "-F[.C[.S]]");
+      return false;
+    }
+    rest = text.substr(dash + 1);
+  } else if (size_t dot = text.find('.');
+             dot != std::string_view::npos && text.substr(0, dot) == scope_name) {
+    rest = text.substr(dot + 1);
+  }
+  for (std::string_view piece : base::Split(rest, '.')) {
+    int n = 0;
+    if (!base::ParseInt(piece, &n) || n < 1) {
+      *why = base::StrCat("'", text, "' is not a ", segment ? "field" : "component", " path");
+      return false;
+    }
+    out->push_back(n);
+  }
+  if (out->size() > (segment ? 3u : 2u)) {
+    *why = base::StrCat("'", text, "' is too deep");
+    return false;
+  }
+  return true;
+}
+
+struct Loaded {
+  const MapFile* file;
+  YAML::Node root;
+};
+
+class Compiler {
+ public:
+  explicit Compiler(MapSet* set) : set_(set) {}
+
+  // Rules of a segment map (`segment` true) or datatype map.
+  void CompileRules(const YAML::Node& list, const std::string& file, const std::string& scope,
+                    bool segment, std::vector<Rule>* out, YamlErrors& errors) {
+    if (!list.IsDefined()) return;
+    if (!list.IsSequence()) {
+      errors.Add(list, "'rules' must be a list");
+      return;
+    }
+    for (const YAML::Node& r : list) {
+      if (!base::CheckKeys(r, {"field", "component", "when", "element", "type", "datatype",
+                               "vocabulary", "components", "value", "resource", "repeat", "note"},
+                           errors, "a rule")) {
+        continue;
+      }
+      Rule rule;
+      rule.src = Ref(file, r);
+      const char* select_key = segment ? "field" : "component";
+      if (r[segment ? "component" : "field"].IsDefined()) {
+        errors.Add(r[segment ? "component" : "field"],
+                   segment ? "segment map rules name a 'field' (PID-3.1)"
+                           : "datatype map rules name a 'component' (CX.4)");
+        continue;
+      }
+      if (YAML::Node s = r[select_key]; s.IsDefined()) {
+        std::string why;
+        rule.select_text = Scalar(s);
+        if (!ParseSelect(rule.select_text, scope, segment, &rule.select, &why)) {
+          errors.Add(s, why);
+          continue;
+        }
+      }
+      if (YAML::Node w = r["when"]; w.IsDefined()) {
+        auto c = Condition::Compile(Scalar(w), ConditionScope{segment, scope});
+        if (!c.ok()) {
+          errors.Add(w, base::StrCat("condition: ", std::string(c.status().message())));
+          continue;
+        }
+        rule.when = std::move(*c);
+      }
+      YAML::Node el = r["element"];
+      if (!el.IsDefined()) {
+        errors.Add(r, "a rule needs an 'element'");
+        continue;
+      }
+      auto path = ParseElement(Scalar(el));
+      if (!path.ok()) {
+        errors.Add(el, std::string(path.status().message()));
+        continue;
+      }
+      rule.element = std::move(*path);
+      int kinds = 0;
+      if (YAML::Node t = r["type"]; t.IsDefined()) {
+        ++kinds;
+        if (!ParseConversion(Scalar(t), &rule.conversion)) {
+          errors.Add(t, base::StrCat("unknown type '", Scalar(t),
+                                     "' (string, code, uri, decimal, integer, boolean, dateTime, "
+                                     "date, instant, time, Coding, coding-system, hd-uri)"));
+          continue;
+        }
+      }
+      if (YAML::Node d = r["datatype"]; d.IsDefined()) {
+        ++kinds;
+        rule.datatype = FindDatatype(Scalar(d));
+        if (rule.datatype == nullptr) {
+          errors.Add(d, base::StrCat("no datatype map '", Scalar(d), "' (datatypes/", Scalar(d),
+                                     ".yaml)"));
+          continue;
+        }
+      }
+      if (YAML::Node v = r["value"]; v.IsDefined()) {
+        ++kinds;
+        rule.constant = Scalar(v);
+        if (!rule.select.empty()) {
+          errors.Add(v, "a constant 'value' does not read a field; remove the field/component");
+          continue;
+        }
+      }
+      if (kinds != 1) {
+        errors.Add(r, "a rule needs exactly one of 'type', 'datatype' or 'value'");
+        continue;
+      }
+      if (YAML::Node v = r["vocabulary"]; v.IsDefined()) {
+        std::string name = Scalar(v);
+        if (name == "inherit") {
+          rule.inherit_vocabulary = true;
+        } else {
+          rule.vocabulary = FindVocabulary(name);
+          if (rule.vocabulary == nullptr) {
+            errors.Add(v, base::StrCat("no vocabulary '", name, "' (vocabulary/", name, ".yaml)"));
+            continue;
+          }
+        }
+      }
+      if (YAML::Node c = r["components"]; c.IsDefined()) {
+        rule.coding_components.clear();
+        bool ok = c.IsSequence() && c.size() >= 1 && c.size() <= 3;
+        if (ok) {
+          for (const YAML::Node& n : c) {
+            int v = 0;
+            if (!base::ParseInt(Scalar(n), &v) || v < 1) ok = false;
+            rule.coding_components.push_back(v);
+          }
+        }
+        if (!ok) {
+          errors.Add(c, "'components' is a list of 1 to 3 component numbers: [code, display, system]");
+          continue;
+        }
+      }
+      if (YAML::Node res = r["resource"]; res.IsDefined()) {
+        rule.resource = Scalar(res);
+        if (rule.datatype == nullptr) {
+          errors.Add(res, "'resource' needs a 'datatype' map that builds the resource");
+          continue;
+        }
+      }
+      rule.each_repetition = rule.element.appends;
+      if (YAML::Node rep = r["repeat"]; rep.IsDefined()) {
+        std::string v = Scalar(rep);
+        if (v != "each" && v != "first") {
+          errors.Add(rep, "'repeat' is 'each' or 'first'");
+          continue;
+        }
+        rule.each_repetition = v == "each";
+      }
+      out->push_back(std::move(rule));
+    }
+  }
+
+  const DatatypeMap* FindDatatype(const std::string& name) const {
+    auto it = set_->datatypes.find(name);
+    return it == set_->datatypes.end() ? nullptr : it->second.get();
+  }
+  const Vocabulary* FindVocabulary(const std::string& name) const {
+    auto it = set_->vocabularies.find(name);
+    return it == set_->vocabularies.end() ? nullptr : it->second.get();
+  }
+  const SegmentMap* FindSegment(const std::string& name) const {
+    auto it = set_->segments.find(name);
+    return it == set_->segments.end() ? nullptr : it->second.get();
+  }
+
+ private:
+  MapSet* set_;
+};
+
+std::string Stem(const std::string& rel) {
+  std::string name = fs::path(rel).filename().string();
+  if (name.size() > 5 && name.ends_with(".yaml")) name.resize(name.size() - 5);
+  return name;
+}
+
+void LoadVocabulary(const Loaded& l, MapSet* set, YamlErrors& errors) {
+  const YAML::Node& root = l.root;
+  if (!base::CheckKeys(root, {"vocabulary", "table", "system", "codes", "note"}, errors,
+                       "a vocabulary map")) {
+    return;
+  }
+  auto v = std::make_unique<Vocabulary>();
+  v->name = Stem(l.file->relative_path);
+  v->src = Ref(l.file->display_path, root);
+  v->table = Scalar(root["table"]);
+  v->system = Scalar(root["system"]);
+  YAML::Node codes = root["codes"];
+  if (!codes.IsDefined() || !codes.IsMap()) {
+    errors.Add(codes.IsDefined() ? codes : root, "'codes' must be a mapping of v2 code -> FHIR code");
+    return;
+  }
+  for (auto it = codes.begin(); it != codes.end(); ++it) {
+    std::string key = Scalar(it->first);
+    Concept c;
+    if (it->second.IsScalar()) {
+      c.code = Scalar(it->second);
+    } else if (base::CheckKeys(it->second, {"code", "display", "system"}, errors, "a code")) {
+      c.code = Scalar(it->second["code"]);
+      c.display = Scalar(it->second["display"]);
+      c.system = Scalar(it->second["system"]);
+    }
+    if (c.code.empty()) {
+      errors.Add(it->second, base::StrCat("code '", key, "' maps to nothing"));
+      continue;
+    }
+    v->codes.emplace(key, std::move(c));
+  }
+  set->vocabularies[v->name] = std::move(v);
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<const MapSet>> CompileMaps(const std::vector<MapFile>& files) {
+  auto set = std::make_shared<MapSet>();
+  std::vector<std::string> all_errors;
+  auto flush = [&](YamlErrors& e) {
+    for (const std::string& m : e.messages()) all_errors.push_back(m);
+  };
+  std::vector<Loaded> vocab, datatypes, segments, messages;
+  for (const MapFile& f : files) {
+    auto root = base::ParseYaml(f.text, f.display_path);
+    if (!root.ok()) {
+      all_errors.push_back(std::string(root.status().message()));
+      continue;
+    }
+    std::string dir = fs::path(f.relative_path).parent_path().string();
+    Loaded l{&f, YAML::Node(*root)};
+    if (dir == "vocabulary") {
+      vocab.push_back(std::move(l));
+    } else if (dir == "datatypes") {
+      datatypes.push_back(std::move(l));
+    } else if (dir == "segments") {
+      segments.push_back(std::move(l));
+    } else if (dir == "messages") {
+      messages.push_back(std::move(l));
+    } else {
+      all_errors.push_back(base::StrCat(f.display_path,
+                                        ": not under messages/, segments/, datatypes/ or "
+                                        "vocabulary/"));
+    }
+  }
+  for (const Loaded& l : vocab) {
+    YamlErrors e(l.file->display_path);
+    LoadVocabulary(l, set.get(), e);
+    flush(e);
+  }
+  if (auto it = set->vocabularies.find("CodingSystem"); it != set->vocabularies.end()) {
+    set->coding_systems = it->second.get();
+  }
+  Compiler compiler(set.get());
+  // Datatype maps may use each other: create them all, then compile their rules.
+  for (const Loaded& l : datatypes) {
+    auto d = std::make_unique<DatatypeMap>();
+    d->name = Stem(l.file->relative_path);
+    d->src = Ref(l.file->display_path, l.root);
+    size_t bracket = d->name.find('[');
+    d->datatype = d->name.substr(0, bracket);
+    set->datatypes[d->name] = std::move(d);
+  }
+  for (const Loaded& l : datatypes) {
+    YamlErrors e(l.file->display_path);
+    DatatypeMap* d = set->datatypes[Stem(l.file->relative_path)].get();
+    if (base::CheckKeys(l.root, {"datatype", "target", "rules", "note"}, e, "a datatype map")) {
+      if (YAML::Node dt = l.root["datatype"]; dt.IsDefined()) d->datatype = Scalar(dt);
+      compiler.CompileRules(l.root["rules"], l.file->display_path, d->datatype, false, &d->rules,
+                            e);
+    }
+    flush(e);
+  }
+  for (const Loaded& l : segments) {
+    YamlErrors e(l.file->display_path);
+    if (base::CheckKeys(l.root, {"segment", "resource", "rules", "note"}, e, "a segment map")) {
+      auto s = std::make_unique<SegmentMap>();
+      s->name = Stem(l.file->relative_path);
+      s->src = Ref(l.file->display_path, l.root);
+      s->segment = Scalar(l.root["segment"]);
+      s->resource = Scalar(l.root["resource"]);
+      if (s->segment.empty()) {
+        e.Add(l.root, "a segment map needs 'segment' (e.g. PID)");
+      } else {
+        compiler.CompileRules(l.root["rules"], l.file->display_path, s->segment, true, &s->rules,
+                              e);
+        set->segments[s->name] = std::move(s);
+      }
+    }
+    flush(e);
+  }
+  for (const Loaded& l : messages) {
+    YamlErrors e(l.file->display_path);
+    const YAML::Node& root = l.root;
+    if (!base::CheckKeys(root, {"message", "structure", "events", "ignore", "resources", "note"},
+                         e, "a message map")) {
+      flush(e);
+      continue;
+    }
+    auto m = std::make_unique<MessageMap>();
+    m->name = Stem(l.file->relative_path);
+    m->src = Ref(l.file->display_path, root);
+    m->structure = root["structure"].IsDefined() ? Scalar(root["structure"]) : m->name;
+    if (YAML::Node ev = root["events"]; ev.IsDefined()) {
+      if (!ev.IsSequence()) e.Add(ev, "'events' is a list like [ADT^A01, ADT^A04]");
+      if (ev.IsSequence()) {
+        for (const YAML::Node& x : ev) m->events.push_back(Scalar(x));
+      }
+    }
+    if (YAML::Node ig = root["ignore"]; ig.IsDefined()) {
+      if (!ig.IsSequence()) e.Add(ig, "'ignore' is a list of segment names");
+      if (ig.IsSequence()) {
+        for (const YAML::Node& x : ig) m->ignore.push_back(Scalar(x));
+      }
+    }
+    YAML::Node list = root["resources"];
+    if (!IsSeq(list)) e.Add(list.IsDefined() ? list : root, "'resources' must be a list");
+    bool header = false, provenance = false;
+    for (const YAML::Node& r : IsSeq(list) ? list : YAML::Node(YAML::NodeType::Sequence)) {
+      if (!base::CheckKeys(r, {"segment", "resource", "merge", "map", "when", "id", "references",
+                               "note"},
+                           e, "a resource entry")) {
+        continue;
+      }
+      MessageEntry entry;
+      entry.src = Ref(l.file->display_path, r);
+      const std::string segment_text = Scalar(r["segment"]);  // Split views into it
+      for (std::string_view part : base::Split(segment_text, '.')) {
+        entry.segment_path.emplace_back(part);
+      }
+      std::string seg = entry.segment_path.back();
+      if (seg.size() != 3) {
+        e.Add(r["segment"].IsDefined() ? r["segment"] : r,
+              "'segment' is a segment name, optionally after its groups (ORDER_OBSERVATION.OBR)");
+        continue;
+      }
+      entry.resource = Scalar(r["resource"]);
+      if (entry.resource.empty()) {
+        e.Add(r, "an entry needs 'resource' (the FHIR resource type)");
+        continue;
+      }
+      if (YAML::Node mg = r["merge"]; mg.IsDefined() && !base::ParseYamlBool(mg, &entry.merge)) {
+        e.Add(mg, "'merge' is true or false");
+        continue;
+      }
+      if (YAML::Node mp = r["map"]; mp.IsDefined()) {
+        entry.map = compiler.FindSegment(Scalar(mp));
+        if (entry.map == nullptr) {
+          e.Add(mp, base::StrCat("no segment map '", Scalar(mp), "' (segments/", Scalar(mp), ".yaml)"));
+          continue;
+        }
+        if (entry.map->segment != seg) {
+          e.Add(mp, base::StrCat("segment map '", Scalar(mp), "' is for ", entry.map->segment,
+                                 ", not ", seg));
+          continue;
+        }
+      }
+      if (YAML::Node w = r["when"]; w.IsDefined()) {
+        auto c = Condition::Compile(Scalar(w), ConditionScope{true, seg});
+        if (!c.ok()) {
+          e.Add(w, base::StrCat("condition: ", std::string(c.status().message())));
+          continue;
+        }
+        entry.when = std::move(*c);
+      }
+      if (YAML::Node id = r["id"]; id.IsDefined()) {
+        bool ok = id.IsSequence();
+        for (const YAML::Node& k : ok ? id : YAML::Node(YAML::NodeType::Sequence)) {
+          std::string text = Scalar(k);
+          KeyPart part;
+          size_t dash = text.find('-');
+          std::string why;
+          part.segment = text.substr(0, dash == std::string::npos ? 0 : dash);
+          if (part.segment.empty() || !ParseSelect(text, part.segment, true, &part.select, &why)) {
+            e.Add(k, why.empty() ? base::StrCat("'", text, "' is not a field path") : why);
+            ok = false;
+            break;
+          }
+          entry.id.push_back(std::move(part));
+        }
+        if (!ok) {
+          if (!id.IsSequence()) e.Add(id, "'id' is a list of field paths like [PID-3.1, PID-3.4.1]");
+          continue;
+        }
+      }
+      if (YAML::Node refs = r["references"]; refs.IsDefined()) {
+        if (!refs.IsSequence()) {
+          e.Add(refs, "'references' is a list of {element, to}");
+          continue;
+        }
+        for (const YAML::Node& x : refs) {
+          if (!base::CheckKeys(x, {"element", "to"}, e, "a reference")) continue;
+          Reference ref;
+          ref.src = Ref(l.file->display_path, x);
+          auto path = ParseElement(Scalar(x["element"]));
+          if (!path.ok()) {
+            e.Add(x, std::string(path.status().message()));
+            continue;
+          }
+          ref.element = std::move(*path);
+          ref.type = Scalar(x["to"]);
+          if (ref.type.ends_with("[*]")) {
+            ref.all = true;
+            ref.type.resize(ref.type.size() - 3);
+          }
+          if (ref.type.empty()) {
+            e.Add(x, "'to' names a resource type (Patient) or all of a type in the group (Observation[*])");
+            continue;
+          }
+          entry.references.push_back(std::move(ref));
+        }
+      }
+      if (seg == "MSH" && entry.resource == "MessageHeader") header = true;
+      if (seg == "MSH" && entry.resource == "Provenance") provenance = true;
+      m->entries.push_back(std::move(entry));
+    }
+    if (e.empty() && (!header || !provenance)) {
+      e.Add(root, "a message map must map MSH to a MessageHeader and to a Provenance");
+    }
+    if (e.empty()) {
+      for (const std::string& ev : m->events) set->by_event[ev] = m.get();
+      set->messages[m->name] = std::move(m);
+    }
+    flush(e);
+  }
+  if (!all_errors.empty()) {
+    std::string msg;
+    for (const std::string& s : all_errors) {
+      if (!msg.empty()) msg += '\n';
+      msg += s;
+    }
+    return absl::InvalidArgumentError(msg);
+  }
+  return std::shared_ptr<const MapSet>(std::move(set));
+}
+
+absl::StatusOr<std::shared_ptr<const MapSet>> LoadMaps(const std::vector<std::string>& dirs) {
+  std::map<std::string, MapFile> by_path;  // sorted: deterministic load order
+  for (const std::string& dir : dirs) {
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec)) {
+      return absl::NotFoundError(base::StrCat("maps directory not found: ", dir));
+    }
+    for (const char* sub : {"messages", "segments", "datatypes", "vocabulary"}) {
+      fs::path p = fs::path(dir) / sub;
+      if (!fs::is_directory(p, ec)) continue;
+      for (const auto& entry : fs::directory_iterator(p, ec)) {
+        if (!entry.is_regular_file() || entry.path().extension() != ".yaml") continue;
+        auto text = base::ReadFile(entry.path().string());
+        if (!text.ok()) return text.status();
+        std::string rel = base::StrCat(sub, "/", entry.path().filename().string());
+        by_path[rel] = MapFile{rel, entry.path().string(), std::move(*text)};
+      }
+    }
+  }
+  std::vector<MapFile> files;
+  for (auto& [rel, f] : by_path) files.push_back(std::move(f));
+  return CompileMaps(files);
+}
+
+}  // namespace isthmus::v2fhir
+
+namespace isthmus::v2fhir {
+
+std::string DefaultMapsDir() {
+  if (const char* env = std::getenv("ISTHMUS_MAPS_DIR"); env != nullptr && *env != '\0') return env;
+  std::error_code ec;
+  if (std::filesystem::is_directory(ISTHMUS_MAPS_INSTALL_DIR, ec)) return ISTHMUS_MAPS_INSTALL_DIR;
+  return ISTHMUS_MAPS_SOURCE_DIR;
+}
+
+}  // namespace isthmus::v2fhir

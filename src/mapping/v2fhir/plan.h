@@ -1,0 +1,158 @@
+// The compiled form of v2 -> FHIR maps (docs/mapping-guide.md): what the loader produces from the
+// YAML files under maps/ and what the converter runs. Every name a map file uses (datatype map,
+// vocabulary, segment map) is resolved to a pointer at load; element paths, HL7 selectors and
+// conditions are parsed once. Each rule keeps the file:line it came from for errors and
+// --explain.
+//
+// Thread-safety: a MapSet is immutable after loading and shared (std::shared_ptr<const MapSet>)
+// by all converting threads.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "mapping/v2fhir/condition.h"
+
+namespace isthmus::v2fhir {
+
+struct SourceRef {
+  std::string file;  // as given to the loader (relative to its maps directory)
+  int line = 0;      // 1-based
+  std::string ToString() const;
+};
+
+// One step of an element path: `name`, `name[+]`, `name[2]`, `name[url=X]`, `name[+url=X]`.
+struct PathStep {
+  enum class Mode { kMember, kAppend, kIndex, kWhere, kAppendWhere };
+  std::string name;
+  Mode mode = Mode::kMember;
+  int index = 0;  // kIndex, 0-based (written 1-based, like the IG)
+  std::string where_key, where_value;
+};
+
+struct ElementPath {
+  std::vector<PathStep> steps;  // empty: the current element itself (`$`)
+  std::string text;
+  bool appends = false;  // some step is [+]: a repeating HL7 field maps each repetition
+};
+
+// Built-in conversions of a leaf value.
+enum class Conversion {
+  kNone,          // the rule uses a datatype map, a constant or a resource
+  kString,        // unescaped text
+  kCode,          // text, translated by the vocabulary when given (unknown codes pass through)
+  kUri,           // text
+  kDecimal,       // HL7 NM -> JSON number (normalized: "+1.50" -> 1.50, ".5" -> 0.5)
+  kInteger,       // whole number
+  kBoolean,       // Y/N (also T/F, true/false)
+  kDateTime, kDate, kInstant, kTime,
+  kCoding,        // code/display/system from `components` (default 1,2,3), vocabulary-aware
+  kCodingSystem,  // a v2 coding system name (LN, SCT, HL70001) -> its URI
+  kHdUri,         // HD: urn:oid:HD.2 (HD.3 = ISO), urn:uuid:, a URI in HD.2
+};
+
+struct DatatypeMap;
+struct Vocabulary;
+
+struct Rule {
+  SourceRef src;
+  // HL7 selector relative to the context: segment maps [field, component, subcomponent];
+  // datatype maps [component, subcomponent]; empty = the current value.
+  std::vector<int> select;
+  std::string select_text;        // "PID-3", "CX.4" (for --explain)
+  std::optional<Condition> when;
+  ElementPath element;
+  Conversion conversion = Conversion::kNone;
+  const DatatypeMap* datatype = nullptr;
+  const Vocabulary* vocabulary = nullptr;
+  bool inherit_vocabulary = false;  // `vocabulary: inherit`: the calling rule's vocabulary
+  // Coding: [code, display, system]; hd-uri: [namespace, universal id, type]. Default 1, 2, 3.
+  std::vector<int> coding_components = {1, 2, 3};
+  std::optional<std::string> constant;  // `value:` - written as is (a string)
+  std::string resource;  // "Practitioner": the datatype map builds a resource; the element gets a
+                         // Reference to it (deterministic id from the HL7 value)
+  bool each_repetition = false;  // map every repetition of a repeating field (element has [+])
+};
+
+struct DatatypeMap {
+  std::string name;      // "CX[Identifier]"
+  std::string datatype;  // "CX"
+  SourceRef src;
+  std::vector<Rule> rules;
+};
+
+struct SegmentMap {
+  std::string name;     // "PID[Patient]"
+  std::string segment;  // "PID"
+  std::string resource; // "Patient"
+  SourceRef src;
+  std::vector<Rule> rules;
+};
+
+struct Concept {
+  std::string code, display, system;  // system empty: the vocabulary's
+};
+
+struct Vocabulary {
+  std::string name;    // "AdministrativeSex"
+  std::string table;   // "0001": unknown codes get http://terminology.hl7.org/CodeSystem/v2-0001
+  std::string system;  // system of the mapped codes
+  SourceRef src;
+  absl::flat_hash_map<std::string, Concept> codes;
+  const Concept* Find(std::string_view code) const {
+    auto it = codes.find(absl::string_view(code.data(), code.size()));
+    return it == codes.end() ? nullptr : &it->second;
+  }
+};
+
+// A reference between resource instances of a message, e.g. Observation.subject -> Patient.
+struct Reference {
+  SourceRef src;
+  ElementPath element;  // where the Reference goes ("subject", "result[+]")
+  std::string type;     // target resource type
+  bool all = false;     // "Observation[*]": every instance of the type inside this entry's group
+};
+
+// A field whose value forms the business key of a resource's id (PID-3.1, PV1-19).
+struct KeyPart {
+  std::string segment;
+  std::vector<int> select;  // field, component, subcomponent
+};
+
+struct MessageEntry {
+  SourceRef src;
+  std::vector<std::string> segment_path;  // ["ORDER_OBSERVATION", "OBX"]: last is the segment
+  std::optional<Condition> when;
+  std::string resource;  // resource type
+  bool merge = false;    // add to the nearest instance of `resource` in scope instead of a new one
+  const SegmentMap* map = nullptr;
+  std::vector<KeyPart> id;
+  std::vector<Reference> references;
+};
+
+struct MessageMap {
+  std::string name;       // "ADT_A01"
+  std::string structure;  // message structure used for grouping (default: name)
+  std::vector<std::string> events;  // "ADT^A01", ...
+  std::vector<std::string> ignore;  // segments deliberately not mapped (no warning)
+  SourceRef src;
+  std::vector<MessageEntry> entries;
+};
+
+// Every map, by name. Built by LoadMaps (loader.h).
+struct MapSet {
+  absl::flat_hash_map<std::string, std::unique_ptr<MessageMap>> messages;
+  absl::flat_hash_map<std::string, std::unique_ptr<SegmentMap>> segments;
+  absl::flat_hash_map<std::string, std::unique_ptr<DatatypeMap>> datatypes;
+  absl::flat_hash_map<std::string, std::unique_ptr<Vocabulary>> vocabularies;
+  absl::flat_hash_map<std::string, const MessageMap*> by_event;  // "ADT^A04" -> map
+  const Vocabulary* coding_systems = nullptr;  // vocabulary "CodingSystem", if shipped
+
+  const MessageMap* FindMessage(std::string_view name) const;
+  const MessageMap* FindEvent(std::string_view type, std::string_view trigger) const;
+};
+
+}  // namespace isthmus::v2fhir
