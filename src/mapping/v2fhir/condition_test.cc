@@ -1,1 +1,47 @@
+#include "mapping/v2fhir/condition.h"
+
+#include <map>
+
 #include "gtest/gtest.h"
+
+namespace isthmus::v2fhir {
+namespace {
+
+bool Eval(std::string_view text, const std::map<std::string, std::string>& values) {
+  auto c = Condition::Compile(text, ConditionScope{true, "PID"});
+  EXPECT_TRUE(c.ok()) << c.status();
+  if (!c.ok()) return false;
+  return c->Evaluate([&](const Operand& op, std::string*) -> std::string_view {
+    std::string key = op.segment;
+    for (int p : op.parts) key += "." + std::to_string(p);
+    auto it = values.find(key);
+    return it == values.end() ? std::string_view() : std::string_view(it->second);
+  });
+}
+
+TEST(Condition, ValuedEqualsIn) {
+  std::map<std::string, std::string> v = {{"PID.11.9", "X"}, {"OBX.2", "NM"}};
+  EXPECT_TRUE(Eval("PID-11.9 valued", v));
+  EXPECT_TRUE(Eval("PID-11.9 is valued", v));
+  EXPECT_FALSE(Eval("PID-11.9 is not valued", v));
+  EXPECT_TRUE(Eval("PID-12 not valued", v));
+  EXPECT_TRUE(Eval("OBX-2 = NM", v));
+  EXPECT_TRUE(Eval("OBX-2 != ST", v));
+  EXPECT_TRUE(Eval("OBX-2 in [ST, 'NM', \"TX\"]", v));
+  EXPECT_FALSE(Eval("OBX-2 not in [ST, NM]", v));
+  EXPECT_TRUE(Eval("not (OBX-2 = ST or PID-12 valued) and PID-11.9 = X", v));
+}
+
+TEST(Condition, ErrorsNameTheColumn) {
+  auto c = Condition::Compile("PID-3 valued and", ConditionScope{true, "PID"});
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(std::string(c.status().message()).find("column 17"), std::string::npos) << c.status();
+  EXPECT_FALSE(Condition::Compile("PID-3 == x", ConditionScope{true, "PID"}).ok());
+  EXPECT_FALSE(Condition::Compile("PID-3 in [a, b", ConditionScope{true, "PID"}).ok());
+  EXPECT_FALSE(Condition::Compile("XAD.7 = M", ConditionScope{false, "CX"}).ok());
+  EXPECT_TRUE(Condition::Compile("CX.4.2 not valued", ConditionScope{false, "CX"}).ok());
+  EXPECT_FALSE(Condition::Compile("PID-0 valued", ConditionScope{true, "PID"}).ok());
+}
+
+}  // namespace
+}  // namespace isthmus::v2fhir

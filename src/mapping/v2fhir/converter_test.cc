@@ -1,1 +1,129 @@
+#include "mapping/v2fhir/converter.h"
+
 #include "gtest/gtest.h"
+#include "mapping/v2fhir/loader.h"
+
+namespace isthmus::v2fhir {
+namespace {
+
+constexpr char kOru[] =
+    "MSH|^~\\&|LAB|HOSP|EHR|HOSP|20240102080000||ORU^R01^ORU_R01|C1|P|2.5.1\r"
+    "PID|1||777^^^HOSP^MR||ROE^RICHARD||19700101|M\r"
+    "OBR|1|P1|F1|24317-0^CBC^LN|||20240102073000\r"
+    "OBX|1|NM|718-7^Hemoglobin^LN||13.5|g/dL^grams per deciliter^UCUM|12-16|N|||F\r"
+    "NTE|1||fasting\r"
+    "OBX|2|ST|8251-1^Comment^LN||see \\T\\ note||||||Q\r"
+    "OBX|3|CWE|600-7^Culture^LN||27268008^Salmonella^SCT||||||F\r"
+    "OBX|4|SN|1-1^Ratio^LN||^1^:^128||||||F\r";
+
+std::shared_ptr<const MapSet> Maps() {
+  auto r = LoadMaps({std::string(ISTHMUS_SOURCE_DIR) + "/maps"});
+  EXPECT_TRUE(r.ok()) << r.status();
+  return *r;
+}
+
+ConvertResult Convert(std::string_view text, ConvertOptions o = {}) {
+  auto m = hl7v2::Message::Parse(text);
+  EXPECT_TRUE(m.ok()) << m.status();
+  auto r = Converter(Maps()).Convert(*m, o);
+  EXPECT_TRUE(r.ok()) << r.status();
+  return r.ok() ? *r : ConvertResult{};
+}
+
+bool Has(const std::string& s, std::string_view what) { return s.find(what) != std::string::npos; }
+
+TEST(Converter, OruValuesByType) {
+  ConvertResult r = Convert(kOru);
+  const std::string& j = r.json;
+  EXPECT_TRUE(Has(j, R"("valueQuantity":{"value":13.5,"code":"g/dL","unit":"grams per deciliter","system":"http://unitsofmeasure.org"})")) << j;
+  EXPECT_TRUE(Has(j, R"("note":[{"text":"fasting"}])")) << j;
+  EXPECT_TRUE(Has(j, R"("valueString":"see & note")")) << j;  // unescaped
+  EXPECT_TRUE(Has(j, R"("valueCodeableConcept":{"coding":[{"system":"http://snomed.info/sct","code":"27268008","display":"Salmonella"}]})")) << j;
+  EXPECT_TRUE(Has(j, R"("valueRatio":{"numerator":{"value":1},"denominator":{"value":128}})")) << j;
+  EXPECT_TRUE(Has(j, R"("interpretation":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation","code":"N","display":"Normal"}]}])")) << j;
+  // OBX-11 "Q" is not in the vocabulary: passes through (a code element has no system).
+  EXPECT_TRUE(Has(j, R"("status":"Q")")) << j;
+  EXPECT_TRUE(Has(j, R"("effectiveDateTime":"2024-01-02T07:30:00+00:00")")) << j;
+  EXPECT_TRUE(r.diagnostics.empty()) << r.diagnostics[0].message;
+}
+
+TEST(Converter, DeterministicAndIdempotent) {
+  ConvertResult a = Convert(kOru), b = Convert(kOru);
+  EXPECT_EQ(a.json, b.json);
+  // The same patient in another message keeps its id (business identifier), the report does not
+  // depend on the control id when OBR-3 is valued.
+  std::string other = kOru;
+  other.replace(other.find("|C1|"), 4, "|C2|");
+  ConvertResult c = Convert(other);
+  auto id_of = [](const std::string& j, std::string_view type) {
+    size_t p = j.find(std::string("\"url\":\"") + std::string(type) + "/");
+    return p == std::string::npos ? std::string() : j.substr(p, 60);
+  };
+  EXPECT_EQ(id_of(a.json, "Patient"), id_of(c.json, "Patient"));
+  EXPECT_NE(a.json, c.json);
+}
+
+TEST(Converter, TimeZoneForOffsetlessValues) {
+  ConvertOptions o;
+  ASSERT_TRUE(absl::LoadTimeZone("America/New_York", &o.tz));
+  ConvertResult r = Convert(kOru, o);
+  EXPECT_TRUE(Has(r.json, R"("effectiveDateTime":"2024-01-02T07:30:00-05:00")")) << r.json;
+}
+
+TEST(Converter, UnconsumedSegmentIsWarnedAndInTheBundle) {
+  std::string msg = std::string(kOru) + "ZZZ|1|secret\r";
+  ConvertResult r = Convert(msg);
+  ASSERT_EQ(r.diagnostics.size(), 1u);
+  EXPECT_EQ(r.diagnostics[0].location, "ZZZ");
+  EXPECT_TRUE(Has(r.json, R"("resourceType":"OperationOutcome")"));
+  EXPECT_TRUE(Has(r.json, "segment ZZZ"));
+}
+
+TEST(Converter, BadDateIsADiagnosticNotAFailure) {
+  std::string msg = kOru;
+  msg.replace(msg.find("19700101"), 8, "19701301");
+  ConvertResult r = Convert(msg);
+  ASSERT_FALSE(r.diagnostics.empty());
+  EXPECT_TRUE(Has(r.diagnostics[0].message, "19701301")) << r.diagnostics[0].message;
+  EXPECT_FALSE(Has(r.json, "birthDate"));
+}
+
+TEST(Converter, TypeOverrideAndUnknownType) {
+  constexpr char kOdd[] = "MSH|^~\\&|A|B|C|D|20240101||ADT^A99|1|P|2.5.1\rPID|1||5^^^H^MR\r";
+  auto m = hl7v2::Message::Parse(kOdd);
+  ASSERT_TRUE(m.ok());
+  Converter conv(Maps());
+  auto r = conv.Convert(*m, ConvertOptions{});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound);
+  ConvertOptions o;
+  o.type = "ADT_A01";
+  r = conv.Convert(*m, o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->map, "ADT_A01");
+  o.type = "ADT^A08";
+  EXPECT_TRUE(conv.Convert(*m, o).ok());
+}
+
+TEST(Converter, BatchBundleAndExplain) {
+  ConvertOptions o;
+  o.bundle = fhir::BundleType::kBatch;
+  o.explain = true;
+  ConvertResult r = Convert(kOru, o);
+  EXPECT_TRUE(Has(r.json, R"("type":"batch")"));
+  bool found = false;
+  for (const ExplainLine& l : r.explain) {
+    if (l.value == "ROE") {
+      found = true;
+      EXPECT_TRUE(Has(l.element, "Patient/")) << l.element;
+      EXPECT_TRUE(Has(l.element, "name[0].family")) << l.element;
+      EXPECT_EQ(l.source, "PID-5.1.1");
+      EXPECT_TRUE(Has(l.rules, "PID[Patient].yaml:")) << l.rules;
+      EXPECT_TRUE(Has(l.rules, "> ")) << l.rules;
+      EXPECT_TRUE(Has(l.rules, "XPN[HumanName].yaml:")) << l.rules;
+    }
+  }
+  EXPECT_TRUE(found);
+}
+
+}  // namespace
+}  // namespace isthmus::v2fhir

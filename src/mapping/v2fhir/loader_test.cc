@@ -1,1 +1,56 @@
+#include "mapping/v2fhir/loader.h"
+
 #include "gtest/gtest.h"
+
+namespace isthmus::v2fhir {
+namespace {
+
+std::string Errors(std::vector<MapFile> files) {
+  auto r = CompileMaps(files);
+  return r.ok() ? "OK" : std::string(r.status().message());
+}
+
+MapFile F(std::string rel, std::string text) { return {rel, "maps/" + rel, std::move(text)}; }
+
+TEST(Loader, ShippedMapsLoad) {
+  auto r = LoadMaps({std::string(ISTHMUS_SOURCE_DIR) + "/maps"});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_NE((*r)->FindEvent("ADT", "A04"), nullptr);
+  EXPECT_EQ((*r)->FindEvent("ADT", "A08")->name, "ADT_A01");
+  EXPECT_NE((*r)->FindMessage("ORU_R01"), nullptr);
+}
+
+TEST(Loader, ErrorsCarryFileLineColumn) {
+  std::string e = Errors({
+      F("datatypes/CX[Identifier].yaml",
+        "datatype: CX\nrules:\n  - {component: 1, element: value, type: strng}\n"
+        "  - {component: 4, element: system, datatype: \"HD[Nope]\"}\n"
+        "  - {component: 5, element: \"type[\", type: string}\n"
+        "  - {component: 5, element: x, type: code, vocabulary: Missing}\n"
+        "  - {component: 1, when: \"CX.1 =\", element: x, type: string}\n"
+        "  - {component: 1, element: x, type: string, colour: red}\n"),
+      F("segments/PID[Patient].yaml", "segment: PID\nrules:\n  - {field: PV1-3, element: x, type: string}\n"),
+  });
+  EXPECT_NE(e.find("maps/datatypes/CX[Identifier].yaml:3:42: unknown type 'strng'"), std::string::npos) << e;
+  EXPECT_NE(e.find("maps/datatypes/CX[Identifier].yaml:4:"), std::string::npos) << e;
+  EXPECT_NE(e.find("no datatype map 'HD[Nope]'"), std::string::npos) << e;
+  EXPECT_NE(e.find(":5:") , std::string::npos) << e;
+  EXPECT_NE(e.find("no vocabulary 'Missing'"), std::string::npos) << e;
+  EXPECT_NE(e.find("condition: column"), std::string::npos) << e;
+  EXPECT_NE(e.find("colour"), std::string::npos) << e;
+  EXPECT_NE(e.find("maps/segments/PID[Patient].yaml:3:"), std::string::npos) << e;
+  EXPECT_NE(e.find("must be PID-F"), std::string::npos) << e;
+}
+
+TEST(Loader, MessageMapNeedsHeaderAndProvenance) {
+  std::string e = Errors({F("messages/X_Y.yaml", "resources:\n  - {segment: PID, resource: Patient}\n")});
+  EXPECT_NE(e.find("maps/messages/X_Y.yaml:1:1: a message map must map MSH"), std::string::npos) << e;
+}
+
+TEST(Loader, YamlSyntaxError) {
+  std::string e = Errors({F("vocabulary/V.yaml", "codes: {a: [\n")});
+  EXPECT_NE(e.find("maps/vocabulary/V.yaml:"), std::string::npos) << e;
+}
+
+}  // namespace
+}  // namespace isthmus::v2fhir
