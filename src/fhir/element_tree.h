@@ -75,8 +75,9 @@ class Tree {
   // Copies `s` into the arena; the view lives until Clear().
   std::string_view Intern(std::string_view s);
 
-  // A FHIRPath-like location of `n` below its root: `name[0].given[1]`.
-  std::string PathOf(NodeId n) const;
+  // A FHIRPath-like location of `n` below `root` (default: its top ancestor), as written:
+  // array indices count only valued elements. `name[0].given[1]`.
+  std::string PathOf(NodeId n, NodeId root = kNone) const;
 
   // Appends the JSON of `n` (compact, or pretty with 2-space indent) using RapidJSON's writers.
   void WriteJson(NodeId n, std::string* out, bool pretty) const;
