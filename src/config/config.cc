@@ -28,7 +28,7 @@ constexpr std::string_view kListenerKeys[] = {
 constexpr std::string_view kTlsKeys[] = {"cert", "key", "ca", "require_client_cert"};
 constexpr std::string_view kChannelKeys[] = {"name", "filter", "transformer", "routes",
                                              "destinations"};
-constexpr std::string_view kTransformerKeys[] = {"type", "script"};
+constexpr std::string_view kTransformerKeys[] = {"type", "script", "maps", "timezone", "bundle"};
 constexpr std::string_view kRouteKeys[] = {"when", "to"};
 constexpr std::string_view kRetryKeys[] = {"max_attempts", "initial_backoff", "max_backoff",
                                            "multiplier",   "jitter",          "max_age"};
@@ -476,6 +476,26 @@ class Reader {
         Error(v["script"], "'script' applies only to transformer type lua");
       } else {
         FilePath(v["script"], "script", &t.script, true, "a Lua script file");
+      }
+    }
+    if (!v.IsMap()) return t;
+    for (std::string_view key : {"maps", "timezone", "bundle"}) {
+      const YAML::Node n = v[std::string(key)];
+      if (!n.IsDefined()) continue;
+      if (t.type != TransformerType::kFhir) {
+        Error(n, StrCat("'", key, "' applies only to transformer type fhir"));
+      } else if (key == "maps") {
+        FilePath(n, key, &t.maps, true, "a directory of site maps (docs/mapping-guide.md)");
+      } else if (key == "timezone") {
+        absl::TimeZone tz;
+        if (Str(n, key, &t.timezone, "a time zone name such as Europe/Paris") &&
+            !absl::LoadTimeZone(t.timezone, &tz)) {
+          Error(n, StrCat("unknown time zone '", t.timezone,
+                          "' (expected an IANA name such as Europe/Paris or UTC)"));
+        }
+      } else if (Str(n, key, &t.bundle, "transaction or batch") && t.bundle != "transaction" &&
+                 t.bundle != "batch") {
+        Error(n, StrCat("unknown bundle type '", t.bundle, "' (expected transaction or batch)"));
       }
     }
     return t;

@@ -107,6 +107,11 @@ enum class TransformerType { kNone, kFhir, kLua };
 struct Transformer {
   TransformerType type = TransformerType::kNone;
   std::string script;  // kLua: the script file (resolved path)
+  // kFhir: a directory of site maps added to / replacing the shipped ones (resolved path or
+  // empty), the zone of timestamps sent without an offset (empty = UTC), the Bundle type.
+  std::string maps;
+  std::string timezone;
+  std::string bundle = "transaction";
 };
 
 struct Route {

@@ -21,6 +21,9 @@ struct TransformOutcome {
   Kind kind = kContinue;
   std::string reason;
   std::string payload;
+  // kContinue/kReplace: what the transformer noticed (e.g. "2 conversion warnings at ZPI,
+  // PID-7"), added to the message's outcome event. Locations and codes only, never values.
+  std::string note;
 };
 
 class Transformer {

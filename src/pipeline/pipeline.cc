@@ -140,6 +140,7 @@ Pipeline::Decision Pipeline::Process(int worker, int64_t id, const std::string& 
   }
 
   std::optional<std::string> payload;
+  std::string note;
   if (channel.transformer) {
     auto& slot = transformers_[static_cast<size_t>(worker)][channel.name];
     if (!slot) {
@@ -157,6 +158,7 @@ Pipeline::Decision Pipeline::Process(int worker, int64_t id, const std::string& 
       result.reason = base::StrCat("transformer: ", std::string(outcome.status().message()));
       return Decision{std::move(result), {}, std::nullopt};
     }
+    note = std::move(outcome->note);
     switch (outcome->kind) {
       case core::TransformOutcome::kFilter:
         result.state = "filtered";
@@ -198,6 +200,7 @@ Pipeline::Decision Pipeline::Process(int worker, int64_t id, const std::string& 
   std::string to;
   for (const auto& d : result.destinations) base::StrAppend(&to, to.empty() ? "" : ", ", d);
   result.reason = base::StrCat("to ", to);
+  if (!note.empty()) base::StrAppend(&result.reason, "; ", note);
   return Decision{std::move(result), rows, payload};
 }
 

@@ -6,6 +6,8 @@
 #include "destinations/mllp/mllp_destination.h"
 #include "mapping/lua/lua_script.h"
 #include "mapping/lua/lua_transformer.h"
+#include "mapping/v2fhir/converter.h"
+#include "mapping/v2fhir/loader.h"
 
 namespace isthmus::server {
 namespace {
@@ -17,6 +19,65 @@ net::TlsClientSettings ClientTls(const config::ClientTlsSettings& t) {
   n.key_file = t.key;
   n.verify = t.verify;
   return n;
+}
+
+// core::Transformer over the v2 -> FHIR converter: replaces the message with its Bundle. One per
+// pipeline worker (each has its own Workspace); the compiled maps are shared.
+class FhirAdapter final : public core::Transformer {
+ public:
+  FhirAdapter(std::shared_ptr<const v2fhir::Converter> converter, v2fhir::ConvertOptions options)
+      : converter_(std::move(converter)), options_(std::move(options)) {}
+  absl::StatusOr<core::TransformOutcome> Run(hl7v2::Message& msg) override {
+    v2fhir::ConvertResult r;
+    if (absl::Status s = converter_->Convert(msg, options_, workspace_, &r); !s.ok()) return s;
+    core::TransformOutcome out;
+    out.kind = core::TransformOutcome::kReplace;
+    out.payload = std::move(r.json);
+    if (!r.diagnostics.empty()) {
+      // Where, not what: a diagnostic's message may quote a value.
+      std::string where;
+      for (const v2fhir::Diagnostic& d : r.diagnostics) {
+        if (d.location.empty() || where.find(d.location) != std::string::npos) continue;
+        if (where.size() > 200) {
+          where += ", ...";
+          break;
+        }
+        base::StrAppend(&where, where.empty() ? "" : ", ", d.location);
+      }
+      out.note = base::StrCat(r.diagnostics.size(), " conversion warning",
+                              r.diagnostics.size() == 1 ? "" : "s",
+                              where.empty() ? "" : " at ", where, " (map ", r.map, ")");
+    }
+    return out;
+  }
+
+ private:
+  std::shared_ptr<const v2fhir::Converter> converter_;
+  const v2fhir::ConvertOptions options_;
+  v2fhir::Workspace workspace_;
+};
+
+absl::StatusOr<core::TransformerFactory> FhirTransformer(const config::Channel& ch) {
+  std::vector<std::string> dirs = {v2fhir::DefaultMapsDir()};
+  if (!ch.transformer.maps.empty()) dirs.push_back(ch.transformer.maps);
+  auto maps = v2fhir::LoadMaps(dirs);
+  if (!maps.ok()) {
+    return absl::InvalidArgumentError(base::StrCat("channel '", ch.name, "': fhir transformer: ",
+                                                   std::string(maps.status().message())));
+  }
+  v2fhir::ConvertOptions options;
+  options.bundle = ch.transformer.bundle == "batch" ? fhir::BundleType::kBatch
+                                                    : fhir::BundleType::kTransaction;
+  if (!ch.transformer.timezone.empty() &&
+      !absl::LoadTimeZone(ch.transformer.timezone, &options.tz)) {
+    return absl::InvalidArgumentError(base::StrCat("channel '", ch.name, "': unknown time zone '",
+                                                   ch.transformer.timezone, "'"));
+  }
+  auto converter = std::make_shared<const v2fhir::Converter>(*std::move(maps));
+  return core::TransformerFactory(
+      [converter, options]() -> absl::StatusOr<std::unique_ptr<core::Transformer>> {
+        return std::unique_ptr<core::Transformer>(new FhirAdapter(converter, options));
+      });
 }
 
 // core::Transformer over a Lua transformer (one per pipeline worker).
@@ -138,10 +199,12 @@ absl::StatusOr<std::vector<pipeline::ChannelPlan>> BuildChannelPlans(const confi
         };
         break;
       }
-      case config::TransformerType::kFhir:
-        return absl::UnimplementedError(base::StrCat(
-            ch.location.ToString(), ": channel '", ch.name,
-            "': the fhir transformer (HL7 v2 to FHIR R4) is not available yet (issue #4)"));
+      case config::TransformerType::kFhir: {
+        auto factory = FhirTransformer(ch);
+        if (!factory.ok()) return factory.status();
+        p.transformer = *std::move(factory);
+        break;
+      }
     }
     plans.push_back(std::move(p));
   }
