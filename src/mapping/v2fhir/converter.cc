@@ -99,6 +99,28 @@ class Run {
     if (v.level >= 3) return n == 1 ? Val{v.raw, 3} : Val{{}, 3};
     return {NthPart(v.raw, seps_[v.level], n), v.level + 1};
   }
+  // Every non-empty leaf (component, subcomponent) of `v` in order, unescaped, joined by `sep`.
+  void AppendLeaves(Val v, std::string_view sep, std::string* out) const {
+    if (v.raw.empty()) return;
+    if (v.level >= 3 || v.raw.find(seps_[v.level]) == std::string_view::npos) {
+      if (v.level < 3 && v.level > 0) {
+        // No separator at this level: still look deeper (a component with subcomponents).
+        bool deeper = false;
+        for (int l = v.level + 1; l < 3; ++l) deeper |= v.raw.find(seps_[l]) != std::string_view::npos;
+        if (deeper) return AppendLeaves(Val{v.raw, v.level + 1}, sep, out);
+      } else if (v.level == 0) {
+        return AppendLeaves(Child(v, 1), sep, out);
+      }
+      std::string scratch;
+      std::string_view text = Text(v.raw, &scratch);
+      if (text.empty() || text == "\"\"") return;
+      if (!out->empty()) out->append(sep);
+      out->append(text);
+      return;
+    }
+    int n = PartCount(v.raw, seps_[v.level]);
+    for (int i = 1; i <= n; ++i) AppendLeaves(Child(v, i), sep, out);
+  }
   // Unescaped UTF-8 text of a raw value (a view of the message when nothing needs decoding).
   std::string_view Text(std::string_view raw, std::string* scratch) const {
     char esc = m_.delimiters().escape;
@@ -158,6 +180,14 @@ const MessageMap* Run::ChooseMap(std::string* why) const {
                                ? maps_.FindMessage(o_.type)
                                : maps_.FindEvent(std::string_view(o_.type).substr(0, caret),
                                                  std::string_view(o_.type).substr(caret + 1));
+    if (mm == nullptr && caret == std::string::npos) {
+      // ADT_A04: no map of that name, so the map converting event ADT^A04.
+      size_t underscore = o_.type.find('_');
+      if (underscore != std::string::npos) {
+        mm = maps_.FindEvent(std::string_view(o_.type).substr(0, underscore),
+                             std::string_view(o_.type).substr(underscore + 1));
+      }
+    }
     if (mm == nullptr) *why = base::StrCat("no message map named '", o_.type, "'");
     return mm;
   }
@@ -180,6 +210,7 @@ bool Run::Matches(const MessageEntry& e, size_t seg) const {
   if (m_.segment(seg).name() != e.segment_path.back()) return false;
   int g = s_.grouping.segments[seg].group;
   for (size_t i = e.segment_path.size() - 1; i-- > 0;) {
+    if (e.segment_path[i].empty()) return g == 0;  // ".NTE": a segment of the message itself
     if (g <= 0 || s_.grouping.groups[g].node->name != e.segment_path[i]) return false;
     g = s_.grouping.groups[g].parent;
   }
@@ -234,6 +265,12 @@ Tree::NodeId Run::Resolve(Tree::NodeId base, const ElementPath& p, K leaf) {
       case PathStep::Mode::kIndex:
         n = t_.Element(t_.Member(n, st.name, K::kArray), static_cast<size_t>(st.index), k);
         break;
+      case PathStep::Mode::kLast: {
+        Tree::NodeId arr = t_.Member(n, st.name, K::kArray);
+        size_t count = t_.child_count(arr);
+        n = t_.Element(arr, count == 0 ? 0 : count - 1, k);
+        break;
+      }
       case PathStep::Mode::kWhere:
         n = t_.ElementWhere(t_.Member(n, st.name, K::kArray), st.where_key, st.where_value);
         break;
@@ -306,6 +343,15 @@ void Run::WriteLeaf(const Rule& rule, Val v, Tree::NodeId base, const Vocabulary
   switch (rule.conversion) {
     case Conversion::kString:
     case Conversion::kUri: {
+      if (rule.join) {
+        std::string joined;
+        AppendLeaves(v, *rule.join, &joined);
+        if (joined.empty()) return;
+        Tree::NodeId n = Resolve(base, rule.element, K::kString);
+        t_.SetString(n, joined);
+        Record(n, loc);
+        return;
+      }
       std::string_view text = Text(v.raw, &scratch);
       if (text.empty()) return;
       Tree::NodeId n = Resolve(base, rule.element, K::kString);
@@ -461,7 +507,12 @@ void Run::Apply(const Rule& rule, Val v, Tree::NodeId base, const Vocabulary* in
   } else if (rule.datatype != nullptr && !rule.resource.empty()) {
     // A resource of its own (Practitioner from XCN, Location from PL): id from its HL7 value.
     s_.key.assign(rule.resource);
-    std::string id = fhir::DeterministicId(rule.resource, v.raw);
+    // The datatype map's name is part of the key: one PL gives a Location per level.
+    s_.key.append("|");
+    s_.key.append(rule.datatype->name);
+    s_.key.append("|");
+    s_.key.append(v.raw);
+    std::string id = fhir::DeterministicId(rule.resource, s_.key);
     Tree::NodeId target = Tree::kNone;
     for (const auto& [dep_id, node] : s_.dependents) {
       if (dep_id == id) target = node;
@@ -547,6 +598,7 @@ void Run::ApplyEntry(const MessageEntry& e, size_t seg) {
         inst = static_cast<int>(i);
       }
     }
+    if (inst < 0 && e.merge_scope) inst = Nearest(e.resource, group);
   }
   if (inst < 0) {
     // Business key: the `id` fields, else control id + segment position.

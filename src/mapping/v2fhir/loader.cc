@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <map>
 
 #include "base/file.h"
@@ -79,10 +80,12 @@ absl::StatusOr<ElementPath> ParseElement(std::string_view text) {
         if (step.where_key.empty()) return bad("[key=value] needs a key");
       } else if (append && inside.empty()) {
         step.mode = PathStep::Mode::kAppend;
+      } else if (!append && inside == "last") {
+        step.mode = PathStep::Mode::kLast;
       } else {
         int n = 0;
         if (append || !base::ParseInt(inside, &n) || n < 1) {
-          return bad("expected [+], [n] (1-based), [key=value] or [+key=value]");
+          return bad("expected [+], [n] (1-based), [last], [key=value] or [+key=value]");
         }
         step.mode = PathStep::Mode::kIndex;
         step.index = n - 1;
@@ -167,7 +170,8 @@ class Compiler {
     }
     for (const YAML::Node& r : list) {
       if (!base::CheckKeys(r, {"field", "component", "when", "element", "type", "datatype",
-                               "vocabulary", "components", "value", "resource", "repeat", "note"},
+                               "vocabulary", "components", "value", "resource", "repeat", "join",
+                               "note"},
                            errors, "a rule")) {
         continue;
       }
@@ -269,6 +273,13 @@ class Compiler {
         rule.resource = Scalar(res);
         if (rule.datatype == nullptr) {
           errors.Add(res, "'resource' needs a 'datatype' map that builds the resource");
+          continue;
+        }
+      }
+      if (YAML::Node j = r["join"]; j.IsDefined()) {
+        rule.join = Scalar(j);
+        if (rule.conversion != Conversion::kString) {
+          errors.Add(j, "'join' goes with type: string");
           continue;
         }
       }
@@ -423,7 +434,8 @@ absl::StatusOr<std::shared_ptr<const MapSet>> CompileMaps(const std::vector<MapF
   for (const Loaded& l : messages) {
     YamlErrors e(l.file->display_path);
     const YAML::Node& root = l.root;
-    if (!base::CheckKeys(root, {"message", "structure", "events", "ignore", "resources", "note"},
+    if (!base::CheckKeys(root, {"message", "structure", "events", "ignore", "include", "resources",
+                                "note"},
                          e, "a message map")) {
       flush(e);
       continue;
@@ -444,8 +456,16 @@ absl::StatusOr<std::shared_ptr<const MapSet>> CompileMaps(const std::vector<MapF
         for (const YAML::Node& x : ig) m->ignore.push_back(Scalar(x));
       }
     }
+    if (YAML::Node inc = root["include"]; inc.IsDefined()) {
+      if (!inc.IsSequence()) e.Add(inc, "'include' is a list of message map names like [ADT_A01]");
+      if (inc.IsSequence()) {
+        for (const YAML::Node& x : inc) m->includes.push_back(Scalar(x));
+      }
+    }
     YAML::Node list = root["resources"];
-    if (!IsSeq(list)) e.Add(list.IsDefined() ? list : root, "'resources' must be a list");
+    if (!IsSeq(list) && !(m->includes.size() > 0 && !list.IsDefined())) {
+      e.Add(list.IsDefined() ? list : root, "'resources' must be a list");
+    }
     bool header = false, provenance = false;
     for (const YAML::Node& r : IsSeq(list) ? list : YAML::Node(YAML::NodeType::Sequence)) {
       if (!base::CheckKeys(r, {"segment", "resource", "merge", "map", "when", "id", "references",
@@ -470,8 +490,10 @@ absl::StatusOr<std::shared_ptr<const MapSet>> CompileMaps(const std::vector<MapF
         e.Add(r, "an entry needs 'resource' (the FHIR resource type)");
         continue;
       }
-      if (YAML::Node mg = r["merge"]; mg.IsDefined() && !base::ParseYamlBool(mg, &entry.merge)) {
-        e.Add(mg, "'merge' is true or false");
+      if (YAML::Node mg = r["merge"]; mg.IsDefined() && mg.IsScalar() && mg.Scalar() == "scope") {
+        entry.merge = entry.merge_scope = true;
+      } else if (mg.IsDefined() && !base::ParseYamlBool(mg, &entry.merge)) {
+        e.Add(mg, "'merge' is true, false or scope");
         continue;
       }
       if (YAML::Node mp = r["map"]; mp.IsDefined()) {
@@ -545,7 +567,7 @@ absl::StatusOr<std::shared_ptr<const MapSet>> CompileMaps(const std::vector<MapF
       if (seg == "MSH" && entry.resource == "Provenance") provenance = true;
       m->entries.push_back(std::move(entry));
     }
-    if (e.empty() && (!header || !provenance)) {
+    if (e.empty() && m->includes.empty() && (!header || !provenance)) {
       e.Add(root, "a message map must map MSH to a MessageHeader and to a Provenance");
     }
     if (e.empty()) {
@@ -554,6 +576,51 @@ absl::StatusOr<std::shared_ptr<const MapSet>> CompileMaps(const std::vector<MapF
     }
     flush(e);
   }
+  // Includes: copy the included maps' entries (resolved recursively) before each map's own.
+  absl::flat_hash_map<std::string, bool> resolved;  // name -> done (false: in progress)
+  std::function<bool(MessageMap*)> resolve = [&](MessageMap* m) -> bool {
+    if (auto it = resolved.find(m->name); it != resolved.end()) {
+      if (!it->second) {
+        all_errors.push_back(base::StrCat(m->src.ToString(), ": message map ", m->name,
+                                          " includes itself"));
+      }
+      return it->second;
+    }
+    resolved[m->name] = false;
+    std::vector<MessageEntry> entries;
+    std::vector<std::string> ignore;
+    for (const std::string& name : m->includes) {
+      auto it = set->messages.find(name);
+      if (it == set->messages.end()) {
+        all_errors.push_back(base::StrCat(m->src.ToString(), ": 'include' names no message map '",
+                                          name, "' (messages/", name, ".yaml)"));
+        return false;
+      }
+      if (!resolve(it->second.get())) return false;
+      entries.insert(entries.end(), it->second->entries.begin(), it->second->entries.end());
+      ignore.insert(ignore.end(), it->second->ignore.begin(), it->second->ignore.end());
+    }
+    if (!m->includes.empty()) {
+      entries.insert(entries.end(), m->entries.begin(), m->entries.end());
+      ignore.insert(ignore.end(), m->ignore.begin(), m->ignore.end());
+      m->entries = std::move(entries);
+      m->ignore = std::move(ignore);
+      bool header = false, provenance = false;
+      for (const MessageEntry& x : m->entries) {
+        std::string_view seg = x.segment_path.back();
+        header |= seg == "MSH" && x.resource == "MessageHeader";
+        provenance |= seg == "MSH" && x.resource == "Provenance";
+      }
+      if (!header || !provenance) {
+        all_errors.push_back(base::StrCat(
+            m->src.ToString(), ": a message map must map MSH to a MessageHeader and to a Provenance"));
+        return false;
+      }
+    }
+    resolved[m->name] = true;
+    return true;
+  };
+  for (auto& [name, m] : set->messages) resolve(m.get());
   if (!all_errors.empty()) {
     std::string msg;
     for (const std::string& s : all_errors) {

@@ -47,6 +47,28 @@ TEST(Loader, MessageMapNeedsHeaderAndProvenance) {
   EXPECT_NE(e.find("maps/messages/X_Y.yaml:1:1: a message map must map MSH"), std::string::npos) << e;
 }
 
+TEST(Loader, IncludeCopiesEntriesFirst) {
+  const char* base =
+      "events: [ADT^A01]\nignore: [SFT]\nresources:\n"
+      "  - {segment: MSH, resource: MessageHeader}\n  - {segment: MSH, resource: Provenance}\n";
+  auto r = CompileMaps({F("messages/A_B.yaml", base),
+                        F("messages/A_C.yaml", "events: [ADT^A02]\ninclude: [A_B]\nresources:\n"
+                                               "  - {segment: PID, resource: Patient}\n"),
+                        F("messages/A_D.yaml", "include: [A_C]\n")});
+  ASSERT_TRUE(r.ok()) << r.status();
+  const MessageMap* c = (*r)->FindEvent("ADT", "A02");
+  ASSERT_NE(c, nullptr);
+  ASSERT_EQ(c->entries.size(), 3u);
+  EXPECT_EQ(c->entries[0].resource, "MessageHeader");
+  EXPECT_EQ(c->entries[2].resource, "Patient");
+  EXPECT_EQ(c->ignore, std::vector<std::string>{"SFT"});
+  EXPECT_EQ((*r)->FindMessage("A_D")->entries.size(), 3u);
+  std::string e = Errors({F("messages/X_Y.yaml", "include: [Nope]\n")});
+  EXPECT_NE(e.find("'include' names no message map 'Nope'"), std::string::npos) << e;
+  e = Errors({F("messages/X_Y.yaml", "include: [X_Z]\n"), F("messages/X_Z.yaml", "include: [X_Y]\n")});
+  EXPECT_NE(e.find("includes itself"), std::string::npos) << e;
+}
+
 TEST(Loader, YamlSyntaxError) {
   std::string e = Errors({F("vocabulary/V.yaml", "codes: {a: [\n")});
   EXPECT_NE(e.find("maps/vocabulary/V.yaml:"), std::string::npos) << e;

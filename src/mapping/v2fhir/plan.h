@@ -26,7 +26,9 @@ struct SourceRef {
 
 // One step of an element path: `name`, `name[+]`, `name[2]`, `name[url=X]`, `name[+url=X]`.
 struct PathStep {
-  enum class Mode { kMember, kAppend, kIndex, kWhere, kAppendWhere };
+  // kLast: `name[last]`, the last element (the one a previous rule's [+] appended), created
+  // when the array is empty.
+  enum class Mode { kMember, kAppend, kIndex, kWhere, kAppendWhere, kLast };
   std::string name;
   Mode mode = Mode::kMember;
   int index = 0;  // kIndex, 0-based (written 1-based, like the IG)
@@ -75,6 +77,9 @@ struct Rule {
   std::string resource;  // "Practitioner": the datatype map builds a resource; the element gets a
                          // Reference to it (deterministic id from the HL7 value)
   bool each_repetition = false;  // map every repetition of a repeating field (element has [+])
+  // `join: "--"` (type string): every non-empty component and subcomponent of the value, in
+  // order, joined by this separator (Location.description from a whole PL).
+  std::optional<std::string> join;
 };
 
 struct DatatypeMap {
@@ -128,6 +133,9 @@ struct MessageEntry {
   std::optional<Condition> when;
   std::string resource;  // resource type
   bool merge = false;    // add to the nearest instance of `resource` in scope instead of a new one
+  // `merge: scope`: when the segment's own group has no instance, the nearest one in the
+  // enclosing groups (AIS in SIU's RESOURCES.SERVICE adds to the Appointment of SCH).
+  bool merge_scope = false;
   const SegmentMap* map = nullptr;
   std::vector<KeyPart> id;
   std::vector<Reference> references;
@@ -138,6 +146,9 @@ struct MessageMap {
   std::string structure;  // message structure used for grouping (default: name)
   std::vector<std::string> events;  // "ADT^A01", ...
   std::vector<std::string> ignore;  // segments deliberately not mapped (no warning)
+  // `include: [ADT_A01]`: the entries (and ignores) of these message maps come first, then this
+  // map's own; resolved at load (the included maps' entries are copied).
+  std::vector<std::string> includes;
   SourceRef src;
   std::vector<MessageEntry> entries;
 };
