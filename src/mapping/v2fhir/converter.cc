@@ -359,6 +359,28 @@ void Run::WriteLeaf(const Rule& rule, Val v, Tree::NodeId base, const Vocabulary
       Record(n, loc);
       return;
     }
+    case Conversion::kBase64: {
+      // The whole value as text (components joined as sent), then RFC 4648 base64.
+      std::string_view text = Text(v.raw, &scratch);
+      if (text.empty()) return;
+      static constexpr char kAlphabet[] =
+          "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+      std::string out;
+      out.reserve((text.size() + 2) / 3 * 4);
+      for (size_t i = 0; i < text.size(); i += 3) {
+        uint32_t b = static_cast<uint8_t>(text[i]) << 16;
+        if (i + 1 < text.size()) b |= static_cast<uint8_t>(text[i + 1]) << 8;
+        if (i + 2 < text.size()) b |= static_cast<uint8_t>(text[i + 2]);
+        out.push_back(kAlphabet[(b >> 18) & 63]);
+        out.push_back(kAlphabet[(b >> 12) & 63]);
+        out.push_back(i + 1 < text.size() ? kAlphabet[(b >> 6) & 63] : '=');
+        out.push_back(i + 2 < text.size() ? kAlphabet[b & 63] : '=');
+      }
+      Tree::NodeId n = Resolve(base, rule.element, K::kString);
+      t_.SetString(n, out);
+      Record(n, loc);
+      return;
+    }
     case Conversion::kCode: {
       std::string_view code = Text(Child(v, 1).raw, &scratch);
       if (code.empty()) return;

@@ -110,7 +110,7 @@ bool ParseConversion(std::string_view s, Conversion* out) {
       {"dateTime", Conversion::kDateTime}, {"date", Conversion::kDate},
       {"instant", Conversion::kInstant},   {"time", Conversion::kTime},
       {"Coding", Conversion::kCoding},     {"coding-system", Conversion::kCodingSystem},
-      {"hd-uri", Conversion::kHdUri},
+      {"hd-uri", Conversion::kHdUri},      {"base64", Conversion::kBase64},
   };
   for (const auto& [name, c] : kNames) {
     if (s == name) {

@@ -54,6 +54,7 @@ enum class Conversion {
   kCoding,        // code/display/system from `components` (default 1,2,3), vocabulary-aware
   kCodingSystem,  // a v2 coding system name (LN, SCT, HL70001) -> its URI
   kHdUri,         // HD: urn:oid:HD.2 (HD.3 = ISO), urn:uuid:, a URI in HD.2
+  kBase64,        // unescaped text, base64-encoded (Attachment.data from TX/FT/ST text)
 };
 
 struct DatatypeMap;
