@@ -355,6 +355,11 @@ void Run::WriteLeaf(const Rule& rule, Val v, Tree::NodeId base, const Vocabulary
       std::string_view text = Text(v.raw, &scratch);
       if (text.empty()) return;
       Tree::NodeId n = Resolve(base, rule.element, K::kString);
+      if (!rule.prefix.empty()) {
+        t_.SetString(n, base::StrCat(rule.prefix, text));
+        Record(n, loc);
+        return;
+      }
       t_.SetString(n, text);
       Record(n, loc);
       return;
@@ -385,7 +390,14 @@ void Run::WriteLeaf(const Rule& rule, Val v, Tree::NodeId base, const Vocabulary
       std::string_view code = Text(Child(v, 1).raw, &scratch);
       if (code.empty()) return;
       if (vocab != nullptr) {
-        if (const Concept* c = vocab->Find(code)) code = c->code;
+        // A code element has a closed value set: an unknown code never passes through.
+        if (const Concept* c = vocab->Find(code)) {
+          code = c->code;
+        } else if (!vocab->fallback.empty()) {
+          code = vocab->fallback;
+        } else {
+          return bad(base::StrCat("code not in vocabulary ", vocab->name, ":"), code);
+        }
       }
       Tree::NodeId n = Resolve(base, rule.element, K::kString);
       t_.SetString(n, code);
@@ -522,8 +534,17 @@ void Run::Apply(const Rule& rule, Val v, Tree::NodeId base, const Vocabulary* in
   const Vocabulary* vocab = rule.inherit_vocabulary ? inherited : rule.vocabulary;
   s_.rule_stack.push_back(&rule);
   if (rule.constant) {
-    Tree::NodeId n = Resolve(base, rule.element, K::kString);
-    t_.SetString(n, *rule.constant);
+    Tree::NodeId n;
+    if (rule.conversion == Conversion::kBoolean) {
+      n = Resolve(base, rule.element, K::kBool);
+      t_.SetBool(n, *rule.constant == "true");
+    } else if (rule.conversion == Conversion::kInteger || rule.conversion == Conversion::kDecimal) {
+      n = Resolve(base, rule.element, K::kNumber);
+      t_.SetNumber(n, *rule.constant);
+    } else {
+      n = Resolve(base, rule.element, K::kString);
+      t_.SetString(n, *rule.constant);
+    }
     Loc none;
     Record(n, none);
   } else if (rule.datatype != nullptr && !rule.resource.empty()) {

@@ -171,7 +171,7 @@ class Compiler {
     for (const YAML::Node& r : list) {
       if (!base::CheckKeys(r, {"field", "component", "when", "element", "type", "datatype",
                                "vocabulary", "components", "value", "resource", "repeat", "join",
-                               "note"},
+                               "prefix", "note"},
                            errors, "a rule")) {
         continue;
       }
@@ -238,8 +238,14 @@ class Compiler {
           continue;
         }
       }
-      if (kinds != 1) {
-        errors.Add(r, "a rule needs exactly one of 'type', 'datatype' or 'value'");
+      // A typed constant: `value: "true", type: boolean` (also integer, decimal).
+      bool typed_constant = rule.constant && kinds == 2 && rule.datatype == nullptr &&
+                            (rule.conversion == Conversion::kBoolean ||
+                             rule.conversion == Conversion::kInteger ||
+                             rule.conversion == Conversion::kDecimal);
+      if (kinds != 1 && !typed_constant) {
+        errors.Add(r, "a rule needs exactly one of 'type', 'datatype' or 'value' (a 'value' may "
+                      "have type boolean, integer or decimal)");
         continue;
       }
       if (YAML::Node v = r["vocabulary"]; v.IsDefined()) {
@@ -283,6 +289,13 @@ class Compiler {
           continue;
         }
       }
+      if (YAML::Node pf = r["prefix"]; pf.IsDefined()) {
+        rule.prefix = Scalar(pf);
+        if (rule.conversion != Conversion::kString && rule.conversion != Conversion::kUri) {
+          errors.Add(pf, "'prefix' goes with type: string or uri");
+          continue;
+        }
+      }
       rule.each_repetition = rule.element.appends;
       if (YAML::Node rep = r["repeat"]; rep.IsDefined()) {
         std::string v = Scalar(rep);
@@ -321,7 +334,7 @@ std::string Stem(const std::string& rel) {
 
 void LoadVocabulary(const Loaded& l, MapSet* set, YamlErrors& errors) {
   const YAML::Node& root = l.root;
-  if (!base::CheckKeys(root, {"vocabulary", "table", "system", "codes", "note"}, errors,
+  if (!base::CheckKeys(root, {"vocabulary", "table", "system", "codes", "default", "note"}, errors,
                        "a vocabulary map")) {
     return;
   }
@@ -330,6 +343,7 @@ void LoadVocabulary(const Loaded& l, MapSet* set, YamlErrors& errors) {
   v->src = Ref(l.file->display_path, root);
   v->table = Scalar(root["table"]);
   v->system = Scalar(root["system"]);
+  v->fallback = Scalar(root["default"]);
   YAML::Node codes = root["codes"];
   if (!codes.IsDefined() || !codes.IsMap()) {
     errors.Add(codes.IsDefined() ? codes : root, "'codes' must be a mapping of v2 code -> FHIR code");

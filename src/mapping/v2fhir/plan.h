@@ -81,6 +81,9 @@ struct Rule {
   // `join: "--"` (type string): every non-empty component and subcomponent of the value, in
   // order, joined by this separator (Location.description from a whole PL).
   std::optional<std::string> join;
+  // `prefix: "http://..."` (type string/uri): written before the value (a namespace id made a
+  // system URI under a site's base).
+  std::string prefix;
 };
 
 struct DatatypeMap {
@@ -106,6 +109,9 @@ struct Vocabulary {
   std::string name;    // "AdministrativeSex"
   std::string table;   // "0001": unknown codes get http://terminology.hl7.org/CodeSystem/v2-0001
   std::string system;  // system of the mapped codes
+  // `default: CODE`: what `type: code` writes for a code the map does not know (FHIR code
+  // elements have closed value sets); without it such a code is left out with a diagnostic.
+  std::string fallback;
   SourceRef src;
   absl::flat_hash_map<std::string, Concept> codes;
   const Concept* Find(std::string_view code) const {
