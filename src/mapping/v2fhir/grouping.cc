@@ -23,6 +23,7 @@ struct Frame {
   int group;
   int index = -1;  // current child
   int count = 0;   // times the current child matched
+  std::vector<bool> seen = {};  // children matched in this group instance
 };
 
 class Placer {
@@ -42,6 +43,19 @@ class Placer {
   bool TryFrame(int f, std::string_view name) {
     Frame& frame = stack_[f];
     const auto& children = *frame.children;
+    if (frame.seen.size() != children.size()) frame.seen.assign(children.size(), false);
+    // A required segment that was skipped in this group instance and comes late (OBR after the
+    // ORC's PRT and an OBX) belongs here, not to a new instance of the group.
+    for (int j = 0; j < frame.index; ++j) {
+      const StructureNode& child = children[j];
+      if (child.group || child.min < 1 || frame.seen[j] || child.name != name) continue;
+      frame.seen[j] = true;
+      frame.index = j;  // what follows it (NTE, TQ1, OBX) continues from its place
+      frame.count = 1;
+      stack_.resize(f + 1);
+      out_->segments.push_back({stack_[f].group, &child});
+      return true;
+    }
     for (int j = frame.index < 0 ? 0 : frame.index; j < static_cast<int>(children.size()); ++j) {
       const StructureNode& child = children[j];
       bool current = j == frame.index;
@@ -51,6 +65,8 @@ class Placer {
       Frame& fr = stack_[f];
       fr.count = current ? fr.count + 1 : 1;
       fr.index = j;
+      if (fr.seen.size() != children.size()) fr.seen.assign(children.size(), false);
+      fr.seen[j] = true;
       if (!child.group) {
         out_->segments.push_back({fr.group, &child});
         return true;

@@ -20,6 +20,31 @@ std::vector<std::string> Paths(std::string_view text) {
   return out;
 }
 
+TEST(Grouping, LateRequiredSegmentJoinsItsGroupInstance) {
+  // OBR is required in ORDER_OBSERVATION; coming after the ORC and an OBX it belongs to the
+  // ORC's group instance (not a new ORDER_OBSERVATION), and what follows continues from it.
+  auto p = Paths(
+      "MSH|^~\\&|A|B|C|D|20240101||ORU^R01^ORU_R01|1|P|2.5.1\r"
+      "PID|1||1\r"
+      "ORC|NW|P1\r"
+      "OBX|1|ST|A||early\r"
+      "OBR|1|P1\r"
+      "NTE|1||order note\r"
+      "OBX|2|ST|B||late\r"
+      "OBR|2|P2\r");
+  std::vector<std::string> want = {
+      "MSH #0",
+      "PATIENT_RESULT.PATIENT.PID #2",
+      "PATIENT_RESULT.ORDER_OBSERVATION.ORC #3",
+      "PATIENT_RESULT.ORDER_OBSERVATION.OBSERVATION.OBX #4",
+      "PATIENT_RESULT.ORDER_OBSERVATION.OBR #3",
+      "PATIENT_RESULT.ORDER_OBSERVATION.NTE #3",
+      "PATIENT_RESULT.ORDER_OBSERVATION.OBSERVATION.OBX #5",
+      "PATIENT_RESULT.ORDER_OBSERVATION.OBR #6",
+  };
+  EXPECT_EQ(p, want);
+}
+
 TEST(Grouping, OruObservationsNotesSpecimensRepeatedOrders) {
   auto p = Paths(
       "MSH|^~\\&|A|B|C|D|20240101||ORU^R01^ORU_R01|1|P|2.5.1\r"
