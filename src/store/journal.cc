@@ -66,15 +66,25 @@ absl::Status Journal::RecordEvent(int64_t id, std::string state, std::string rea
   });
 }
 
-absl::Status Journal::WriteEvent(db::Connection& conn, int64_t id, int64_t at_micros,
-                                 std::string_view state, std::string_view reason) {
+namespace {
+
+// The event row only; WriteEvent also moves the message's state.
+absl::Status InsertEvent(db::Connection& conn, int64_t id, int64_t at_micros,
+                         std::string_view state, std::string_view reason) {
   ISTHMUS_ASSIGN_OR_RETURN(db::Statement* ev, conn.PrepareCached(
       "INSERT INTO message_events (message_id, at, state, reason) VALUES (?, ?, ?, ?)"));
   ev->BindInt64(1, id);
   ev->BindInt64(2, at_micros);
   ev->BindText(3, state);
   ev->BindText(4, reason);
-  ISTHMUS_RETURN_IF_ERROR(ev->Step().status());
+  return ev->Step().status();
+}
+
+}  // namespace
+
+absl::Status Journal::WriteEvent(db::Connection& conn, int64_t id, int64_t at_micros,
+                                 std::string_view state, std::string_view reason) {
+  ISTHMUS_RETURN_IF_ERROR(InsertEvent(conn, id, at_micros, state, reason));
   ISTHMUS_ASSIGN_OR_RETURN(db::Statement* up, conn.PrepareCached(
       "UPDATE messages SET state = ? WHERE id = ?"));
   up->BindText(1, state);
@@ -109,7 +119,7 @@ absl::Status Journal::Insert(db::Connection& conn, const IncomingMessage& m, App
   }
   ISTHMUS_ASSIGN_OR_RETURN(db::Statement* ins, conn.PrepareCached(
       "INSERT INTO messages (channel, sender, control_id, message_type, peer, received_at, "
-      "state, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"));
+      "state) VALUES (?, ?, ?, ?, ?, ?, ?)"));
   ins->BindText(1, m.channel);
   ins->BindText(2, m.sender);
   ins->BindText(3, m.control_id);
@@ -117,11 +127,17 @@ absl::Status Journal::Insert(db::Connection& conn, const IncomingMessage& m, App
   ins->BindText(5, m.peer);
   ins->BindInt64(6, now);
   ins->BindText(7, m.state);
-  ins->BindBlob(8, m.raw);
   ISTHMUS_RETURN_IF_ERROR(ins->Step().status());
   int64_t id = conn.LastInsertId();
-  ISTHMUS_RETURN_IF_ERROR(WriteEvent(conn, id, now, m.state,
-                                     m.reason.empty() ? base::StrCat("from ", m.peer) : m.reason));
+  ISTHMUS_ASSIGN_OR_RETURN(db::Statement* body, conn.PrepareCached(
+      "INSERT INTO message_bodies (id, raw) VALUES (?, ?)"));
+  body->BindInt64(1, id);
+  body->BindBlob(2, m.raw);
+  ISTHMUS_RETURN_IF_ERROR(body->Step().status());
+  // The row was inserted with this state: only the event is new (an UPDATE would rewrite the
+  // row, raw bytes included, for nothing).
+  ISTHMUS_RETURN_IF_ERROR(InsertEvent(conn, id, now, m.state,
+                                      m.reason.empty() ? base::StrCat("from ", m.peer) : m.reason));
   *out = AppendResult{id, false};
   return absl::OkStatus();
 }
@@ -129,7 +145,8 @@ absl::Status Journal::Insert(db::Connection& conn, const IncomingMessage& m, App
 absl::StatusOr<MessageRecord> Journal::Get(int64_t id) const {
   std::lock_guard<std::mutex> lock(read_mu_);
   ISTHMUS_ASSIGN_OR_RETURN(auto q, reader_->Prepare(
-      base::StrCat("SELECT ", kSummaryColumns, ", raw FROM messages WHERE id = ?")));
+      base::StrCat("SELECT ", kSummaryColumns, ", (SELECT raw FROM message_bodies b WHERE "
+                   "b.id = messages.id) FROM messages WHERE id = ?")));
   q->BindInt64(1, id);
   ISTHMUS_ASSIGN_OR_RETURN(bool row, q->Step());
   if (!row) return absl::NotFoundError(base::StrCat("no message with id ", id));

@@ -4,7 +4,9 @@
 #include <future>
 #include <thread>
 
+#include "db/sqlite.h"
 #include "gtest/gtest.h"
+#include "store/schema.h"
 
 namespace isthmus::store {
 namespace {
@@ -175,6 +177,34 @@ TEST_F(JournalTest, FailingOpRollsBackAloneWithinAGroup) {
   int64_t total = 0;
   ASSERT_TRUE((*j)->List(MessageQuery{}, &total).ok());
   EXPECT_EQ(total, 2);
+}
+
+TEST_F(JournalTest, MigrationThreeMovesBodiesOutOfTheMessageRows) {
+  // A store written before migration 3: the raw bytes in the messages row.
+  writer_.reset();
+  std::filesystem::remove_all(dir_);
+  std::filesystem::create_directories(dir_);
+  {
+    auto conn = db::OpenSqlite(path_);
+    ASSERT_TRUE(conn.ok()) << conn.status();
+    std::vector<std::string_view> first_two(SchemaMigrations().begin(),
+                                            SchemaMigrations().begin() + 2);
+    ASSERT_TRUE(db::Migrate(**conn, first_two).ok());
+    ASSERT_TRUE((*conn)->Exec(
+        "INSERT INTO messages (channel, sender, control_id, message_type, peer, received_at, "
+        "state, raw) VALUES ('default', 'LAB', 'OLD1', 'ADT^A01', 'p', 1, 'processed', "
+        "'MSH|old body')").ok());
+  }
+  writer_ = std::move(Writer::Open(path_)).value();  // migrates to the current schema
+  auto j = OpenJournal();
+  ASSERT_TRUE(j.ok());
+  auto old = (*j)->Get(1);
+  ASSERT_TRUE(old.ok()) << old.status();
+  EXPECT_EQ(old->raw, "MSH|old body");
+  EXPECT_EQ(old->state, "processed");
+  auto r = (*j)->AppendAndWait(Msg("NEW1"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ((*j)->Get(r->id)->raw, Msg("NEW1").raw);
 }
 
 }  // namespace

@@ -84,8 +84,9 @@ namespace {
 constexpr char kItemColumns[] =
     "SELECT q.id, q.message_id, q.partition_key, q.attempt, q.next_attempt_at, "
     "q.enqueued_at, q.last_error, m.channel, m.control_id, m.message_type, "
-    "COALESCE(q.payload, m.raw), q.lease_owner, q.lease_until "
-    "FROM queue q JOIN messages m ON m.id = q.message_id ";
+    "COALESCE(q.payload, b.raw), q.lease_owner, q.lease_until "
+    "FROM queue q JOIN messages m ON m.id = q.message_id "
+    "JOIN message_bodies b ON b.id = q.message_id ";
 
 // Reads the current row of a kItemColumns query.
 QueueItem ReadItem(db::Statement* q, std::string_view destination) {
