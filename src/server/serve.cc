@@ -67,7 +67,19 @@ absl::StatusOr<config::Config> LoadWithOverrides(const ServeOptions& opts) {
 int RunServe(const ServeOptions& opts) {
   auto cfg = LoadWithOverrides(opts);
   if (!cfg.ok()) return Fail(std::string(cfg.status().message()));
-  for (const std::string& w : cfg->warnings) std::fprintf(stderr, "isthmus serve: warning: %s\n", w.c_str());
+  if (opts.config.empty()) {
+    // The embedded default has no destinations on purpose: say what it does instead of warning.
+    std::fprintf(stderr,
+                 "isthmus serve: no --config: the embedded default journals every message "
+                 "received on MLLP %s and ACKs it once durable (store in %s); see "
+                 "docs/configuration.md to add channels and destinations\n",
+                 cfg->listeners.empty() ? "-" : cfg->listeners[0].address.c_str(),
+                 cfg->server.data_dir.c_str());
+  } else {
+    for (const std::string& w : cfg->warnings) {
+      std::fprintf(stderr, "isthmus serve: warning: %s\n", w.c_str());
+    }
+  }
 
   int threads = cfg->server.threads > 0 ? cfg->server.threads
                                         : static_cast<int>(std::thread::hardware_concurrency());
