@@ -356,7 +356,12 @@ void Run::WriteLeaf(const Rule& rule, Val v, Tree::NodeId base, const Vocabulary
       if (text.empty()) return;
       Tree::NodeId n = Resolve(base, rule.element, K::kString);
       if (!rule.prefix.empty()) {
-        t_.SetString(n, base::StrCat(rule.prefix, text));
+        // A URI has no whitespace: "IA PHIMS Stage" -> <prefix>IA-PHIMS-Stage.
+        std::string uri = base::StrCat(rule.prefix, text);
+        for (size_t i = rule.prefix.size(); i < uri.size(); ++i) {
+          if (uri[i] == ' ' || uri[i] == '\t') uri[i] = '-';
+        }
+        t_.SetString(n, uri);
         Record(n, loc);
         return;
       }

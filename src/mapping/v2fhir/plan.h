@@ -81,8 +81,8 @@ struct Rule {
   // `join: "--"` (type string): every non-empty component and subcomponent of the value, in
   // order, joined by this separator (Location.description from a whole PL).
   std::optional<std::string> join;
-  // `prefix: "http://..."` (type string/uri): written before the value (a namespace id made a
-  // system URI under a site's base).
+  // `prefix: "http://..."` (type string/uri): written before the value, whose blanks become '-'
+  // (a namespace id made a system URI under a site's base).
   std::string prefix;
 };
 
