@@ -1,0 +1,61 @@
+#include "fhirpath/fhirpath.h"
+
+#include "gtest/gtest.h"
+
+namespace isthmus::fhirpath {
+namespace {
+
+const char kPatient[] = R"({
+  "resourceType": "Patient", "id": "p1", "active": true, "birthDate": "1974-12-25",
+  "name": [{"use": "official", "family": "Chalmers", "given": ["Peter", "James"]},
+           {"use": "usual", "given": ["Jim"], "_given": [{"extension": [{"url": "u", "valueString": "x"}]}]}],
+  "deceasedBoolean": false,
+  "contained": [{"resourceType": "Practitioner", "id": "pr1"}],
+  "generalPractitioner": [{"reference": "#pr1"}, {"reference": "Organization/o1"}]
+})";
+
+class FhirpathTest : public testing::Test {
+ protected:
+  void SetUp() override { doc_.Parse(kPatient); }
+  std::string Eval(std::string_view text) {
+    auto e = Expression::Compile(text);
+    if (!e.ok()) return "compile: " + std::string(e.status().message());
+    auto r = Evaluate(*e, doc_);
+    if (!r.ok()) return "eval: " + std::string(r.status().message());
+    return ToJson(*r);
+  }
+  rapidjson::Document doc_;
+};
+
+TEST_F(FhirpathTest, Navigation) {
+  EXPECT_EQ(Eval("Patient.name.family"), R"([{"type":"string","value":"Chalmers"}])");
+  EXPECT_EQ(Eval("name.given.count()"), R"([{"type":"integer","value":3}])");
+  EXPECT_EQ(Eval("Patient.birthDate"), R"([{"type":"date","value":"1974-12-25"}])");
+  EXPECT_EQ(Eval("Patient.deceased"), R"([{"type":"boolean","value":false}])");
+  EXPECT_EQ(Eval("Patient.name[1].given.extension('u').value"),
+            R"([{"type":"string","value":"x"}])");
+}
+
+TEST_F(FhirpathTest, Resolve) {
+  EXPECT_EQ(Eval("Patient.generalPractitioner.resolve().id"),
+            R"([{"type":"string","value":"pr1"}])");
+  EXPECT_EQ(Eval("Patient.generalPractitioner.where(resolve() is Organization).count()"),
+            R"([{"type":"integer","value":1}])");
+}
+
+TEST_F(FhirpathTest, Errors) {
+  EXPECT_EQ(Eval("Patient.name.given1").substr(0, 5), "eval:");
+  EXPECT_EQ(Eval("1 +").substr(0, 8), "compile:");
+  EXPECT_EQ(Eval("name.nosuch()").substr(0, 8), "compile:");
+  EXPECT_EQ(Eval("(1 | 2) + 1").substr(0, 5), "eval:");
+}
+
+TEST_F(FhirpathTest, Arithmetic) {
+  EXPECT_EQ(Eval("0.1 + 0.2 = 0.3"), R"([{"type":"boolean","value":true}])");
+  EXPECT_EQ(Eval("@2014-01-31 + 1 month"), R"([{"type":"date","value":"2014-02-28"}])");
+  EXPECT_EQ(Eval("1 'kg' = 1000 'g'"), R"([{"type":"boolean","value":true}])");
+  EXPECT_EQ(Eval("@2012-04-15 = @2012-04-15T10:00"), "[]");
+}
+
+}  // namespace
+}  // namespace isthmus::fhirpath
