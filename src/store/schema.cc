@@ -77,6 +77,32 @@ CREATE TABLE message_bodies (
 INSERT INTO message_bodies (id, raw) SELECT id, raw FROM messages;
 ALTER TABLE messages DROP COLUMN raw;
 )sql",
+      // 4: the FHIR resource store (store/fhir_store.h). Every version of every resource, in
+      // write order (seq), and a pointer to each resource's current version. A deletion is a
+      // version with deleted = 1 and an empty body. Search index tables come with search.
+      R"sql(
+CREATE TABLE fhir_resource_versions (
+  seq INTEGER PRIMARY KEY,
+  type TEXT NOT NULL,
+  id TEXT NOT NULL,
+  version_id INTEGER NOT NULL,
+  last_updated INTEGER NOT NULL,
+  deleted INTEGER NOT NULL,
+  method TEXT NOT NULL,
+  body TEXT NOT NULL,
+  UNIQUE (type, id, version_id)
+);
+CREATE INDEX fhir_resource_versions_by_type ON fhir_resource_versions (type, seq);
+CREATE TABLE fhir_resources (
+  type TEXT NOT NULL,
+  id TEXT NOT NULL,
+  version_id INTEGER NOT NULL,
+  last_updated INTEGER NOT NULL,
+  deleted INTEGER NOT NULL,
+  version_seq INTEGER NOT NULL REFERENCES fhir_resource_versions(seq),
+  PRIMARY KEY (type, id)
+);
+)sql",
   };
   return kMigrations;
 }

@@ -1,0 +1,202 @@
+// The built-in FHIR R4 resource store: current resources and every version of them, in the same
+// database as the journal and the queues (so the fhir_local destination applies a Bundle and
+// acks its queue row in one transaction: exactly once).
+//
+// Layout (schema migration 4, store/schema.cc): `fhir_resource_versions` holds every version
+// (seq = global write order, type, id, version_id, last_updated, deleted, method, body JSON);
+// `fhir_resources` points at the current version of each (type, id). A deletion is a version
+// with deleted = 1 and an empty body (a tombstone): a read afterwards says "deleted" (410).
+// Portable SQL (SQLite now, PostgreSQL later).
+//
+// Writes. Every write goes through the store Writer (store/writer.h) and returns once committed
+// (synchronous=FULL: it survives a process crash and a power loss); before the commit nothing
+// of it is visible or kept. The server sets `id` (create), `meta.versionId` (1, 2, ...) and
+// `meta.lastUpdated` (the commit group's time, millisecond precision); other `meta` members the
+// client sent (tags, profiles) are kept. JSON numbers are stored as written (1.50 stays 1.50).
+//
+// Validation, for now: well-formed JSON, a JSON object with a known R4 resourceType
+// (FhirResourceTypes(), generated from the R4 StructureDefinitions), id syntax
+// [A-Za-z0-9\-\.]{1,64}, the body's id equal to the URL's on update. No schema/profile
+// validation yet (docs/fhir-server.md).
+//
+// Errors (absl status codes; the REST layer maps them to HTTP):
+//   kInvalidArgument     malformed JSON or resource, bad Bundle (400)
+//   kNotFound            no such resource or version (404); a deleted resource is NOT an error
+//                        for Read: it returns the tombstone (deleted = true, 410 at the REST API)
+//   kFailedPrecondition  If-Match version conflict, and only that (412)
+//   kUnimplemented       a Bundle entry asks for something not implemented (conditional
+//                        operations, search, PATCH) (501)
+//   others               store failures (kUnavailable: busy, retry)
+// Error messages name Bundle entries by index, element paths and resource types, never values
+// from the resource (they may end up in dead-letter reasons, which must hold no PHI).
+//
+// Search indexing hook: FhirStoreOptions::indexer, when set, is called inside the same
+// transaction for every version written (FhirIndexer::OnWrite), after the version's rows; a
+// failure fails the write (and, in a transaction Bundle, the whole Bundle).
+//
+// Thread-safety: all methods are safe from any thread. Reads use a small pool of reader
+// connections (WAL: they see the last committed state).
+//
+// Example:
+//   ISTHMUS_ASSIGN_OR_RETURN(auto fhir, FhirStore::Open(writer));
+//   ISTHMUS_ASSIGN_OR_RETURN(FhirWriteResult w, fhir->Create("Patient", R"({"resourceType":"Patient"})"));
+//   ISTHMUS_ASSIGN_OR_RETURN(FhirVersion v, fhir->Read("Patient", w.version.id));
+//   // In a writer op of your own (the fhir_local destination):
+//   ISTHMUS_ASSIGN_OR_RETURN(FhirTransactionResult r, fhir->ApplyTransaction(conn, bundle_json));
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "base/clock.h"
+#include "db/db.h"
+#include "store/writer.h"
+
+namespace isthmus::store {
+
+// The FHIR R4 (4.0.1) resource type names, sorted (146 of them).
+std::span<const std::string_view> FhirResourceTypes();
+bool IsFhirResourceType(std::string_view type);
+// [A-Za-z0-9\-\.]{1,64}
+bool IsValidFhirId(std::string_view id);
+// FHIR instant with millisecond precision, UTC: 2024-01-15T10:30:00.123Z
+std::string FhirInstant(int64_t micros);
+// The HTTP status for a store error (kInvalidArgument 400, kNotFound 404, kFailedPrecondition
+// 412, kUnimplemented 501, kUnavailable/kResourceExhausted 503, else 500) and its reason phrase.
+int FhirHttpStatus(const absl::Status& s);
+std::string_view HttpReasonPhrase(int status);
+// An OperationOutcome with one issue (severity error, code by FhirIssueCode, the message as
+// diagnostics), compact JSON.
+std::string FhirOperationOutcome(const absl::Status& s);
+// FHIR issue-type code for a status: invalid, not-found, conflict, not-supported, transient,
+// exception.
+std::string_view FhirIssueCode(const absl::Status& s);
+// Re-writes FHIR JSON indented (numbers kept as written). kInvalidArgument for malformed JSON.
+absl::StatusOr<std::string> FhirJsonPretty(std::string_view json);
+
+// One version of a resource.
+struct FhirVersion {
+  int64_t seq = 0;  // global write order (history paging)
+  std::string type, id;
+  int64_t version_id = 0;
+  int64_t last_updated_micros = 0;
+  bool deleted = false;
+  std::string method;  // the interaction that wrote it: POST, PUT or DELETE
+  std::string json;    // the resource with id and meta; empty for a deletion
+};
+
+struct FhirWriteResult {
+  FhirVersion version;   // version_id 0: nothing was written (deleting what is not there)
+  bool created = false;  // a new resource (or one that was deleted) rather than a new version
+};
+
+// Optional checks of a write.
+struct FhirWriteOptions {
+  int64_t if_match_version = 0;  // > 0: the current version must be this one (412 otherwise)
+};
+
+struct FhirHistoryQuery {
+  std::string type;          // "" = the whole system
+  std::string id;            // "" = every resource of `type`
+  int64_t since_micros = 0;  // > 0: only versions with last_updated >= this (_since)
+  int count = 50;            // page size (_count), clamped to [1, 1000]
+  int64_t before_seq = 0;    // paging: only versions written before this seq (0 = from newest)
+};
+
+struct FhirHistoryPage {
+  std::vector<FhirVersion> versions;  // newest first
+  int64_t next_before_seq = 0;        // for the next page; 0 when this is the last
+};
+
+struct FhirTransactionOptions {
+  bool return_resources = false;  // entry.resource in the response (Prefer: return=representation)
+};
+
+struct FhirTransactionResult {
+  bool batch = false;
+  std::string response_json;  // Bundle of type transaction-response / batch-response
+  int failed_entries = 0;     // batch only: entries that failed (each has response.outcome)
+  std::string first_failure;  // batch only: the first failed entry's error (no PHI)
+};
+
+// The search-index hook (see the top comment). Implementations must only use `conn`.
+class FhirIndexer {
+ public:
+  virtual ~FhirIndexer() = default;
+  // `v` was just written (v.deleted: its index rows should go; v.json: the new current body).
+  virtual absl::Status OnWrite(db::Connection& conn, const FhirVersion& v) = 0;
+};
+
+struct FhirStoreOptions {
+  base::Clock* clock = &base::RealClock::Get();
+  FhirIndexer* indexer = nullptr;  // must outlive the store
+  int max_readers = 8;             // idle reader connections kept
+};
+
+class FhirStore {
+ public:
+  // `writer` must outlive the store; its database has migration 4 applied (Writer::Open does).
+  static absl::StatusOr<std::unique_ptr<FhirStore>> Open(Writer& writer,
+                                                         FhirStoreOptions opts = {});
+
+  // POST /{type}: a new resource with a server-assigned id (any id in the body is ignored).
+  absl::StatusOr<FhirWriteResult> Create(std::string_view type, std::string_view json);
+  // PUT /{type}/{id}: a new version, or the resource created with that id (created = true).
+  absl::StatusOr<FhirWriteResult> Update(std::string_view type, std::string_view id,
+                                         std::string_view json, FhirWriteOptions o = {});
+  // DELETE /{type}/{id}: a tombstone version. Deleting what does not exist or is already
+  // deleted writes nothing (version_id 0) and is not an error.
+  absl::StatusOr<FhirWriteResult> Delete(std::string_view type, std::string_view id,
+                                         FhirWriteOptions o = {});
+
+  // The current version; a deleted resource returns its tombstone (deleted = true).
+  absl::StatusOr<FhirVersion> Read(std::string_view type, std::string_view id) const;
+  absl::StatusOr<FhirVersion> VRead(std::string_view type, std::string_view id,
+                                    int64_t version_id) const;
+  absl::StatusOr<FhirHistoryPage> History(const FhirHistoryQuery& q) const;
+  // Current, not deleted resources of `type` with id > after_id, by id (trivial search).
+  absl::StatusOr<std::vector<FhirVersion>> List(std::string_view type, std::string_view after_id,
+                                                int limit) const;
+
+  // POST / with a transaction or batch Bundle, in a writer op of its own. A transaction that
+  // fails returns the failing entry's error and leaves nothing behind.
+  absl::StatusOr<FhirTransactionResult> Transaction(std::string_view bundle_json,
+                                                    FhirTransactionOptions o = {});
+  // A piece of a writer op (runs on the writer thread, inside the caller's transaction):
+  // applies a transaction Bundle (every entry or, with an error, none: the caller's op must
+  // fail so its SAVEPOINT rolls back) or a batch Bundle (each entry in its own SAVEPOINT).
+  // Transaction: POST entries get new ids and their urn:uuid/urn:oid fullUrls are rewritten in
+  // every `reference` of the Bundle; entries are applied DELETE, POST, PUT, GET, and answered in
+  // request order.
+  absl::StatusOr<FhirTransactionResult> ApplyTransaction(db::Connection& conn,
+                                                         std::string_view bundle_json,
+                                                         FhirTransactionOptions o = {});
+
+  base::Clock& clock() const { return *opts_.clock; }
+
+ private:
+  class ReaderLease;
+  FhirStore(Writer& writer, FhirStoreOptions opts);
+  absl::StatusOr<std::unique_ptr<db::Connection>> AcquireReader() const;
+  void ReleaseReader(std::unique_ptr<db::Connection> conn) const;
+  std::string NewId();
+  int64_t NowMillisAsMicros() const;
+
+  Writer& writer_;
+  const FhirStoreOptions opts_;
+  std::mutex id_mu_;
+  std::mt19937_64 rng_;  // guarded by id_mu_
+  mutable std::mutex readers_mu_;
+  mutable std::vector<std::unique_ptr<db::Connection>> readers_;  // guarded by readers_mu_
+
+  friend struct FhirOp;
+};
+
+}  // namespace isthmus::store

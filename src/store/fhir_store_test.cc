@@ -1,0 +1,393 @@
+#include "store/fhir_store.h"
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "rapidjson/document.h"
+
+namespace isthmus::store {
+namespace {
+
+using ::testing::HasSubstr;
+
+rapidjson::Document Json(const std::string& s) {
+  rapidjson::Document d;
+  d.Parse(s.c_str(), s.size());
+  EXPECT_FALSE(d.HasParseError()) << s;
+  return d;
+}
+
+class FhirStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::path(::testing::TempDir()) /
+           ("fhir_store_" +
+            std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    writer_ = std::move(Writer::Open((dir_ / "isthmus.db").string())).value();
+    FhirStoreOptions o;
+    o.clock = &clock_;
+    store_ = std::move(FhirStore::Open(*writer_, o)).value();
+  }
+  int64_t Count(const std::string& sql) {
+    auto conn = std::move(writer_->OpenReader()).value();
+    auto q = std::move(conn->Prepare(sql)).value();
+    EXPECT_TRUE(q->Step().value());
+    return q->ColumnInt64(0);
+  }
+
+  std::filesystem::path dir_;
+  base::FakeClock clock_;
+  std::unique_ptr<Writer> writer_;
+  std::unique_ptr<FhirStore> store_;
+};
+
+TEST(FhirResourceTypes, AreTheR4List) {
+  auto all = FhirResourceTypes();
+  EXPECT_EQ(all.size(), 146u);
+  EXPECT_TRUE(IsFhirResourceType("Patient"));
+  EXPECT_TRUE(IsFhirResourceType("VisionPrescription"));
+  EXPECT_FALSE(IsFhirResourceType("Resource"));           // abstract
+  EXPECT_FALSE(IsFhirResourceType("DomainResource"));     // abstract
+  EXPECT_FALSE(IsFhirResourceType("SubscriptionStatus")); // R4B
+  EXPECT_FALSE(IsFhirResourceType("patient"));
+  // The same names as the R4 JSON schema in the shared corpus, when it is there.
+  std::ifstream in(std::string(ISTHMUS_CORPUS_DIR) + "/fhir-r4-definitions/fhir.schema.json");
+  if (!in) GTEST_SKIP() << "corpus fhir.schema.json not found";
+  std::stringstream ss;
+  ss << in.rdbuf();
+  rapidjson::Document schema = Json(ss.str());
+  std::set<std::string> expected, got;
+  for (const auto& m : schema["discriminator"]["mapping"].GetObject()) {
+    expected.insert(m.name.GetString());
+  }
+  for (std::string_view t : all) got.insert(std::string(t));
+  EXPECT_EQ(got, expected);
+}
+
+TEST(FhirIds, Syntax) {
+  EXPECT_TRUE(IsValidFhirId("abc-DEF.123"));
+  EXPECT_TRUE(IsValidFhirId(std::string(64, 'a')));
+  EXPECT_FALSE(IsValidFhirId(std::string(65, 'a')));
+  EXPECT_FALSE(IsValidFhirId(""));
+  EXPECT_FALSE(IsValidFhirId("a_b"));
+  EXPECT_FALSE(IsValidFhirId("a/b"));
+}
+
+TEST_F(FhirStoreTest, CreateAssignsIdAndMetaAndKeepsNumbersAsWritten) {
+  auto w = store_->Create(
+      "Observation",
+      R"({"resourceType":"Observation","id":"ignored","meta":{"versionId":"9","tag":[{"code":"t"}]},)"
+      R"("status":"final","valueQuantity":{"value":1.50,"unit":"mg"},"code":{"text":"x"}})");
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_TRUE(w->created);
+  EXPECT_EQ(w->version.version_id, 1);
+  EXPECT_NE(w->version.id, "ignored");
+  EXPECT_TRUE(IsValidFhirId(w->version.id));
+  EXPECT_EQ(w->version.json.substr(0, 50).find(R"("resourceType":"Observation","id":")"), 1u);
+  EXPECT_THAT(w->version.json, HasSubstr(R"("value":1.50)"));
+  auto d = Json(w->version.json);
+  EXPECT_STREQ(d["meta"]["versionId"].GetString(), "1");
+  EXPECT_STREQ(d["meta"]["lastUpdated"].GetString(), "2023-11-14T22:13:20.000Z");
+  EXPECT_STREQ(d["meta"]["tag"][0]["code"].GetString(), "t");
+  auto r = store_->Read("Observation", w->version.id);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->json, w->version.json);
+  EXPECT_FALSE(r->deleted);
+}
+
+TEST_F(FhirStoreTest, ValidationErrors) {
+  EXPECT_EQ(store_->Create("Patient", "{not json").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->Create("Patient", "[]").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->Create("Patient", R"({"resourceType":"Observation"})").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->Create("Patient", R"({"resourceType":"Patient"} x)").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->Create("Nope", R"({"resourceType":"Nope"})").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->Update("Patient", "a", R"({"resourceType":"Patient","id":"b"})").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->Update("Patient", "a", R"({"resourceType":"Patient"})").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->Update("Patient", "a_b", R"({"resourceType":"Patient","id":"a_b"})")
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->Read("Patient", "missing").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM fhir_resource_versions"), 0);
+}
+
+TEST_F(FhirStoreTest, UpdateCreatesThenVersionsWithIfMatch) {
+  auto a = store_->Update("Patient", "p1", R"({"resourceType":"Patient","id":"p1","gender":"female"})");
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_TRUE(a->created);
+  EXPECT_EQ(a->version.version_id, 1);
+  clock_.Advance(absl::Seconds(1));
+  auto b = store_->Update("Patient", "p1", R"({"resourceType":"Patient","id":"p1","gender":"male"})",
+                          {.if_match_version = 1});
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_FALSE(b->created);
+  EXPECT_EQ(b->version.version_id, 2);
+  // Stale If-Match: a conflict, nothing written.
+  auto c = store_->Update("Patient", "p1", R"({"resourceType":"Patient","id":"p1"})",
+                          {.if_match_version = 1});
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM fhir_resource_versions"), 2);
+  auto v1 = store_->VRead("Patient", "p1", 1);
+  ASSERT_TRUE(v1.ok());
+  EXPECT_THAT(v1->json, HasSubstr("female"));
+  auto cur = store_->Read("Patient", "p1");
+  ASSERT_TRUE(cur.ok());
+  EXPECT_EQ(cur->version_id, 2);
+  EXPECT_THAT(cur->json, HasSubstr(R"("gender":"male")"));
+  EXPECT_EQ(store_->VRead("Patient", "p1", 3).status().code(), absl::StatusCode::kNotFound);
+  // If-Match on a resource that does not exist is a conflict too.
+  EXPECT_EQ(store_->Update("Patient", "p2", R"({"resourceType":"Patient","id":"p2"})",
+                           {.if_match_version = 1})
+                .status()
+                .code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(FhirStoreTest, DeleteLeavesATombstoneAndUpdateRevives) {
+  ASSERT_TRUE(store_->Update("Patient", "p1", R"({"resourceType":"Patient","id":"p1"})").ok());
+  auto d = store_->Delete("Patient", "p1", {.if_match_version = 1});
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->version.version_id, 2);
+  auto r = store_->Read("Patient", "p1");
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->deleted);
+  EXPECT_EQ(r->version_id, 2);
+  // Deleting again, or what never existed: nothing written, not an error.
+  auto again = store_->Delete("Patient", "p1");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->version.version_id, 0);
+  EXPECT_EQ(store_->Delete("Patient", "never")->version.version_id, 0);
+  EXPECT_EQ(store_->List("Patient", "", 10)->size(), 0u);
+  auto back = store_->Update("Patient", "p1", R"({"resourceType":"Patient","id":"p1"})");
+  ASSERT_TRUE(back.ok());
+  EXPECT_TRUE(back->created);
+  EXPECT_EQ(back->version.version_id, 3);
+  EXPECT_EQ(store_->List("Patient", "", 10)->size(), 1u);
+}
+
+TEST_F(FhirStoreTest, HistoryNewestFirstWithSinceAndPaging) {
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(store_->Update("Patient", "p1", R"({"resourceType":"Patient","id":"p1"})").ok());
+    clock_.Advance(absl::Seconds(10));
+    ASSERT_TRUE(store_->Create("Observation", R"({"resourceType":"Observation"})").ok());
+    clock_.Advance(absl::Seconds(10));
+  }
+  ASSERT_TRUE(store_->Delete("Patient", "p1").ok());
+  auto inst = store_->History({.type = "Patient", .id = "p1", .count = 4});
+  ASSERT_TRUE(inst.ok()) << inst.status();
+  ASSERT_EQ(inst->versions.size(), 4u);
+  EXPECT_TRUE(inst->versions[0].deleted);
+  EXPECT_EQ(inst->versions[0].method, "DELETE");
+  EXPECT_EQ(inst->versions[0].version_id, 6);
+  EXPECT_EQ(inst->versions[3].version_id, 3);
+  ASSERT_NE(inst->next_before_seq, 0);
+  auto rest = store_->History(
+      {.type = "Patient", .id = "p1", .count = 4, .before_seq = inst->next_before_seq});
+  ASSERT_TRUE(rest.ok());
+  ASSERT_EQ(rest->versions.size(), 2u);
+  EXPECT_EQ(rest->versions[1].version_id, 1);
+  EXPECT_EQ(rest->versions[1].method, "PUT");
+  EXPECT_EQ(rest->next_before_seq, 0);
+  // Paging survives concurrent writes: a new version does not shift the next page.
+  auto type_page = store_->History({.type = "Observation", .count = 2});
+  ASSERT_TRUE(type_page.ok());
+  ASSERT_TRUE(store_->Create("Observation", R"({"resourceType":"Observation"})").ok());
+  auto type_next = store_->History(
+      {.type = "Observation", .count = 10, .before_seq = type_page->next_before_seq});
+  ASSERT_TRUE(type_next.ok());
+  EXPECT_EQ(type_page->versions.size() + type_next->versions.size(), 5u);
+  EXPECT_LT(type_next->versions[0].seq, type_page->versions[1].seq);
+  auto all = store_->History({.count = 100});
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->versions.size(), 12u);
+  const int64_t since = absl::ToUnixMicros(absl::FromUnixSeconds(1'700'000'000) + absl::Seconds(60));
+  auto recent = store_->History({.since_micros = since, .count = 100});
+  ASSERT_TRUE(recent.ok());
+  for (const auto& v : recent->versions) EXPECT_GE(v.last_updated_micros, since);
+  EXPECT_EQ(recent->versions.size(), 6u);  // 2 x (PUT, POST) from t+60s, DELETE, POST
+  EXPECT_EQ(store_->History({.type = "Patient", .id = "nobody"}).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+constexpr char kTransaction[] = R"({
+  "resourceType": "Bundle", "type": "transaction",
+  "entry": [
+    {"fullUrl": "urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a",
+     "resource": {"resourceType": "Patient", "identifier": [{"value": "urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a"}]},
+     "request": {"method": "POST", "url": "Patient"}},
+    {"fullUrl": "urn:uuid:88f151c0-a954-468a-88bd-5ae15c08e059",
+     "resource": {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
+                  "subject": {"reference": "urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a"},
+                  "valueQuantity": {"value": 7.10}},
+     "request": {"method": "POST", "url": "Observation"}},
+    {"resource": {"resourceType": "Encounter", "id": "e1", "status": "finished",
+                  "class": {"code": "AMB"},
+                  "subject": {"reference": "urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a"}},
+     "request": {"method": "PUT", "url": "Encounter/e1"}},
+    {"request": {"method": "DELETE", "url": "Patient/old"}},
+    {"request": {"method": "GET", "url": "Patient/old"}}
+  ]})";
+
+TEST_F(FhirStoreTest, TransactionRewritesUrnUuidReferences) {
+  ASSERT_TRUE(store_->Update("Patient", "old", R"({"resourceType":"Patient","id":"old"})").ok());
+  // A transaction with a GET of a resource it deletes fails as a whole: drop that entry.
+  std::string bundle = kTransaction;
+  bundle.erase(bundle.find(",\n    {\"request\": {\"method\": \"GET\""),
+               std::string(",\n    {\"request\": {\"method\": \"GET\", \"url\": \"Patient/old\"}}").size());
+  auto r = store_->Transaction(bundle);
+  ASSERT_TRUE(r.ok()) << r.status();
+  auto resp = Json(r->response_json);
+  EXPECT_STREQ(resp["type"].GetString(), "transaction-response");
+  ASSERT_EQ(resp["entry"].Size(), 4u);
+  EXPECT_STREQ(resp["entry"][0]["response"]["status"].GetString(), "201 Created");
+  EXPECT_STREQ(resp["entry"][2]["response"]["status"].GetString(), "201 Created");
+  EXPECT_STREQ(resp["entry"][2]["response"]["location"].GetString(), "Encounter/e1/_history/1");
+  EXPECT_STREQ(resp["entry"][3]["response"]["status"].GetString(), "204 No Content");
+  std::string patient_loc = resp["entry"][0]["response"]["location"].GetString();
+  std::string patient_id = patient_loc.substr(8, patient_loc.find('/', 8) - 8);
+  std::string obs_loc = resp["entry"][1]["response"]["location"].GetString();
+  std::string obs_id = obs_loc.substr(12, obs_loc.find('/', 12) - 12);
+  auto obs = store_->Read("Observation", obs_id);
+  ASSERT_TRUE(obs.ok()) << obs.status();
+  EXPECT_THAT(obs->json, HasSubstr(R"("subject":{"reference":"Patient/)" + patient_id + "\"}"));
+  EXPECT_THAT(obs->json, HasSubstr(R"("value":7.10)"));
+  auto enc = store_->Read("Encounter", "e1");
+  ASSERT_TRUE(enc.ok());
+  EXPECT_THAT(enc->json, HasSubstr("Patient/" + patient_id));
+  // Only references are rewritten: an identifier that holds the urn keeps it.
+  auto pat = store_->Read("Patient", patient_id);
+  ASSERT_TRUE(pat.ok());
+  EXPECT_THAT(pat->json, HasSubstr("urn:uuid:61ebe359"));
+  EXPECT_TRUE(store_->Read("Patient", "old")->deleted);
+  // One timestamp for the whole transaction.
+  EXPECT_EQ(obs->last_updated_micros, enc->last_updated_micros);
+}
+
+TEST_F(FhirStoreTest, TransactionRollsBackWholeOnOneBadEntry) {
+  ASSERT_TRUE(store_->Update("Patient", "old", R"({"resourceType":"Patient","id":"old"})").ok());
+  // The last entry reads what the transaction deleted: 410 fails the whole transaction.
+  auto r = store_->Transaction(kTransaction);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("Bundle.entry[4]"));
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM fhir_resource_versions"), 1);
+  EXPECT_FALSE(store_->Read("Patient", "old")->deleted);
+  // A stale ifMatch: 412 and nothing written.
+  auto conflict = store_->Transaction(R"({"resourceType":"Bundle","type":"transaction","entry":[
+    {"resource":{"resourceType":"Patient"},"request":{"method":"POST","url":"Patient"}},
+    {"resource":{"resourceType":"Patient","id":"old"},"request":{"method":"PUT","url":"Patient/old","ifMatch":"W/\"7\""}}]})");
+  EXPECT_EQ(conflict.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM fhir_resource_versions"), 1);
+  // An invalid resource: 400 naming the entry's path, not its content.
+  auto bad = store_->Transaction(R"({"resourceType":"Bundle","type":"transaction","entry":[
+    {"resource":{"resourceType":"Patient"},"request":{"method":"POST","url":"Patient"}},
+    {"resource":{"resourceType":"Patient","id":"SECRET_ID!"},"request":{"method":"PUT","url":"Patient/x"}}]})");
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("Bundle.entry[1].resource.id"));
+  EXPECT_THAT(std::string(bad.status().message()), ::testing::Not(HasSubstr("SECRET")));
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM fhir_resource_versions"), 1);
+  // Two entries changing one resource.
+  auto dup = store_->Transaction(R"({"resourceType":"Bundle","type":"transaction","entry":[
+    {"resource":{"resourceType":"Patient","id":"a"},"request":{"method":"PUT","url":"Patient/a"}},
+    {"request":{"method":"DELETE","url":"Patient/a"}}]})");
+  EXPECT_EQ(dup.status().code(), absl::StatusCode::kInvalidArgument);
+  // Conditional operations are not implemented yet.
+  auto cond = store_->Transaction(R"({"resourceType":"Bundle","type":"transaction","entry":[
+    {"resource":{"resourceType":"Patient"},"request":{"method":"PUT","url":"Patient?identifier=x"}}]})");
+  EXPECT_EQ(cond.status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_EQ(store_->Transaction(R"({"resourceType":"Bundle","type":"collection"})").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM fhir_resource_versions"), 1);
+}
+
+TEST_F(FhirStoreTest, BatchAppliesEntriesIndependently) {
+  auto r = store_->Transaction(R"({"resourceType":"Bundle","type":"batch","entry":[
+    {"resource":{"resourceType":"Patient","id":"a"},"request":{"method":"PUT","url":"Patient/a"}},
+    {"resource":{"resourceType":"Patient","id":"b"},"request":{"method":"PUT","url":"Patient/b","ifMatch":"W/\"3\""}},
+    {"request":{"method":"GET","url":"Patient/a"}},
+    {"request":{"method":"GET","url":"Patient/zzz"}},
+    "not an entry"]})",
+                               {.return_resources = true});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->failed_entries, 3);
+  EXPECT_THAT(r->first_failure, HasSubstr("Bundle.entry[1]"));
+  auto resp = Json(r->response_json);
+  EXPECT_STREQ(resp["type"].GetString(), "batch-response");
+  EXPECT_STREQ(resp["entry"][0]["response"]["status"].GetString(), "201 Created");
+  EXPECT_TRUE(resp["entry"][0].HasMember("resource"));
+  EXPECT_STREQ(resp["entry"][1]["response"]["status"].GetString(), "412 Precondition Failed");
+  EXPECT_STREQ(resp["entry"][1]["response"]["outcome"]["resourceType"].GetString(),
+               "OperationOutcome");
+  EXPECT_STREQ(resp["entry"][2]["response"]["status"].GetString(), "200 OK");
+  EXPECT_STREQ(resp["entry"][2]["resource"]["id"].GetString(), "a");
+  EXPECT_STREQ(resp["entry"][3]["response"]["status"].GetString(), "404 Not Found");
+  EXPECT_STREQ(resp["entry"][4]["response"]["status"].GetString(), "400 Bad Request");
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM fhir_resource_versions"), 1);
+}
+
+TEST_F(FhirStoreTest, ApplyTransactionInsideAnotherOpRollsBackWithIt) {
+  absl::Status s = writer_->Run([&](db::Connection& conn) -> absl::Status {
+    auto r = store_->ApplyTransaction(conn, R"({"resourceType":"Bundle","type":"transaction","entry":[
+      {"resource":{"resourceType":"Patient","id":"a"},"request":{"method":"PUT","url":"Patient/a"}}]})");
+    if (!r.ok()) return r.status();
+    return absl::AbortedError("the rest of the op failed");
+  });
+  EXPECT_EQ(s.code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(store_->Read("Patient", "a").status().code(), absl::StatusCode::kNotFound);
+}
+
+class CountingIndexer : public FhirIndexer {
+ public:
+  absl::Status OnWrite(db::Connection&, const FhirVersion& v) override {
+    if (v.type == "Basic") return absl::InternalError("index failure");
+    seen.push_back(v.type + "/" + v.id + "/" + std::to_string(v.version_id) +
+                   (v.deleted ? "/deleted" : ""));
+    return absl::OkStatus();
+  }
+  std::vector<std::string> seen;
+};
+
+TEST_F(FhirStoreTest, IndexerRunsInTheWriteTransaction) {
+  CountingIndexer indexer;
+  FhirStoreOptions o;
+  o.clock = &clock_;
+  o.indexer = &indexer;
+  auto store = std::move(FhirStore::Open(*writer_, o)).value();
+  ASSERT_TRUE(store->Update("Patient", "a", R"({"resourceType":"Patient","id":"a"})").ok());
+  ASSERT_TRUE(store->Delete("Patient", "a").ok());
+  EXPECT_THAT(indexer.seen, ::testing::ElementsAre("Patient/a/1", "Patient/a/2/deleted"));
+  // An indexing failure fails the write.
+  EXPECT_FALSE(store->Create("Basic", R"({"resourceType":"Basic","code":{"text":"x"}})").ok());
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM fhir_resource_versions WHERE type = 'Basic'"), 0);
+}
+
+TEST(FhirJson, PrettyKeepsNumbers) {
+  auto p = FhirJsonPretty(R"({"a":[1.50,2e3,-0.0],"b":"x"})");
+  ASSERT_TRUE(p.ok());
+  EXPECT_THAT(*p, HasSubstr("1.50"));
+  EXPECT_THAT(*p, HasSubstr("2e3"));
+  EXPECT_THAT(*p, HasSubstr("\n  \"b\": \"x\""));
+  EXPECT_FALSE(FhirJsonPretty("{").ok());
+}
+
+TEST(FhirOutcome, MapsStatuses) {
+  EXPECT_EQ(FhirHttpStatus(absl::FailedPreconditionError("x")), 412);
+  EXPECT_EQ(FhirHttpStatus(absl::InvalidArgumentError("x")), 400);
+  auto oo = Json(FhirOperationOutcome(absl::NotFoundError("gone \"x\"")));
+  EXPECT_STREQ(oo["issue"][0]["code"].GetString(), "not-found");
+  EXPECT_STREQ(oo["issue"][0]["diagnostics"].GetString(), "gone \"x\"");
+}
+
+}  // namespace
+}  // namespace isthmus::store
