@@ -60,6 +60,7 @@ for (const file of ['profiles-types.json', 'profiles-resources.json']) {
       } else {
         codes = (el.type || []).map(typeCode);
       }
+      if (path === 'Resource.id') codes = ['id'];  // R4 declares it System.String, typed id
       if (codes.length === 1 && (codes[0] === 'BackboneElement' || codes[0] === 'Element') &&
           !el.contentReference && path !== sd.type + '.id') {
         types.set(path, { base: codes[0], kind: 'b', elements: [] });

@@ -40,7 +40,7 @@ enum class Fn : uint8_t {
   kConvertsToBoolean, kToInteger, kConvertsToInteger, kToDecimal, kConvertsToDecimal, kToString,
   kConvertsToString, kToDate, kConvertsToDate, kToDateTime, kConvertsToDateTime, kToTime,
   kConvertsToTime, kToQuantity, kConvertsToQuantity, kIndexOf, kSubstring, kStartsWith,
-  kEndsWith, kContains, kUpper, kLower, kReplace, kMatches, kReplaceMatches, kLength, kToChars,
+  kEndsWith, kContains, kUpper, kLower, kReplace, kMatches, kMatchesFull, kReplaceMatches, kLength, kToChars,
   kEncode, kDecode, kEscape, kUnescape, kTrim, kSplit, kJoin, kAbs, kCeiling, kExp, kFloor, kLn,
   kLog, kPower, kRound, kSqrt, kTruncate, kChildren, kDescendants, kTrace, kNow, kTimeOfDay,
   kToday, kNot, kAggregate, kSort, kType, kResolve, kExtension, kHasValue, kGetValue,

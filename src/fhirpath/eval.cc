@@ -199,12 +199,7 @@ std::string NormalizeSpace(std::string_view s) {
 }
 
 std::optional<int> CompareQuantities(const Value& a, const Value& b) {
-  if (a.str == b.str ||
-      (CalendarToUcum(a.str) == b.str && !b.str.empty()) ||
-      (CalendarToUcum(b.str) == a.str && !a.str.empty()) ||
-      (!CalendarToUcum(a.str).empty() && CalendarToUcum(a.str) == CalendarToUcum(b.str))) {
-    return Decimal::Compare(a.d, b.d);
-  }
+  if (a.str == b.str) return Decimal::Compare(a.d, b.d);
   auto ca = CanonicalQuantity(a.d, a.str);
   auto cb = CanonicalQuantity(b.d, b.str);
   if (!ca || !cb || ca->unit != cb->unit) return std::nullopt;
@@ -262,8 +257,9 @@ bool Equivalent(const Value& x, const Value& y) {
     return c && *c == 0;
   }
   if (a.kind == Kind::kQuantity && b.kind == Kind::kQuantity) {
-    auto c = CompareQuantities(a, b);
-    return c && *c == 0;
+    auto ca = CanonicalQuantity(a.d, a.str), cb = CanonicalQuantity(b.d, b.str);
+    if (a.str == b.str || !ca || !cb) return a.str == b.str && Equivalent(Value::Dec(a.d), Value::Dec(b.d));
+    return ca->unit == cb->unit && Equivalent(Value::Dec(ca->value), Value::Dec(cb->value));
   }
   if (a.kind == Kind::kObject && b.kind == Kind::kObject && a.json && b.json) {
     // Complex equivalence: every child equivalent; approximated by JSON equality.
@@ -337,7 +333,7 @@ std::optional<bool> ToBool(const Collection& c, bool* error) {
   return true;
 }
 
-bool IsType(const Value& v, const TypeSpec& spec) {
+bool IsType(const Value& v, const TypeSpec& spec, bool exact_primitive) {
   if (spec.type == nullptr) return false;
   if (spec.system) {
     if (v.type != nullptr && v.kind != Kind::kString) {
@@ -359,6 +355,7 @@ bool IsType(const Value& v, const TypeSpec& spec) {
     }
   }
   if (v.type == nullptr) return false;
+  if (exact_primitive && v.type->kind == TypeInfo::kPrimitive) return v.type == spec.type;
   return v.type->IsA(spec.type);
 }
 
@@ -416,7 +413,9 @@ void AppendMember(const rapidjson::Value* j, const rapidjson::Value* ext, const 
 }
 
 const rapidjson::Value* Find(const rapidjson::Value& obj, std::string_view name) {
-  auto it = obj.FindMember(rapidjson::StringRef(name.data(), name.size()));
+  // A Value key: FindMember(const char*) would take the StringRef as a NUL-terminated string.
+  const rapidjson::Value key(rapidjson::StringRef(name.data(), name.size()));
+  auto it = obj.FindMember(key);
   return it == obj.MemberEnd() ? nullptr : &it->value;
 }
 
@@ -437,35 +436,33 @@ bool SuffixMatches(std::string_view suffix, const std::string& type_name) {
 
 }  // namespace
 
-bool Evaluator::Member(const Value& item, const Node& n, Collection& out) {
+void Evaluator::Member(const Value& item, const Node& n, Collection& out, bool* known) {
   if (item.kind == Kind::kTypeInfo) {
+    *known = true;
     if (n.name == "name") out.push_back(Value::StringView(item.str));
     if (n.name == "namespace") {
       out.push_back(Value::StringView(item.fhir_namespace ? "FHIR" : "System"));
     }
-    return true;
+    return;
   }
   if (item.kind != Kind::kObject || item.json == nullptr || !item.json->IsObject()) {
-    return true;  // primitives have no children (their id/extension are reached via `_x`)
+    // Primitives have no children here (their id/extension are reached via functions).
+    if (item.type == nullptr || item.kind == Kind::kObject) *known = true;
+    return;
   }
   const rapidjson::Value& obj = *item.json;
   const std::string_view name = n.name;
   if (item.type != nullptr) {
     const ElementInfo* e = item.type->Element(name);
-    if (e == nullptr) {
-      if (name == "resourceType" || Find(obj, name) == nullptr) {
-        return Fail(n, base::StrCat("unknown element '", name, "' on type ", item.type->name));
-      }
-      AppendMember(Find(obj, name), FindUnderscored(obj, name), nullptr, out);
-      return true;
-    }
+    if (e == nullptr) return;  // not an element of this type: valueQuantity, given1
+    *known = true;
     if (!e->choice) {
       const TypeInfo* t = e->types.empty() ? nullptr : e->types[0];
       const rapidjson::Value* j = Find(obj, name);
       const rapidjson::Value* x =
           t != nullptr && t->kind == TypeInfo::kPrimitive ? FindUnderscored(obj, name) : nullptr;
       AppendMember(j, x, t, out);
-      return true;
+      return;
     }
     for (auto it = obj.MemberBegin(); it != obj.MemberEnd(); ++it) {
       std::string_view key(it->name.GetString(), it->name.GetStringLength());
@@ -491,11 +488,11 @@ bool Evaluator::Member(const Value& item, const Node& n, Collection& out) {
         if (SuffixMatches(suffix, t->name)) AppendMember(nullptr, &it->value, t, out);
       }
     }
-    return true;
+    return;
   }
   // No model type: plain JSON.
+  *known = true;
   AppendMember(Find(obj, name), FindUnderscored(obj, name), nullptr, out);
-  return true;
 }
 
 void Evaluator::Children(const Value& item, Collection& out) {
@@ -628,8 +625,11 @@ bool Evaluator::Eval(const Node& n, const Collection& focus, Collection& out) {
         }
         if (any || n.root_type->kind == TypeInfo::kResource) return true;
       }
-      for (const Value& item : *input) {
-        if (!Member(item, n, out)) return false;
+      bool known = input->empty();
+      for (const Value& item : *input) Member(item, n, out, &known);
+      if (!known) {
+        return Fail(n, base::StrCat("unknown element '", n.name, "' on type ",
+                                    TypeName((*input)[0])));
       }
       return true;
     }
@@ -680,7 +680,7 @@ bool Evaluator::Eval(const Node& n, const Collection& focus, Collection& out) {
       if (!Eval(*n.args[0], focus, c)) return false;
       if (c.empty()) return true;
       if (!Singleton(*this, n, c, n.op == Op::kIs ? "'is'" : "'as'")) return false;
-      bool match = IsType(c[0], n.type);
+      bool match = IsType(c[0], n.type, n.op == Op::kAs);
       if (n.op == Op::kIs) {
         out.push_back(Value::Boolean(match));
       } else if (match) {
@@ -966,6 +966,7 @@ namespace {
 
 std::string QuantityLiteral(const Value& q) {
   std::string unit(q.str);
+  if (!CalendarToUcum(unit).empty()) return base::StrCat(q.d.ToString(), " ", unit);
   return base::StrCat(q.d.ToString(), " '", unit, "'");
 }
 

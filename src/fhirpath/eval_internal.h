@@ -26,7 +26,8 @@ class Evaluator {
   bool Call(const Node& n, const Collection& input, const Collection& focus, Collection& out);
 
   // Navigation.
-  bool Member(const Value& item, const Node& n, Collection& out);
+  // Appends item.name; *known is set when the item's type has (or may have) the element.
+  void Member(const Value& item, const Node& n, Collection& out, bool* known);
   void Children(const Value& item, Collection& out);
 
   // Frames for $this/$index/$total.
@@ -53,7 +54,8 @@ std::optional<bool> EqualCollections(const Collection& a, const Collection& b);
 bool EquivalentCollections(const Collection& a, const Collection& b);
 // Ordering; nullopt = empty result; sets *error for incompatible operands.
 std::optional<int> CompareValues(const Value& a, const Value& b, bool* error);
-bool IsType(const Value& v, const TypeSpec& spec);
+// is() follows derivation (code is a string); as()/ofType() match primitives exactly.
+bool IsType(const Value& v, const TypeSpec& spec, bool exact_primitive = false);
 bool IsPrimitive(const Value& v);
 // Boolean view of a singleton (FHIRPath singleton evaluation): nullopt when empty; sets *error
 // for more than one item.

@@ -6,7 +6,7 @@ namespace isthmus::fhirpath {
 namespace {
 
 const char kPatient[] = R"({
-  "resourceType": "Patient", "id": "p1", "active": true, "birthDate": "1974-12-25",
+  "resourceType": "Patient", "id": "p1", "active": true, "birthDate": "1974-12-25", "_birthDate": {"extension": [{"url": "bt", "valueDateTime": "1974-12-25T14:35:45-05:00"}]},
   "name": [{"use": "official", "family": "Chalmers", "given": ["Peter", "James"]},
            {"use": "usual", "given": ["Jim"], "_given": [{"extension": [{"url": "u", "valueString": "x"}]}]}],
   "deceasedBoolean": false,
@@ -32,13 +32,15 @@ TEST_F(FhirpathTest, Navigation) {
   EXPECT_EQ(Eval("name.given.count()"), R"([{"type":"integer","value":3}])");
   EXPECT_EQ(Eval("Patient.birthDate"), R"([{"type":"date","value":"1974-12-25"}])");
   EXPECT_EQ(Eval("Patient.deceased"), R"([{"type":"boolean","value":false}])");
+  EXPECT_EQ(Eval("Patient.birthDate.extension('bt').value"),
+            R"([{"type":"dateTime","value":"1974-12-25T14:35:45-05:00"}])");
   EXPECT_EQ(Eval("Patient.name[1].given.extension('u').value"),
             R"([{"type":"string","value":"x"}])");
 }
 
 TEST_F(FhirpathTest, Resolve) {
   EXPECT_EQ(Eval("Patient.generalPractitioner.resolve().id"),
-            R"([{"type":"string","value":"pr1"}])");
+            R"([{"type":"id","value":"pr1"}])");
   EXPECT_EQ(Eval("Patient.generalPractitioner.where(resolve() is Organization).count()"),
             R"([{"type":"integer","value":1}])");
 }

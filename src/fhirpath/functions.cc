@@ -249,7 +249,9 @@ std::string ValueToString(const Value& x) {
     case Kind::kDate:
     case Kind::kDateTime:
     case Kind::kTime: return FormatTemporal(v.kind, v.t);
-    case Kind::kQuantity: return base::StrCat(v.d.ToString(), " '", v.str, "'");
+    case Kind::kQuantity:
+      if (!CalendarToUcum(v.str).empty()) return base::StrCat(v.d.ToString(), " ", v.str);
+      return base::StrCat(v.d.ToString(), " '", v.str, "'");
     default: return "";
   }
 }
@@ -327,8 +329,8 @@ Value AddToTemporal(const Value& tv, const Value& q, bool subtract, bool* error)
       add_ms(whole * per);
     }
   } else {  // s, ms
-    Decimal ms = cal == "s" ? Mul(amount, Decimal::FromInt(1000)) : amount;
-    int64_t v = static_cast<int64_t>(ms.Truncated().mantissa);
+    // Whole seconds / milliseconds only: 0.1 's' adds nothing.
+    int64_t v = cal == "s" ? whole * 1000 : whole;
     if (t.precision < Temporal::kMillisecond) v = v / 1000 * 1000;
     if (tv.kind == Kind::kDate) v = v / 86400000LL * 86400000LL;
     add_ms(v);
@@ -411,6 +413,13 @@ bool Evaluator::Call(const Node& n, const Collection& input, const Collection& f
     return true;
   };
 
+  if (env_.strict && n.source != nullptr && n.source->op == Op::kFunction &&
+      (n.source->fn == Fn::kChildren || n.source->fn == Fn::kDescendants) &&
+      (n.fn == Fn::kSkip || n.fn == Fn::kTake || n.fn == Fn::kFirst || n.fn == Fn::kLast ||
+       n.fn == Fn::kTail)) {
+    return Fail(n, base::StrCat(n.name, "() needs an ordered collection; ", n.source->name,
+                                "() is unordered"));
+  }
   switch (n.fn) {
     case Fn::kEmpty: return boolean(input.empty());
     case Fn::kExists:
@@ -506,7 +515,7 @@ bool Evaluator::Call(const Node& n, const Collection& input, const Collection& f
     }
     case Fn::kOfType:
       for (const Value& v : input) {
-        if (IsType(v, n.type)) out.push_back(v);
+        if (IsType(v, n.type, true)) out.push_back(v);
       }
       return true;
     case Fn::kIs:
@@ -516,7 +525,7 @@ bool Evaluator::Call(const Node& n, const Collection& input, const Collection& f
     case Fn::kAs:
       if (input.empty()) return true;
       if (!single_input("input")) return false;
-      if (IsType(input[0], n.type)) out.push_back(input[0]);
+      if (IsType(input[0], n.type, true)) out.push_back(input[0]);
       return true;
     case Fn::kSingle:
       if (!single_input("input")) return false;
@@ -674,6 +683,7 @@ bool Evaluator::Call(const Node& n, const Collection& input, const Collection& f
     case Fn::kEndsWith:
     case Fn::kContains:
     case Fn::kMatches:
+    case Fn::kMatchesFull:
     case Fn::kSplit: {
       std::optional<std::string_view> s;
       if (!string_input(&s)) return false;
@@ -695,13 +705,16 @@ bool Evaluator::Call(const Node& n, const Collection& input, const Collection& f
         case Fn::kEndsWith:
           return boolean(s->size() >= a->size() && s->substr(s->size() - a->size()) == *a);
         case Fn::kContains: return boolean(s->find(*a) != std::string_view::npos);
-        case Fn::kMatches: {
+        case Fn::kMatches:
+        case Fn::kMatchesFull: {
           RE2::Options opts;
           opts.set_dot_nl(true);
           opts.set_log_errors(false);
           RE2 re(*a, opts);
           if (!re.ok()) return Fail(n, base::StrCat("bad regular expression: ", re.error()));
-          return boolean(RE2::PartialMatch(re2::StringPiece(s->data(), s->size()), re));
+          re2::StringPiece text(s->data(), s->size());
+          return boolean(n.fn == Fn::kMatches ? RE2::PartialMatch(text, re)
+                                              : RE2::FullMatch(text, re));
         }
         default: {  // split
           size_t start = 0;
@@ -1066,7 +1079,7 @@ bool Evaluator::Call(const Node& n, const Collection& input, const Collection& f
           const Collection& kx = x.keys[a];
           const Collection& ky = y.keys[a];
           if (kx.empty() || ky.empty()) {
-            if (kx.empty() != ky.empty()) return desc ? !kx.empty() : kx.empty();
+            if (kx.empty() != ky.empty()) return kx.empty();  // empty keys first
             continue;
           }
           auto c = CompareValues(kx[0], ky[0], &err);
@@ -1243,19 +1256,17 @@ bool Evaluator::Call(const Node& n, const Collection& input, const Collection& f
         if (target < 0 || target > 28) return true;
         // The half-unit of the last written digit widens the interval.
         Decimal half{5, std::max(d.scale, 0) + 1};
-        Decimal bound = (high != d.Negative()) ? Add(d, half) : Sub(d, half);
-        if (d.IsZero() && !high) bound = Sub(d, half);
-        if (d.IsZero() && high) bound = Add(d, half);
+        Decimal bound = high ? Add(d, half) : Sub(d, half);
         Decimal r;
         if (bound.scale > target) {
-          // Truncate towards the interval's outside.
-          Decimal t = Decimal{bound.mantissa, bound.scale};
+          // Floor (low) or ceiling (high) at the target precision; a bound smaller than one
+          // unit of that precision is zero (0.0034.highBoundary(1) = 0.0, as the suite has it).
           __int128 p = 1;
           for (int k = 0; k < bound.scale - target; ++k) p *= 10;
-          __int128 q = t.mantissa / p;
-          if (t.mantissa % p != 0) {
-            if (high && t.mantissa > 0) q += 1;
-            if (!high && t.mantissa < 0) q -= 1;
+          __int128 q = bound.mantissa / p;
+          if (q != 0 && bound.mantissa % p != 0) {
+            if (high && bound.mantissa > 0) q += 1;
+            if (!high && bound.mantissa < 0) q -= 1;
           }
           r = Decimal{q, target};
         } else {

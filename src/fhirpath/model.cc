@@ -99,7 +99,7 @@ Model::Model() {
     }
   }
   for (const char* name :
-       {"Boolean", "String", "Integer", "Decimal", "Date", "DateTime", "Time", "Quantity"}) {
+       {"Boolean", "String", "Integer", "Decimal", "Date", "DateTime", "Time", "Quantity", "Any"}) {
     owned_.push_back(std::make_unique<TypeInfo>());
     TypeInfo* t = owned_.back().get();
     t->name = name;

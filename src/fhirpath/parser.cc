@@ -274,7 +274,7 @@ const FnDef kFunctions[] = {
     {"substring", Fn::kSubstring, 1, 2}, {"startsWith", Fn::kStartsWith, 1, 1},
     {"endsWith", Fn::kEndsWith, 1, 1}, {"contains", Fn::kContains, 1, 1},
     {"upper", Fn::kUpper, 0, 0}, {"lower", Fn::kLower, 0, 0}, {"replace", Fn::kReplace, 2, 2},
-    {"matches", Fn::kMatches, 1, 1}, {"replaceMatches", Fn::kReplaceMatches, 2, 2},
+    {"matches", Fn::kMatches, 1, 1}, {"matchesFull", Fn::kMatchesFull, 1, 1}, {"replaceMatches", Fn::kReplaceMatches, 2, 2},
     {"length", Fn::kLength, 0, 0}, {"toChars", Fn::kToChars, 0, 0},
     {"encode", Fn::kEncode, 1, 1}, {"decode", Fn::kDecode, 1, 1}, {"escape", Fn::kEscape, 1, 1},
     {"unescape", Fn::kUnescape, 1, 1}, {"trim", Fn::kTrim, 0, 0}, {"split", Fn::kSplit, 1, 1},
@@ -472,6 +472,9 @@ class Parser {
         } else {
           v = ParseDateTime(t.text);
           k = Kind::kDateTime;
+          // An hour alone is not a FHIR dateTime: @2014-01-01T08 means 08:00 (as the suite's
+          // HighBoundaryDateTimeMillisecond tests explain).
+          if (v && v->precision == Temporal::kHour) v->precision = Temporal::kMinute;
         }
         if (!v) return Err(t, "malformed date/time literal @" + t.text);
         ++p_;
@@ -611,6 +614,8 @@ class Parser {
     } else if (name.substr(0, 7) == "System.") {
       spec.type = model.FindSystem(name.substr(7));
       spec.system = true;
+      // System.Patient names nothing, but is a valid specifier that matches nothing.
+      if (spec.type == nullptr) spec.type = model.FindSystem("Any");
     } else {
       spec.type = model.Find(name);
       if (spec.type == nullptr) {

@@ -432,10 +432,9 @@ Temporal ShiftMinutes(const Temporal& t, int64_t minutes) {
 
 std::optional<int> CompareTemporal(Kind kind, const Temporal& x, const Temporal& y) {
   Temporal a = x, b = y;
-  if (kind == Kind::kDateTime && a.has_tz != b.has_tz) {
-    // One value without a zone: treat it as UTC (the engine runs zone-independent).
-    if (!a.has_tz) a.has_tz = true;
-    if (!b.has_tz) b.has_tz = true;
+  if (kind == Kind::kDateTime && a.has_tz != b.has_tz && a.precision >= Temporal::kHour &&
+      b.precision >= Temporal::kHour) {
+    return std::nullopt;  // one with a zone, one without: incomparable
   }
   if (kind == Kind::kDateTime) {
     a = ToUtc(a);
