@@ -38,6 +38,7 @@ struct Delivery {
   std::string_view control_id;
   std::string_view message_type;
   std::string_view payload;    // what to deliver: the raw message or the transformer's output
+  std::string_view lease_owner;  // the dispatcher's lease on the queue row (SettlesInStore)
 };
 
 class Destination {
@@ -49,6 +50,13 @@ class Destination {
   // True when DeliverBatch is cheaper than a Deliver per row. A run given to DeliverBatch is
   // delivered whole even while the dispatcher stops, so it must not wait long.
   virtual bool SupportsBatch() const { return false; }
+
+  // True for a destination that writes into the store itself (the built-in FHIR store): it
+  // acks each delivered queue row in the same transaction as its own writes
+  // (store::Queue::AckInOp with the Delivery's queue id and lease owner), which makes delivery
+  // exactly once. The dispatcher then does not ack those rows again; failures are settled as
+  // usual (a lost lease is a kFailedPrecondition failure whose writes were rolled back).
+  virtual bool SettlesInStore() const { return false; }
 
   // Delivers `run` in order and stops at the first failure. Returns one status per delivery
   // attempted: all OK, or OK... followed by the one failure; the deliveries after it were not

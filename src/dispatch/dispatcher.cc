@@ -250,6 +250,7 @@ void Dispatcher::DeliverRun(std::vector<store::QueueItem>& run) {
     d.control_id = item.control_id;
     d.message_type = item.message_type;
     d.payload = item.payload;
+    d.lease_owner = item.lease_owner;
   }
   std::vector<absl::Status> results;
   if (destination_.SupportsBatch()) {
@@ -273,8 +274,16 @@ void Dispatcher::DeliverRun(std::vector<store::QueueItem>& run) {
   size_t delivered = results.size();
   if (!results.back().ok()) delivered--;
 
+  // A destination that settles in the store acked its delivered rows in its own transaction.
+  if (delivered > 0 && destination_.SettlesInStore()) {
+    for (size_t i = 0; i < delivered; ++i) {
+      delivered_++;
+      Report(Settled{Settled::kDelivered, run[i].id, run[i].message_id, run[i].attempt + 1,
+                     absl::OkStatus(), 0, {}});
+    }
+  }
   // One commit for every delivered row of the run.
-  if (delivered > 0) {
+  if (delivered > 0 && !destination_.SettlesInStore()) {
     std::vector<store::QueueItem> done(std::make_move_iterator(run.begin()),
                                        std::make_move_iterator(run.begin() + delivered));
     std::vector<bool> lost;

@@ -216,6 +216,12 @@ absl::Status Queue::Ack(const QueueItem& item) {
   });
 }
 
+absl::Status Queue::AckInOp(db::Connection& conn, const QueueItem& item, int64_t now_micros) {
+  ISTHMUS_RETURN_IF_ERROR(CheckLease(conn, item));
+  ISTHMUS_RETURN_IF_ERROR(AckOne(conn, item, now_micros));
+  return CountDelivered(conn, item.destination, 1);
+}
+
 absl::Status Queue::AckAll(const std::vector<QueueItem>& items, std::vector<bool>* lease_lost) {
   const int64_t now = clock_.NowMicros();
   return writer_.Run([&](db::Connection& conn) -> absl::Status {

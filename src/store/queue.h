@@ -139,6 +139,12 @@ class Queue {
   // are left alone and reported: `lease_lost[i]` is true for them (the vector is resized to
   // items.size()). Any other failure fails the whole transaction (nothing acked).
   absl::Status AckAll(const std::vector<QueueItem>& items, std::vector<bool>* lease_lost);
+  // Ack as a piece of a writer op: for a destination whose own writes go to this store (the
+  // FHIR store), so its writes and the ack commit together (exactly once). Needs item.id,
+  // destination, message_id, attempt and lease_owner. kFailedPrecondition ("lease lost") when
+  // the caller no longer holds the lease: the caller's op must then fail, rolling back its
+  // writes. Crash: the row is acked iff the caller's transaction committed.
+  static absl::Status AckInOp(db::Connection& conn, const QueueItem& item, int64_t now_micros);
 
   // Failed, retry later: attempt + 1, due at `next_attempt_micros`, lease cleared, last_error =
   // `reason`, event `retry:<destination>`.
