@@ -19,5 +19,6 @@ Run AddServeCommand(CLI::App& app);
 Run AddSendCommand(CLI::App& app);
 Run AddConfigCommand(CLI::App& app);
 Run AddConvertCommand(CLI::App& app);
+Run AddFhirpathCommand(CLI::App& app);
 
 }  // namespace isthmus::cli

@@ -17,7 +17,8 @@ int main(int argc, char** argv) {
       "  isthmus serve                              run the engine (MLLP 2575, HTTP 8080)\n"
       "  isthmus send --to 127.0.0.1:2575 dir/      send files over MLLP, report ACKs\n"
       "  isthmus config check isthmus.yaml          validate a configuration file\n"
-      "  isthmus convert adt.hl7                    HL7 v2 to a FHIR R4 Bundle\n",
+      "  isthmus convert adt.hl7                    HL7 v2 to a FHIR R4 Bundle\n"
+      "  isthmus fhirpath -i p.json 'name.given'    evaluate FHIRPath on a resource\n",
       "isthmus"};
   app.require_subcommand(1);
   app.set_version_flag("--version-info", "isthmus 0.1.0");
@@ -33,6 +34,7 @@ int main(int argc, char** argv) {
   add(isthmus::cli::AddSendCommand);
   add(isthmus::cli::AddConfigCommand);
   add(isthmus::cli::AddConvertCommand);
+  add(isthmus::cli::AddFhirpathCommand);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

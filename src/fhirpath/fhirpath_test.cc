@@ -1,5 +1,8 @@
 #include "fhirpath/fhirpath.h"
 
+#include <fstream>
+#include <sstream>
+
 #include "gtest/gtest.h"
 
 namespace isthmus::fhirpath {
@@ -57,6 +60,37 @@ TEST_F(FhirpathTest, Arithmetic) {
   EXPECT_EQ(Eval("@2014-01-31 + 1 month"), R"([{"type":"date","value":"2014-02-28"}])");
   EXPECT_EQ(Eval("1 'kg' = 1000 'g'"), R"([{"type":"boolean","value":true}])");
   EXPECT_EQ(Eval("@2012-04-15 = @2012-04-15T10:00"), "[]");
+}
+
+// Every expression of the official R4 SearchParameters compiles, and evaluates without error on
+// an empty resource of each base type (search extraction runs them all on every write).
+TEST(SearchParametersTest, AllR4ExpressionsCompileAndRun) {
+  std::ifstream in(ISTHMUS_CORPUS_DIR "/fhir-r4-definitions/search-parameters.json");
+  if (!in) GTEST_SKIP() << "shared corpus absent: " << ISTHMUS_CORPUS_DIR;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string text = ss.str();
+  rapidjson::Document bundle;
+  bundle.Parse(text.c_str());
+  ASSERT_TRUE(bundle.IsObject());
+  int compiled = 0;
+  for (const auto& entry : bundle["entry"].GetArray()) {
+    const auto& sp = entry["resource"];
+    if (!sp.HasMember("expression")) continue;
+    std::string expression = sp["expression"].GetString();
+    auto expr = Expression::Compile(expression);
+    ASSERT_TRUE(expr.ok()) << sp["id"].GetString() << ": " << expr.status();
+    ++compiled;
+    for (const auto& base : sp["base"].GetArray()) {
+      std::string json = std::string(R"({"resourceType":")") + base.GetString() + "\"}";
+      rapidjson::Document doc;
+      doc.Parse(json.c_str());
+      auto r = Evaluate(*expr, doc);
+      EXPECT_TRUE(r.ok()) << sp["id"].GetString() << " on " << base.GetString() << ": "
+                          << r.status();
+    }
+  }
+  EXPECT_GT(compiled, 1300);
 }
 
 }  // namespace
