@@ -129,6 +129,7 @@ Engine::~Engine() {
     dispatchers_.reset();
   }
   queue_.reset();
+  fhir_store_.reset();
   journal_.reset();
   writer_.reset();  // commits whatever was submitted
 }
@@ -144,13 +145,15 @@ absl::Status Engine::OpenStore(const config::Config& cfg) {
       writer_, store::Writer::Open((std::filesystem::path(cfg.server.data_dir) / "isthmus.db").string()));
   ISTHMUS_ASSIGN_OR_RETURN(journal_, store::Journal::Open(*writer_, store::JournalOptions{}));
   ISTHMUS_ASSIGN_OR_RETURN(queue_, store::Queue::Open(*writer_));
+  ISTHMUS_ASSIGN_OR_RETURN(fhir_store_, store::FhirStore::Open(*writer_));
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::shared_ptr<Engine::DispatcherSet>> Engine::StartDispatchers(const config::Config& cfg) {
   auto set = std::make_shared<DispatcherSet>();
   for (const config::Destination& d : cfg.destinations) {
-    ISTHMUS_ASSIGN_OR_RETURN(std::unique_ptr<core::Destination> dest, BuildDestination(d));
+    ISTHMUS_ASSIGN_OR_RETURN(std::unique_ptr<core::Destination> dest,
+                             BuildDestination(d, StoreParts{writer_.get(), fhir_store_.get()}));
     auto disp = dispatch::Dispatcher::Start(*queue_, *dest, BuildDispatcherOptions(d));
     if (!disp.ok()) {
       return absl::InvalidArgumentError(

@@ -22,6 +22,7 @@
 #include "admin/admin_api.h"
 #include "config/config.h"
 #include "net/event_loop.h"
+#include "store/fhir_store.h"
 #include "store/journal.h"
 #include "store/queue.h"
 #include "store/writer.h"
@@ -60,6 +61,8 @@ class Engine {
 
   // Fills the admin API's context (journal, queue, channel counters, notify, reprocess).
   void FillAdminContext(admin::AdminContext* ctx);
+  // The built-in FHIR store (the /fhir API and fhir_local destinations use it).
+  store::FhirStore& fhir_store() { return *fhir_store_; }
 
  private:
   struct Listener;
@@ -74,6 +77,7 @@ class Engine {
   std::unique_ptr<store::Writer> writer_;
   std::unique_ptr<store::Journal> journal_;
   std::unique_ptr<store::Queue> queue_;
+  std::unique_ptr<store::FhirStore> fhir_store_;
   std::unique_ptr<SwappableSink> sink_;
 
   std::mutex reload_mu_;  // serializes Reload

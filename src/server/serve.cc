@@ -12,6 +12,7 @@
 #include "base/file.h"
 #include "base/str.h"
 #include "config/config.h"
+#include "fhir_server/fhir_api.h"
 #include "net/asio_loop.h"
 #include "net/http_server.h"
 #include "server/engine.h"
@@ -105,16 +106,18 @@ int RunServe(const ServeOptions& opts) {
     return e->Reload(*next);
   };
 
+  fhir_server::FhirApi fhir_api(e->fhir_store());  // outlives the server that calls it
   net::HttpServer http(loop, net::HttpServerOptions{});
   admin::AdminContext ctx;
   e->FillAdminContext(&ctx);
   ctx.reload = reload;
   admin::RegisterAdminApi(http, ctx);
+  fhir_api.Register(http);
   if (absl::Status s = http.Listen(cfg->server.http.host, cfg->server.http.port); !s.ok()) {
     return Fail(std::string(s.message()));
   }
   std::fprintf(stderr,
-               "isthmus serve: MLLP on %s; HTTP on http://%s:%d (health /healthz, API /api); "
+               "isthmus serve: MLLP on %s; HTTP on http://%s:%d (health /healthz, API /api, FHIR /fhir); "
                "%zu destination(s); data in %s\n",
                e->ListenerSummary().c_str(), cfg->server.http.host.c_str(), http.port(),
                e->destination_count(), cfg->server.data_dir.c_str());

@@ -1,6 +1,7 @@
 #include "server/wiring.h"
 
 #include "base/str.h"
+#include "destinations/fhir_local/fhir_local_destination.h"
 #include "destinations/file/file_destination.h"
 #include "destinations/http/http_destination.h"
 #include "destinations/mllp/mllp_destination.h"
@@ -104,7 +105,8 @@ class LuaAdapter final : public core::Transformer {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<core::Destination>> BuildDestination(const config::Destination& d) {
+absl::StatusOr<std::unique_ptr<core::Destination>> BuildDestination(const config::Destination& d,
+                                                                    const StoreParts& store) {
   switch (d.type) {
     case config::DestinationType::kFile: {
       const auto& o = std::get<config::FileOptions>(d.options);
@@ -143,12 +145,18 @@ absl::StatusOr<std::unique_ptr<core::Destination>> BuildDestination(const config
       if (!made.ok()) return made.status();
       return std::unique_ptr<core::Destination>(std::move(made).value());
     }
-    case config::DestinationType::kFhirLocal:
-      break;
+    case config::DestinationType::kFhirLocal: {
+      destinations::FhirLocalDestinationOptions f;
+      f.name = d.name;
+      f.writer = store.writer;
+      f.fhir = store.fhir;
+      auto made = destinations::FhirLocalDestination::Create(std::move(f));
+      if (!made.ok()) return made.status();
+      return std::unique_ptr<core::Destination>(std::move(made).value());
+    }
   }
-  return absl::UnimplementedError(base::StrCat(
-      d.location.ToString(), ": destination '", d.name,
-      "': type fhir_local (the built-in FHIR store) is not available yet (issue #5)"));
+  return absl::InternalError(base::StrCat(d.location.ToString(), ": destination '", d.name,
+                                          "': unknown type"));
 }
 
 dispatch::DispatcherOptions BuildDispatcherOptions(const config::Destination& d) {

@@ -11,11 +11,20 @@
 #include "core/destination.h"
 #include "dispatch/dispatcher.h"
 #include "pipeline/pipeline.h"
+#include "store/fhir_store.h"
+#include "store/writer.h"
 
 namespace isthmus::server {
 
+// What destinations writing into the engine's own store need (fhir_local).
+struct StoreParts {
+  store::Writer* writer = nullptr;
+  store::FhirStore* fhir = nullptr;
+};
+
 // A destination of the configured type. Unimplemented for types not available yet.
-absl::StatusOr<std::unique_ptr<core::Destination>> BuildDestination(const config::Destination& d);
+absl::StatusOr<std::unique_ptr<core::Destination>> BuildDestination(const config::Destination& d,
+                                                                    const StoreParts& store = {});
 
 dispatch::DispatcherOptions BuildDispatcherOptions(const config::Destination& d);
 

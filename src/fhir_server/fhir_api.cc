@@ -1,0 +1,665 @@
+#include "fhir_server/fhir_api.h"
+
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "base/str.h"
+#include "rapidjson/stringbuffer.h"
+#include "rapidjson/writer.h"
+
+namespace isthmus::fhir_server {
+namespace {
+
+using net::HttpRequest;
+using net::HttpResponse;
+using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
+
+constexpr char kFhirJson[] = "application/fhir+json; charset=utf-8";
+constexpr int kDefaultPageSize = 50;
+
+void Str(JsonWriter& w, std::string_view s) {
+  w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+}
+
+// A FHIR response: application/fhir+json, indented with _pretty=true.
+HttpResponse Fhir(const HttpRequest& req, int status, std::string body) {
+  if (req.Query("_pretty") == "true" && !body.empty()) {
+    if (absl::StatusOr<std::string> p = store::FhirJsonPretty(body); p.ok()) body = *std::move(p);
+  }
+  return HttpResponse{status, kFhirJson, std::move(body), {}};
+}
+
+std::string OutcomeJson(std::string_view severity, std::string_view code,
+                        std::string_view diagnostics) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  w.Key("resourceType");
+  w.String("OperationOutcome");
+  w.Key("issue");
+  w.StartArray();
+  w.StartObject();
+  w.Key("severity");
+  Str(w, severity);
+  w.Key("code");
+  Str(w, code);
+  w.Key("diagnostics");
+  Str(w, diagnostics);
+  w.EndObject();
+  w.EndArray();
+  w.EndObject();
+  return std::string(buf.GetString(), buf.GetSize());
+}
+
+HttpResponse Outcome(const HttpRequest& req, int status, std::string_view code,
+                     std::string_view diagnostics) {
+  return Fhir(req, status, OutcomeJson("error", code, diagnostics));
+}
+
+HttpResponse FromStatus(const HttpRequest& req, const absl::Status& s) {
+  return Fhir(req, store::FhirHttpStatus(s), store::FhirOperationOutcome(s));
+}
+
+std::string BaseUrl(const HttpRequest& req) {
+  std::string host = req.Header("host");
+  return base::StrCat("http://", host.empty() ? std::string("localhost") : host, "/fhir");
+}
+
+std::string HttpDate(int64_t micros) {
+  return absl::FormatTime("%a, %d %b %Y %H:%M:%S GMT", absl::FromUnixMicros(micros),
+                          absl::UTCTimeZone());
+}
+
+std::string ETag(int64_t version) { return base::StrCat("W/\"", version, "\""); }
+
+// _format and the request body's Content-Type: JSON only (415 otherwise).
+std::optional<HttpResponse> CheckFormat(const HttpRequest& req, bool with_body) {
+  std::string f = req.Query("_format");
+  if (!f.empty() && f != "json" && f != "application/json" && f != "application/fhir+json" &&
+      f != "application/json+fhir") {
+    return Outcome(req, 415, "not-supported",
+                   "only JSON is supported (_format=json or application/fhir+json)");
+  }
+  if (with_body) {
+    std::string ct = req.Header("content-type");
+    if (!ct.empty() && ct.find("json") == std::string::npos) {
+      return Outcome(req, 415, "not-supported",
+                     "the body must be JSON (Content-Type: application/fhir+json)");
+    }
+  }
+  return std::nullopt;
+}
+
+// The URL's type: 404 for an unknown one, 501 for an operation ($name).
+std::optional<HttpResponse> CheckType(const HttpRequest& req, const std::string& type) {
+  if (!type.empty() && type[0] == '$') {
+    return Outcome(req, 501, "not-supported",
+                   base::StrCat("operation ", type, " is not implemented"));
+  }
+  if (!store::IsFhirResourceType(type)) {
+    return Outcome(req, 404, "not-supported",
+                   base::StrCat("unknown resource type (not a FHIR R4 resource)"));
+  }
+  return std::nullopt;
+}
+
+enum class Prefer { kRepresentation, kMinimal, kOutcome };
+
+Prefer ParsePrefer(const HttpRequest& req) {
+  std::string p = req.Header("prefer");
+  if (p.find("return=minimal") != std::string::npos) return Prefer::kMinimal;
+  if (p.find("return=OperationOutcome") != std::string::npos) return Prefer::kOutcome;
+  return Prefer::kRepresentation;
+}
+
+// If-Match: W/"n" (or "n"). 0 when absent; -1 when malformed.
+int64_t IfMatch(const HttpRequest& req) {
+  std::string m = req.Header("if-match");
+  if (m.empty()) return 0;
+  std::string_view s = m;
+  if (s.substr(0, 2) == "W/") s.remove_prefix(2);
+  if (s.size() >= 2 && s.front() == '"' && s.back() == '"') s = s.substr(1, s.size() - 2);
+  int64_t v = 0;
+  if (!base::ParseInt(s, &v) || v <= 0) return -1;
+  return v;
+}
+
+// The response to a write (or a read): headers ETag, Last-Modified, Location when asked.
+HttpResponse VersionResponse(const HttpRequest& req, int status, const store::FhirVersion& v,
+                             bool location, Prefer prefer) {
+  HttpResponse r;
+  switch (prefer) {
+    case Prefer::kMinimal: r = HttpResponse{status, kFhirJson, "", {}}; break;
+    case Prefer::kOutcome:
+      r = Fhir(req, status, OutcomeJson("information", "informational",
+                                        base::StrCat(v.type, " version ", v.version_id, " stored")));
+      break;
+    case Prefer::kRepresentation: r = Fhir(req, status, v.json); break;
+  }
+  r.headers.emplace_back("ETag", ETag(v.version_id));
+  r.headers.emplace_back("Last-Modified", HttpDate(v.last_updated_micros));
+  if (location) {
+    r.headers.emplace_back("Location", base::StrCat(BaseUrl(req), "/", v.type, "/", v.id,
+                                                    "/_history/", v.version_id));
+  }
+  return r;
+}
+
+HttpResponse Gone(const HttpRequest& req, const store::FhirVersion& v) {
+  HttpResponse r = Outcome(req, 410, "deleted", base::StrCat("this ", v.type, " was deleted"));
+  r.headers.emplace_back("ETag", ETag(v.version_id));
+  return r;
+}
+
+// Query string for a link: the request's parameters with `replace` set (empty value: removed).
+std::string LinkUrl(const HttpRequest& req, const std::string& path,
+                    std::vector<std::pair<std::string, std::string>> replace) {
+  std::vector<std::pair<std::string, std::string>> params;
+  for (const auto& [k, v] : req.query) {
+    bool replaced = false;
+    for (const auto& [rk, rv] : replace) replaced |= rk == k;
+    if (!replaced) params.emplace_back(k, v);
+  }
+  for (auto& kv : replace) {
+    if (!kv.second.empty()) params.push_back(std::move(kv));
+  }
+  auto escape = [](const std::string& s) {
+    std::string out;
+    for (unsigned char c : s) {
+      if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == ':' ||
+          c == ',') {
+        out.push_back(static_cast<char>(c));
+      } else {
+        char buf[4];
+        std::snprintf(buf, sizeof buf, "%%%02X", c);
+        out += buf;
+      }
+    }
+    return out;
+  };
+  std::string url = base::StrCat(BaseUrl(req), path);
+  for (size_t i = 0; i < params.size(); ++i) {
+    base::StrAppend(&url, i == 0 ? "?" : "&", escape(params[i].first), "=",
+                    escape(params[i].second));
+  }
+  return url;
+}
+
+void WriteLinks(JsonWriter& w, const std::string& self, const std::string& next) {
+  w.Key("link");
+  w.StartArray();
+  w.StartObject();
+  w.Key("relation");
+  w.String("self");
+  w.Key("url");
+  Str(w, self);
+  w.EndObject();
+  if (!next.empty()) {
+    w.StartObject();
+    w.Key("relation");
+    w.String("next");
+    w.Key("url");
+    Str(w, next);
+    w.EndObject();
+  }
+  w.EndArray();
+}
+
+// The path after /fhir, for links.
+std::string SubPath(const HttpRequest& req) {
+  return req.path.size() > 5 ? req.path.substr(5) : std::string();
+}
+
+bool ParseCount(const HttpRequest& req, int* count) {
+  std::string c = req.Query("_count");
+  if (c.empty()) {
+    *count = kDefaultPageSize;
+    return true;
+  }
+  int64_t n = 0;
+  if (!base::ParseInt(c, &n) || n < 1) return false;
+  *count = static_cast<int>(std::min<int64_t>(n, 1000));
+  return true;
+}
+
+bool ParseSince(const std::string& s, int64_t* micros) {
+  if (s.empty()) return true;
+  absl::Time t;
+  std::string err;
+  if (absl::ParseTime(absl::RFC3339_full, s, &t, &err) ||
+      absl::ParseTime("%Y-%m-%dT%H:%M:%S%Ez", s, &t, &err) ||
+      absl::ParseTime("%Y-%m-%d", s, absl::UTCTimeZone(), &t, &err)) {
+    *micros = absl::ToUnixMicros(t);
+    return *micros > 0;
+  }
+  return false;
+}
+
+HttpResponse NotAllowed(const HttpRequest& req, std::string_view allow) {
+  HttpResponse r = Outcome(req, 405, "not-supported",
+                           base::StrCat(req.method, " is not allowed on this URL (allowed: ", allow,
+                                        ")"));
+  r.headers.emplace_back("Allow", std::string(allow));
+  return r;
+}
+
+HttpResponse NotImplemented(const HttpRequest& req, std::string_view what) {
+  return Outcome(req, 501, "not-supported", what);
+}
+
+}  // namespace
+
+FhirApi::FhirApi(store::FhirStore& store) : store_(store) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  w.Key("resourceType");
+  w.String("CapabilityStatement");
+  w.Key("status");
+  w.String("active");
+  w.Key("date");
+  Str(w, store::FhirInstant(store.clock().NowMicros()));
+  w.Key("publisher");
+  w.String("Isthmus");
+  w.Key("kind");
+  w.String("instance");
+  w.Key("software");
+  w.StartObject();
+  w.Key("name");
+  w.String("Isthmus");
+  w.Key("version");
+  w.String("0.1.0");
+  w.EndObject();
+  w.Key("implementation");
+  w.StartObject();
+  w.Key("description");
+  w.String("Isthmus built-in FHIR R4 server");
+  w.EndObject();
+  w.Key("fhirVersion");
+  w.String("4.0.1");
+  w.Key("format");
+  w.StartArray();
+  w.String("json");
+  w.String("application/fhir+json");
+  w.EndArray();
+  w.Key("rest");
+  w.StartArray();
+  w.StartObject();
+  w.Key("mode");
+  w.String("server");
+  w.Key("documentation");
+  w.String(
+      "Read, vread, create, update (and update-as-create), delete, history and "
+      "transaction/batch Bundles. Search supports _id (and _count) only; no conditional "
+      "operations, PATCH, operations or schema validation yet.");
+  w.Key("resource");
+  w.StartArray();
+  for (std::string_view type : store::FhirResourceTypes()) {
+    w.StartObject();
+    w.Key("type");
+    Str(w, type);
+    w.Key("interaction");
+    w.StartArray();
+    for (const char* code : {"read", "vread", "update", "delete", "history-instance",
+                             "history-type", "create", "search-type"}) {
+      w.StartObject();
+      w.Key("code");
+      w.String(code);
+      w.EndObject();
+    }
+    w.EndArray();
+    w.Key("versioning");
+    w.String("versioned");
+    w.Key("readHistory");
+    w.Bool(true);
+    w.Key("updateCreate");
+    w.Bool(true);
+    w.Key("conditionalCreate");
+    w.Bool(false);
+    w.Key("conditionalRead");
+    w.String("not-supported");
+    w.Key("conditionalUpdate");
+    w.Bool(false);
+    w.Key("conditionalDelete");
+    w.String("not-supported");
+    w.Key("searchParam");
+    w.StartArray();
+    w.StartObject();
+    w.Key("name");
+    w.String("_id");
+    w.Key("definition");
+    w.String("http://hl7.org/fhir/SearchParameter/Resource-id");
+    w.Key("type");
+    w.String("token");
+    w.EndObject();
+    w.EndArray();
+    w.EndObject();
+  }
+  w.EndArray();
+  w.Key("interaction");
+  w.StartArray();
+  for (const char* code : {"transaction", "batch", "history-system"}) {
+    w.StartObject();
+    w.Key("code");
+    w.String(code);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  w.EndArray();
+  w.EndObject();
+  capability_.assign(buf.GetString(), buf.GetSize());
+}
+
+HttpResponse FhirApi::Metadata(const HttpRequest& req) const {
+  if (auto bad = CheckFormat(req, false)) return *bad;
+  return Fhir(req, 200, capability_);
+}
+
+HttpResponse FhirApi::Transaction(const HttpRequest& req) const {
+  if (auto bad = CheckFormat(req, true)) return *bad;
+  store::FhirTransactionOptions o;
+  // Response entries carry their resources only when asked (Prefer: return=representation).
+  o.return_resources = req.Header("prefer").find("return=representation") != std::string::npos;
+  absl::StatusOr<store::FhirTransactionResult> r = store_.Transaction(req.body, o);
+  if (!r.ok()) return FromStatus(req, r.status());
+  return Fhir(req, 200, std::move(r->response_json));
+}
+
+HttpResponse FhirApi::History(const HttpRequest& req, std::string type, std::string id) const {
+  if (auto bad = CheckFormat(req, false)) return *bad;
+  store::FhirHistoryQuery q;
+  q.type = std::move(type);
+  q.id = std::move(id);
+  for (const auto& [k, v] : req.query) {
+    if (k != "_since" && k != "_count" && k != "_cursor" && k != "_format" && k != "_pretty") {
+      return NotImplemented(req, base::StrCat("history parameter ", k, " is not implemented"));
+    }
+  }
+  if (!ParseCount(req, &q.count)) return Outcome(req, 400, "invalid", "_count must be >= 1");
+  if (!ParseSince(req.Query("_since"), &q.since_micros)) {
+    return Outcome(req, 400, "invalid", "_since must be a FHIR instant (2024-01-15T10:30:00Z)");
+  }
+  if (std::string c = req.Query("_cursor"); !c.empty()) {
+    if (!base::ParseInt(c, &q.before_seq) || q.before_seq <= 0) {
+      return Outcome(req, 400, "invalid", "_cursor is not a paging position of this server");
+    }
+  }
+  absl::StatusOr<store::FhirHistoryPage> page = store_.History(q);
+  if (!page.ok()) return FromStatus(req, page.status());
+  const std::string base_url = BaseUrl(req);
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  w.Key("resourceType");
+  w.String("Bundle");
+  w.Key("type");
+  w.String("history");
+  WriteLinks(w, LinkUrl(req, SubPath(req), {}),
+             page->next_before_seq == 0
+                 ? std::string()
+                 : LinkUrl(req, SubPath(req),
+                           {{"_cursor", base::StrCat(page->next_before_seq)}}));
+  w.Key("entry");
+  w.StartArray();
+  for (const store::FhirVersion& v : page->versions) {
+    w.StartObject();
+    w.Key("fullUrl");
+    Str(w, base::StrCat(base_url, "/", v.type, "/", v.id));
+    if (!v.deleted) {
+      w.Key("resource");
+      w.RawValue(v.json.data(), v.json.size(), rapidjson::kObjectType);
+    }
+    w.Key("request");
+    w.StartObject();
+    w.Key("method");
+    Str(w, v.method);
+    w.Key("url");
+    Str(w, v.method == "POST" ? v.type : base::StrCat(v.type, "/", v.id));
+    w.EndObject();
+    w.Key("response");
+    w.StartObject();
+    w.Key("status");
+    Str(w, v.deleted ? "204 No Content" : v.version_id == 1 || v.method == "POST"
+                                              ? "201 Created"
+                                              : "200 OK");
+    w.Key("etag");
+    Str(w, ETag(v.version_id));
+    w.Key("lastModified");
+    Str(w, store::FhirInstant(v.last_updated_micros));
+    w.EndObject();
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  return Fhir(req, 200, std::string(buf.GetString(), buf.GetSize()));
+}
+
+HttpResponse FhirApi::SystemHistory(const HttpRequest& req) const { return History(req, "", ""); }
+
+HttpResponse FhirApi::TypeHistory(const HttpRequest& req) const {
+  std::string type = req.PathParam("type");
+  if (auto bad = CheckType(req, type)) return *bad;
+  return History(req, type, "");
+}
+
+HttpResponse FhirApi::InstanceHistory(const HttpRequest& req) const {
+  std::string type = req.PathParam("type");
+  if (auto bad = CheckType(req, type)) return *bad;
+  return History(req, type, req.PathParam("id"));
+}
+
+HttpResponse FhirApi::Search(const HttpRequest& req) const {
+  const std::string type = req.PathParam("type");
+  if (auto bad = CheckType(req, type)) return *bad;
+  if (auto bad = CheckFormat(req, false)) return *bad;
+  for (const auto& [k, v] : req.query) {
+    if (k != "_id" && k != "_count" && k != "_cursor" && k != "_format" && k != "_pretty") {
+      return NotImplemented(req, "search is not implemented yet (only _id and _count)");
+    }
+  }
+  int count = 0;
+  if (!ParseCount(req, &count)) return Outcome(req, 400, "invalid", "_count must be >= 1");
+  std::vector<store::FhirVersion> found;
+  std::string next;
+  if (std::string ids = req.Query("_id"); !ids.empty()) {
+    for (std::string_view id : base::Split(ids, ',')) {
+      if (!store::IsValidFhirId(id)) continue;  // matches nothing
+      absl::StatusOr<store::FhirVersion> v = store_.Read(type, id);
+      if (v.ok() && !v->deleted) {
+        found.push_back(*std::move(v));
+      } else if (!v.ok() && v.status().code() != absl::StatusCode::kNotFound) {
+        return FromStatus(req, v.status());
+      }
+    }
+  } else {
+    absl::StatusOr<std::vector<store::FhirVersion>> page =
+        store_.List(type, req.Query("_cursor"), count + 1);
+    if (!page.ok()) return FromStatus(req, page.status());
+    found = *std::move(page);
+    if (static_cast<int>(found.size()) > count) {
+      found.resize(count);
+      next = LinkUrl(req, SubPath(req), {{"_cursor", found.back().id}});
+    }
+  }
+  const std::string base_url = BaseUrl(req);
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  w.Key("resourceType");
+  w.String("Bundle");
+  w.Key("type");
+  w.String("searchset");
+  if (next.empty() && req.Query("_cursor").empty()) {
+    w.Key("total");
+    w.Uint64(found.size());
+  }
+  WriteLinks(w, LinkUrl(req, SubPath(req), {}), next);
+  w.Key("entry");
+  w.StartArray();
+  for (const store::FhirVersion& v : found) {
+    w.StartObject();
+    w.Key("fullUrl");
+    Str(w, base::StrCat(base_url, "/", v.type, "/", v.id));
+    w.Key("resource");
+    w.RawValue(v.json.data(), v.json.size(), rapidjson::kObjectType);
+    w.Key("search");
+    w.StartObject();
+    w.Key("mode");
+    w.String("match");
+    w.EndObject();
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  return Fhir(req, 200, std::string(buf.GetString(), buf.GetSize()));
+}
+
+HttpResponse FhirApi::Create(const HttpRequest& req) const {
+  const std::string type = req.PathParam("type");
+  if (auto bad = CheckType(req, type)) return *bad;
+  if (auto bad = CheckFormat(req, true)) return *bad;
+  if (!req.Header("if-none-exist").empty()) {
+    return NotImplemented(req, "conditional create (If-None-Exist) is not implemented yet");
+  }
+  absl::StatusOr<store::FhirWriteResult> w = store_.Create(type, req.body);
+  if (!w.ok()) return FromStatus(req, w.status());
+  return VersionResponse(req, 201, w->version, true, ParsePrefer(req));
+}
+
+HttpResponse FhirApi::Read(const HttpRequest& req) const {
+  const std::string type = req.PathParam("type");
+  const std::string id = req.PathParam("id");
+  if (auto bad = CheckType(req, type)) return *bad;
+  if (!id.empty() && id[0] == '$') {
+    return NotImplemented(req, base::StrCat("operation ", id, " is not implemented"));
+  }
+  if (auto bad = CheckFormat(req, false)) return *bad;
+  absl::StatusOr<store::FhirVersion> v = store_.Read(type, id);
+  if (!v.ok()) return FromStatus(req, v.status());
+  if (v->deleted) return Gone(req, *v);
+  return VersionResponse(req, 200, *v, false, Prefer::kRepresentation);
+}
+
+HttpResponse FhirApi::VRead(const HttpRequest& req) const {
+  const std::string type = req.PathParam("type");
+  if (auto bad = CheckType(req, type)) return *bad;
+  if (auto bad = CheckFormat(req, false)) return *bad;
+  int64_t vid = 0;
+  if (!base::ParseInt(req.PathParam("vid"), &vid) || vid <= 0) {
+    return Outcome(req, 404, "not-found", "no such version");
+  }
+  absl::StatusOr<store::FhirVersion> v = store_.VRead(type, req.PathParam("id"), vid);
+  if (!v.ok()) return FromStatus(req, v.status());
+  if (v->deleted) return Gone(req, *v);
+  return VersionResponse(req, 200, *v, false, Prefer::kRepresentation);
+}
+
+HttpResponse FhirApi::Update(const HttpRequest& req) const {
+  const std::string type = req.PathParam("type");
+  if (auto bad = CheckType(req, type)) return *bad;
+  if (auto bad = CheckFormat(req, true)) return *bad;
+  store::FhirWriteOptions o;
+  o.if_match_version = IfMatch(req);
+  if (o.if_match_version < 0) {
+    return Outcome(req, 400, "invalid", "If-Match must be a version ETag: W/\"n\"");
+  }
+  absl::StatusOr<store::FhirWriteResult> w = store_.Update(type, req.PathParam("id"), req.body, o);
+  if (!w.ok()) return FromStatus(req, w.status());
+  return VersionResponse(req, w->created ? 201 : 200, w->version, true, ParsePrefer(req));
+}
+
+HttpResponse FhirApi::Delete(const HttpRequest& req) const {
+  const std::string type = req.PathParam("type");
+  if (auto bad = CheckType(req, type)) return *bad;
+  if (auto bad = CheckFormat(req, false)) return *bad;
+  store::FhirWriteOptions o;
+  o.if_match_version = IfMatch(req);
+  if (o.if_match_version < 0) {
+    return Outcome(req, 400, "invalid", "If-Match must be a version ETag: W/\"n\"");
+  }
+  absl::StatusOr<store::FhirWriteResult> w = store_.Delete(type, req.PathParam("id"), o);
+  if (!w.ok()) return FromStatus(req, w.status());
+  HttpResponse r = ParsePrefer(req) == Prefer::kMinimal
+                       ? HttpResponse{204, kFhirJson, "", {}}
+                       : Fhir(req, 200, OutcomeJson("information", "informational",
+                                                    w->version.version_id > 0
+                                                        ? "deleted"
+                                                        : "nothing to delete"));
+  if (w->version.version_id > 0) r.headers.emplace_back("ETag", ETag(w->version.version_id));
+  return r;
+}
+
+void FhirApi::Register(net::HttpServer& http) {
+  using Handler = HttpResponse (FhirApi::*)(const HttpRequest&) const;
+  auto bind = [this](Handler h) {
+    return [this, h](const HttpRequest& r) { return (this->*h)(r); };
+  };
+  // Every method of a pattern is registered together, real handlers first (a HEAD is served
+  // by the GET handler), so a method not implemented gets an OperationOutcome, not a bare 405.
+  struct Route {
+    std::string pattern;
+    std::vector<std::pair<std::string, net::HttpHandler>> handlers;
+    std::function<HttpResponse(const HttpRequest&)> otherwise;
+  };
+  const std::vector<std::string> kMethods = {"GET", "POST", "PUT", "DELETE", "PATCH"};
+  auto allow = [](std::string methods) {
+    return [methods](const HttpRequest& r) { return NotAllowed(r, methods); };
+  };
+  auto todo = [](std::string what) {
+    return [what](const HttpRequest& r) { return NotImplemented(r, what); };
+  };
+  std::vector<Route> routes;
+  routes.push_back({"/fhir/metadata", {{"GET", bind(&FhirApi::Metadata)}}, allow("GET")});
+  routes.push_back({"/fhir/_history", {{"GET", bind(&FhirApi::SystemHistory)}}, allow("GET")});
+  routes.push_back({"/fhir", {{"POST", bind(&FhirApi::Transaction)}}, allow("POST")});
+  routes.push_back(
+      {"/fhir/{type}/_history", {{"GET", bind(&FhirApi::TypeHistory)}}, allow("GET")});
+  routes.push_back({"/fhir/{type}/_search",
+                    {{"GET", todo("search is not implemented yet (only GET with _id)")},
+                     {"POST", todo("search is not implemented yet (only GET with _id)")}},
+                    allow("GET, POST")});
+  routes.push_back({"/fhir/{type}",
+                    {{"GET", bind(&FhirApi::Search)},
+                     {"POST", bind(&FhirApi::Create)},
+                     {"PUT", todo("conditional update is not implemented yet")},
+                     {"DELETE", todo("conditional delete is not implemented yet")}},
+                    todo("conditional patch is not implemented yet")});
+  routes.push_back({"/fhir/{type}/{id}/_history/{vid}", {{"GET", bind(&FhirApi::VRead)}},
+                    allow("GET")});
+  routes.push_back({"/fhir/{type}/{id}/_history", {{"GET", bind(&FhirApi::InstanceHistory)}},
+                    allow("GET")});
+  routes.push_back({"/fhir/{type}/{id}",
+                    {{"GET", bind(&FhirApi::Read)},
+                     {"PUT", bind(&FhirApi::Update)},
+                     {"DELETE", bind(&FhirApi::Delete)},
+                     {"PATCH", todo("PATCH (JSON Patch) is not implemented yet")}},
+                    [](const HttpRequest& r) {
+                      std::string id = r.PathParam("id");
+                      if (!id.empty() && id[0] == '$') {
+                        return NotImplemented(r, base::StrCat("operation ", id,
+                                                              " is not implemented"));
+                      }
+                      return NotAllowed(r, "GET, PUT, DELETE, PATCH");
+                    }});
+  routes.push_back({"/fhir/{type}/{id}/{op}", {}, [](const HttpRequest& r) {
+                      std::string op = r.PathParam("op");
+                      if (!op.empty() && op[0] == '$') {
+                        return NotImplemented(r, base::StrCat("operation ", op,
+                                                              " is not implemented"));
+                      }
+                      return Outcome(r, 404, "not-found", "no FHIR interaction at this URL");
+                    }});
+  for (Route& route : routes) {
+    for (auto& [method, handler] : route.handlers) http.Handle(method, route.pattern, handler);
+    for (const std::string& method : kMethods) {
+      bool taken = false;
+      for (const auto& h : route.handlers) taken |= h.first == method;
+      if (!taken) http.Handle(method, route.pattern, route.otherwise);
+    }
+  }
+}
+
+}  // namespace isthmus::fhir_server

@@ -1,0 +1,58 @@
+// The FHIR R4 REST API at /fhir over the built-in store (store/fhir_store.h), on the engine's
+// HTTP server (JSON only):
+//   GET    /fhir/metadata                        CapabilityStatement (what is implemented)
+//   POST   /fhir                                 transaction / batch Bundle
+//   GET    /fhir/_history                        system history
+//   GET    /fhir/{type}                          search: _id and _count only (else 501)
+//   POST   /fhir/{type}                          create
+//   GET    /fhir/{type}/_history                 type history
+//   GET    /fhir/{type}/{id}                     read (404 unknown, 410 deleted)
+//   PUT    /fhir/{type}/{id}                     update / update-as-create (If-Match: 412)
+//   DELETE /fhir/{type}/{id}                     delete (If-Match: 412)
+//   GET    /fhir/{type}/{id}/_history[/{vid}]    instance history, vread
+// History takes _since, _count and _cursor (the next link's paging position). Every response
+// is application/fhir+json; _format=xml (or an XML body) is 415; `_pretty=true` indents;
+// `Prefer: return=minimal|representation|OperationOutcome` on writes. Every error is an
+// OperationOutcome with its status; other methods are 405 with `Allow`, or 501 for interactions
+// not implemented yet (conditional update/delete, PATCH, operations, POST _search).
+//
+// Responses hold PHI: they never go to logs. Access control comes with the security work.
+// Thread-safety: handlers run concurrently on the HTTP server's pool; the store is thread-safe.
+#pragma once
+
+#include <string>
+
+#include "net/http_server.h"
+#include "store/fhir_store.h"
+
+namespace isthmus::fhir_server {
+
+class FhirApi {
+ public:
+  // `store` must outlive the API and the server it is registered on.
+  explicit FhirApi(store::FhirStore& store);
+
+  // Registers every /fhir route on `http` (before Listen).
+  void Register(net::HttpServer& http);
+
+  // The handlers (public for tests; path parameters in req.path_params).
+  net::HttpResponse Metadata(const net::HttpRequest& req) const;
+  net::HttpResponse Transaction(const net::HttpRequest& req) const;
+  net::HttpResponse SystemHistory(const net::HttpRequest& req) const;
+  net::HttpResponse Search(const net::HttpRequest& req) const;
+  net::HttpResponse Create(const net::HttpRequest& req) const;
+  net::HttpResponse TypeHistory(const net::HttpRequest& req) const;
+  net::HttpResponse Read(const net::HttpRequest& req) const;
+  net::HttpResponse Update(const net::HttpRequest& req) const;
+  net::HttpResponse Delete(const net::HttpRequest& req) const;
+  net::HttpResponse InstanceHistory(const net::HttpRequest& req) const;
+  net::HttpResponse VRead(const net::HttpRequest& req) const;
+
+ private:
+  net::HttpResponse History(const net::HttpRequest& req, std::string type, std::string id) const;
+
+  store::FhirStore& store_;
+  std::string capability_;  // built once: the CapabilityStatement without `date`
+};
+
+}  // namespace isthmus::fhir_server
