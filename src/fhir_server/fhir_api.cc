@@ -615,6 +615,8 @@ void FhirApi::Register(net::HttpServer& http) {
   routes.push_back({"/fhir/metadata", {{"GET", bind(&FhirApi::Metadata)}}, allow("GET")});
   routes.push_back({"/fhir/_history", {{"GET", bind(&FhirApi::SystemHistory)}}, allow("GET")});
   routes.push_back({"/fhir", {{"POST", bind(&FhirApi::Transaction)}}, allow("POST")});
+  // Clients that join the base URL with "" (fhir-kit-client's transaction) post to "/fhir/".
+  routes.push_back({"/fhir/", {{"POST", bind(&FhirApi::Transaction)}}, allow("POST")});
   routes.push_back(
       {"/fhir/{type}/_history", {{"GET", bind(&FhirApi::TypeHistory)}}, allow("GET")});
   routes.push_back({"/fhir/{type}/_search",
