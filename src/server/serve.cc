@@ -19,13 +19,20 @@
 
 namespace isthmus::server {
 
-const char kDefaultConfig[] = R"yaml(# The embedded default of `isthmus serve`.
+const char kDefaultConfig[] = R"yaml(# The embedded default of `isthmus serve`: every HL7 v2
+# message is journaled and ACKed, converted to a FHIR R4 Bundle by the shipped maps, and stored in
+# the built-in FHIR store (exactly once), which serves it at /fhir.
 listeners:
   - name: mllp
     address: 127.0.0.1:2575
     channel: default
 channels:
   - name: default
+    transformer: fhir
+    destinations: [fhir-store]
+destinations:
+  - name: fhir-store
+    type: fhir_local
 )yaml";
 
 namespace {
@@ -69,17 +76,16 @@ int RunServe(const ServeOptions& opts) {
   auto cfg = LoadWithOverrides(opts);
   if (!cfg.ok()) return Fail(std::string(cfg.status().message()));
   if (opts.config.empty()) {
-    // The embedded default has no destinations on purpose: say what it does instead of warning.
     std::fprintf(stderr,
                  "isthmus serve: no --config: the embedded default journals every message "
-                 "received on MLLP %s and ACKs it once durable (store in %s); see "
-                 "docs/configuration.md to add channels and destinations\n",
+                 "received on MLLP %s, ACKs it once durable, converts it to FHIR R4 and stores it "
+                 "in the built-in FHIR store at /fhir (data in %s); see docs/configuration.md "
+                 "for channels and destinations of your own\n",
                  cfg->listeners.empty() ? "-" : cfg->listeners[0].address.c_str(),
                  cfg->server.data_dir.c_str());
-  } else {
-    for (const std::string& w : cfg->warnings) {
-      std::fprintf(stderr, "isthmus serve: warning: %s\n", w.c_str());
-    }
+  }
+  for (const std::string& w : cfg->warnings) {
+    std::fprintf(stderr, "isthmus serve: warning: %s\n", w.c_str());
   }
 
   int threads = cfg->server.threads > 0 ? cfg->server.threads

@@ -136,11 +136,18 @@ class ServeTest(unittest.TestCase):
         self.assertEqual(body["total"], 1)
         m = body["messages"][0]
         self.assertEqual((m["control_id"], m["channel"]), ("MS1", "default"))
-        # The embedded default channel only journals: processing ends in `processed`.
+        # The embedded default converts to FHIR and stores the Bundle in the built-in store.
         detail = wait_for(lambda: self.server.get("/api/messages/%d" % m["id"])[1],
-                          lambda d: d["state"] == "processed")
+                          lambda d: d["state"] == "delivered:fhir-store")
         self.assertIn("PID|1||12345", detail["raw"])
-        self.assertEqual([e["state"] for e in detail["events"]], ["received", "processed"])
+        self.assertEqual([e["state"] for e in detail["events"]],
+                         ["received", "queued", "delivered:fhir-store"])
+        status, patients = self.server.get("/fhir/Patient/_history")
+        self.assertEqual(status, 200)
+        self.assertEqual(patients["resourceType"], "Bundle")
+        values = [i.get("value") for e in patients["entry"]
+                  for i in e["resource"].get("identifier", [])]
+        self.assertIn("12345", values)
 
     def test_corpus_messages_through_mllp_send(self):
         folder = os.path.join(CORPUS, "fhir-converter-hl7v2", "hl7v2")
