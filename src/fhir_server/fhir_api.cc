@@ -251,7 +251,8 @@ HttpResponse NotImplemented(const HttpRequest& req, std::string_view what) {
 
 }  // namespace
 
-FhirApi::FhirApi(store::FhirStore& store) : store_(store) {
+FhirApi::FhirApi(store::FhirStore& store, const fhir_search::Searcher* search)
+    : store_(store), search_(search) {
   rapidjson::StringBuffer buf;
   JsonWriter w(buf);
   w.StartObject();
@@ -290,10 +291,22 @@ FhirApi::FhirApi(store::FhirStore& store) : store_(store) {
   w.Key("mode");
   w.String("server");
   w.Key("documentation");
-  w.String(
-      "Read, vread, create, update (and update-as-create), delete, history and "
-      "transaction/batch Bundles. Search supports _id (and _count) only; no conditional "
-      "operations, PATCH, operations or schema validation yet.");
+  if (search_ != nullptr) {
+    w.String(
+        "Read, vread, create, update (and update-as-create), delete, history, "
+        "transaction/batch Bundles and search (GET and POST _search) by the listed R4 search "
+        "parameters: string (:exact, :contains), token (:not, :text), date, number and "
+        "quantity (prefixes eq ne gt lt ge le sa eb ap), reference (:Type, chained one or two "
+        "levels, _has), uri (:below, :above), :missing; _count, _sort, _total, "
+        "_summary=count, _include and _revinclude (no :iterate). Composite and special "
+        "parameters, _elements, _summary other than count, _text, _content and :of-type are "
+        "not supported. No conditional operations, PATCH, operations or schema validation yet.");
+  } else {
+    w.String(
+        "Read, vread, create, update (and update-as-create), delete, history and "
+        "transaction/batch Bundles. Search supports _id (and _count) only; no conditional "
+        "operations, PATCH, operations or schema validation yet.");
+  }
   w.Key("resource");
   w.StartArray();
   for (std::string_view type : store::FhirResourceTypes()) {
@@ -324,17 +337,43 @@ FhirApi::FhirApi(store::FhirStore& store) : store_(store) {
     w.Bool(false);
     w.Key("conditionalDelete");
     w.String("not-supported");
-    w.Key("searchParam");
-    w.StartArray();
-    w.StartObject();
-    w.Key("name");
-    w.String("_id");
-    w.Key("definition");
-    w.String("http://hl7.org/fhir/SearchParameter/Resource-id");
-    w.Key("type");
-    w.String("token");
-    w.EndObject();
-    w.EndArray();
+    if (search_ != nullptr) {
+      std::vector<const fhir_search::SearchParam*> params = search_->registry().Supported(type);
+      w.Key("searchInclude");
+      w.StartArray();
+      w.String("*");
+      for (const fhir_search::SearchParam* p : params) {
+        if (p->type == fhir_search::ParamType::kReference) {
+          Str(w, base::StrCat(type, ":", p->code));
+        }
+      }
+      w.EndArray();
+      w.Key("searchParam");
+      w.StartArray();
+      for (const fhir_search::SearchParam* p : params) {
+        w.StartObject();
+        w.Key("name");
+        Str(w, p->code);
+        w.Key("definition");
+        Str(w, p->url);
+        w.Key("type");
+        Str(w, fhir_search::ParamTypeName(p->type));
+        w.EndObject();
+      }
+      w.EndArray();
+    } else {
+      w.Key("searchParam");
+      w.StartArray();
+      w.StartObject();
+      w.Key("name");
+      w.String("_id");
+      w.Key("definition");
+      w.String("http://hl7.org/fhir/SearchParameter/Resource-id");
+      w.Key("type");
+      w.String("token");
+      w.EndObject();
+      w.EndArray();
+    }
     w.EndObject();
   }
   w.EndArray();
@@ -455,6 +494,112 @@ HttpResponse FhirApi::Search(const HttpRequest& req) const {
   const std::string type = req.PathParam("type");
   if (auto bad = CheckType(req, type)) return *bad;
   if (auto bad = CheckFormat(req, false)) return *bad;
+  if (search_ == nullptr) return IdSearch(req, type);
+  return ParamSearch(req, type, req.query);
+}
+
+HttpResponse FhirApi::SearchPost(const HttpRequest& req) const {
+  const std::string type = req.PathParam("type");
+  if (auto bad = CheckType(req, type)) return *bad;
+  if (auto bad = CheckFormat(req, false)) return *bad;
+  if (search_ == nullptr) return NotImplemented(req, "search is not implemented yet (only GET with _id)");
+  std::string ct = req.Header("content-type");
+  if (!ct.empty() && ct.find("application/x-www-form-urlencoded") == std::string::npos) {
+    return Outcome(req, 415, "not-supported",
+                   "POST _search takes an application/x-www-form-urlencoded body");
+  }
+  fhir_search::Params params = req.query;
+  for (std::string_view pair : base::Split(req.body, '&')) {
+    if (pair.empty()) continue;
+    size_t eq = pair.find('=');
+    std::string_view k = pair.substr(0, eq);
+    std::string_view v = eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
+    params.emplace_back(net::UrlDecode(k, true), net::UrlDecode(v, true));
+  }
+  return ParamSearch(req, type, params);
+}
+
+HttpResponse FhirApi::ParamSearch(const HttpRequest& req, const std::string& type,
+                                  const fhir_search::Params& params) const {
+  fhir_search::SearchOptions o;
+  o.strict = req.Header("prefer").find("handling=strict") != std::string::npos;
+  o.default_count = kDefaultPageSize;
+  absl::StatusOr<fhir_search::SearchResult> r = search_->Search(type, params, o);
+  if (!r.ok()) return FromStatus(req, r.status());
+  // Links are GET URLs of /fhir/{type} with the parameters (POST _search included).
+  HttpRequest link_req = req;
+  link_req.path = base::StrCat("/fhir/", type);
+  link_req.query = params;
+  const std::string base_url = BaseUrl(req);
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  w.Key("resourceType");
+  w.String("Bundle");
+  w.Key("type");
+  w.String("searchset");
+  if (r->total) {
+    w.Key("total");
+    w.Int64(*r->total);
+  }
+  WriteLinks(w, LinkUrl(link_req, SubPath(link_req), {}),
+             r->next_cursor.empty()
+                 ? std::string()
+                 : LinkUrl(link_req, SubPath(link_req), {{"_cursor", r->next_cursor}}));
+  if (!r->count_only || !r->issues.empty()) {
+    w.Key("entry");
+    w.StartArray();
+    auto entry = [&](const store::FhirVersion& v, const char* mode) {
+      w.StartObject();
+      w.Key("fullUrl");
+      Str(w, base::StrCat(base_url, "/", v.type, "/", v.id));
+      w.Key("resource");
+      w.RawValue(v.json.data(), v.json.size(), rapidjson::kObjectType);
+      w.Key("search");
+      w.StartObject();
+      w.Key("mode");
+      w.String(mode);
+      w.EndObject();
+      w.EndObject();
+    };
+    if (!r->count_only) {
+      for (const store::FhirVersion& v : r->matches) entry(v, "match");
+      for (const store::FhirVersion& v : r->included) entry(v, "include");
+    }
+    if (!r->issues.empty()) {
+      w.StartObject();
+      w.Key("resource");
+      w.StartObject();
+      w.Key("resourceType");
+      w.String("OperationOutcome");
+      w.Key("issue");
+      w.StartArray();
+      for (const std::string& issue : r->issues) {
+        w.StartObject();
+        w.Key("severity");
+        w.String("warning");
+        w.Key("code");
+        w.String("not-supported");
+        w.Key("diagnostics");
+        Str(w, issue);
+        w.EndObject();
+      }
+      w.EndArray();
+      w.EndObject();
+      w.Key("search");
+      w.StartObject();
+      w.Key("mode");
+      w.String("outcome");
+      w.EndObject();
+      w.EndObject();
+    }
+    w.EndArray();
+  }
+  w.EndObject();
+  return Fhir(req, 200, std::string(buf.GetString(), buf.GetSize()));
+}
+
+HttpResponse FhirApi::IdSearch(const HttpRequest& req, const std::string& type) const {
   for (const auto& [k, v] : req.query) {
     if (k != "_id" && k != "_count" && k != "_cursor" && k != "_format" && k != "_pretty") {
       return NotImplemented(req, "search is not implemented yet (only _id and _count)");
@@ -620,8 +765,7 @@ void FhirApi::Register(net::HttpServer& http) {
   routes.push_back(
       {"/fhir/{type}/_history", {{"GET", bind(&FhirApi::TypeHistory)}}, allow("GET")});
   routes.push_back({"/fhir/{type}/_search",
-                    {{"GET", todo("search is not implemented yet (only GET with _id)")},
-                     {"POST", todo("search is not implemented yet (only GET with _id)")}},
+                    {{"GET", bind(&FhirApi::Search)}, {"POST", bind(&FhirApi::SearchPost)}},
                     allow("GET, POST")});
   routes.push_back({"/fhir/{type}",
                     {{"GET", bind(&FhirApi::Search)},

@@ -3,7 +3,8 @@
 //   GET    /fhir/metadata                        CapabilityStatement (what is implemented)
 //   POST   /fhir                                 transaction / batch Bundle
 //   GET    /fhir/_history                        system history
-//   GET    /fhir/{type}                          search: _id and _count only (else 501)
+//   GET    /fhir/{type}, /fhir/{type}/_search    search (fhir_search/search.h); without a
+//   POST   /fhir/{type}/_search                  searcher: _id and _count only (else 501)
 //   POST   /fhir/{type}                          create
 //   GET    /fhir/{type}/_history                 type history
 //   GET    /fhir/{type}/{id}                     read (404 unknown, 410 deleted)
@@ -14,7 +15,9 @@
 // is application/fhir+json; _format=xml (or an XML body) is 415; `_pretty=true` indents;
 // `Prefer: return=minimal|representation|OperationOutcome` on writes. Every error is an
 // OperationOutcome with its status; other methods are 405 with `Allow`, or 501 for interactions
-// not implemented yet (conditional update/delete, PATCH, operations, POST _search).
+// not implemented yet (conditional update/delete, PATCH, operations). Search honours
+// `Prefer: handling=strict` (unknown parameters are 400) and `handling=lenient` (the default:
+// they are ignored and named in an OperationOutcome entry with search.mode outcome).
 //
 // Responses hold PHI: they never go to logs. Access control comes with the security work.
 // Thread-safety: handlers run concurrently on the HTTP server's pool; the store is thread-safe.
@@ -22,6 +25,7 @@
 
 #include <string>
 
+#include "fhir_search/search.h"
 #include "net/http_server.h"
 #include "store/fhir_store.h"
 
@@ -29,8 +33,9 @@ namespace isthmus::fhir_server {
 
 class FhirApi {
  public:
-  // `store` must outlive the API and the server it is registered on.
-  explicit FhirApi(store::FhirStore& store);
+  // `store` (and `search`, when given) must outlive the API and the server it is registered on.
+  // Without a searcher, search answers _id and _count only (501 for other parameters).
+  explicit FhirApi(store::FhirStore& store, const fhir_search::Searcher* search = nullptr);
 
   // Registers every /fhir route on `http` (before Listen).
   void Register(net::HttpServer& http);
@@ -40,6 +45,9 @@ class FhirApi {
   net::HttpResponse Transaction(const net::HttpRequest& req) const;
   net::HttpResponse SystemHistory(const net::HttpRequest& req) const;
   net::HttpResponse Search(const net::HttpRequest& req) const;
+  // POST /fhir/{type}/_search: the parameters in an application/x-www-form-urlencoded body
+  // (and the query string).
+  net::HttpResponse SearchPost(const net::HttpRequest& req) const;
   net::HttpResponse Create(const net::HttpRequest& req) const;
   net::HttpResponse TypeHistory(const net::HttpRequest& req) const;
   net::HttpResponse Read(const net::HttpRequest& req) const;
@@ -50,8 +58,12 @@ class FhirApi {
 
  private:
   net::HttpResponse History(const net::HttpRequest& req, std::string type, std::string id) const;
+  net::HttpResponse IdSearch(const net::HttpRequest& req, const std::string& type) const;
+  net::HttpResponse ParamSearch(const net::HttpRequest& req, const std::string& type,
+                                const fhir_search::Params& params) const;
 
   store::FhirStore& store_;
+  const fhir_search::Searcher* search_;
   std::string capability_;  // built once: the CapabilityStatement without `date`
 };
 

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "fhir_search/indexer.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "rapidjson/document.h"
@@ -153,6 +154,117 @@ TEST_F(FhirApiTest, SearchByIdAndPagesByCount) {
   EXPECT_EQ(p["entry"].Size(), 2u);
   EXPECT_STREQ(p["link"][1]["relation"].GetString(), "next");
   EXPECT_THAT(p["link"][1]["url"].GetString(), HasSubstr("_cursor=b"));
+}
+
+}  // namespace
+}  // namespace isthmus::fhir_server
+
+namespace isthmus::fhir_server {
+namespace {
+
+class FhirSearchApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::path(::testing::TempDir()) /
+           ("fhir_search_api_" +
+            std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    writer_ = std::move(store::Writer::Open((dir_ / "isthmus.db").string())).value();
+    auto registry = std::move(fhir_search::Registry::Build()).value();
+    indexer_ = std::make_unique<fhir_search::SearchIndexer>(registry);
+    store::FhirStoreOptions o;
+    o.indexer = indexer_.get();
+    store_ = std::move(store::FhirStore::Open(*writer_, o)).value();
+    search_ = std::make_unique<fhir_search::Searcher>(*writer_, registry);
+    api_ = std::make_unique<FhirApi>(*store_, search_.get());
+    for (int i = 0; i < 5; ++i) {
+      std::string id = "p" + std::to_string(i);
+      ASSERT_TRUE(store_->Update("Patient", id,
+                                 R"({"resourceType":"Patient","id":")" + id +
+                                     R"(","name":[{"family":"Fam)" + std::to_string(i % 2) +
+                                     R"("}],"gender":")" + (i % 2 ? "male" : "female") + "\"}")
+                      .ok());
+    }
+  }
+  static net::HttpRequest Get(std::vector<std::pair<std::string, std::string>> query) {
+    net::HttpRequest r;
+    r.method = "GET";
+    r.path = "/fhir/Patient";
+    r.path_params = {{"type", "Patient"}};
+    r.query = std::move(query);
+    r.headers.emplace_back("host", "example.test");
+    return r;
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<store::Writer> writer_;
+  std::unique_ptr<fhir_search::SearchIndexer> indexer_;
+  std::unique_ptr<store::FhirStore> store_;
+  std::unique_ptr<fhir_search::Searcher> search_;
+  std::unique_ptr<FhirApi> api_;
+};
+
+TEST_F(FhirSearchApiTest, SearchsetWithLinksAndModes) {
+  auto r = api_->Search(Get({{"gender", "female"}, {"_count", "2"}, {"_sort", "_id"}}));
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto d = Json(r.body);
+  EXPECT_STREQ(d["type"].GetString(), "searchset");
+  ASSERT_EQ(d["entry"].Size(), 2u);
+  EXPECT_STREQ(d["entry"][0]["resource"]["id"].GetString(), "p0");
+  EXPECT_STREQ(d["entry"][0]["search"]["mode"].GetString(), "match");
+  EXPECT_STREQ(d["link"][1]["relation"].GetString(), "next");
+  std::string next = d["link"][1]["url"].GetString();
+  EXPECT_THAT(next, HasSubstr("http://example.test/fhir/Patient?gender=female&_count=2"));
+  auto cursor = next.substr(next.find("_cursor=") + 8);
+  auto page2 = Json(api_->Search(Get({{"gender", "female"}, {"_count", "2"}, {"_sort", "_id"},
+                                       {"_cursor", cursor}})).body);
+  ASSERT_EQ(page2["entry"].Size(), 1u);
+  EXPECT_STREQ(page2["entry"][0]["resource"]["id"].GetString(), "p4");
+  EXPECT_EQ(page2["link"].Size(), 1u);
+
+  auto count = Json(api_->Search(Get({{"family", "fam1"}, {"_summary", "count"}})).body);
+  EXPECT_EQ(count["total"].GetInt(), 2);
+  EXPECT_FALSE(count.HasMember("entry"));
+}
+
+TEST_F(FhirSearchApiTest, PostSearchAndHandling) {
+  net::HttpRequest post = Get({});
+  post.method = "POST";
+  post.path = "/fhir/Patient/_search";
+  post.headers.emplace_back("content-type", "application/x-www-form-urlencoded");
+  post.body = "family=Fam1&_sort=-_id";
+  auto r = Json(api_->SearchPost(post).body);
+  ASSERT_EQ(r["entry"].Size(), 2u);
+  EXPECT_STREQ(r["entry"][0]["resource"]["id"].GetString(), "p3");
+  EXPECT_THAT(r["link"][0]["url"].GetString(), HasSubstr("/fhir/Patient?family=Fam1"));
+
+  auto lenient = Json(api_->Search(Get({{"bogus", "1"}, {"gender", "male"}})).body);
+  ASSERT_EQ(lenient["entry"].Size(), 3u);
+  EXPECT_STREQ(lenient["entry"][2]["resource"]["resourceType"].GetString(), "OperationOutcome");
+  EXPECT_STREQ(lenient["entry"][2]["search"]["mode"].GetString(), "outcome");
+  auto strict_req = Get({{"bogus", "1"}});
+  strict_req.headers.emplace_back("prefer", "handling=strict");
+  auto strict = api_->Search(strict_req);
+  EXPECT_EQ(strict.status, 400);
+  EXPECT_THAT(strict.body, HasSubstr("bogus"));
+  EXPECT_EQ(api_->Search(Get({{"birthdate", "notadate"}})).status, 400);
+}
+
+TEST_F(FhirSearchApiTest, MetadataListsExactlyTheSupportedParameters) {
+  auto d = Json(api_->Metadata(Get({})).body);
+  const auto& resources = d["rest"][0]["resource"];
+  for (const auto& res : resources.GetArray()) {
+    if (std::string(res["type"].GetString()) != "Patient") continue;
+    std::vector<std::string> names;
+    for (const auto& p : res["searchParam"].GetArray()) names.push_back(p["name"].GetString());
+    EXPECT_THAT(names, ::testing::Contains("birthdate"));
+    EXPECT_THAT(names, ::testing::Contains("_lastUpdated"));
+    EXPECT_THAT(names, ::testing::Not(::testing::Contains("_text")));
+    EXPECT_THAT(names, ::testing::Not(::testing::Contains("_content")));
+    return;
+  }
+  FAIL() << "no Patient";
 }
 
 }  // namespace

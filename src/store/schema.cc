@@ -103,6 +103,63 @@ CREATE TABLE fhir_resources (
   PRIMARY KEY (type, id)
 );
 )sql",
+      // 5: search indexes (fhir_search/indexer.h), written in the transaction of each version
+      // and holding the current version of each resource only. One table per search-parameter
+      // type; rows name the resource by (res_type, res_id) and the parameter by its code. Dates
+      // are inclusive UTC ranges in microseconds; strings are kept normalized (lower case,
+      // accents folded) and exact; numbers are doubles. fhir_idx_pending lists resources
+      // stored before the index existed: SearchIndexer::Backfill indexes them at startup.
+      R"sql(
+CREATE TABLE fhir_idx_string (
+  res_type TEXT NOT NULL, res_id TEXT NOT NULL, param TEXT NOT NULL,
+  norm TEXT NOT NULL, exact TEXT NOT NULL
+);
+CREATE INDEX fhir_idx_string_by_value ON fhir_idx_string (res_type, param, norm);
+CREATE INDEX fhir_idx_string_by_res ON fhir_idx_string (res_type, res_id);
+CREATE TABLE fhir_idx_token (
+  res_type TEXT NOT NULL, res_id TEXT NOT NULL, param TEXT NOT NULL,
+  system TEXT NOT NULL, code TEXT NOT NULL, text TEXT NOT NULL
+);
+CREATE INDEX fhir_idx_token_by_value ON fhir_idx_token (res_type, param, code, system);
+CREATE INDEX fhir_idx_token_by_res ON fhir_idx_token (res_type, res_id);
+CREATE TABLE fhir_idx_date (
+  res_type TEXT NOT NULL, res_id TEXT NOT NULL, param TEXT NOT NULL,
+  low INTEGER NOT NULL, high INTEGER NOT NULL
+);
+CREATE INDEX fhir_idx_date_by_value ON fhir_idx_date (res_type, param, low);
+CREATE INDEX fhir_idx_date_by_res ON fhir_idx_date (res_type, res_id);
+CREATE TABLE fhir_idx_number (
+  res_type TEXT NOT NULL, res_id TEXT NOT NULL, param TEXT NOT NULL,
+  value REAL NOT NULL
+);
+CREATE INDEX fhir_idx_number_by_value ON fhir_idx_number (res_type, param, value);
+CREATE INDEX fhir_idx_number_by_res ON fhir_idx_number (res_type, res_id);
+CREATE TABLE fhir_idx_quantity (
+  res_type TEXT NOT NULL, res_id TEXT NOT NULL, param TEXT NOT NULL,
+  value REAL NOT NULL, system TEXT NOT NULL, code TEXT NOT NULL,
+  canonical_value REAL NOT NULL, canonical_unit TEXT NOT NULL
+);
+CREATE INDEX fhir_idx_quantity_by_value ON fhir_idx_quantity (res_type, param, value);
+CREATE INDEX fhir_idx_quantity_by_res ON fhir_idx_quantity (res_type, res_id);
+CREATE TABLE fhir_idx_reference (
+  res_type TEXT NOT NULL, res_id TEXT NOT NULL, param TEXT NOT NULL,
+  target_type TEXT NOT NULL, target_id TEXT NOT NULL, url TEXT NOT NULL
+);
+CREATE INDEX fhir_idx_reference_by_value ON fhir_idx_reference (res_type, param, target_id);
+CREATE INDEX fhir_idx_reference_by_target ON fhir_idx_reference (target_type, target_id);
+CREATE INDEX fhir_idx_reference_by_res ON fhir_idx_reference (res_type, res_id);
+CREATE TABLE fhir_idx_uri (
+  res_type TEXT NOT NULL, res_id TEXT NOT NULL, param TEXT NOT NULL,
+  uri TEXT NOT NULL
+);
+CREATE INDEX fhir_idx_uri_by_value ON fhir_idx_uri (res_type, param, uri);
+CREATE INDEX fhir_idx_uri_by_res ON fhir_idx_uri (res_type, res_id);
+CREATE INDEX fhir_resources_by_updated ON fhir_resources (type, last_updated);
+CREATE TABLE fhir_idx_pending (
+  type TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (type, id)
+);
+INSERT INTO fhir_idx_pending (type, id) SELECT type, id FROM fhir_resources WHERE deleted = 0;
+)sql",
   };
   return kMigrations;
 }

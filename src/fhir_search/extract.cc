@@ -1,0 +1,340 @@
+#include "fhir_search/extract.h"
+
+#include <array>
+
+#include "absl/time/civil_time.h"
+#include "absl/time/time.h"
+#include "base/str.h"
+#include "rapidjson/document.h"
+#include "store/fhir_store.h"
+
+namespace isthmus::fhir_search {
+namespace {
+
+using fhirpath::Kind;
+using fhirpath::Temporal;
+using fhirpath::Value;
+
+// Latin-1 Supplement U+00C0..U+00FF, folded and lower-cased ("" keeps the character).
+constexpr std::array<const char*, 64> kLatin1 = {
+    "a", "a", "a", "a", "a", "a", "ae", "c", "e", "e", "e", "e", "i", "i", "i", "i",
+    "d", "n", "o", "o", "o", "o", "o", "",  "o", "u", "u", "u", "u", "y", "th", "ss",
+    "a", "a", "a", "a", "a", "a", "ae", "c", "e", "e", "e", "e", "i", "i", "i", "i",
+    "d", "n", "o", "o", "o", "o", "o", "",  "o", "u", "u", "u", "u", "y", "th", "y"};
+
+// Latin Extended-A U+0100..U+017F, by ranges of the same base letter.
+const char* LatinExtA(unsigned cp) {
+  struct Range { unsigned last; const char* base; };
+  static constexpr Range kRanges[] = {
+      {0x105, "a"}, {0x10D, "c"}, {0x111, "d"}, {0x11B, "e"}, {0x123, "g"}, {0x127, "h"},
+      {0x131, "i"}, {0x133, "ij"}, {0x135, "j"}, {0x138, "k"}, {0x142, "l"}, {0x14B, "n"},
+      {0x151, "o"}, {0x153, "oe"}, {0x159, "r"}, {0x161, "s"}, {0x167, "t"}, {0x173, "u"},
+      {0x175, "w"}, {0x178, "y"}, {0x17E, "z"}, {0x17F, "s"}};
+  for (const Range& r : kRanges) {
+    if (cp <= r.last) return r.base;
+  }
+  return nullptr;
+}
+
+std::string_view Member(const rapidjson::Value& obj, const char* name) {
+  if (!obj.IsObject()) return {};
+  auto it = obj.FindMember(name);
+  if (it == obj.MemberEnd() || !it->value.IsString()) return {};
+  return std::string_view(it->value.GetString(), it->value.GetStringLength());
+}
+
+const rapidjson::Value* Child(const rapidjson::Value& obj, const char* name) {
+  if (!obj.IsObject()) return nullptr;
+  auto it = obj.FindMember(name);
+  return it == obj.MemberEnd() ? nullptr : &it->value;
+}
+
+// Calls f for every string of a member that may be a string or an array of strings.
+template <typename F>
+void EachString(const rapidjson::Value& obj, const char* name, F&& f) {
+  const rapidjson::Value* c = Child(obj, name);
+  if (c == nullptr) return;
+  if (c->IsString()) {
+    f(std::string_view(c->GetString(), c->GetStringLength()));
+  } else if (c->IsArray()) {
+    for (const auto& x : c->GetArray()) {
+      if (x.IsString()) f(std::string_view(x.GetString(), x.GetStringLength()));
+    }
+  }
+}
+
+bool TemporalRange(const Temporal& t, int64_t* low, int64_t* high) {
+  if (t.year < 1 || t.year > 9999) return false;
+  absl::CivilSecond start(t.year, t.month, t.day, t.hour, t.minute, t.second);
+  absl::CivilSecond next;
+  int64_t millis_low = 0, millis_span = 0;
+  switch (t.precision) {
+    case Temporal::kYear: next = absl::CivilSecond(absl::CivilYear(t.year) + 1); break;
+    case Temporal::kMonth:
+      next = absl::CivilSecond(absl::CivilMonth(t.year, t.month) + 1);
+      break;
+    case Temporal::kDay: next = absl::CivilSecond(absl::CivilDay(t.year, t.month, t.day) + 1); break;
+    case Temporal::kHour:
+      next = absl::CivilSecond(absl::CivilHour(t.year, t.month, t.day, t.hour) + 1);
+      break;
+    case Temporal::kMinute:
+      next = absl::CivilSecond(absl::CivilMinute(t.year, t.month, t.day, t.hour, t.minute) + 1);
+      break;
+    case Temporal::kSecond: next = start + 1; break;
+    default:
+      next = start;
+      millis_low = t.millis;
+      millis_span = 1;
+      break;
+  }
+  const int64_t offset = t.has_tz ? int64_t{t.tz_minutes} * 60 * 1000000 : 0;
+  *low = absl::ToUnixMicros(absl::FromCivil(start, absl::UTCTimeZone())) + millis_low * 1000 -
+         offset;
+  *high = absl::ToUnixMicros(absl::FromCivil(next, absl::UTCTimeZone())) +
+          (millis_low + millis_span) * 1000 - offset - 1;
+  return true;
+}
+
+class Extractor {
+ public:
+  explicit Extractor(IndexRows& rows) : rows_(rows) {}
+
+  void Add(const SearchParam& p, const Value& v) {
+    switch (p.type) {
+      case ParamType::kString: String(p, v); break;
+      case ParamType::kToken: Token(p, v); break;
+      case ParamType::kDate: Date(p, v); break;
+      case ParamType::kNumber:
+        if (v.kind == Kind::kInteger) rows_.numbers.push_back({p.code, static_cast<double>(v.i)});
+        if (v.kind == Kind::kDecimal) rows_.numbers.push_back({p.code, v.d.ToDouble()});
+        break;
+      case ParamType::kQuantity: Quantity(p, v); break;
+      case ParamType::kReference: Reference(p, v); break;
+      case ParamType::kUri:
+        if (v.kind == Kind::kString) rows_.uris.push_back({p.code, std::string(v.str)});
+        break;
+      default: break;
+    }
+  }
+
+ private:
+  void AddString(const SearchParam& p, std::string_view s) {
+    if (s.empty()) return;
+    rows_.strings.push_back({p.code, NormalizeString(s), std::string(s)});
+  }
+
+  void String(const SearchParam& p, const Value& v) {
+    if (v.kind == Kind::kString) {
+      AddString(p, v.str);
+      return;
+    }
+    if (v.kind != Kind::kObject || v.json == nullptr) return;
+    const std::string type = fhirpath::TypeName(v);
+    auto add = [&](std::string_view s) { AddString(p, s); };
+    if (type == "HumanName") {
+      for (const char* m : {"family", "given", "prefix", "suffix", "text"}) EachString(*v.json, m, add);
+    } else if (type == "Address") {
+      for (const char* m : {"line", "city", "district", "state", "postalCode", "country", "text"}) {
+        EachString(*v.json, m, add);
+      }
+    }
+  }
+
+  void AddToken(const SearchParam& p, std::string_view system, std::string_view code,
+                std::string_view text) {
+    if (system.empty() && code.empty() && text.empty()) return;
+    rows_.tokens.push_back(
+        {p.code, std::string(system), std::string(code), NormalizeString(text)});
+  }
+
+  void Token(const SearchParam& p, const Value& v) {
+    switch (v.kind) {
+      case Kind::kBoolean: AddToken(p, "", v.b ? "true" : "false", ""); return;
+      case Kind::kString: AddToken(p, "", v.str, ""); return;
+      case Kind::kInteger: AddToken(p, "", base::StrCat(v.i), ""); return;
+      case Kind::kObject: break;
+      default: return;
+    }
+    if (v.json == nullptr) return;
+    const rapidjson::Value& j = *v.json;
+    const std::string type = fhirpath::TypeName(v);
+    if (type == "Coding") {
+      AddToken(p, Member(j, "system"), Member(j, "code"), Member(j, "display"));
+    } else if (type == "CodeableConcept") {
+      std::string_view text = Member(j, "text");
+      const rapidjson::Value* codings = Child(j, "coding");
+      bool any = false;
+      if (codings != nullptr && codings->IsArray()) {
+        for (const auto& c : codings->GetArray()) {
+          std::string_view display = Member(c, "display");
+          AddToken(p, Member(c, "system"), Member(c, "code"), display.empty() ? text : display);
+          any = true;
+        }
+      }
+      // The concept's text is searchable with :text even when a coding's display differs.
+      if (!text.empty() && (!any || text != Member((*codings)[0], "display"))) {
+        AddToken(p, "", "", text);
+      }
+    } else if (type == "Identifier") {
+      std::string_view type_text;
+      if (const rapidjson::Value* t = Child(j, "type")) type_text = Member(*t, "text");
+      AddToken(p, Member(j, "system"), Member(j, "value"), type_text);
+    } else if (type == "ContactPoint") {
+      AddToken(p, Member(j, "system"), Member(j, "value"), "");
+    }
+  }
+
+  void AddDate(const SearchParam& p, int64_t low, int64_t high) {
+    if (low <= high) rows_.dates.push_back({p.code, low, high});
+  }
+
+  void Date(const SearchParam& p, const Value& v) {
+    int64_t low = 0, high = 0;
+    if (v.kind == Kind::kDate || v.kind == Kind::kDateTime) {
+      if (TemporalRange(v.t, &low, &high)) AddDate(p, low, high);
+      return;
+    }
+    if (v.kind == Kind::kString) {
+      if (DateRange(v.str, &low, &high)) AddDate(p, low, high);
+      return;
+    }
+    if (v.kind != Kind::kObject || v.json == nullptr) return;
+    const std::string type = fhirpath::TypeName(v);
+    if (type == "Period") {
+      int64_t l = kMinMicros, h = kMaxMicros, ignored = 0;
+      std::string_view start = Member(*v.json, "start"), end = Member(*v.json, "end");
+      if (start.empty() && end.empty()) return;
+      if (!start.empty() && !DateRange(start, &l, &ignored)) return;
+      if (!end.empty() && !DateRange(end, &ignored, &h)) return;
+      AddDate(p, l, h);
+    } else if (type == "Timing") {
+      EachString(*v.json, "event", [&](std::string_view e) {
+        if (DateRange(e, &low, &high)) AddDate(p, low, high);
+      });
+      if (const rapidjson::Value* r = Child(*v.json, "repeat")) {
+        if (const rapidjson::Value* b = Child(*r, "boundsPeriod")) {
+          int64_t l = kMinMicros, h = kMaxMicros, ignored = 0;
+          std::string_view start = Member(*b, "start"), end = Member(*b, "end");
+          if ((!start.empty() || !end.empty()) &&
+              (start.empty() || DateRange(start, &l, &ignored)) &&
+              (end.empty() || DateRange(end, &ignored, &h))) {
+            AddDate(p, l, h);
+          }
+        }
+      }
+    }
+  }
+
+  void AddQuantity(const SearchParam& p, const fhirpath::Decimal& d, std::string_view system,
+                   std::string_view code) {
+    IndexRows::Quantity q{p.code, d.ToDouble(), std::string(system), std::string(code), 0, ""};
+    if (system.empty() || system == "http://unitsofmeasure.org") {
+      if (std::optional<fhirpath::Canonical> c = fhirpath::CanonicalQuantity(d, code)) {
+        q.canonical_value = c->value.ToDouble();
+        q.canonical_unit = c->unit;
+      }
+    }
+    rows_.quantities.push_back(std::move(q));
+  }
+
+  void Quantity(const SearchParam& p, const Value& v) {
+    if (v.kind == Kind::kQuantity) {
+      AddQuantity(p, v.d, "http://unitsofmeasure.org", v.str);
+      return;
+    }
+    if (v.kind != Kind::kObject || v.json == nullptr) return;
+    const rapidjson::Value* value = Child(*v.json, "value");
+    if (value == nullptr || !value->IsNumber()) return;
+    fhirpath::Decimal d = value->IsInt64() ? fhirpath::Decimal::FromInt(value->GetInt64())
+                                           : fhirpath::Decimal::FromDouble(value->GetDouble());
+    std::string_view code = Member(*v.json, "code");
+    if (code.empty()) code = Member(*v.json, "currency");  // Money
+    if (code.empty()) code = Member(*v.json, "unit");
+    AddQuantity(p, d, Member(*v.json, "system"), code);
+  }
+
+  void AddReference(const SearchParam& p, std::string_view ref) {
+    if (ref.empty() || ref[0] == '#') return;
+    IndexRows::Reference r{p.code, "", "", std::string(ref)};
+    std::string_view path = ref;
+    if (size_t h = path.find("/_history/"); h != std::string_view::npos) path = path.substr(0, h);
+    size_t slash = path.rfind('/');
+    if (slash != std::string_view::npos && slash > 0) {
+      std::string_view id = path.substr(slash + 1);
+      std::string_view rest = path.substr(0, slash);
+      size_t prev = rest.rfind('/');
+      std::string_view type = prev == std::string_view::npos ? rest : rest.substr(prev + 1);
+      if (store::IsFhirResourceType(type) && store::IsValidFhirId(id)) {
+        r.target_type = std::string(type);
+        r.target_id = std::string(id);
+      }
+    }
+    rows_.references.push_back(std::move(r));
+  }
+
+  void Reference(const SearchParam& p, const Value& v) {
+    if (v.kind == Kind::kString) {
+      AddReference(p, v.str);
+    } else if (v.kind == Kind::kObject && v.json != nullptr) {
+      AddReference(p, Member(*v.json, "reference"));
+    }
+  }
+
+  IndexRows& rows_;
+};
+
+}  // namespace
+
+std::string NormalizeString(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      out.push_back(static_cast<char>(std::tolower(c)));
+      continue;
+    }
+    if (i + 1 < s.size() && (c == 0xC3 || c == 0xC4 || c == 0xC5)) {
+      unsigned c2 = static_cast<unsigned char>(s[i + 1]);
+      unsigned cp = ((c & 0x1F) << 6) | (c2 & 0x3F);
+      const char* folded = nullptr;
+      if (cp >= 0xC0 && cp <= 0xFF) folded = kLatin1[cp - 0xC0];
+      if (cp >= 0x100 && cp <= 0x17F) folded = LatinExtA(cp);
+      if (folded != nullptr && folded[0] != '\0') {
+        out += folded;
+        ++i;
+        continue;
+      }
+    }
+    out.push_back(static_cast<char>(c));
+  }
+  return out;
+}
+
+bool DateRange(std::string_view text, int64_t* low, int64_t* high) {
+  std::optional<Temporal> t = fhirpath::ParseDateTime(text);
+  if (!t) return false;
+  return TemporalRange(*t, low, high);
+}
+
+absl::StatusOr<IndexRows> Extract(const Registry& registry, std::string_view type,
+                                  std::string_view json) {
+  rapidjson::Document doc;
+  doc.Parse<rapidjson::kParseFullPrecisionFlag>(json.data(), json.size());
+  if (doc.HasParseError() || !doc.IsObject()) {
+    return absl::InvalidArgumentError("search indexing: the resource is not a JSON object");
+  }
+  IndexRows rows;
+  Extractor x(rows);
+  for (const SearchParam* p : registry.Extracted(type)) {
+    absl::StatusOr<fhirpath::Collection> out = fhirpath::Evaluate(*p->compiled, doc);
+    if (!out.ok()) {
+      ++rows.errors;
+      continue;
+    }
+    for (const Value& v : *out) x.Add(*p, v);
+  }
+  return rows;
+}
+
+}  // namespace isthmus::fhir_search

