@@ -41,7 +41,9 @@ void BundleBuilder::SetTimestamp(std::string_view instant) { tree_->SetString(ti
 Tree::NodeId BundleBuilder::AddResource(std::string_view type, std::string_view id) {
   using K = Tree::Kind;
   Tree::NodeId entry = tree_->Append(entries_, K::kObject);
-  std::string url = base::StrCat("urn:uuid:", id);
+  thread_local std::string url;  // reused: no allocation per resource
+  url.assign("urn:uuid:");
+  url.append(id);
   tree_->SetString(tree_->Member(entry, "fullUrl", K::kString), url);
   Tree::NodeId resource = tree_->Member(entry, "resource", K::kObject);
   tree_->SetString(tree_->Member(resource, "resourceType", K::kString), type);

@@ -2,6 +2,8 @@
 
 #include "fhir/bundle.h"
 #include "gtest/gtest.h"
+#include "rapidjson/stringbuffer.h"
+#include "rapidjson/writer.h"
 
 namespace isthmus::fhir {
 namespace {
@@ -51,6 +53,66 @@ TEST(Tree, ClearReusesMemory) {
     std::string json;
     t.WriteJson(r, &json, false);
     EXPECT_EQ(json.size(), 2000u * 17 + 1999 + 8);  // {"a":[ ... ]}
+  }
+}
+
+// The compact writer is hand-written for speed; it must give RapidJSON's bytes for every byte value
+// in keys and strings (escapes, control characters, UTF-8 and invalid UTF-8 passed through).
+TEST(Tree, CompactJsonMatchesRapidJson) {
+  std::string all;
+  for (int c = 0; c < 256; ++c) all.push_back(static_cast<char>(c));
+  std::string utf8 = "Jos\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \\/\"\x7f";
+  Tree t;
+  Tree::NodeId r = t.NewObject();
+  t.SetString(t.Member(r, all, K::kString), all);
+  Tree::NodeId arr = t.Member(r, "a", K::kArray);
+  t.SetString(t.Append(arr, K::kString), utf8);
+  t.SetNumber(t.Append(arr, K::kNumber), "-0.50");
+  t.SetBool(t.Append(arr, K::kBool), false);
+  t.SetString(t.Member(t.Append(arr, K::kObject), "k", K::kString), "v");
+  std::string json = "prefix:";
+  t.WriteJson(r, &json, false);
+
+  rapidjson::StringBuffer b;
+  rapidjson::Writer<rapidjson::StringBuffer> w(b);
+  w.StartObject();
+  w.Key(all.data(), static_cast<rapidjson::SizeType>(all.size()));
+  w.String(all.data(), static_cast<rapidjson::SizeType>(all.size()));
+  w.Key("a");
+  w.StartArray();
+  w.String(utf8.data(), static_cast<rapidjson::SizeType>(utf8.size()));
+  w.RawValue("-0.50", 5, rapidjson::kNumberType);
+  w.Bool(false);
+  w.StartObject();
+  w.Key("k");
+  w.String("v");
+  w.EndObject();
+  w.EndArray();
+  w.EndObject();
+  EXPECT_EQ(json, "prefix:" + std::string(b.GetString(), b.GetSize()));
+
+  // Strings of every length from 1 to 40 over an alphabet mixing plain and escaped bytes, so that
+  // escapes fall at every position of the writer's 8-byte steps.
+  const char alphabet[] = {'a', 'Z', ' ', '"', '\\', '\n', '\x01', '\x1f', '\x7f', '\xc3', '\xa9', '/'};
+  uint32_t seed = 12345;
+  for (int round = 0; round < 400; ++round) {
+    std::string v;
+    for (int i = 0; i <= round % 40; ++i) {  // 1 to 40 bytes (an empty value is not written)
+      seed = seed * 1103515245u + 12345u;
+      v.push_back(alphabet[(seed >> 16) % sizeof(alphabet)]);
+    }
+    Tree u;
+    Tree::NodeId o = u.NewObject();
+    u.SetString(u.Member(o, "k", K::kString), v);
+    std::string got;
+    u.WriteJson(o, &got, false);
+    rapidjson::StringBuffer want;
+    rapidjson::Writer<rapidjson::StringBuffer> ww(want);
+    ww.StartObject();
+    ww.Key("k");
+    ww.String(v.data(), static_cast<rapidjson::SizeType>(v.size()));
+    ww.EndObject();
+    ASSERT_EQ(got, std::string(want.GetString(), want.GetSize())) << "round " << round;
   }
 }
 

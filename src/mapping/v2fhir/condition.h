@@ -18,7 +18,7 @@
 // Thread-safety: immutable after Compile; Evaluate may run concurrently.
 #pragma once
 
-#include <functional>
+#include <type_traits>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,8 +46,25 @@ class Condition {
   static absl::StatusOr<Condition> Compile(std::string_view text, const ConditionScope& scope);
 
   // `value(operand, scratch)` returns the unescaped text of an operand ("" when absent); the
-  // converter supplies it for the current segment and repetition.
-  using ValueFn = std::function<std::string_view(const Operand&, std::string* scratch)>;
+  // converter supplies it for the current segment and repetition. A non-owning reference to a
+  // callable (no std::function: its allocation per evaluation showed in conversion profiles);
+  // the callable must outlive the Evaluate call, which a lambda argument does.
+  class ValueFn {
+   public:
+    template <typename F>
+      requires(!std::is_same_v<std::decay_t<F>, ValueFn>)
+    ValueFn(const F& f)  // NOLINT(google-explicit-constructor): passed as a lambda
+        : obj_(&f), call_([](const void* o, const Operand& op, std::string* scratch) {
+            return std::string_view((*static_cast<const F*>(o))(op, scratch));
+          }) {}
+    std::string_view operator()(const Operand& op, std::string* scratch) const {
+      return call_(obj_, op, scratch);
+    }
+
+   private:
+    const void* obj_;
+    std::string_view (*call_)(const void*, const Operand&, std::string*);
+  };
   bool Evaluate(const ValueFn& value) const;
 
   const std::string& text() const { return text_; }

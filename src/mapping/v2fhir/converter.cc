@@ -39,6 +39,13 @@ struct Applied {
   int group;
 };
 
+// A resource a datatype map made (Practitioner from an XCN): its key (type | map | HL7 value,
+// in the tree's arena) and id.
+struct Dependent {
+  std::string_view key;
+  std::string_view id;
+};
+
 struct Recorded {
   Tree::NodeId node;
   std::string source;
@@ -69,11 +76,11 @@ struct Workspace::State {
   Grouping grouping;
   std::vector<Instance> instances;
   std::vector<Applied> applied;
-  std::vector<std::pair<std::string_view, Tree::NodeId>> dependents;  // id -> resource node
+  std::vector<Dependent> dependents;  // resources made by datatype maps (`resource:`)
   std::vector<bool> consumed;
   std::vector<const Rule*> rule_stack;
   std::vector<Recorded> recorded;
-  std::string scratch, key;
+  std::string scratch, key, id;
 };
 
 Workspace::Workspace() : state_(std::make_unique<State>()) {}
@@ -97,7 +104,70 @@ class Run {
  private:
   Val Child(Val v, int n) const {
     if (v.level >= 3) return n == 1 ? Val{v.raw, 3} : Val{{}, 3};
-    return {NthPart(v.raw, seps_[v.level], n), v.level + 1};
+    return {Part(v.raw, seps_[v.level], n), v.level + 1};
+  }
+  // Child(v, n) for every n at once, for a value many rules read (a datatype map's input).
+  struct Split {
+    static constexpr int kMax = 32;
+    Val value;
+    std::string_view parts[kMax];
+    int count = 0;        // parts found, up to kMax
+    bool more = false;    // parts beyond kMax exist (Child() is used for them)
+  };
+  void SplitAll(Val v, Split* out) const {
+    out->value = v;
+    out->count = 0;
+    out->more = false;
+    if (v.level >= 3) {
+      out->parts[0] = v.raw;
+      out->count = 1;
+      return;
+    }
+    char sep = seps_[v.level];
+    if (v.raw.empty()) return;
+    if (sep == '\0') {
+      out->parts[0] = v.raw;
+      out->count = 1;
+      return;
+    }
+    const char* p = v.raw.data();
+    const char* end = p + v.raw.size();
+    const char* start = p;
+    for (; p != end; ++p) {
+      if (*p != sep) continue;
+      if (out->count == Split::kMax) {
+        out->more = true;
+        return;
+      }
+      out->parts[out->count++] = std::string_view(start, static_cast<size_t>(p - start));
+      start = p + 1;
+    }
+    if (out->count == Split::kMax) {
+      out->more = true;
+      return;
+    }
+    out->parts[out->count++] = std::string_view(start, static_cast<size_t>(end - start));
+  }
+  Val Child(const Split& s, int n) const {
+    if (n < 1) return Child(s.value, n);
+    if (n <= s.count) return {s.parts[n - 1], s.value.level >= 3 ? 3 : s.value.level + 1};
+    if (s.more) return Child(s.value, n);
+    return {{}, s.value.level >= 3 ? 3 : s.value.level + 1};
+  }
+  // hl7v2::NthPart inlined (values are short: a loop beats a memchr call per part).
+  static std::string_view Part(std::string_view s, char sep, int index) {
+    if (index < 1) index = 1;
+    if (sep == '\0') return index == 1 ? s : std::string_view();
+    const char* p = s.data();
+    const char* end = p + s.size();
+    for (int i = 1; i < index; ++i) {
+      while (p != end && *p != sep) ++p;
+      if (p == end) return {};
+      ++p;
+    }
+    const char* q = p;
+    while (q != end && *q != sep) ++q;
+    return std::string_view(p, static_cast<size_t>(q - p));
   }
   // Every non-empty leaf (component, subcomponent) of `v` in order, unescaped, joined by `sep`.
   void AppendLeaves(Val v, std::string_view sep, std::string* out) const {
@@ -515,18 +585,22 @@ void Run::WriteLeaf(const Rule& rule, Val v, Tree::NodeId base, const Vocabulary
 
 void Run::RunDatatype(const DatatypeMap& dt, Val v, Tree::NodeId node, const Vocabulary* vocab,
                       const Loc& loc) {
+  Split split;  // the rules mostly select components of `v`: split it once
+  SplitAll(v, &split);
   for (const Rule& rule : dt.rules) {
     Val c = v;
     Loc l = loc;
-    for (int n : rule.select) {
-      c = Child(c, n);
+    for (size_t i = 0; i < rule.select.size(); ++i) {
+      int n = rule.select[i];
+      c = i == 0 ? Child(split, n) : Child(c, n);
       (l.component == 0 ? l.component : l.subcomponent) = n;
     }
     if (!rule.constant && c.raw.empty()) continue;
     if (rule.when) {
       bool ok = rule.when->Evaluate([&](const Operand& op, std::string* scratch) {
-        Val x = op.parts.empty() ? c : v;
-        for (int n : op.parts) x = Child(x, n);
+        if (op.parts.empty()) return Text(c.raw, scratch);
+        Val x = Child(split, op.parts[0]);
+        for (size_t i = 1; i < op.parts.size(); ++i) x = Child(x, op.parts[i]);
         return Text(x.raw, scratch);
       });
       if (!ok) continue;
@@ -560,19 +634,33 @@ void Run::Apply(const Rule& rule, Val v, Tree::NodeId base, const Vocabulary* in
     s_.key.append(rule.datatype->name);
     s_.key.append("|");
     s_.key.append(v.raw);
-    std::string id = fhir::DeterministicId(rule.resource, s_.key);
-    Tree::NodeId target = Tree::kNone;
-    for (const auto& [dep_id, node] : s_.dependents) {
-      if (dep_id == id) target = node;
+    // The id is a function of the key, so a key met before (the same XCN in OBX-16 of every
+    // OBX) is found without hashing again.
+    const Dependent* found = nullptr;
+    for (const Dependent& d : s_.dependents) {
+      if (d.key == s_.key) {
+        found = &d;
+        break;
+      }
     }
-    if (target == Tree::kNone) {
-      target = bundle_->AddResource(rule.resource, id);
-      s_.dependents.emplace_back(t_.value(t_.FindMember(target, "id")), target);
+    std::string_view id;
+    if (found != nullptr) {
+      id = found->id;
+    } else {
+      s_.id.clear();
+      fhir::AppendDeterministicId(rule.resource, s_.key, &s_.id);
+      Tree::NodeId target = bundle_->AddResource(rule.resource, s_.id);
+      id = t_.value(t_.FindMember(target, "id"));
+      s_.dependents.push_back({t_.Intern(s_.key), id});
       RunDatatype(*rule.datatype, v, target, vocab, loc);
     }
     Tree::NodeId ref = Resolve(base, rule.element, K::kObject);
     Tree::NodeId rn = t_.Member(ref, "reference", K::kString);
-    t_.SetString(rn, base::StrCat(rule.resource, "/", id));
+    std::string& text = s_.scratch;
+    text.assign(rule.resource);
+    text.push_back('/');
+    text.append(id);
+    t_.SetString(rn, text);
     Record(rn, loc);
   } else if (rule.datatype != nullptr) {
     RunDatatype(*rule.datatype, v, Resolve(base, rule.element, K::kObject), vocab, loc);
@@ -666,7 +754,9 @@ void Run::ApplyEntry(const MessageEntry& e, size_t seg) {
                       "|", seg, "|", e.resource);
       if (e.merge || (!e.id.empty())) base::StrAppend(&key, "|", e.src.line);
     }
-    std::string id = fhir::DeterministicId(e.resource, key);
+    std::string& id = s_.id;
+    id.clear();
+    fhir::AppendDeterministicId(e.resource, key, &id);
     Tree::NodeId node = bundle_->AddResource(e.resource, id);
     s_.instances.push_back({e.resource, t_.value(t_.FindMember(node, "id")), node, group, seg});
     inst = static_cast<int>(s_.instances.size()) - 1;
@@ -681,7 +771,11 @@ void Run::WriteReferences() {
       auto write = [&](const Instance& target) {
         Tree::NodeId n = Resolve(s_.instances[a.instance].node, ref.element, K::kObject);
         Tree::NodeId rn = t_.Member(n, "reference", K::kString);
-        t_.SetString(rn, base::StrCat(target.type, "/", target.id));
+        std::string& text = s_.scratch;
+        text.assign(target.type);
+        text.push_back('/');
+        text.append(target.id);
+        t_.SetString(rn, text);
         if (o_.explain) {
           s_.recorded.push_back({rn, "(reference)", ref.src.ToString()});
         }
