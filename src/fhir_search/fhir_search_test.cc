@@ -433,3 +433,62 @@ TEST_F(SearchTest, PagingSurvivesConcurrentWrites) {
 
 }  // namespace
 }  // namespace isthmus::fhir_search
+
+namespace isthmus::fhir_search {
+namespace {
+
+// A latency measurement, not a check: ISTHMUS_SEARCH_BENCH=N stores N Patients and N
+// Observations and times typical searches (skipped otherwise).
+TEST_F(SearchTest, LatencyMeasurement) {
+  const char* env = std::getenv("ISTHMUS_SEARCH_BENCH");
+  if (env == nullptr) GTEST_SKIP() << "set ISTHMUS_SEARCH_BENCH=N to measure";
+  const int n = std::atoi(env);
+  auto t0 = absl::Now();
+  for (int batch = 0; batch < n; batch += 500) {
+    std::string bundle = R"({"resourceType":"Bundle","type":"batch","entry":[)";
+    for (int i = batch; i < std::min(n, batch + 500); ++i) {
+      if (i > batch) bundle += ",";
+      bundle += base::StrCat(
+          R"({"request":{"method":"PUT","url":"Patient/p)", i, R"("},"resource":{"resourceType":"Patient","id":"p)", i,
+          R"(","identifier":[{"system":"urn:mrn","value":"M)", i, R"("}],"name":[{"family":"Fam)", i % 1000,
+          R"(","given":["G)", i % 37, R"("]}],"gender":")", i % 2 ? "male" : "female", R"(","birthDate":"19)",
+          50 + i % 50, "-0", 1 + i % 9, "-1", i % 9, R"("}},)",
+          R"({"request":{"method":"PUT","url":"Observation/o)", i, R"("},"resource":{"resourceType":"Observation","id":"o)", i,
+          R"(","status":"final","code":{"coding":[{"system":"http://loinc.org","code":"C)", i % 200,
+          R"("}]},"subject":{"reference":"Patient/p)", i, R"("},"effectiveDateTime":"2024-0)", 1 + i % 9,
+          R"(-01T10:00:00Z","valueQuantity":{"value":)", i % 150, R"(,"system":"http://unitsofmeasure.org","code":"kg"}}})");
+    }
+    bundle += "]}";
+    ASSERT_TRUE(store_->Transaction(bundle).ok());
+  }
+  const double load_s = absl::ToDoubleSeconds(absl::Now() - t0);
+  std::printf("stored %d Patients + %d Observations in %.1f s (%.0f resources/s, indexed)\n", n, n,
+              load_s, 2 * n / load_s);
+  const std::vector<std::pair<std::string, Params>> queries = {
+      {"Patient?identifier=urn:mrn|M<i>", {{"identifier", "urn:mrn|M"}}},
+      {"Patient?family=fam12", {{"family", "fam12"}}},
+      {"Patient?birthdate=1975-05", {{"birthdate", "1975-05"}}},
+      {"Patient?gender=female&_count=50", {{"gender", "female"}}},
+      {"Observation?code=C7&date=ge2024-03", {{"code", "C7"}, {"date", "ge2024-03"}}},
+      {"Observation?subject=Patient/p<i>", {{"subject", "Patient/p"}}},
+      {"Observation?value-quantity=gt140", {{"value-quantity", "gt140"}}},
+      {"Patient?gender=male&_sort=-birthdate", {{"gender", "male"}, {"_sort", "-birthdate"}}},
+  };
+  for (const auto& [name, base_params] : queries) {
+    std::vector<double> ms;
+    for (int k = 0; k < 50; ++k) {
+      Params params = base_params;
+      if (name.find("<i>") != std::string::npos) params[0].second += std::to_string((k * 7919) % n);
+      auto t = absl::Now();
+      absl::StatusOr<SearchResult> r = searcher_->Search(name.substr(0, name.find('?')), params);
+      ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - t));
+      ASSERT_TRUE(r.ok()) << r.status();
+    }
+    std::sort(ms.begin(), ms.end());
+    std::printf("%-42s median %7.2f ms  p99 %7.2f ms\n", name.c_str(), ms[ms.size() / 2],
+                ms[ms.size() * 99 / 100]);
+  }
+}
+
+}  // namespace
+}  // namespace isthmus::fhir_search

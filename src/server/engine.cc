@@ -129,6 +129,7 @@ Engine::~Engine() {
     dispatchers_.reset();
   }
   queue_.reset();
+  fhir_search_.reset();
   fhir_store_.reset();
   journal_.reset();
   writer_.reset();  // commits whatever was submitted
@@ -145,7 +146,14 @@ absl::Status Engine::OpenStore(const config::Config& cfg) {
       writer_, store::Writer::Open((std::filesystem::path(cfg.server.data_dir) / "isthmus.db").string()));
   ISTHMUS_ASSIGN_OR_RETURN(journal_, store::Journal::Open(*writer_, store::JournalOptions{}));
   ISTHMUS_ASSIGN_OR_RETURN(queue_, store::Queue::Open(*writer_));
-  ISTHMUS_ASSIGN_OR_RETURN(fhir_store_, store::FhirStore::Open(*writer_));
+  ISTHMUS_ASSIGN_OR_RETURN(std::shared_ptr<const fhir_search::Registry> registry,
+                           fhir_search::Registry::Build());
+  fhir_indexer_ = std::make_unique<fhir_search::SearchIndexer>(registry);
+  ISTHMUS_RETURN_IF_ERROR(fhir_indexer_->Backfill(*writer_));  // resources stored before search
+  store::FhirStoreOptions fo;
+  fo.indexer = fhir_indexer_.get();
+  ISTHMUS_ASSIGN_OR_RETURN(fhir_store_, store::FhirStore::Open(*writer_, fo));
+  fhir_search_ = std::make_unique<fhir_search::Searcher>(*writer_, registry);
   return absl::OkStatus();
 }
 

@@ -21,6 +21,8 @@
 #include "absl/status/statusor.h"
 #include "admin/admin_api.h"
 #include "config/config.h"
+#include "fhir_search/indexer.h"
+#include "fhir_search/search.h"
 #include "net/event_loop.h"
 #include "store/fhir_store.h"
 #include "store/journal.h"
@@ -63,6 +65,8 @@ class Engine {
   void FillAdminContext(admin::AdminContext* ctx);
   // The built-in FHIR store (the /fhir API and fhir_local destinations use it).
   store::FhirStore& fhir_store() { return *fhir_store_; }
+  // FHIR search over the store's index (the /fhir API uses it).
+  const fhir_search::Searcher* fhir_search() const { return fhir_search_.get(); }
 
  private:
   struct Listener;
@@ -77,7 +81,9 @@ class Engine {
   std::unique_ptr<store::Writer> writer_;
   std::unique_ptr<store::Journal> journal_;
   std::unique_ptr<store::Queue> queue_;
+  std::unique_ptr<fhir_search::SearchIndexer> fhir_indexer_;  // outlives fhir_store_
   std::unique_ptr<store::FhirStore> fhir_store_;
+  std::unique_ptr<fhir_search::Searcher> fhir_search_;
   std::unique_ptr<SwappableSink> sink_;
 
   std::mutex reload_mu_;  // serializes Reload

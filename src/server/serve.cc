@@ -112,7 +112,8 @@ int RunServe(const ServeOptions& opts) {
     return e->Reload(*next);
   };
 
-  fhir_server::FhirApi fhir_api(e->fhir_store());  // outlives the server that calls it
+  // Outlives the server that calls it.
+  fhir_server::FhirApi fhir_api(e->fhir_store(), e->fhir_search());
   net::HttpServer http(loop, net::HttpServerOptions{});
   admin::AdminContext ctx;
   e->FillAdminContext(&ctx);

@@ -136,7 +136,9 @@ step('failed transaction rolls back');
 expectOutcome(await failure(client.read({ resourceType: 'Patient', id: 'no-such-id' })), 404);
 expectOutcome(await failure(client.read({ resourceType: 'NotAType', id: 'x' })), 404);
 expectOutcome(await failure(client.request('Patient', { method: 'POST', body: '{"resourceType": ', options: { headers: { 'content-type': 'application/fhir+json' } } })), 400);
-expectOutcome(await failure(client.search({ resourceType: 'Patient', searchParams: { name: 'Doe' } })), 501);
+expectOutcome(await failure(client.search({
+  resourceType: 'Patient', searchParams: { nonsense: 'Doe' },
+  options: { headers: { Prefer: 'handling=strict' } } })), 400);
 expectOutcome(await failure(client.request('metadata?_format=xml')), 415);
 const byId = await client.search({ resourceType: 'Patient', searchParams: { _id: patientId } });
 assert.equal(byId.total, 1);
