@@ -437,6 +437,29 @@ TEST_F(SearchTest, PagingSurvivesConcurrentWrites) {
 namespace isthmus::fhir_search {
 namespace {
 
+// Resources stored before migration 5 (no indexer) are indexed by Backfill at startup.
+TEST_F(SearchTest, BackfillIndexesResourcesStoredBeforeTheIndex) {
+  store::FhirStoreOptions o;
+  o.clock = &clock_;
+  auto plain = std::move(store::FhirStore::Open(*writer_, o)).value();  // no indexer
+  ASSERT_TRUE(plain->Update("Patient", "old1",
+                            R"({"resourceType":"Patient","id":"old1","name":[{"family":"Early"}]})")
+                  .ok());
+  ASSERT_TRUE(plain->Update("Patient", "old2",
+                            R"({"resourceType":"Patient","id":"old2","name":[{"family":"Earl"}]})")
+                  .ok());
+  ASSERT_TRUE(plain->Delete("Patient", "old2").ok());
+  EXPECT_THAT(Sorted("Patient", {{"family", "ear"}}), IsEmpty());
+  // What migration 5 does on an existing database.
+  ASSERT_TRUE(writer_->Run([](db::Connection& c) {
+    return c.Exec("INSERT INTO fhir_idx_pending (type, id) SELECT type, id FROM fhir_resources");
+  }).ok());
+  ASSERT_TRUE(indexer_->Backfill(*writer_, 1).ok());
+  EXPECT_THAT(Sorted("Patient", {{"family", "ear"}}), ElementsAre("old1"));
+  ASSERT_TRUE(indexer_->Backfill(*writer_).ok());  // nothing left: a no-op
+  EXPECT_THAT(Sorted("Patient", {{"family", "ear"}}), ElementsAre("old1"));
+}
+
 // A latency measurement, not a check: ISTHMUS_SEARCH_BENCH=N stores N Patients and N
 // Observations and times typical searches (skipped otherwise).
 TEST_F(SearchTest, LatencyMeasurement) {
