@@ -1,6 +1,5 @@
 #include "fhir/datetime.h"
 
-
 #include "absl/time/civil_time.h"
 #include "base/str.h"
 

@@ -64,10 +64,11 @@ Tree::NodeId Tree::NewObject() { return Add(kNone, {}, Kind::kObject); }
 Tree::NodeId Tree::FindMember(NodeId obj, std::string_view key) const {
   for (NodeId c = nodes_[obj].first; c != kNone; c = nodes_[c].next) {
     std::string_view k = nodes_[c].key;
-    // Keys mostly come from the same compiled map strings: the pointer test usually decides.
+    // Keys mostly come from the same compiled map strings: the pointer test usually decides,
+    // else the first byte does ("code" against "text", "type", "unit").
     if (k.size() == key.size() &&
         (k.empty() || k.data() == key.data() ||
-         std::memcmp(k.data(), key.data(), k.size()) == 0)) {
+         (k[0] == key[0] && std::memcmp(k.data(), key.data(), k.size()) == 0))) {
       return c;
     }
   }
@@ -112,6 +113,12 @@ void Tree::MarkValued(NodeId n) {
 void Tree::SetString(NodeId n, std::string_view value) {
   nodes_[n].kind = Kind::kString;
   nodes_[n].value = Intern(value);
+  if (!value.empty()) MarkValued(n);
+}
+
+void Tree::SetStringRef(NodeId n, std::string_view value) {
+  nodes_[n].kind = Kind::kString;
+  nodes_[n].value = value;
   if (!value.empty()) MarkValued(n);
 }
 
@@ -286,18 +293,23 @@ class CompactWriter {
     uint32_t b = x ^ (k01 * '\\');
     return (low | ((q - k01) & ~q & k80) | ((b - k01) & ~b & k80)) != 0;
   }
-  // Copies `s` (4 bytes or more) when no byte needs escaping, with word loads; the last word
-  // overlaps the one before it. False (nothing written) when some byte needs escaping.
+  // Copies `s` (4 bytes or more) to `p` when no byte needs escaping, a word at a time (the last
+  // word overlaps the one before it). False when some byte needs escaping; `p` then holds a
+  // partial copy that the caller overwrites.
   static bool CopyPlain(const char* s, size_t n, char* p) {
-    if (n >= 8) {
+    if (n >= 8) {  // words are stored as they are checked; on false the caller rewrites them
       uint64_t x;
-      for (size_t i = 0; i + 8 <= n; i += 8) {
+      size_t i = 0;
+      for (; i + 8 <= n; i += 8) {
         std::memcpy(&x, s + i, 8);
         if (NeedsEscape8(x)) return false;
+        std::memcpy(p + i, &x, 8);
       }
-      std::memcpy(&x, s + n - 8, 8);
-      if (NeedsEscape8(x)) return false;
-      std::memcpy(p, s, n);
+      if (i < n) {
+        std::memcpy(&x, s + n - 8, 8);
+        if (NeedsEscape8(x)) return false;
+        std::memcpy(p + n - 8, &x, 8);
+      }
       return true;
     }
     uint32_t a, b;

@@ -1,5 +1,6 @@
 #include "mapping/v2fhir/converter.h"
 
+#include <cstring>
 #include <string_view>
 
 #include "base/str.h"
@@ -154,19 +155,27 @@ class Run {
     if (s.more) return Child(s.value, n);
     return {{}, s.value.level >= 3 ? 3 : s.value.level + 1};
   }
-  // hl7v2::NthPart inlined (values are short: a loop beats a memchr call per part).
+  // The first `sep` in [p, end), or end: a loop for short values, memchr for long ones.
+  static const char* Find(const char* p, const char* end, char sep) {
+    if (end - p > 24) {
+      const void* hit = std::memchr(p, sep, static_cast<size_t>(end - p));
+      return hit == nullptr ? end : static_cast<const char*>(hit);
+    }
+    while (p != end && *p != sep) ++p;
+    return p;
+  }
+  // hl7v2::NthPart inlined (most values are short: a loop beats a memchr call per part).
   static std::string_view Part(std::string_view s, char sep, int index) {
     if (index < 1) index = 1;
     if (sep == '\0') return index == 1 ? s : std::string_view();
     const char* p = s.data();
     const char* end = p + s.size();
     for (int i = 1; i < index; ++i) {
-      while (p != end && *p != sep) ++p;
+      p = Find(p, end, sep);
       if (p == end) return {};
       ++p;
     }
-    const char* q = p;
-    while (q != end && *q != sep) ++q;
+    const char* q = Find(p, end, sep);
     return std::string_view(p, static_cast<size_t>(q - p));
   }
   // Every non-empty leaf (component, subcomponent) of `v` in order, unescaped, joined by `sep`.
@@ -195,15 +204,36 @@ class Run {
   std::string_view Text(std::string_view raw, std::string* scratch) const {
     char esc = m_.delimiters().escape;
     bool plain = true;
-    for (char c : raw) {
-      if (c == esc || static_cast<unsigned char>(c) >= 0x80) {
+    const char* p = raw.data();
+    const char* end = p + raw.size();
+    // 8 bytes at a time: any byte >= 0x80, or equal to the escape character (bit tricks)?
+    constexpr uint64_t k01 = 0x0101010101010101ULL, k80 = 0x8080808080808080ULL;
+    const uint64_t escs = k01 * static_cast<unsigned char>(esc);
+    for (; end - p >= 8; p += 8) {
+      uint64_t x;
+      std::memcpy(&x, p, 8);
+      uint64_t e = x ^ escs;
+      if (((x | ((e - k01) & ~e)) & k80) != 0) {
         plain = false;
         break;
       }
     }
+    for (; plain && p != end; ++p) {
+      if (*p == esc || static_cast<unsigned char>(*p) >= 0x80) plain = false;
+    }
     if (plain) return raw;
     *scratch = m_.DecodeText(raw);
     return *scratch;
+  }
+
+  // Sets a string from Text(): copied into the tree only when it was decoded into `scratch`; a
+  // view of the message or of the maps (both outlive the tree's use) is not copied.
+  void SetText(Tree::NodeId n, std::string_view text, const std::string& scratch) {
+    if (!scratch.empty() && text.data() == scratch.data()) {
+      t_.SetString(n, text);
+    } else {
+      t_.SetStringRef(n, text);
+    }
   }
 
   void Warn(std::string location, std::string message) {
@@ -435,7 +465,7 @@ void Run::WriteLeaf(const Rule& rule, Val v, Tree::NodeId base, const Vocabulary
         Record(n, loc);
         return;
       }
-      t_.SetString(n, text);
+      SetText(n, text, scratch);
       Record(n, loc);
       return;
     }
@@ -475,7 +505,7 @@ void Run::WriteLeaf(const Rule& rule, Val v, Tree::NodeId base, const Vocabulary
         }
       }
       Tree::NodeId n = Resolve(base, rule.element, K::kString);
-      t_.SetString(n, code);
+      SetText(n, code, scratch);
       Record(n, loc);
       return;
     }
@@ -544,8 +574,8 @@ void Run::WriteLeaf(const Rule& rule, Val v, Tree::NodeId base, const Vocabulary
       Tree::NodeId n = Resolve(base, rule.element, K::kObject);
       if (!system.empty()) t_.SetString(t_.Member(n, "system", K::kString), system);
       Tree::NodeId cn = t_.Member(n, "code", K::kString);
-      t_.SetString(cn, code);
-      if (!display.empty()) t_.SetString(t_.Member(n, "display", K::kString), display);
+      SetText(cn, code, s1);
+      if (!display.empty()) SetText(t_.Member(n, "display", K::kString), display, s2);
       Record(cn, loc);
       return;
     }
@@ -622,7 +652,7 @@ void Run::Apply(const Rule& rule, Val v, Tree::NodeId base, const Vocabulary* in
       t_.SetNumber(n, *rule.constant);
     } else {
       n = Resolve(base, rule.element, K::kString);
-      t_.SetString(n, *rule.constant);
+      t_.SetStringRef(n, *rule.constant);
     }
     Loc none;
     Record(n, none);
