@@ -10,6 +10,10 @@
 #                       in file order until all are done or the budget is spent)
 #   BENCH_REPETITIONS   Google Benchmark repetitions, median reported (default 3)
 #   BENCH_CMAKE_ARGS    extra CMake arguments (e.g. -DISTHMUS_TMP_NO_VALIDATOR=ON)
+#   BENCH_V2FHIR        1 (default): also run v2fhir_convert_bench (HL7 v2 -> FHIR Bundle JSON with
+#                       the shipped maps) on the same files; its results are printed and written to
+#                       $BUILD/bench-out/v2fhir.json (docs/PERFORMANCE.md, "HL7 v2 -> FHIR
+#                       conversion"); 0 skips it
 #   GEN_HL7             the generator (default: ../shared/tools/gen_hl7.py next to the repository)
 set -euo pipefail
 
@@ -29,7 +33,12 @@ log() { printf '\n== %s\n' "$*" >&2; }
 log "build (Release) in $BUILD"
 # shellcheck disable=SC2086
 cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release ${BENCH_CMAKE_ARGS:-} >/dev/null
-ninja -C "$BUILD" hl7v2_parse_bench
+V2FHIR="${BENCH_V2FHIR:-1}"
+if [[ "$V2FHIR" == 1 ]]; then
+  ninja -C "$BUILD" hl7v2_parse_bench v2fhir_convert_bench
+else
+  ninja -C "$BUILD" hl7v2_parse_bench
+fi
 
 DATA="$BUILD/bench-data"
 OUT="$BUILD/bench-out"
@@ -69,6 +78,14 @@ log "Isthmus: hl7v2_parse_bench ($REPS repetitions, median)"
 "$BUILD/bench/hl7v2_parse_bench" --adt="$ADT" --oru="$ORU" \
   --benchmark_repetitions="$REPS" --benchmark_report_aggregates_only=true \
   --benchmark_out="$OUT/isthmus.json" --benchmark_out_format=json
+
+if [[ "$V2FHIR" == 1 ]]; then
+  log "Isthmus: v2fhir_convert_bench, parse + convert to Bundle JSON ($REPS repetitions, median)"
+  ISTHMUS_MAPS_DIR="${ISTHMUS_MAPS_DIR:-$ROOT/maps}" "$BUILD/bench/v2fhir_convert_bench" \
+    --adt="$ADT" --oru="$ORU" \
+    --benchmark_repetitions="$REPS" --benchmark_report_aggregates_only=true \
+    --benchmark_out="$OUT/v2fhir.json" --benchmark_out_format=json
+fi
 
 log "peers (budget ${PEER_SECONDS}s each)"
 : > "$OUT/peers.jsonl"

@@ -1,6 +1,6 @@
 // A small JSON element tree for building FHIR resources out of order (map rules for one element
 // come from many fields), then writing them once: compact JSON by a hand-written writer that
-// gives RapidJSON's bytes at a quarter of its cost, pretty JSON by RapidJSON's PrettyWriter.
+// gives RapidJSON's bytes in half the instructions, pretty JSON by RapidJSON's PrettyWriter.
 //
 // Nodes live in one vector and strings in an arena owned by the tree; Clear() keeps both
 // allocations, so a converter that reuses its tree allocates nothing in steady state. A node that

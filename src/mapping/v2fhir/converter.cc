@@ -110,8 +110,12 @@ class Run {
   // Child(v, n) for every n at once, for a value many rules read (a datatype map's input).
   struct Split {
     static constexpr int kMax = 32;
+    struct Part {  // trivial, so that the array is not zeroed on every split
+      const char* data;
+      size_t size;
+    };
     Val value;
-    std::string_view parts[kMax];
+    Part parts[kMax];
     int count = 0;        // parts found, up to kMax
     bool more = false;    // parts beyond kMax exist (Child() is used for them)
   };
@@ -120,14 +124,14 @@ class Run {
     out->count = 0;
     out->more = false;
     if (v.level >= 3) {
-      out->parts[0] = v.raw;
+      out->parts[0] = {v.raw.data(), v.raw.size()};
       out->count = 1;
       return;
     }
     char sep = seps_[v.level];
     if (v.raw.empty()) return;
     if (sep == '\0') {
-      out->parts[0] = v.raw;
+      out->parts[0] = {v.raw.data(), v.raw.size()};
       out->count = 1;
       return;
     }
@@ -140,18 +144,21 @@ class Run {
         out->more = true;
         return;
       }
-      out->parts[out->count++] = std::string_view(start, static_cast<size_t>(p - start));
+      out->parts[out->count++] = {start, static_cast<size_t>(p - start)};
       start = p + 1;
     }
     if (out->count == Split::kMax) {
       out->more = true;
       return;
     }
-    out->parts[out->count++] = std::string_view(start, static_cast<size_t>(end - start));
+    out->parts[out->count++] = {start, static_cast<size_t>(end - start)};
   }
   Val Child(const Split& s, int n) const {
     if (n < 1) return Child(s.value, n);
-    if (n <= s.count) return {s.parts[n - 1], s.value.level >= 3 ? 3 : s.value.level + 1};
+    if (n <= s.count) {
+      return {std::string_view(s.parts[n - 1].data, s.parts[n - 1].size),
+              s.value.level >= 3 ? 3 : s.value.level + 1};
+    }
     if (s.more) return Child(s.value, n);
     return {{}, s.value.level >= 3 ? 3 : s.value.level + 1};
   }
