@@ -794,6 +794,17 @@ void Run::ApplyEntry(const MessageEntry& e, size_t seg) {
     std::string& id = s_.id;
     id.clear();
     fhir::AppendDeterministicId(e.resource, key, &id);
+    // The same business key seen again (the same PID-18 account in two PATIENT groups of an
+    // A40): one resource, not two entries for one id, which no transaction accepts. The first
+    // conversion of it stands.
+    for (const Instance& i : s_.instances) {
+      if (i.type == e.resource && i.id == id) {
+        Warn(std::string(sv.name()),
+             base::StrCat(e.resource, " from segment ", seg + 1, " has the same business "
+                          "identifier as one converted before: converted once"));
+        return;
+      }
+    }
     Tree::NodeId node = bundle_->AddResource(e.resource, id);
     s_.instances.push_back({e.resource, t_.value(t_.FindMember(node, "id")), node, group, seg});
     inst = static_cast<int>(s_.instances.size()) - 1;

@@ -48,6 +48,28 @@ TEST(Converter, OruValuesByType) {
   EXPECT_TRUE(r.diagnostics.empty()) << r.diagnostics[0].message;
 }
 
+TEST(Converter, TheSameBusinessIdentifierTwiceIsOneEntry) {
+  // A merge with two PATIENT groups whose PID-18 is the same account: one Account entry (a
+  // transaction with two entries for one resource is refused by every FHIR server).
+  constexpr char kA40[] =
+      "MSH|^~\\&|REG|HOSP|EHR|HOSP|20240102080000||ADT^A40^ADT_A39|C9|P|2.5.1\r"
+      "EVN|A40|20240102080000\r"
+      "PID|1||111^^^HOSP^MR||DOE^JOHN|||||||||||||ACC1^^^HOSP^AN\r"
+      "MRG|222^^^HOSP^MR\r"
+      "PID|1||333^^^HOSP^MR||DOE^JON|||||||||||||ACC1^^^HOSP^AN\r"
+      "MRG|444^^^HOSP^MR\r";
+  ConvertResult r = Convert(kA40);
+  size_t accounts = 0;
+  for (size_t p = r.json.find("\"url\":\"Account/"); p != std::string::npos;
+       p = r.json.find("\"url\":\"Account/", p + 1)) {
+    ++accounts;
+  }
+  EXPECT_EQ(accounts, 1u) << r.json;
+  bool warned = false;
+  for (const Diagnostic& d : r.diagnostics) warned |= Has(d.message, "same business identifier");
+  EXPECT_TRUE(warned);
+}
+
 TEST(Converter, DeterministicAndIdempotent) {
   ConvertResult a = Convert(kOru), b = Convert(kOru);
   EXPECT_EQ(a.json, b.json);
