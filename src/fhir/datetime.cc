@@ -60,6 +60,8 @@ absl::Status Parse(std::string_view v2, bool time_only, Parsed* p) {
     if (n >= 10) p->hour = Num(digits, 8, 2);
     if (n >= 12) p->minute = Num(digits, 10, 2);
     if (n >= 14) p->second = Num(digits, 12, 2);
+    // FHIR dates start at year 1 (its patterns exclude 0000, a common "no date" filler).
+    if (p->year == 0) return Bad(v2, "year 0000");
   }
   if (!rest.empty() && rest.front() == '.') {
     if (p->digits != 14) return Bad(v2, "a fraction needs seconds");

@@ -7,6 +7,7 @@
 #include "fhir/datetime.h"
 #include "fhir/element_tree.h"
 #include "fhir/ids.h"
+#include "fhir/strings.h"
 #include "hl7v2/dictionary.h"
 #include "mapping/v2fhir/grouping.h"
 
@@ -25,6 +26,58 @@ struct Val {
   std::string_view raw;
   int level = 0;
 };
+
+// A FHIR code has no leading, trailing or repeated whitespace (`[^\s]+(\s[^\s]+)*`): `s`
+// trimmed, with each run of spaces and tabs inside collapsed to one space. A view of `s` when
+// nothing changes, else of `*buf`.
+std::string_view CodeForm(std::string_view s, std::string* buf) {
+  auto space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
+  while (!s.empty() && space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && space(s.back())) s.remove_suffix(1);
+  bool clean = true;
+  for (size_t i = 0; i < s.size() && clean; ++i) {
+    clean = !space(s[i]) || (s[i] == ' ' && !space(s[i + 1]));
+  }
+  if (clean) return s;
+  buf->clear();
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (!space(s[i])) {
+      buf->push_back(s[i]);
+    } else if (!space(s[i + 1])) {
+      buf->push_back(' ');
+    }
+  }
+  return *buf;
+}
+
+// An ISO OID (`0`, `1` or `2`, then dot-separated numbers without leading zeros).
+bool IsOid(std::string_view s) {
+  if (s.size() < 3 || s[0] < '0' || s[0] > '2' || s[1] != '.') return false;
+  size_t i = 2;
+  while (i < s.size()) {
+    size_t start = i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+    if (i == start || (s[start] == '0' && i - start > 1)) return false;
+    if (i == s.size()) return true;
+    if (s[i] != '.') return false;
+    ++i;
+  }
+  return false;
+}
+
+// 8-4-4-4-12 hexadecimal digits.
+bool IsUuid(std::string_view s) {
+  if (s.size() != 36) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (c != '-') return false;
+    } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) {
+      return false;
+    }
+  }
+  return true;
+}
 
 struct Instance {
   std::string_view type;
@@ -230,6 +283,9 @@ class Run {
     }
     if (plain) return raw;
     *scratch = m_.DecodeText(raw);
+    // FHIR strings allow no whitespace but space, CR, LF and TAB (no-break spaces are common in
+    // text pasted from word processors).
+    fhir::ReplaceDisallowedWhitespace(scratch);
     return *scratch;
   }
 
@@ -499,7 +555,8 @@ void Run::WriteLeaf(const Rule& rule, Val v, Tree::NodeId base, const Vocabulary
       return;
     }
     case Conversion::kCode: {
-      std::string_view code = Text(Child(v, 1).raw, &scratch);
+      std::string form;
+      std::string_view code = CodeForm(Text(Child(v, 1).raw, &scratch), &form);
       if (code.empty()) return;
       if (vocab != nullptr) {
         // A code element has a closed value set: an unknown code never passes through.
@@ -512,7 +569,11 @@ void Run::WriteLeaf(const Rule& rule, Val v, Tree::NodeId base, const Vocabulary
         }
       }
       Tree::NodeId n = Resolve(base, rule.element, K::kString);
-      SetText(n, code, scratch);
+      if (!form.empty() && code.data() == form.data()) {
+        t_.SetString(n, code);
+      } else {
+        SetText(n, code, scratch);
+      }
       Record(n, loc);
       return;
     }
@@ -564,8 +625,8 @@ void Run::WriteLeaf(const Rule& rule, Val v, Tree::NodeId base, const Vocabulary
     }
     case Conversion::kCoding: {
       const std::vector<int>& c = rule.coding_components;
-      std::string s1, s2, s3;
-      std::string_view code = Text(Child(v, c[0]).raw, &s1);
+      std::string s1, s2, s3, form;
+      std::string_view code = CodeForm(Text(Child(v, c[0]).raw, &s1), &form);
       if (code.empty()) return;
       std::string_view display = c.size() > 1 ? Text(Child(v, c[1]).raw, &s2) : std::string_view();
       std::string system = c.size() > 2 ? SystemUri(Text(Child(v, c[2]).raw, &s3)) : std::string();
@@ -581,7 +642,11 @@ void Run::WriteLeaf(const Rule& rule, Val v, Tree::NodeId base, const Vocabulary
       Tree::NodeId n = Resolve(base, rule.element, K::kObject);
       if (!system.empty()) t_.SetString(t_.Member(n, "system", K::kString), system);
       Tree::NodeId cn = t_.Member(n, "code", K::kString);
-      SetText(cn, code, s1);
+      if (!form.empty() && code.data() == form.data()) {
+        t_.SetString(cn, code);
+      } else {
+        SetText(cn, code, s1);
+      }
       if (!display.empty()) SetText(t_.Member(n, "display", K::kString), display, s2);
       Record(cn, loc);
       return;
@@ -602,11 +667,14 @@ void Run::WriteLeaf(const Rule& rule, Val v, Tree::NodeId base, const Vocabulary
       std::string_view kind = c.size() > 2 ? Text(Child(v, c[2]).raw, &s3) : std::string_view();
       std::string uri;
       if (uid.empty()) return;
-      if (kind == "ISO") {
+      // A uri has no whitespace: an id that is not what its type says (an "ISO" id that is a
+      // name) gives no uri rather than an invalid one.
+      if (kind == "ISO" && IsOid(uid)) {
         uri = base::StrCat("urn:oid:", uid);
-      } else if (kind == "UUID") {
+      } else if ((kind == "UUID" || kind == "GUID") && IsUuid(uid)) {
         uri = base::StrCat("urn:uuid:", uid);
-      } else if (uid.find(':') != std::string_view::npos) {
+      } else if (uid.find(':') != std::string_view::npos &&
+                 uid.find_first_of(" \t\r\n") == std::string_view::npos) {
         uri = std::string(uid);
       } else {
         return;

@@ -70,6 +70,26 @@ TEST(Converter, TheSameBusinessIdentifierTwiceIsOneEntry) {
   EXPECT_TRUE(warned);
 }
 
+TEST(Converter, ValuesThatWouldBreakFhirPatternsAreCleanedOrLeftOut) {
+  // Seen in real feeds (hl7v2-samples): an "ISO" universal id that is a name, a 0000 date used as
+  // "no date", a code with stray spaces, a no-break space in text.
+  constexpr char kMsg[] =
+      "MSH|^~\\&|LAB|HOSP^Maven EDSS^ISO|EHR|HOSP^1.2.840.114350^ISO|20240102080000||"
+      "ORU^R01^ORU_R01|C7|P|2.5.1|||||||UNICODE UTF-8\r"
+      "PID|1||777^^^HOSP^MR||ROE^RICHARD||19700101|M||||||||  AME   X \r"
+      "OBR|1|P1|F1|24317-0^CBC\xC2\xA0panel^LN|||20240102073000||||||||||||||0000\r"
+      "OBX|1|NM|718-7^Hemoglobin^LN||13.5|g/dL^^UCUM|||||F\r";
+  ConvertResult r = Convert(kMsg);
+  const std::string& j = r.json;
+  EXPECT_FALSE(Has(j, "urn:oid:Maven")) << j;
+  EXPECT_TRUE(Has(j, "urn:oid:1.2.840.114350")) << j;
+  EXPECT_FALSE(Has(j, "0000-01-01")) << j;
+  EXPECT_FALSE(Has(j, "\xC2\xA0")) << j;
+  EXPECT_TRUE(Has(j, "CBC panel")) << j;
+  EXPECT_FALSE(Has(j, "\"code\":\"  AME")) << j;
+  EXPECT_TRUE(Has(j, "\"code\":\"AME X\"")) << j;
+}
+
 TEST(Converter, DeterministicAndIdempotent) {
   ConvertResult a = Convert(kOru), b = Convert(kOru);
   EXPECT_EQ(a.json, b.json);
