@@ -439,7 +439,13 @@ bool SuffixMatches(std::string_view suffix, const std::string& type_name) {
 void Evaluator::Member(const Value& item, const Node& n, Collection& out, bool* known) {
   if (item.kind == Kind::kTypeInfo) {
     *known = true;
-    if (n.name == "name") out.push_back(Value::StringView(item.str));
+    if (n.name == "name") {
+      // The name may live in the TypeInfo's own string (type() computes it): share it, or the
+      // view dangles once the TypeInfo value is gone.
+      Value v = Value::StringView(item.str);
+      v.owned = item.owned;
+      out.push_back(std::move(v));
+    }
     if (n.name == "namespace") {
       out.push_back(Value::StringView(item.fhir_namespace ? "FHIR" : "System"));
     }
