@@ -4,13 +4,15 @@
 #   make test-asan  the same suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench      benchmarks with peers measured in the same run (docs/PERFORMANCE.md)
 #   make bench-mllp MLLP throughput of `isthmus serve` with peers (bench/mllp/run.sh, ~15 min)
+#   make bench-fhir FHIR server at 1M resources: create, transaction, read, search, RSS
+#                   (bench/fhir/run.sh in build-fhirbench; FHIR_BENCH_RESOURCES=100000 for a quick run)
 #   make fuzz       libFuzzer targets for the parsers (FUZZ_SECONDS=60 each)
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all bootstrap build run test test-asan bench bench-mllp fuzz format clean
+.PHONY: all bootstrap build run test test-asan bench bench-mllp bench-fhir fuzz format clean
 
 all: build
 
@@ -39,6 +41,9 @@ bench: bootstrap
 
 bench-mllp: bootstrap
 	bench/mllp/run.sh
+
+bench-fhir: bootstrap
+	bench/fhir/run.sh
 
 fuzz: bootstrap
 	scripts/fuzz

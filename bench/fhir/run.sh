@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# FHIR server benchmark (docs/PERFORMANCE.md, "FHIR server"; issue #5's targets):
+#   bench/fhir/run.sh            load 1,000,000 resources, then measure (~15-30 min on 2 cores)
+#   bench/fhir/run.sh --quick    100,000 resources, shorter phases (~3-5 min)
+# Builds `isthmus` in Release in its own build directory, compiles bench/fhir/fhir_load.cc there,
+# then runs bench/fhir/run.py: one `isthmus serve` on a fresh data directory (loopback, free
+# ports), the load through transaction Bundles of 500 entries, then create, transaction, read and
+# search phases with the server's RSS sampled. Results: BUILD/fhir-results.md and
+# BUILD/fhir-out/results.jsonl.
+#
+# Environment (all optional):
+#   FHIR_BENCH_BUILD      build directory (default: build-fhirbench in the repository)
+#   FHIR_BENCH_RESOURCES  resources loaded before measuring (default 1000000; 100000 with --quick)
+#   FHIR_BENCH_SECONDS    seconds of each create/read/search phase (default 20; 10 with --quick)
+#   FHIR_BENCH_CMAKE_ARGS extra CMake arguments
+#   FHIR_BENCH_KEEP=1     keep the data directory (BUILD/fhir-work/data) afterwards
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+BUILD="${FHIR_BENCH_BUILD:-$ROOT/build-fhirbench}"
+RESOURCES="${FHIR_BENCH_RESOURCES:-1000000}"
+SECONDS_PER_PHASE="${FHIR_BENCH_SECONDS:-20}"
+BUNDLES=60
+if [[ "${1:-}" == "--quick" ]]; then
+  RESOURCES="${FHIR_BENCH_RESOURCES:-100000}"
+  SECONDS_PER_PHASE="${FHIR_BENCH_SECONDS:-10}"
+  BUNDLES=20
+fi
+PY=/usr/bin/python3
+[[ -x "$PY" ]] || PY="$(command -v python3)"
+
+log() { printf '\n== %s\n' "$*" >&2; }
+
+log "build isthmus (Release) in $BUILD"
+# shellcheck disable=SC2086
+cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release ${FHIR_BENCH_CMAKE_ARGS:-} >/dev/null
+cmake --build "$BUILD" -j "${JOBS:-2}" --target isthmus
+
+log "fhir_load"
+"${CXX:-c++}" -O2 -std=c++20 -pthread -o "$BUILD/fhir_load" "$ROOT/bench/fhir/fhir_load.cc"
+
+log "run: $RESOURCES resources (load average $(cut -d' ' -f1 /proc/loadavg))"
+KEEP=()
+[[ "${FHIR_BENCH_KEEP:-0}" == 1 ]] && KEEP=(--keep)
+"$PY" "$ROOT/bench/fhir/run.py" --build "$BUILD" --resources "$RESOURCES" \
+  --seconds "$SECONDS_PER_PHASE" --create-seconds "$SECONDS_PER_PHASE" --bundles "$BUNDLES" "${KEEP[@]}"
