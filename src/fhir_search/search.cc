@@ -817,12 +817,16 @@ absl::StatusOr<SearchResult> Searcher::Search(std::string_view type, const Param
   std::vector<SortKey> keys;
   ISTHMUS_RETURN_IF_ERROR(ParseSort(*registry_, type, sort_spec, &keys));
 
-  ISTHMUS_ASSIGN_OR_RETURN(std::unique_ptr<db::Connection> conn, Acquire());
+  std::unique_ptr<db::Connection> owned;
+  if (o.conn == nullptr) {
+    ISTHMUS_ASSIGN_OR_RETURN(owned, Acquire());
+  }
   struct Returner {
     const Searcher* s;
     std::unique_ptr<db::Connection>* c;
     ~Returner() { if (*c) s->Release(std::move(*c)); }
-  } returner{this, &conn};
+  } returner{this, &owned};
+  db::Connection* const conn = o.conn != nullptr ? o.conn : owned.get();
 
   auto run_count = [&]() -> absl::StatusOr<int64_t> {
     Sql q;

@@ -46,6 +46,9 @@ struct SearchOptions {
   int default_count = 50;     // page size without _count
   int max_count = 1000;       // _count is clamped to this
   int max_included = 1000;    // _include/_revinclude resources per page
+  // When set, the search runs on this connection (e.g. the writer's, inside a write op, so a
+  // conditional create/update/delete sees the op's own uncommitted writes) instead of a reader.
+  db::Connection* conn = nullptr;
 };
 
 struct SearchResult {
