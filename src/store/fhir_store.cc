@@ -3,9 +3,12 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <optional>
 #include <unordered_map>
 
 #include "absl/status/status.h"
+#include "absl/strings/cord.h"
+#include "absl/strings/escaping.h"
 #include "absl/time/time.h"
 #include "base/status_macros.h"
 #include "base/str.h"
@@ -48,7 +51,20 @@ std::string FhirInstant(int64_t micros) {
                           absl::UTCTimeZone());
 }
 
+namespace {
+constexpr char kHttpStatusPayload[] = "type.isthmus/http-status";
+}  // namespace
+
+absl::Status WithHttpStatus(absl::Status s, int http_status) {
+  s.SetPayload(kHttpStatusPayload, absl::Cord(base::StrCat(http_status)));
+  return s;
+}
+
 int FhirHttpStatus(const absl::Status& s) {
+  if (auto p = s.GetPayload(kHttpStatusPayload); p.has_value()) {
+    int64_t n = 0;
+    if (base::ParseInt(std::string(*p), &n) && n >= 100 && n <= 599) return static_cast<int>(n);
+  }
   switch (s.code()) {
     case absl::StatusCode::kOk: return 200;
     case absl::StatusCode::kInvalidArgument: return 400;
@@ -81,6 +97,8 @@ std::string_view HttpReasonPhrase(int status) {
 }
 
 std::string_view FhirIssueCode(const absl::Status& s) {
+  if (FhirHttpStatus(s) == 422) return "processing";
+  if (FhirHttpStatus(s) == 410) return "deleted";
   switch (s.code()) {
     case absl::StatusCode::kInvalidArgument: return "invalid";
     case absl::StatusCode::kNotFound: return "not-found";
@@ -371,6 +389,43 @@ bool ParseETagVersion(std::string_view s, int64_t* out) {
   return base::ParseInt(s, out) && *out > 0;
 }
 
+// `s` with `prefix` before its message, payloads (an explicit HTTP status) kept.
+absl::Status Prefixed(const absl::Status& s, std::string_view prefix) {
+  absl::Status out(s.code(), base::StrCat(prefix, std::string(s.message())));
+  s.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
+    out.SetPayload(url, payload);
+  });
+  return out;
+}
+
+// The parameter names of a conditional query ("identifier, active"), for messages: the values
+// may be PHI and never appear in errors.
+std::string ConditionNames(std::string_view query) {
+  std::string out;
+  for (std::string_view pair : base::Split(query, '&')) {
+    if (pair.empty()) continue;
+    std::string_view name = pair.substr(0, pair.find('='));
+    base::StrAppend(&out, out.empty() ? "" : ", ", name.substr(0, 64));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<std::string>> MatchCondition(const FhirMatcher* matcher,
+                                                        db::Connection& conn,
+                                                        std::string_view type,
+                                                        std::string_view query) {
+  if (matcher == nullptr || !*matcher) {
+    return absl::UnimplementedError("conditional interactions need search (no matcher)");
+  }
+  if (query.empty()) return absl::InvalidArgumentError("the condition has no search parameters");
+  return (*matcher)(conn, type, query);
+}
+
+absl::Status TooManyMatches(std::string_view type, std::string_view query) {
+  return absl::FailedPreconditionError(base::StrCat(
+      "the condition (", ConditionNames(query), ") matches more than one ", type));
+}
+
 }  // namespace
 
 // One writer op's view of the store: every write of the op shares its time.
@@ -488,6 +543,38 @@ struct FhirOp {
     ISTHMUS_ASSIGN_OR_RETURN(out.version, Write(type, id, cur.version + 1, true, "DELETE", ""));
     return out;
   }
+
+  absl::StatusOr<FhirWriteResult> Patch(std::string_view type, std::string_view id,
+                                        int64_t if_match, std::string_view content_type,
+                                        std::string_view patch, const FhirPatcher& patcher,
+                                        const RefMap* refs) {
+    ISTHMUS_ASSIGN_OR_RETURN(FhirVersion cur, ReadCurrent(conn, type, id));
+    if (if_match > 0 && (cur.version_id != if_match || cur.deleted)) {
+      return VersionConflict(if_match, cur.deleted ? 0 : cur.version_id);
+    }
+    if (cur.deleted) {
+      return WithHttpStatus(absl::NotFoundError(base::StrCat("this ", type, " was deleted")), 410);
+    }
+    ISTHMUS_ASSIGN_OR_RETURN(std::string patched, patcher(cur.json, content_type, patch));
+    Doc doc;
+    if (absl::Status st = ParseJson(patched, doc, "the patched resource"); !st.ok()) {
+      return WithHttpStatus(st, 422);
+    }
+    if (absl::Status st = CheckResource(doc, "the patched resource", type); !st.ok()) {
+      return WithHttpStatus(st, 422);
+    }
+    if (StringMember(doc, "id") != id) {
+      return WithHttpStatus(
+          absl::InvalidArgumentError("the patched resource's id must stay the resource's id"),
+          422);
+    }
+    FhirWriteResult out;
+    const int64_t version = cur.version_id + 1;
+    ISTHMUS_ASSIGN_OR_RETURN(out.version,
+                             Write(type, id, version, false, "PATCH",
+                                   WriteResource(doc, id, version, now_text, refs)));
+    return out;
+  }
 };
 
 FhirStore::FhirStore(Writer& writer, FhirStoreOptions opts) : writer_(writer), opts_(opts) {
@@ -580,15 +667,94 @@ absl::Status CheckTypeAndId(std::string_view type, std::string_view id) {
 
 }  // namespace
 
-absl::StatusOr<FhirWriteResult> FhirStore::Create(std::string_view type, std::string_view json) {
+absl::StatusOr<FhirWriteResult> FhirStore::Create(std::string_view type, std::string_view json,
+                                                  FhirWriteOptions o) {
   ISTHMUS_RETURN_IF_ERROR(CheckType(type));
   Doc doc;
   ISTHMUS_RETURN_IF_ERROR(ParseJson(json, doc, "the resource"));
   ISTHMUS_RETURN_IF_ERROR(CheckResource(doc, "resource", type));
   FhirWriteResult out;
   ISTHMUS_RETURN_IF_ERROR(writer_.Run([&](db::Connection& conn) -> absl::Status {
+    if (!o.if_none_exist.empty()) {
+      ISTHMUS_ASSIGN_OR_RETURN(std::vector<std::string> ids,
+                               MatchCondition(o.matcher, conn, type, o.if_none_exist));
+      if (ids.size() > 1) return TooManyMatches(type, o.if_none_exist);
+      if (ids.size() == 1) {
+        ISTHMUS_ASSIGN_OR_RETURN(out.version, ReadCurrent(conn, type, ids[0]));
+        out.existing = true;
+        return absl::OkStatus();
+      }
+    }
     FhirOp op(*this, conn);
     ISTHMUS_ASSIGN_OR_RETURN(out, op.Create(type, doc, nullptr, ""));
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<FhirWriteResult> FhirStore::ConditionalUpdate(std::string_view type,
+                                                             std::string_view query,
+                                                             std::string_view json,
+                                                             FhirWriteOptions o) {
+  ISTHMUS_RETURN_IF_ERROR(CheckType(type));
+  Doc doc;
+  ISTHMUS_RETURN_IF_ERROR(ParseJson(json, doc, "the resource"));
+  ISTHMUS_RETURN_IF_ERROR(CheckResource(doc, "resource", type));
+  const std::string body_id(StringMember(doc, "id"));
+  FhirWriteResult out;
+  ISTHMUS_RETURN_IF_ERROR(writer_.Run([&](db::Connection& conn) -> absl::Status {
+    ISTHMUS_ASSIGN_OR_RETURN(std::vector<std::string> ids,
+                             MatchCondition(o.matcher, conn, type, query));
+    if (ids.size() > 1) return TooManyMatches(type, query);
+    FhirOp op(*this, conn);
+    if (ids.empty() && body_id.empty()) {
+      if (o.if_match_version > 0) return VersionConflict(o.if_match_version, 0);
+      ISTHMUS_ASSIGN_OR_RETURN(out, op.Create(type, doc, nullptr, ""));
+      return absl::OkStatus();
+    }
+    if (ids.size() == 1 && !body_id.empty() && body_id != ids[0]) {
+      return absl::InvalidArgumentError(
+          "resource.id is not the id of the resource the condition matches");
+    }
+    const std::string id = ids.empty() ? body_id : ids[0];
+    ISTHMUS_ASSIGN_OR_RETURN(out, op.Update(type, id, doc, o.if_match_version, nullptr));
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<FhirWriteResult> FhirStore::ConditionalDelete(std::string_view type,
+                                                             std::string_view query,
+                                                             FhirWriteOptions o) {
+  ISTHMUS_RETURN_IF_ERROR(CheckType(type));
+  FhirWriteResult out;
+  ISTHMUS_RETURN_IF_ERROR(writer_.Run([&](db::Connection& conn) -> absl::Status {
+    ISTHMUS_ASSIGN_OR_RETURN(std::vector<std::string> ids,
+                             MatchCondition(o.matcher, conn, type, query));
+    if (ids.size() > 1) return TooManyMatches(type, query);
+    out = FhirWriteResult{};
+    out.version.type = std::string(type);
+    if (ids.empty()) {
+      if (o.if_match_version > 0) return VersionConflict(o.if_match_version, 0);
+      return absl::OkStatus();  // nothing to delete
+    }
+    FhirOp op(*this, conn);
+    ISTHMUS_ASSIGN_OR_RETURN(out, op.Delete(type, ids[0], o.if_match_version));
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<FhirWriteResult> FhirStore::Patch(std::string_view type, std::string_view id,
+                                                 std::string_view content_type,
+                                                 std::string_view patch,
+                                                 const FhirPatcher& patcher, FhirWriteOptions o) {
+  ISTHMUS_RETURN_IF_ERROR(CheckTypeAndId(type, id));
+  FhirWriteResult out;
+  ISTHMUS_RETURN_IF_ERROR(writer_.Run([&](db::Connection& conn) -> absl::Status {
+    FhirOp op(*this, conn);
+    ISTHMUS_ASSIGN_OR_RETURN(
+        out, op.Patch(type, id, o.if_match_version, content_type, patch, patcher, nullptr));
     return absl::OkStatus();
   }));
   return out;
@@ -723,6 +889,10 @@ struct Entry {
   int64_t if_match = 0;
   const Value* resource = nullptr;
   std::string full_url;
+  // Conditional: the search part of PUT/DELETE Type?query or of POST's ifNoneExist.
+  std::string condition;
+  bool existing = false;  // POST ifNoneExist matched `id`: nothing is written
+  std::string patch_type, patch;  // PATCH: the Binary's contentType and decoded data
   // Outcome.
   absl::Status result;
   int status = 0;
@@ -746,24 +916,47 @@ absl::Status Prepare(const Value& e, Entry& out) {
     return absl::InvalidArgumentError(base::StrCat(at, ".request.method is missing"));
   }
   if (out.method != "GET" && out.method != "POST" && out.method != "PUT" &&
-      out.method != "DELETE") {
+      out.method != "DELETE" && out.method != "PATCH") {
     return absl::UnimplementedError(base::StrCat(
-        at, ".request.method: ", out.method == "PATCH" || out.method == "HEAD" ? out.method : "",
-        " not supported (GET, POST, PUT, DELETE are)"));
+        at, ".request.method: ", out.method == "HEAD" ? out.method : "",
+        " not supported (GET, POST, PUT, PATCH, DELETE are)"));
   }
   if (url.empty()) return absl::InvalidArgumentError(base::StrCat(at, ".request.url is missing"));
   if (url.find("://") != std::string_view::npos) {
     return absl::InvalidArgumentError(base::StrCat(at, ".request.url must be relative (Type/id)"));
   }
   if (url.front() == '/') url.remove_prefix(1);
-  if (url.find('?') != std::string_view::npos) {
-    return absl::UnimplementedError(base::StrCat(
-        at, ".request.url: conditional operations and search in Bundles are not implemented yet"));
+  if (size_t q = url.find('?'); q != std::string_view::npos) {
+    if (out.method == "GET") {
+      return absl::UnimplementedError(
+          base::StrCat(at, ".request.url: search in Bundles is not implemented yet"));
+    }
+    if (out.method != "PUT" && out.method != "DELETE") {
+      return absl::InvalidArgumentError(base::StrCat(
+          at, ".request.url: only PUT and DELETE take a condition (Type?query)"));
+    }
+    out.condition = std::string(url.substr(q + 1));
+    url = url.substr(0, q);
+    if (out.condition.empty() || url.find('/') != std::string_view::npos) {
+      return absl::InvalidArgumentError(
+          base::StrCat(at, ".request.url: a conditional ", out.method, " is Type?query"));
+    }
   }
-  if (Member(*req, "ifNoneExist") != nullptr || Member(*req, "ifNoneMatch") != nullptr ||
-      Member(*req, "ifModifiedSince") != nullptr) {
-    return absl::UnimplementedError(base::StrCat(
-        at, ".request: ifNoneExist/ifNoneMatch/ifModifiedSince are not implemented yet"));
+  if (Member(*req, "ifNoneMatch") != nullptr || Member(*req, "ifModifiedSince") != nullptr) {
+    return absl::UnimplementedError(
+        base::StrCat(at, ".request: ifNoneMatch/ifModifiedSince are not implemented yet"));
+  }
+  if (const Value* ine = Member(*req, "ifNoneExist"); ine != nullptr) {
+    if (out.method != "POST" || !ine->IsString()) {
+      return absl::InvalidArgumentError(
+          base::StrCat(at, ".request.ifNoneExist: a search query, on POST entries only"));
+    }
+    std::string_view c = Str(*ine);
+    if (size_t q = c.find('?'); q != std::string_view::npos) c.remove_prefix(q + 1);  // Type?query
+    if (c.empty()) {
+      return absl::InvalidArgumentError(base::StrCat(at, ".request.ifNoneExist is empty"));
+    }
+    out.condition = std::string(c);
   }
   if (std::string_view m = StringMember(*req, "ifMatch"); !m.empty()) {
     if (!ParseETagVersion(m, &out.if_match)) {
@@ -780,9 +973,10 @@ absl::Status Prepare(const Value& e, Entry& out) {
   if (with_id && !IsValidFhirId(out.id)) {
     return absl::InvalidArgumentError(base::StrCat(at, ".request.url: invalid id"));
   }
-  if (out.method == "POST") {
+  if (out.method == "POST" || !out.condition.empty()) {
     if (parts.size() != 1) {
-      return absl::InvalidArgumentError(base::StrCat(at, ".request.url: POST takes Type"));
+      return absl::InvalidArgumentError(base::StrCat(at, ".request.url: ", out.method,
+                                                     " takes Type", out.method == "POST" ? "" : "?query"));
     }
   } else if (out.method == "GET" && parts.size() == 4 && parts[2] == "_history") {
     if (!base::ParseInt(parts[3], &out.vread) || out.vread <= 0) {
@@ -801,7 +995,7 @@ absl::Status Prepare(const Value& e, Entry& out) {
       return absl::InvalidArgumentError(base::StrCat(at, ".resource is missing"));
     }
     ISTHMUS_RETURN_IF_ERROR(CheckResource(*res, base::StrCat(at, ".resource"), out.type));
-    if (out.method == "PUT") {
+    if (out.method == "PUT" && out.condition.empty()) {
       std::string_view body_id = StringMember(*res, "id");
       if (!body_id.empty() && body_id != out.id) {
         return absl::InvalidArgumentError(
@@ -810,7 +1004,43 @@ absl::Status Prepare(const Value& e, Entry& out) {
     }
     out.resource = res;
   }
+  if (out.method == "PATCH") {
+    // FHIR R4 http.html#transaction: a PATCH entry's resource is a Binary holding the patch.
+    const Value* res = Member(e, "resource");
+    if (res == nullptr || StringMember(*res, "resourceType") != "Binary") {
+      return absl::InvalidArgumentError(base::StrCat(
+          at, ".resource: a PATCH entry holds the patch as a Binary (contentType, data)"));
+    }
+    out.patch_type = std::string(StringMember(*res, "contentType"));
+    std::string_view data = StringMember(*res, "data");
+    std::string decoded;
+    if (out.patch_type.empty() ||
+        !absl::Base64Unescape(absl::string_view(data.data(), data.size()), &decoded)) {
+      return absl::InvalidArgumentError(base::StrCat(
+          at, ".resource: the Binary needs contentType and base64 data"));
+    }
+    out.patch = std::move(decoded);
+  }
   return absl::OkStatus();
+}
+
+// Every `reference` of `v` that is a conditional reference (Type?query, relative).
+void CollectConditionalRefs(const Value& v, std::vector<std::string>* out) {
+  if (v.IsArray()) {
+    for (const Value& e : v.GetArray()) CollectConditionalRefs(e, out);
+  } else if (v.IsObject()) {
+    for (const auto& m : v.GetObject()) {
+      if (m.value.IsString() && Str(m.name) == "reference") {
+        std::string_view r = Str(m.value);
+        size_t q = r.find('?');
+        if (q != std::string_view::npos && q > 0 && IsFhirResourceType(r.substr(0, q))) {
+          out->emplace_back(r);
+        }
+      } else {
+        CollectConditionalRefs(m.value, out);
+      }
+    }
+  }
 }
 
 bool IsUrn(std::string_view u) {
@@ -888,17 +1118,56 @@ absl::StatusOr<FhirTransactionResult> FhirStore::ApplyTransaction(db::Connection
       if (!batch && !entries[i].prepared.ok()) return entries[i].prepared;
     }
   }
+  // An entry that cannot be applied: the transaction fails, a batch entry fails alone.
+  auto fail = [&](Entry& e, const absl::Status& s) -> absl::Status {
+    if (!batch) return Prefixed(s, base::StrCat(EntryPath(e.index), ": "));
+    e.prepared = s;
+    return absl::OkStatus();
+  };
+  // Conditions (ifNoneExist, PUT/DELETE Type?query), against the state before the Bundle.
+  for (Entry& e : entries) {
+    if (!e.prepared.ok()) continue;
+    if (e.method == "PATCH" && (o.patcher == nullptr || !*o.patcher)) {
+      ISTHMUS_RETURN_IF_ERROR(
+          fail(e, absl::UnimplementedError("PATCH entries are not supported here")));
+      continue;
+    }
+    if (e.condition.empty()) continue;
+    absl::StatusOr<std::vector<std::string>> ids =
+        MatchCondition(o.matcher, conn, e.type, e.condition);
+    if (ids.ok() && ids->size() > 1) ids = TooManyMatches(e.type, e.condition);
+    if (!ids.ok()) {
+      ISTHMUS_RETURN_IF_ERROR(fail(e, ids.status()));
+      continue;
+    }
+    const std::string match = ids->empty() ? std::string() : (*ids)[0];
+    if (e.method == "POST") {
+      e.existing = !match.empty();
+      e.id = match;  // a new one below when empty
+    } else if (e.method == "DELETE") {
+      e.id = match;  // empty: nothing to delete
+    } else {  // PUT
+      std::string_view body_id = StringMember(*e.resource, "id");
+      if (!match.empty() && !body_id.empty() && body_id != match) {
+        ISTHMUS_RETURN_IF_ERROR(fail(e, absl::InvalidArgumentError(
+            "resource.id is not the id of the resource the condition matches")));
+        continue;
+      }
+      e.id = !match.empty() ? match : !body_id.empty() ? std::string(body_id) : NewId();
+    }
+  }
   // New ids for POST entries, and what their fullUrls (and those of PUT entries) stand for.
   RefMap refs;
   std::unordered_map<std::string, int> targets;  // Type/id -> entry, for duplicates
   for (Entry& e : entries) {
     if (!e.prepared.ok()) continue;
-    if (e.method == "POST") e.id = NewId();
-    if (e.method == "GET") continue;
+    if (e.method == "POST" && !e.existing) e.id = NewId();
+    if (e.method == "GET" || e.id.empty()) continue;
     std::string target = base::StrCat(e.type, "/", e.id);
     if (!e.full_url.empty() && IsUrn(e.full_url) && e.method != "DELETE") {
       refs[e.full_url] = target;
     }
+    if (e.existing) continue;  // a conditional create that matched changes nothing
     auto [it, fresh] = targets.emplace(target, e.index);
     if (!fresh && !batch) {
       return absl::InvalidArgumentError(base::StrCat(EntryPath(it->second), " and ",
@@ -906,17 +1175,73 @@ absl::StatusOr<FhirTransactionResult> FhirStore::ApplyTransaction(db::Connection
                                                      " change the same resource"));
     }
   }
+  // Conditional references (Patient?identifier=a|b) resolve to their one match: a conditional
+  // entry of the Bundle with the same condition, else a search (FHIR R4 http.html#trules).
+  std::unordered_map<std::string, std::string> conditional_entries;  // Type?query -> Type/id
+  for (const Entry& e : entries) {
+    if (e.prepared.ok() && !e.condition.empty() && !e.id.empty() && e.method != "DELETE") {
+      conditional_entries.emplace(base::StrCat(e.type, "?", e.condition),
+                                  base::StrCat(e.type, "/", e.id));
+    }
+  }
+  std::unordered_map<std::string, absl::Status> ref_failures;
+  for (Entry& e : entries) {
+    if (!e.prepared.ok() || e.resource == nullptr) continue;
+    std::vector<std::string> conditional;
+    CollectConditionalRefs(*e.resource, &conditional);
+    for (const std::string& ref : conditional) {
+      if (refs.count(ref) == 0 && ref_failures.count(ref) == 0) {
+        const size_t q = ref.find('?');
+        const std::string type = ref.substr(0, q), query = ref.substr(q + 1);
+        if (auto it = conditional_entries.find(ref); it != conditional_entries.end()) {
+          refs[ref] = it->second;
+          continue;
+        }
+        absl::StatusOr<std::vector<std::string>> ids = MatchCondition(o.matcher, conn, type, query);
+        if (ids.ok() && ids->size() == 1) {
+          refs[ref] = base::StrCat(type, "/", (*ids)[0]);
+          continue;
+        }
+        ref_failures[ref] =
+            !ids.ok() ? ids.status()
+                      : absl::FailedPreconditionError(base::StrCat(
+                            "the conditional reference to ", type, " (", ConditionNames(query),
+                            ") matches ", ids->empty() ? "no resource" : "more than one resource"));
+      }
+      if (auto it = ref_failures.find(ref); it != ref_failures.end()) {
+        ISTHMUS_RETURN_IF_ERROR(fail(e, Prefixed(it->second, "resource: ")));
+        break;
+      }
+    }
+  }
   FhirOp op(*this, conn);
   auto run = [&](Entry& e) -> absl::Status {
     if (e.method == "DELETE") {
-      ISTHMUS_ASSIGN_OR_RETURN(e.write, op.Delete(e.type, e.id, e.if_match));
+      if (e.id.empty()) {  // a condition that matched nothing
+        e.write.version.type = e.type;
+      } else {
+        ISTHMUS_ASSIGN_OR_RETURN(e.write, op.Delete(e.type, e.id, e.if_match));
+      }
       e.status = 204;
+    } else if (e.method == "POST" && e.existing) {
+      ISTHMUS_ASSIGN_OR_RETURN(e.write.version, ReadCurrent(conn, e.type, e.id));
+      e.write.existing = true;
+      e.status = 200;
     } else if (e.method == "POST") {
       ISTHMUS_ASSIGN_OR_RETURN(e.write, op.Create(e.type, *e.resource, &refs, e.id));
       e.status = 201;
     } else if (e.method == "PUT") {
       ISTHMUS_ASSIGN_OR_RETURN(e.write, op.Update(e.type, e.id, *e.resource, e.if_match, &refs));
       e.status = e.write.created ? 201 : 200;
+    } else if (e.method == "PATCH") {
+      absl::StatusOr<FhirWriteResult> w =
+          op.Patch(e.type, e.id, e.if_match, e.patch_type, e.patch, *o.patcher, &refs);
+      if (!w.ok()) {
+        e.status = FhirHttpStatus(w.status());
+        return w.status();
+      }
+      e.write = *std::move(w);
+      e.status = 200;
     } else {
       ISTHMUS_ASSIGN_OR_RETURN(e.read, e.vread > 0 ? ReadVersion(conn, e.type, e.id, e.vread)
                                                    : ReadCurrent(conn, e.type, e.id));
@@ -928,8 +1253,9 @@ absl::StatusOr<FhirTransactionResult> FhirStore::ApplyTransaction(db::Connection
     }
     return absl::OkStatus();
   };
-  // Processing order (FHIR R4 transaction rules): DELETE, POST, PUT, then GET.
-  static constexpr std::array<std::string_view, 4> kOrder = {"DELETE", "POST", "PUT", "GET"};
+  // Processing order (FHIR R4 transaction rules): DELETE, POST, PUT and PATCH, then GET.
+  static constexpr std::array<std::string_view, 5> kOrder = {"DELETE", "POST", "PUT", "PATCH",
+                                                             "GET"};
   FhirTransactionResult result;
   result.batch = batch;
   for (std::string_view method : kOrder) {
@@ -937,10 +1263,7 @@ absl::StatusOr<FhirTransactionResult> FhirStore::ApplyTransaction(db::Connection
       if (!e.prepared.ok() || e.method != method) continue;
       if (!batch) {
         e.result = run(e);
-        if (!e.result.ok()) {
-          return absl::Status(e.result.code(), base::StrCat(EntryPath(e.index), ": ",
-                                                            std::string(e.result.message())));
-        }
+        if (!e.result.ok()) return Prefixed(e.result, base::StrCat(EntryPath(e.index), ": "));
         continue;
       }
       ISTHMUS_RETURN_IF_ERROR(conn.Exec("SAVEPOINT fhir_entry"));

@@ -24,9 +24,22 @@
 //   kNotFound            no such resource or version (404); a deleted resource is NOT an error
 //                        for Read: it returns the tombstone (deleted = true, 410 at the REST API)
 //   kFailedPrecondition  If-Match version conflict, and only that (412)
-//   kUnimplemented       a Bundle entry asks for something not implemented (conditional
-//                        operations, search, PATCH) (501)
+//   kFailedPrecondition  also: a conditional create/update/delete or a conditional reference
+//                        that matches more than one resource (a reference: or none) (412)
+//   kUnimplemented       a Bundle entry asks for something not implemented (search,
+//                        ifNoneMatch, a conditional operation or PATCH without a matcher or
+//                        patcher) (501)
 //   others               store failures (kUnavailable: busy, retry)
+// A status may carry its HTTP status explicitly (WithHttpStatus: 422 for a failed JSON Patch
+// `test`); FhirHttpStatus honours it, and Bundle entries keep it.
+//
+// Conditional interactions (If-None-Exist, PUT/DELETE Type?query, conditional references
+// `Patient?identifier=a|b` in Bundles) need search, a layer above: the caller injects a
+// FhirMatcher, which the store calls on the writer's connection inside the write op, so the
+// match and the write are one atomic step (two concurrent conditional creates never both
+// create). In a Bundle, every condition is evaluated before any entry is applied (against the
+// state before the Bundle); a conditional reference whose query is the same as a conditional
+// entry's of that type (POST ifNoneExist, PUT Type?query) names that entry's resource.
 // Error messages name Bundle entries by index, element paths and resource types, never values
 // from the resource (they may end up in dead-letter reasons, which must hold no PHI).
 //
@@ -46,6 +59,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -75,6 +89,8 @@ std::string_view HttpReasonPhrase(int status);
 // An OperationOutcome with one issue (severity error, code by FhirIssueCode, the message as
 // diagnostics), compact JSON.
 std::string FhirOperationOutcome(const absl::Status& s);
+// `s` with an explicit HTTP status (a payload FhirHttpStatus reads first), e.g. 422.
+absl::Status WithHttpStatus(absl::Status s, int http_status);
 // FHIR issue-type code for a status: invalid, not-found, conflict, not-supported, transient,
 // exception.
 std::string_view FhirIssueCode(const absl::Status& s);
@@ -93,13 +109,31 @@ struct FhirVersion {
 };
 
 struct FhirWriteResult {
-  FhirVersion version;   // version_id 0: nothing was written (deleting what is not there)
-  bool created = false;  // a new resource (or one that was deleted) rather than a new version
+  FhirVersion version;    // version_id 0: nothing was written (deleting what is not there)
+  bool created = false;   // a new resource (or one that was deleted) rather than a new version
+  bool existing = false;  // conditional create matched: nothing written, `version` is the match
 };
+
+// Finds the current (not deleted) resources of `type` matching `query`, the search part of a
+// conditional URL ("identifier=http%3A%2F%2Fa%7C1&active=true", URL-encoded as in a query
+// string), on `conn` (the writer's connection, inside the write op). Returns their ids; two are
+// enough (the store tells 0, 1 and many apart). kInvalidArgument for a query it cannot answer
+// exactly (unknown parameters must not widen the match).
+using FhirMatcher = std::function<absl::StatusOr<std::vector<std::string>>(
+    db::Connection& conn, std::string_view type, std::string_view query)>;
+
+// Applies a patch document `patch` of media type `content_type` to `current` (the stored JSON
+// of the current version) and returns the patched resource's JSON. kInvalidArgument for a
+// malformed patch (400); WithHttpStatus(..., 422) when it cannot be applied.
+using FhirPatcher = std::function<absl::StatusOr<std::string>(
+    std::string_view current, std::string_view content_type, std::string_view patch)>;
 
 // Optional checks of a write.
 struct FhirWriteOptions {
   int64_t if_match_version = 0;  // > 0: the current version must be this one (412 otherwise)
+  // Create: If-None-Exist (the search part of a URL); needs `matcher`.
+  std::string if_none_exist;
+  const FhirMatcher* matcher = nullptr;  // conditional interactions; must outlive the call
 };
 
 struct FhirHistoryQuery {
@@ -117,6 +151,12 @@ struct FhirHistoryPage {
 
 struct FhirTransactionOptions {
   bool return_resources = false;  // entry.resource in the response (Prefer: return=representation)
+  // Conditional entries (ifNoneExist, PUT/DELETE Type?query) and conditional references;
+  // without it they are kUnimplemented.
+  const FhirMatcher* matcher = nullptr;
+  // PATCH entries (a Binary resource holding the patch, per FHIR R4 http.html#transaction);
+  // without it they are kUnimplemented.
+  const FhirPatcher* patcher = nullptr;
 };
 
 struct FhirTransactionResult {
@@ -147,7 +187,10 @@ class FhirStore {
                                                          FhirStoreOptions opts = {});
 
   // POST /{type}: a new resource with a server-assigned id (any id in the body is ignored).
-  absl::StatusOr<FhirWriteResult> Create(std::string_view type, std::string_view json);
+  // With o.if_none_exist (and o.matcher): no match creates, one match writes nothing and
+  // returns it (existing = true), more than one is kFailedPrecondition.
+  absl::StatusOr<FhirWriteResult> Create(std::string_view type, std::string_view json,
+                                         FhirWriteOptions o = {});
   // PUT /{type}/{id}: a new version, or the resource created with that id (created = true).
   absl::StatusOr<FhirWriteResult> Update(std::string_view type, std::string_view id,
                                          std::string_view json, FhirWriteOptions o = {});
@@ -155,6 +198,24 @@ class FhirStore {
   // deleted writes nothing (version_id 0) and is not an error.
   absl::StatusOr<FhirWriteResult> Delete(std::string_view type, std::string_view id,
                                          FhirWriteOptions o = {});
+
+  // PUT /{type}?{query} (needs o.matcher): no match creates (with the body's id if it has one,
+  // else a new id), one match updates it (the body's id, if any, must be the match's:
+  // kInvalidArgument), more than one is kFailedPrecondition. o.if_match_version applies to the
+  // matched resource.
+  absl::StatusOr<FhirWriteResult> ConditionalUpdate(std::string_view type, std::string_view query,
+                                                    std::string_view json, FhirWriteOptions o);
+  // DELETE /{type}?{query} (needs o.matcher): no match writes nothing (version_id 0), one match
+  // is deleted, more than one is kFailedPrecondition (we do not delete several at once).
+  absl::StatusOr<FhirWriteResult> ConditionalDelete(std::string_view type, std::string_view query,
+                                                    FhirWriteOptions o);
+  // PATCH /{type}/{id}: `patcher` turns the current version into the new one, inside the write
+  // op (so If-Match and the patch see the same version). kNotFound when the resource does not
+  // exist or is deleted (the message says which); the result must stay a valid resource of the
+  // same type and id (kInvalidArgument otherwise).
+  absl::StatusOr<FhirWriteResult> Patch(std::string_view type, std::string_view id,
+                                        std::string_view content_type, std::string_view patch,
+                                        const FhirPatcher& patcher, FhirWriteOptions o = {});
 
   // The current version; a deleted resource returns its tombstone (deleted = true).
   absl::StatusOr<FhirVersion> Read(std::string_view type, std::string_view id) const;
@@ -173,8 +234,9 @@ class FhirStore {
   // applies a transaction Bundle (every entry or, with an error, none: the caller's op must
   // fail so its SAVEPOINT rolls back) or a batch Bundle (each entry in its own SAVEPOINT).
   // Transaction: POST entries get new ids and their urn:uuid/urn:oid fullUrls are rewritten in
-  // every `reference` of the Bundle; entries are applied DELETE, POST, PUT, GET, and answered in
-  // request order.
+  // every `reference` of the Bundle; conditions (ifNoneExist, PUT/DELETE Type?query) and
+  // conditional references are resolved first (o.matcher); entries are applied DELETE, POST,
+  // PUT and PATCH (o.patcher), GET, and answered in request order.
   absl::StatusOr<FhirTransactionResult> ApplyTransaction(db::Connection& conn,
                                                          std::string_view bundle_json,
                                                          FhirTransactionOptions o = {});

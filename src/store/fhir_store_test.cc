@@ -302,7 +302,7 @@ TEST_F(FhirStoreTest, TransactionRollsBackWholeOnOneBadEntry) {
     {"resource":{"resourceType":"Patient","id":"a"},"request":{"method":"PUT","url":"Patient/a"}},
     {"request":{"method":"DELETE","url":"Patient/a"}}]})");
   EXPECT_EQ(dup.status().code(), absl::StatusCode::kInvalidArgument);
-  // Conditional operations are not implemented yet.
+  // Conditional entries need a matcher (search): without one they are not supported.
   auto cond = store_->Transaction(R"({"resourceType":"Bundle","type":"transaction","entry":[
     {"resource":{"resourceType":"Patient"},"request":{"method":"PUT","url":"Patient?identifier=x"}}]})");
   EXPECT_EQ(cond.status().code(), absl::StatusCode::kUnimplemented);
@@ -387,6 +387,264 @@ TEST(FhirOutcome, MapsStatuses) {
   auto oo = Json(FhirOperationOutcome(absl::NotFoundError("gone \"x\"")));
   EXPECT_STREQ(oo["issue"][0]["code"].GetString(), "not-found");
   EXPECT_STREQ(oo["issue"][0]["diagnostics"].GetString(), "gone \"x\"");
+}
+
+}  // namespace
+}  // namespace isthmus::store
+
+namespace isthmus::store {
+namespace {
+
+// A stand-in for search: `query` is "k=v"; matches the current resources of the type whose
+// JSON holds "value":"v". It runs on the connection it is given, as the real one must.
+absl::StatusOr<std::vector<std::string>> FakeMatch(db::Connection& conn, std::string_view type,
+                                                   std::string_view query) {
+  size_t eq = query.find('=');
+  if (eq == std::string_view::npos) return absl::InvalidArgumentError("bad query");
+  auto q = conn.Prepare(
+      "SELECT r.id FROM fhir_resources r JOIN fhir_resource_versions v ON v.seq = r.version_seq "
+      "WHERE r.type = ? AND r.deleted = 0 AND v.body LIKE ? ORDER BY r.id LIMIT 2");
+  if (!q.ok()) return q.status();
+  (*q)->BindText(1, type);
+  (*q)->BindText(2, "%\"value\":\"" + std::string(query.substr(eq + 1)) + "\"%");
+  std::vector<std::string> ids;
+  while (true) {
+    auto row = (*q)->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    ids.emplace_back((*q)->ColumnText(0));
+  }
+  return ids;
+}
+
+std::string Pat(const std::string& id, const std::string& mrn) {
+  return R"({"resourceType":"Patient",)" + (id.empty() ? "" : "\"id\":\"" + id + "\",") +
+         R"("identifier":[{"system":"urn:mrn","value":")" + mrn + "\"}]}";
+}
+
+class FhirConditionalTest : public FhirStoreTest {
+ protected:
+  FhirMatcher matcher_ = FakeMatch;
+  FhirWriteOptions Cond(std::string if_none_exist = "") {
+    FhirWriteOptions o;
+    o.matcher = &matcher_;
+    o.if_none_exist = std::move(if_none_exist);
+    return o;
+  }
+};
+
+TEST_F(FhirConditionalTest, CreateIfNoneExist) {
+  auto first = store_->Create("Patient", Pat("", "m1"), Cond("identifier=m1"));
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_TRUE(first->created);
+  EXPECT_FALSE(first->existing);
+  // One match: nothing written, the match returned.
+  auto again = store_->Create("Patient", Pat("", "m1"), Cond("identifier=m1"));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->existing);
+  EXPECT_EQ(again->version.id, first->version.id);
+  EXPECT_EQ(again->version.version_id, 1);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM fhir_resource_versions"), 1);
+  // Two matches: 412, nothing written.
+  ASSERT_TRUE(store_->Create("Patient", Pat("", "m1")).ok());
+  auto many = store_->Create("Patient", Pat("", "m1"), Cond("identifier=m1"));
+  EXPECT_EQ(many.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(FhirHttpStatus(many.status()), 412);
+  EXPECT_THAT(std::string(many.status().message()), HasSubstr("(identifier)"));
+  EXPECT_THAT(std::string(many.status().message()), ::testing::Not(HasSubstr("m1")));
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM fhir_resource_versions"), 2);
+  // Without a matcher the condition cannot be honoured: 501, never a blind create.
+  FhirWriteOptions no_matcher;
+  no_matcher.if_none_exist = "identifier=zz";
+  EXPECT_EQ(store_->Create("Patient", Pat("", "zz"), no_matcher).status().code(),
+            absl::StatusCode::kUnimplemented);
+}
+
+TEST_F(FhirConditionalTest, ConditionalUpdateAndDelete) {
+  // No match, no id: created with a new id.
+  auto created = store_->ConditionalUpdate("Patient", "identifier=u1", Pat("", "u1"), Cond());
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_TRUE(created->created);
+  const std::string id = created->version.id;
+  // One match: that resource gets version 2 (the body may omit the id).
+  auto updated = store_->ConditionalUpdate("Patient", "identifier=u1", Pat("", "u1"), Cond());
+  ASSERT_TRUE(updated.ok()) << updated.status();
+  EXPECT_EQ(updated->version.id, id);
+  EXPECT_EQ(updated->version.version_id, 2);
+  // The body's id must be the match's.
+  auto wrong = store_->ConditionalUpdate("Patient", "identifier=u1", Pat("other", "u1"), Cond());
+  EXPECT_EQ(wrong.status().code(), absl::StatusCode::kInvalidArgument);
+  // If-Match applies to the match.
+  FhirWriteOptions stale = Cond();
+  stale.if_match_version = 1;
+  EXPECT_EQ(store_->ConditionalUpdate("Patient", "identifier=u1", Pat("", "u1"), stale)
+                .status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  // No match with an id in the body: update-as-create with that id.
+  auto with_id = store_->ConditionalUpdate("Patient", "identifier=u2", Pat("given", "u2"), Cond());
+  ASSERT_TRUE(with_id.ok()) << with_id.status();
+  EXPECT_EQ(with_id->version.id, "given");
+  // Two matches: 412.
+  ASSERT_TRUE(store_->Update("Patient", "dup", Pat("dup", "u2")).ok());
+  EXPECT_EQ(store_->ConditionalUpdate("Patient", "identifier=u2", Pat("", "u2"), Cond())
+                .status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(store_->ConditionalDelete("Patient", "identifier=u2", Cond()).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(store_->Read("Patient", "dup")->deleted);
+  // Delete: one match is deleted, then nothing matches (not an error, nothing written).
+  auto del = store_->ConditionalDelete("Patient", "identifier=u1", Cond());
+  ASSERT_TRUE(del.ok()) << del.status();
+  EXPECT_EQ(del->version.id, id);
+  EXPECT_TRUE(store_->Read("Patient", id)->deleted);
+  auto none = store_->ConditionalDelete("Patient", "identifier=u1", Cond());
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none->version.version_id, 0);
+}
+
+TEST_F(FhirConditionalTest, PatchRunsThePatcherOnTheCurrentVersion) {
+  ASSERT_TRUE(store_->Update("Patient", "p", R"({"resourceType":"Patient","id":"p","active":true})").ok());
+  FhirPatcher flip = [](std::string_view current, std::string_view type,
+                        std::string_view patch) -> absl::StatusOr<std::string> {
+    if (type != "text/x-test") return absl::InvalidArgumentError("bad type");
+    std::string out(current);
+    if (patch == "fail") return WithHttpStatus(absl::InvalidArgumentError("test failed"), 422);
+    if (patch == "id") return std::string(R"({"resourceType":"Patient","id":"q"})");
+    if (patch == "type") return std::string(R"({"resourceType":"Basic","id":"p"})");
+    out.replace(out.find("true"), 4, "false");
+    return out;
+  };
+  auto w = store_->Patch("Patient", "p", "text/x-test", "go", flip);
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_EQ(w->version.version_id, 2);
+  EXPECT_EQ(w->version.method, "PATCH");
+  EXPECT_FALSE(Json(store_->Read("Patient", "p")->json)["active"].GetBool());
+  EXPECT_EQ(FhirHttpStatus(store_->Patch("Patient", "p", "text/x-test", "fail", flip).status()),
+            422);
+  EXPECT_EQ(FhirHttpStatus(store_->Patch("Patient", "p", "text/x-test", "id", flip).status()), 422);
+  EXPECT_EQ(FhirHttpStatus(store_->Patch("Patient", "p", "text/x-test", "type", flip).status()),
+            422);
+  EXPECT_EQ(FhirHttpStatus(store_->Patch("Patient", "p", "text/plain", "go", flip).status()), 400);
+  FhirWriteOptions stale;
+  stale.if_match_version = 1;
+  EXPECT_EQ(FhirHttpStatus(store_->Patch("Patient", "p", "text/x-test", "go", flip, stale).status()),
+            412);
+  EXPECT_EQ(FhirHttpStatus(store_->Patch("Patient", "nope", "text/x-test", "go", flip).status()),
+            404);
+  ASSERT_TRUE(store_->Delete("Patient", "p").ok());
+  auto gone = store_->Patch("Patient", "p", "text/x-test", "go", flip);
+  EXPECT_EQ(FhirHttpStatus(gone.status()), 410);
+  EXPECT_EQ(FhirIssueCode(gone.status()), "deleted");
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM fhir_resource_versions"), 3);
+}
+
+TEST_F(FhirConditionalTest, TransactionConditionalEntriesAndReferences) {
+  ASSERT_TRUE(store_->Update("Patient", "known", Pat("known", "k1")).ok());
+  ASSERT_TRUE(store_->Update("Patient", "gone", Pat("gone", "g1")).ok());
+  FhirTransactionOptions o;
+  o.matcher = &matcher_;
+  // ifNoneExist matching "known" (nothing written), a conditional create of a new patient that
+  // an Observation references by the same condition, a reference resolved by search, a
+  // conditional PUT and a conditional DELETE.
+  auto r = store_->Transaction(R"({"resourceType":"Bundle","type":"transaction","entry":[
+    {"fullUrl":"urn:uuid:11111111-1111-4111-8111-111111111111",
+     "resource":{"resourceType":"Patient","identifier":[{"value":"k1"}]},
+     "request":{"method":"POST","url":"Patient","ifNoneExist":"identifier=k1"}},
+    {"resource":{"resourceType":"Patient","identifier":[{"value":"n1"}]},
+     "request":{"method":"POST","url":"Patient","ifNoneExist":"Patient?identifier=n1"}},
+    {"resource":{"resourceType":"Observation","status":"final","code":{"text":"x"},
+                 "subject":{"reference":"Patient?identifier=n1"},
+                 "performer":[{"reference":"Patient?identifier=k1"},
+                              {"reference":"urn:uuid:11111111-1111-4111-8111-111111111111"}]},
+     "request":{"method":"POST","url":"Observation"}},
+    {"resource":{"resourceType":"Patient","identifier":[{"value":"k1"}],"active":true},
+     "request":{"method":"PUT","url":"Patient?identifier=k1"}},
+    {"request":{"method":"DELETE","url":"Patient?identifier=g1"}},
+    {"request":{"method":"DELETE","url":"Patient?identifier=nobody"}}]})", o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  auto resp = Json(r->response_json);
+  EXPECT_STREQ(resp["entry"][0]["response"]["status"].GetString(), "200 OK");
+  EXPECT_STREQ(resp["entry"][0]["response"]["location"].GetString(), "Patient/known/_history/1");
+  EXPECT_STREQ(resp["entry"][1]["response"]["status"].GetString(), "201 Created");
+  std::string new_patient = resp["entry"][1]["response"]["location"].GetString();
+  new_patient = new_patient.substr(0, new_patient.find("/_history"));
+  EXPECT_STREQ(resp["entry"][3]["response"]["status"].GetString(), "200 OK");
+  EXPECT_STREQ(resp["entry"][3]["response"]["location"].GetString(), "Patient/known/_history/2");
+  EXPECT_STREQ(resp["entry"][4]["response"]["status"].GetString(), "204 No Content");
+  EXPECT_STREQ(resp["entry"][5]["response"]["status"].GetString(), "204 No Content");
+  EXPECT_TRUE(store_->Read("Patient", "gone")->deleted);
+  std::string obs_loc = resp["entry"][2]["response"]["location"].GetString();
+  std::string obs_id = obs_loc.substr(12, obs_loc.find("/_history") - 12);
+  auto obs = Json(store_->Read("Observation", obs_id)->json);
+  EXPECT_EQ(obs["subject"]["reference"].GetString(), new_patient);
+  EXPECT_STREQ(obs["performer"][0]["reference"].GetString(), "Patient/known");
+  EXPECT_STREQ(obs["performer"][1]["reference"].GetString(), "Patient/known");
+
+  // A conditional reference with no match (or two) fails the transaction: 412 naming the entry.
+  const int64_t before = Count("SELECT COUNT(*) FROM fhir_resource_versions");
+  auto none = store_->Transaction(R"({"resourceType":"Bundle","type":"transaction","entry":[
+    {"resource":{"resourceType":"Patient"},"request":{"method":"POST","url":"Patient"}},
+    {"resource":{"resourceType":"Observation","status":"final","code":{"text":"x"},
+                 "subject":{"reference":"Patient?identifier=secret-mrn"}},
+     "request":{"method":"POST","url":"Observation"}}]})", o);
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(none.status().message()), HasSubstr("Bundle.entry[1]"));
+  EXPECT_THAT(std::string(none.status().message()), HasSubstr("matches no resource"));
+  EXPECT_THAT(std::string(none.status().message()), ::testing::Not(HasSubstr("secret")));
+  ASSERT_TRUE(store_->Update("Patient", "twin", Pat("twin", "k1")).ok());
+  auto many = store_->Transaction(R"({"resourceType":"Bundle","type":"transaction","entry":[
+    {"resource":{"resourceType":"Patient","identifier":[{"value":"k1"}]},
+     "request":{"method":"PUT","url":"Patient?identifier=k1"}}]})", o);
+  EXPECT_EQ(many.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM fhir_resource_versions"), before + 1);
+  // In a batch only the entry fails.
+  auto batch = store_->Transaction(R"({"resourceType":"Bundle","type":"batch","entry":[
+    {"resource":{"resourceType":"Patient","id":"b1"},"request":{"method":"PUT","url":"Patient/b1"}},
+    {"resource":{"resourceType":"Observation","status":"final","code":{"text":"x"},
+                 "subject":{"reference":"Patient?identifier=k1"}},
+     "request":{"method":"POST","url":"Observation"}}]})", o);
+  ASSERT_TRUE(batch.ok()) << batch.status();
+  auto b = Json(batch->response_json);
+  EXPECT_STREQ(b["entry"][0]["response"]["status"].GetString(), "201 Created");
+  EXPECT_STREQ(b["entry"][1]["response"]["status"].GetString(), "412 Precondition Failed");
+}
+
+TEST_F(FhirConditionalTest, TransactionPatchEntryHoldsABinary) {
+  ASSERT_TRUE(store_->Update("Patient", "p", R"({"resourceType":"Patient","id":"p","active":true})").ok());
+  FhirPatcher patcher = [](std::string_view current, std::string_view type,
+                           std::string_view patch) -> absl::StatusOr<std::string> {
+    EXPECT_EQ(type, "application/json-patch+json");
+    EXPECT_EQ(patch, "[]");
+    if (current.find("\"active\":true") == std::string_view::npos) {
+      return WithHttpStatus(absl::InvalidArgumentError("test failed"), 422);
+    }
+    return std::string(R"({"resourceType":"Patient","id":"p","active":false})");
+  };
+  const char* bundle = R"({"resourceType":"Bundle","type":"transaction","entry":[
+    {"resource":{"resourceType":"Binary","contentType":"application/json-patch+json","data":"W10="},
+     "request":{"method":"PATCH","url":"Patient/p","ifMatch":"W/\"1\""}}]})";
+  EXPECT_EQ(store_->Transaction(bundle).status().code(), absl::StatusCode::kUnimplemented);
+  FhirTransactionOptions o;
+  o.patcher = &patcher;
+  auto r = store_->Transaction(bundle, o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_STREQ(Json(r->response_json)["entry"][0]["response"]["status"].GetString(), "200 OK");
+  EXPECT_FALSE(Json(store_->Read("Patient", "p")->json)["active"].GetBool());
+  // Again: the patcher's 422 is the transaction's (If-Match first: 412).
+  EXPECT_EQ(FhirHttpStatus(store_->Transaction(bundle, o).status()), 412);
+  std::string no_if_match = bundle;
+  const std::string if_match = R"(,"ifMatch":"W/\"1\"")";
+  no_if_match.replace(no_if_match.find(if_match), if_match.size(), "");
+  auto failed = store_->Transaction(no_if_match, o);
+  EXPECT_EQ(FhirHttpStatus(failed.status()), 422);
+  EXPECT_THAT(std::string(failed.status().message()), HasSubstr("Bundle.entry[0]"));
+}
+
+TEST(FhirOutcome, ExplicitHttpStatus) {
+  absl::Status s = WithHttpStatus(absl::InvalidArgumentError("x"), 422);
+  EXPECT_EQ(FhirHttpStatus(s), 422);
+  EXPECT_EQ(FhirIssueCode(s), "processing");
+  EXPECT_EQ(FhirHttpStatus(absl::InvalidArgumentError("x")), 400);
 }
 
 }  // namespace
