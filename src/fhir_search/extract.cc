@@ -95,35 +95,47 @@ bool TemporalRange(const Temporal& t, int64_t* low, int64_t* high) {
   return true;
 }
 
+// What a value is indexed as: a parameter (or a composite's component) and its type.
+struct Param {
+  const std::string& code;
+  ParamType type;
+};
+
 class Extractor {
  public:
   explicit Extractor(IndexRows& rows) : rows_(rows) {}
 
-  void Add(const SearchParam& p, const Value& v) {
+  // Rows added from now on belong to group `grp` (0: none).
+  void SetGroup(int grp) { grp_ = grp; }
+  int NewGroup() { return ++groups_; }
+
+  void Add(const Param& p, const Value& v) {
     switch (p.type) {
       case ParamType::kString: String(p, v); break;
       case ParamType::kToken: Token(p, v); break;
       case ParamType::kDate: Date(p, v); break;
       case ParamType::kNumber:
-        if (v.kind == Kind::kInteger) rows_.numbers.push_back({p.code, static_cast<double>(v.i)});
-        if (v.kind == Kind::kDecimal) rows_.numbers.push_back({p.code, v.d.ToDouble()});
+        if (v.kind == Kind::kInteger) {
+          rows_.numbers.push_back({p.code, static_cast<double>(v.i), grp_});
+        }
+        if (v.kind == Kind::kDecimal) rows_.numbers.push_back({p.code, v.d.ToDouble(), grp_});
         break;
       case ParamType::kQuantity: Quantity(p, v); break;
       case ParamType::kReference: Reference(p, v); break;
       case ParamType::kUri:
-        if (v.kind == Kind::kString) rows_.uris.push_back({p.code, std::string(v.str)});
+        if (v.kind == Kind::kString) rows_.uris.push_back({p.code, std::string(v.str), grp_});
         break;
       default: break;
     }
   }
 
  private:
-  void AddString(const SearchParam& p, std::string_view s) {
+  void AddString(const Param& p, std::string_view s) {
     if (s.empty()) return;
-    rows_.strings.push_back({p.code, NormalizeString(s), std::string(s)});
+    rows_.strings.push_back({p.code, NormalizeString(s), std::string(s), grp_});
   }
 
-  void String(const SearchParam& p, const Value& v) {
+  void String(const Param& p, const Value& v) {
     if (v.kind == Kind::kString) {
       AddString(p, v.str);
       return;
@@ -140,14 +152,14 @@ class Extractor {
     }
   }
 
-  void AddToken(const SearchParam& p, std::string_view system, std::string_view code,
+  void AddToken(const Param& p, std::string_view system, std::string_view code,
                 std::string_view text) {
     if (system.empty() && code.empty() && text.empty()) return;
     rows_.tokens.push_back(
-        {p.code, std::string(system), std::string(code), NormalizeString(text)});
+        {p.code, std::string(system), std::string(code), NormalizeString(text), grp_});
   }
 
-  void Token(const SearchParam& p, const Value& v) {
+  void Token(const Param& p, const Value& v) {
     switch (v.kind) {
       case Kind::kBoolean: AddToken(p, "", v.b ? "true" : "false", ""); return;
       case Kind::kString: AddToken(p, "", v.str, ""); return;
@@ -177,18 +189,33 @@ class Extractor {
       }
     } else if (type == "Identifier") {
       std::string_view type_text;
-      if (const rapidjson::Value* t = Child(j, "type")) type_text = Member(*t, "text");
+      const rapidjson::Value* t = Child(j, "type");
+      if (t != nullptr) type_text = Member(*t, "text");
+      const rapidjson::Value* codings = t == nullptr ? nullptr : Child(*t, "coding");
+      if (grp_ != 0 || codings == nullptr || !codings->IsArray() || codings->Empty() ||
+          Member(j, "value").empty()) {
+        AddToken(p, Member(j, "system"), Member(j, "value"), type_text);
+        return;
+      }
+      // :of-type: the identifier and its type codings share a group.
+      grp_ = NewGroup();
       AddToken(p, Member(j, "system"), Member(j, "value"), type_text);
+      const std::string of_type = OfTypeParam(p.code);
+      const Param tp{of_type, ParamType::kToken};
+      for (const auto& c : codings->GetArray()) {
+        if (!Member(c, "code").empty()) AddToken(tp, Member(c, "system"), Member(c, "code"), "");
+      }
+      grp_ = 0;
     } else if (type == "ContactPoint") {
       AddToken(p, Member(j, "system"), Member(j, "value"), "");
     }
   }
 
-  void AddDate(const SearchParam& p, int64_t low, int64_t high) {
-    if (low <= high) rows_.dates.push_back({p.code, low, high});
+  void AddDate(const Param& p, int64_t low, int64_t high) {
+    if (low <= high) rows_.dates.push_back({p.code, low, high, grp_});
   }
 
-  void Date(const SearchParam& p, const Value& v) {
+  void Date(const Param& p, const Value& v) {
     int64_t low = 0, high = 0;
     if (v.kind == Kind::kDate || v.kind == Kind::kDateTime) {
       if (TemporalRange(v.t, &low, &high)) AddDate(p, low, high);
@@ -225,9 +252,10 @@ class Extractor {
     }
   }
 
-  void AddQuantity(const SearchParam& p, const fhirpath::Decimal& d, std::string_view system,
+  void AddQuantity(const Param& p, const fhirpath::Decimal& d, std::string_view system,
                    std::string_view code) {
-    IndexRows::Quantity q{p.code, d.ToDouble(), std::string(system), std::string(code), 0, ""};
+    IndexRows::Quantity q{p.code, d.ToDouble(), std::string(system), std::string(code), 0, "",
+                          grp_};
     if (system.empty() || system == "http://unitsofmeasure.org") {
       if (std::optional<fhirpath::Canonical> c = fhirpath::CanonicalQuantity(d, code)) {
         q.canonical_value = c->value.ToDouble();
@@ -237,7 +265,7 @@ class Extractor {
     rows_.quantities.push_back(std::move(q));
   }
 
-  void Quantity(const SearchParam& p, const Value& v) {
+  void Quantity(const Param& p, const Value& v) {
     if (v.kind == Kind::kQuantity) {
       AddQuantity(p, v.d, "http://unitsofmeasure.org", v.str);
       return;
@@ -253,9 +281,9 @@ class Extractor {
     AddQuantity(p, d, Member(*v.json, "system"), code);
   }
 
-  void AddReference(const SearchParam& p, std::string_view ref) {
+  void AddReference(const Param& p, std::string_view ref) {
     if (ref.empty() || ref[0] == '#') return;
-    IndexRows::Reference r{p.code, "", "", std::string(ref)};
+    IndexRows::Reference r{p.code, "", "", std::string(ref), grp_};
     std::string_view path = ref;
     if (size_t h = path.find("/_history/"); h != std::string_view::npos) path = path.substr(0, h);
     size_t slash = path.rfind('/');
@@ -272,7 +300,7 @@ class Extractor {
     rows_.references.push_back(std::move(r));
   }
 
-  void Reference(const SearchParam& p, const Value& v) {
+  void Reference(const Param& p, const Value& v) {
     if (v.kind == Kind::kString) {
       AddReference(p, v.str);
     } else if (v.kind == Kind::kObject && v.json != nullptr) {
@@ -281,6 +309,8 @@ class Extractor {
   }
 
   IndexRows& rows_;
+  int grp_ = 0;
+  int groups_ = 0;
 };
 
 }  // namespace
@@ -317,6 +347,12 @@ bool DateRange(std::string_view text, int64_t* low, int64_t* high) {
   return TemporalRange(*t, low, high);
 }
 
+std::string ComponentParam(std::string_view code, size_t n) {
+  return base::StrCat(code, "$", n);
+}
+
+std::string OfTypeParam(std::string_view code) { return base::StrCat(code, ":of-type"); }
+
 absl::StatusOr<IndexRows> Extract(const Registry& registry, std::string_view type,
                                   std::string_view json) {
   rapidjson::Document doc;
@@ -326,13 +362,58 @@ absl::StatusOr<IndexRows> Extract(const Registry& registry, std::string_view typ
   }
   IndexRows rows;
   Extractor x(rows);
+  fhirpath::Environment env;
+  env.resource = &doc;
   for (const SearchParam* p : registry.Extracted(type)) {
     absl::StatusOr<fhirpath::Collection> out = fhirpath::Evaluate(*p->compiled, doc);
     if (!out.ok()) {
       ++rows.errors;
       continue;
     }
-    for (const Value& v : *out) x.Add(*p, v);
+    if (p->type != ParamType::kComposite) {
+      for (const Value& v : *out) x.Add(Param{p->code, p->type}, v);
+      continue;
+    }
+    // A composite: each element is a group; its components are evaluated on that element.
+    std::vector<std::string> names;
+    for (size_t n = 0; n < p->components.size(); ++n) names.push_back(ComponentParam(p->code, n));
+    for (const Value& element : *out) {
+      // An element missing a part can match no value of the composite (every part is
+      // required): its group is dropped, so `:missing` sees only complete elements.
+      const size_t before[] = {rows.strings.size(), rows.tokens.size(), rows.dates.size(),
+                               rows.numbers.size(), rows.quantities.size(),
+                               rows.references.size(), rows.uris.size()};
+      auto total = [&] {
+        return rows.strings.size() + rows.tokens.size() + rows.dates.size() +
+               rows.numbers.size() + rows.quantities.size() + rows.references.size() +
+               rows.uris.size();
+      };
+      x.SetGroup(x.NewGroup());
+      bool complete = true;
+      for (size_t n = 0; n < p->components.size() && complete; ++n) {
+        const SearchParam::Component& c = p->components[n];
+        absl::StatusOr<fhirpath::Collection> parts =
+            fhirpath::EvaluateOn(*c.compiled, fhirpath::Collection{element}, env);
+        if (!parts.ok()) {
+          ++rows.errors;
+          complete = false;
+          break;
+        }
+        const size_t had = total();
+        for (const Value& v : *parts) x.Add(Param{names[n], c.type}, v);
+        complete = total() > had;
+      }
+      x.SetGroup(0);
+      if (!complete) {
+        rows.strings.resize(before[0]);
+        rows.tokens.resize(before[1]);
+        rows.dates.resize(before[2]);
+        rows.numbers.resize(before[3]);
+        rows.quantities.resize(before[4]);
+        rows.references.resize(before[5]);
+        rows.uris.resize(before[6]);
+      }
+    }
   }
   return rows;
 }

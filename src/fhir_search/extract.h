@@ -11,7 +11,13 @@
 //   number     the value; quantity: value, system, code, and the UCUM-canonical value and unit
 //   reference  target type and id (Type/id, absolute URLs ending in Type/id), and the text
 //   uri        the text
-// An expression that fails to evaluate on a resource contributes no rows (counted in
+//   composite  each element of the expression is a group (`grp`, numbered from 1 within the
+//              resource): its components' rows, of their own types, under the parameter
+//              "<code>$<n>" (n = the component's position from 0) and that group number, so a
+//              search joins the parts of one element only
+// An Identifier with type codings also gets a group: its token row carries the group number and
+// each type coding is a token row "<code>:of-type" (system, code) of the same group (for
+// `identifier:of-type`). Other rows have grp 0.// An expression that fails to evaluate on a resource contributes no rows (counted in
 // `errors`), so a resource the spec allows is never refused for its index.
 //
 // Thread-safety: a pure function of its inputs.
@@ -32,19 +38,20 @@ inline constexpr int64_t kMinMicros = -62135596800000000;  // 0001-01-01T00:00:0
 inline constexpr int64_t kMaxMicros = 253402300799999999;  // 9999-12-31T23:59:59.999999Z
 
 struct IndexRows {
-  struct String { std::string param, norm, exact; };
-  struct Token { std::string param, system, code, text; };
-  struct Date { std::string param; int64_t low = 0, high = 0; };
-  struct Number { std::string param; double value = 0; };
+  struct String { std::string param, norm, exact; int grp = 0; };
+  struct Token { std::string param, system, code, text; int grp = 0; };
+  struct Date { std::string param; int64_t low = 0, high = 0; int grp = 0; };
+  struct Number { std::string param; double value = 0; int grp = 0; };
   struct Quantity {
     std::string param;
     double value = 0;
     std::string system, code;
     double canonical_value = 0;
     std::string canonical_unit;  // empty when the unit is not UCUM-convertible
+    int grp = 0;
   };
-  struct Reference { std::string param, target_type, target_id, url; };
-  struct Uri { std::string param, uri; };
+  struct Reference { std::string param, target_type, target_id, url; int grp = 0; };
+  struct Uri { std::string param, uri; int grp = 0; };
 
   std::vector<String> strings;
   std::vector<Token> tokens;
@@ -55,6 +62,11 @@ struct IndexRows {
   std::vector<Uri> uris;
   int errors = 0;  // expressions that failed to evaluate
 };
+
+// The index parameter name of component `n` of composite `code`: "code-value-quantity$1".
+std::string ComponentParam(std::string_view code, size_t n);
+// The index parameter name of the type codings of identifier parameter `code`.
+std::string OfTypeParam(std::string_view code);
 
 // kInvalidArgument when `json` is not a JSON object.
 absl::StatusOr<IndexRows> Extract(const Registry& registry, std::string_view type,

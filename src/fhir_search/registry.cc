@@ -124,8 +124,27 @@ absl::StatusOr<std::shared_ptr<const Registry>> Registry::Build() {
       if (store::IsFhirResourceType(b)) types.push_back(reg->by_type_.try_emplace(b).first->first);
     }
     const bool common = d.code == "_id" || d.code == "_lastUpdated";
-    const bool indexable = *type != ParamType::kComposite && *type != ParamType::kSpecial &&
-                           !d.expression.empty();
+    // Composite components: "code\ttype\texpression" lines, each of an indexable type.
+    std::vector<SearchParam::Component> parts;
+    bool parts_ok = *type == ParamType::kComposite && !d.components.empty();
+    if (parts_ok) {
+      for (std::string_view line : base::Split(d.components, '\n')) {
+        std::vector<std::string_view> f = base::Split(line, '\t');
+        std::optional<ParamType> ct = f.size() == 3 ? ParseType(f[1]) : std::nullopt;
+        if (!ct || *ct == ParamType::kComposite || *ct == ParamType::kSpecial) {
+          parts_ok = false;
+          break;
+        }
+        absl::StatusOr<fhirpath::Expression> e = fhirpath::Expression::Compile(f[2]);
+        if (!e.ok()) {
+          return absl::InternalError(base::StrCat("search parameter ", d.url, " component ",
+                                                  f[0], ": ", std::string(e.status().message())));
+        }
+        parts.push_back({std::string(f[0]), *ct, std::string(f[2]), *std::move(e)});
+      }
+    }
+    const bool indexable = !d.expression.empty() &&
+                           (*type == ParamType::kComposite ? parts_ok : *type != ParamType::kSpecial);
     // One compiled expression per distinct reduced text (most parameters have one base).
     std::map<std::string, fhirpath::Expression> compiled;
     for (std::string_view t : types) {
@@ -134,6 +153,7 @@ absl::StatusOr<std::shared_ptr<const Registry>> Registry::Build() {
       p.url = std::string(d.url);
       p.type = *type;
       p.targets = Words(d.targets);
+      p.components = parts;
       p.resource_column = common;
       p.expression = ReduceExpression(d.expression, t);
       p.supported = common || indexable;

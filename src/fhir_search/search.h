@@ -3,18 +3,20 @@
 // tables, and pages its result with a keyset cursor.
 //
 // Supported (docs/fhir-server.md, "Search"): string (default starts-with, :exact, :contains),
-// token (code, system|code, |code, system|, :not, :text), date (eq ne gt lt ge le sa eb ap with
-// precision ranges), number and quantity (the same prefixes; UCUM units compared canonically),
-// reference (Type/id, id, absolute URL, :Type), uri (:below, :above), :missing on all; comma =
-// OR, a repeated parameter = AND; _id, _lastUpdated, _count, _sort (several keys, '-' for
-// descending; on _id, _lastUpdated and string, date, number, quantity, token, reference and uri
-// parameters), _total (accurate, none, estimate), _summary=count, _include and _revinclude
-// (not :iterate), and the cursor of next links (_cursor).
+// token (code, system|code, |code, system|, :not, :text, :of-type), date (eq ne gt lt ge le sa
+// eb ap with precision ranges), number and quantity (the same prefixes; UCUM units compared
+// canonically), reference (Type/id, id, absolute URL, :Type), uri (:below, :above), composite
+// (parts separated by $, matched within one element), :missing on all; comma = OR, a repeated
+// parameter = AND; _id, _lastUpdated, _count, _sort (several keys, '-' for descending; on _id,
+// _lastUpdated and string, date, number, quantity, token, reference and uri parameters), _total
+// (accurate, none, estimate), _summary=count, _include and _revinclude (with :iterate/:recurse,
+// Type:*, *), and the cursors of next, previous and last links (_cursor).
 //
-// Paging: results are ordered by the sort keys and then by id; the cursor holds the last row's
-// keys, and the next page starts strictly after them. A resource written between two pages
-// appears on a later page if its keys sort after the cursor, never twice, and resources that did
-// not change are neither skipped nor repeated.
+// Paging: results are ordered by the sort keys and then by id; a cursor holds a row's keys, and
+// the next page starts strictly after the page's last row, the previous page ends strictly
+// before its first row (read in reverse order), the last page is the end read in reverse. A
+// resource written between two pages appears on a later page if its keys sort after the cursor,
+// never twice, and resources that did not change are neither skipped nor repeated.
 //
 // Errors: kInvalidArgument (400) for a malformed value, an unsupported modifier, or, when
 // `strict`, an unknown parameter (lenient: it is ignored and named in `issues`).
@@ -56,7 +58,9 @@ struct SearchResult {
   std::vector<store::FhirVersion> included;  // _include / _revinclude (search.mode include)
   std::optional<int64_t> total;              // when known or asked for (_total=accurate)
   std::string next_cursor;                   // empty on the last page
-  std::vector<std::string> issues;           // warnings: parameters ignored (no values)
+  std::string previous_cursor;               // empty on the first page
+  std::string last_cursor;                   // empty on the last page
+  std::vector<std::string> issues;           // warnings: parameters ignored, limits hit
   bool count_only = false;                   // _summary=count: no entries
 };
 

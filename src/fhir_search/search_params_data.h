@@ -13,6 +13,8 @@ struct SearchParamDef {
   std::string_view bases;       // resource types, space-separated ("Resource" for common ones)
   std::string_view expression;  // FHIRPath; empty for some special parameters
   std::string_view targets;     // reference target types, space-separated
+  // composite only: "code\ttype\texpression" per component, newline-separated, in order.
+  std::string_view components;
 };
 
 extern const SearchParamDef kSearchParamDefs[];

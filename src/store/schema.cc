@@ -160,6 +160,38 @@ CREATE TABLE fhir_idx_pending (
 );
 INSERT INTO fhir_idx_pending (type, id) SELECT type, id FROM fhir_resources WHERE deleted = 0;
 )sql",
+      // 6: search groups and sort keys (fhir_search/extract.h). `grp` ties the rows of one
+      // element together: the components of a composite parameter (code-value-quantity) and an
+      // Identifier with its type codings (:of-type); other rows have 0. The per-resource indexes
+      // now cover the parameter and its sort value, so a sort key or a composite's other part
+      // is one index seek per resource. Every stored resource is indexed again at the next
+      // start (fhir_idx_pending) to get its groups.
+      R"sql(
+ALTER TABLE fhir_idx_string ADD COLUMN grp INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE fhir_idx_token ADD COLUMN grp INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE fhir_idx_date ADD COLUMN grp INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE fhir_idx_number ADD COLUMN grp INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE fhir_idx_quantity ADD COLUMN grp INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE fhir_idx_reference ADD COLUMN grp INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE fhir_idx_uri ADD COLUMN grp INTEGER NOT NULL DEFAULT 0;
+DROP INDEX fhir_idx_string_by_res;
+CREATE INDEX fhir_idx_string_by_res ON fhir_idx_string (res_type, res_id, param, norm);
+DROP INDEX fhir_idx_token_by_res;
+CREATE INDEX fhir_idx_token_by_res ON fhir_idx_token (res_type, res_id, param, code);
+DROP INDEX fhir_idx_date_by_res;
+CREATE INDEX fhir_idx_date_by_res ON fhir_idx_date (res_type, res_id, param, low, high);
+DROP INDEX fhir_idx_number_by_res;
+CREATE INDEX fhir_idx_number_by_res ON fhir_idx_number (res_type, res_id, param, value);
+DROP INDEX fhir_idx_quantity_by_res;
+CREATE INDEX fhir_idx_quantity_by_res ON fhir_idx_quantity (res_type, res_id, param, value);
+DROP INDEX fhir_idx_reference_by_res;
+CREATE INDEX fhir_idx_reference_by_res ON fhir_idx_reference (res_type, res_id, param, target_id);
+DROP INDEX fhir_idx_uri_by_res;
+CREATE INDEX fhir_idx_uri_by_res ON fhir_idx_uri (res_type, res_id, param, uri);
+INSERT INTO fhir_idx_pending (type, id)
+  SELECT r.type, r.id FROM fhir_resources r WHERE r.deleted = 0 AND NOT EXISTS
+    (SELECT 1 FROM fhir_idx_pending p WHERE p.type = r.type AND p.id = r.id);
+)sql",
   };
   return kMigrations;
 }
