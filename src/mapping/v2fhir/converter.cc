@@ -319,7 +319,8 @@ class Run {
                  const Loc& loc);
   Tree::NodeId Resolve(Tree::NodeId base, const ElementPath& p, K leaf);
   void Record(Tree::NodeId node, const Loc& loc);
-  std::string SystemUri(std::string_view name) const;
+  // `unknown_prefix`: the base for a name CodingSystem does not know (empty: the vocabulary's).
+  std::string SystemUri(std::string_view name, std::string_view unknown_prefix = {}) const;
   void WriteReferences();
   void WriteOutcome(const MessageMap& map);
 
@@ -457,7 +458,7 @@ void Run::Record(Tree::NodeId node, const Loc& loc) {
                          std::move(rules)});
 }
 
-std::string Run::SystemUri(std::string_view name) const {
+std::string Run::SystemUri(std::string_view name, std::string_view unknown_prefix) const {
   if (name.empty()) return {};
   if (maps_.coding_systems != nullptr) {
     if (const Concept* c = maps_.coding_systems->Find(name)) return c->code;
@@ -466,7 +467,15 @@ std::string Run::SystemUri(std::string_view name) const {
     return base::StrCat("http://terminology.hl7.org/CodeSystem/v2-", name.substr(3));
   }
   if (name.find(':') != std::string_view::npos) return std::string(name);
-  return {};
+  if (unknown_prefix.empty() && maps_.coding_systems != nullptr) {
+    unknown_prefix = maps_.coding_systems->unknown_prefix;
+  }
+  if (unknown_prefix.empty()) return {};
+  std::string uri = base::StrCat(unknown_prefix, name);
+  for (size_t i = unknown_prefix.size(); i < uri.size(); ++i) {
+    if (static_cast<unsigned char>(uri[i]) <= ' ') uri[i] = '-';  // a uri has no blanks
+  }
+  return uri;
 }
 
 bool NormalizeNumber(std::string_view s, bool integer, std::string* out) {
@@ -522,7 +531,7 @@ void Run::WriteLeaf(const Rule& rule, Val v, Tree::NodeId base, const Vocabulary
         // A URI has no whitespace: "IA PHIMS Stage" -> <prefix>IA-PHIMS-Stage.
         std::string uri = base::StrCat(rule.prefix, text);
         for (size_t i = rule.prefix.size(); i < uri.size(); ++i) {
-          if (uri[i] == ' ' || uri[i] == '\t') uri[i] = '-';
+          if (static_cast<unsigned char>(uri[i]) <= ' ') uri[i] = '-';  // a uri has no blanks
         }
         t_.SetString(n, uri);
         Record(n, loc);
@@ -652,7 +661,7 @@ void Run::WriteLeaf(const Rule& rule, Val v, Tree::NodeId base, const Vocabulary
       return;
     }
     case Conversion::kCodingSystem: {
-      std::string uri = SystemUri(Text(Child(v, 1).raw, &scratch));
+      std::string uri = SystemUri(Text(Child(v, 1).raw, &scratch), rule.prefix);
       if (uri.empty()) return;
       Tree::NodeId n = Resolve(base, rule.element, K::kString);
       t_.SetString(n, uri);

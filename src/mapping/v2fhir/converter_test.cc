@@ -90,6 +90,18 @@ TEST(Converter, ValuesThatWouldBreakFhirPatternsAreCleanedOrLeftOut) {
   EXPECT_TRUE(Has(j, "\"code\":\"AME X\"")) << j;
 }
 
+TEST(Converter, UnknownCodingSystemGetsTheSiteBase) {
+  // CodingSystem.yaml's unknown_prefix: a local system name (99LOC, "MY LAB") becomes a system
+  // under the site base; HL7nnnn and known names keep their URIs.
+  std::string msg = kOru;
+  msg.replace(msg.find("718-7^Hemoglobin^LN"), 19, "HGB^Hemoglobin^MY LAB");
+  msg.replace(msg.find("27268008^Salmonella^SCT"), 23, "SAL^Salmonella^99LOC");
+  ConvertResult r = Convert(msg);
+  EXPECT_TRUE(Has(r.json, R"({"system":"http://example.com/v2-to-fhir-converter/CodeSystem/MY-LAB","code":"HGB")")) << r.json;
+  EXPECT_TRUE(Has(r.json, R"({"system":"http://example.com/v2-to-fhir-converter/CodeSystem/99LOC","code":"SAL")")) << r.json;
+  EXPECT_TRUE(Has(r.json, R"("system":"http://loinc.org")")) << r.json;
+}
+
 TEST(Converter, DeterministicAndIdempotent) {
   ConvertResult a = Convert(kOru), b = Convert(kOru);
   EXPECT_EQ(a.json, b.json);

@@ -291,8 +291,9 @@ class Compiler {
       }
       if (YAML::Node pf = r["prefix"]; pf.IsDefined()) {
         rule.prefix = Scalar(pf);
-        if (rule.conversion != Conversion::kString && rule.conversion != Conversion::kUri) {
-          errors.Add(pf, "'prefix' goes with type: string or uri");
+        if (rule.conversion != Conversion::kString && rule.conversion != Conversion::kUri &&
+            rule.conversion != Conversion::kCodingSystem) {
+          errors.Add(pf, "'prefix' goes with type: string, uri or coding-system");
           continue;
         }
       }
@@ -334,7 +335,7 @@ std::string Stem(const std::string& rel) {
 
 void LoadVocabulary(const Loaded& l, MapSet* set, YamlErrors& errors) {
   const YAML::Node& root = l.root;
-  if (!base::CheckKeys(root, {"vocabulary", "table", "system", "codes", "default", "note"}, errors,
+  if (!base::CheckKeys(root, {"vocabulary", "table", "system", "codes", "default", "unknown_prefix", "note"}, errors,
                        "a vocabulary map")) {
     return;
   }
@@ -344,6 +345,11 @@ void LoadVocabulary(const Loaded& l, MapSet* set, YamlErrors& errors) {
   v->table = Scalar(root["table"]);
   v->system = Scalar(root["system"]);
   v->fallback = Scalar(root["default"]);
+  v->unknown_prefix = Scalar(root["unknown_prefix"]);
+  if (v->unknown_prefix.find_first_of(" \t\r\n") != std::string::npos) {
+    errors.Add(root["unknown_prefix"], "'unknown_prefix' is a URI prefix without blanks");
+    return;
+  }
   YAML::Node codes = root["codes"];
   if (!codes.IsDefined() || !codes.IsMap()) {
     errors.Add(codes.IsDefined() ? codes : root, "'codes' must be a mapping of v2 code -> FHIR code");

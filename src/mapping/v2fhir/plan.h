@@ -82,7 +82,8 @@ struct Rule {
   // order, joined by this separator (Location.description from a whole PL).
   std::optional<std::string> join;
   // `prefix: "http://..."` (type string/uri): written before the value, whose blanks become '-'
-  // (a namespace id made a system URI under a site's base).
+  // (a namespace id made a system URI under a site's base). With type coding-system: the base
+  // for a name CodingSystem does not know, instead of its unknown_prefix (identifier systems).
   std::string prefix;
 };
 
@@ -112,6 +113,10 @@ struct Vocabulary {
   // `default: CODE`: what `type: code` writes for a code the map does not know (FHIR code
   // elements have closed value sets); without it such a code is left out with a diagnostic.
   std::string fallback;
+  // `unknown_prefix: URI` (CodingSystem): a coding system name the map does not know, that is not
+  // HL7nnnn and not itself a URI, becomes this prefix + the name (blanks as '-'), a system under
+  // the site's base instead of no system at all.
+  std::string unknown_prefix;
   SourceRef src;
   absl::flat_hash_map<std::string, Concept> codes;
   const Concept* Find(std::string_view code) const {
