@@ -4,8 +4,15 @@
 #include <utility>
 #include <vector>
 
+#include <set>
+
 #include "absl/time/time.h"
+#include "base/status_macros.h"
 #include "base/str.h"
+#include "fhir_server/json_patch.h"
+#include "fhir_server/json_util.h"
+#include "fhir_server/rest_tables.h"
+#include "fhir_server/shaping.h"
 #include "rapidjson/stringbuffer.h"
 #include "rapidjson/writer.h"
 
@@ -153,6 +160,39 @@ HttpResponse Gone(const HttpRequest& req, const store::FhirVersion& v) {
   return r;
 }
 
+// Percent-encodes a query string key or value.
+std::string QueryEscape(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == ':' || c == ',') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      char buf[4];
+      std::snprintf(buf, sizeof buf, "%%%02X", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+// The search part of a conditional URL (PUT/DELETE /fhir/{type}?...): the request's parameters
+// without _format and _pretty, encoded again.
+std::string ConditionQuery(const HttpRequest& req) {
+  std::string q;
+  for (const auto& [k, v] : req.query) {
+    if (k == "_format" || k == "_pretty") continue;
+    base::StrAppend(&q, q.empty() ? "" : "&", QueryEscape(k), "=", QueryEscape(v));
+  }
+  return q;
+}
+
+// The resource with _summary/_elements applied (the stored JSON when not asked).
+std::string Shaped(const Shape& shape, const std::string& json) {
+  if (!shape.active() || json.empty()) return json;
+  absl::StatusOr<std::string> s = ApplyShape(shape, json);
+  return s.ok() ? *std::move(s) : json;
+}
+
 // Query string for a link: the request's parameters with `replace` set (empty value: removed).
 std::string LinkUrl(const HttpRequest& req, const std::string& path,
                     std::vector<std::pair<std::string, std::string>> replace) {
@@ -165,20 +205,7 @@ std::string LinkUrl(const HttpRequest& req, const std::string& path,
   for (auto& kv : replace) {
     if (!kv.second.empty()) params.push_back(std::move(kv));
   }
-  auto escape = [](const std::string& s) {
-    std::string out;
-    for (unsigned char c : s) {
-      if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == ':' ||
-          c == ',') {
-        out.push_back(static_cast<char>(c));
-      } else {
-        char buf[4];
-        std::snprintf(buf, sizeof buf, "%%%02X", c);
-        out += buf;
-      }
-    }
-    return out;
-  };
+  auto escape = [](const std::string& s) { return QueryEscape(s); };
   std::string url = base::StrCat(BaseUrl(req), path);
   for (size_t i = 0; i < params.size(); ++i) {
     base::StrAppend(&url, i == 0 ? "?" : "&", escape(params[i].first), "=",
@@ -253,6 +280,55 @@ HttpResponse NotImplemented(const HttpRequest& req, std::string_view what) {
 
 FhirApi::FhirApi(store::FhirStore& store, const fhir_search::Searcher* search)
     : store_(store), search_(search) {
+  if (search_ != nullptr) {
+    matcher_ = [search](db::Connection& conn, std::string_view type,
+                        std::string_view query) -> absl::StatusOr<std::vector<std::string>> {
+      fhir_search::Params params;
+      for (std::string_view pair : base::Split(query, '&')) {
+        if (pair.empty()) continue;
+        const size_t eq = pair.find('=');
+        std::string k = net::UrlDecode(pair.substr(0, eq), true);
+        std::string v = eq == std::string_view::npos ? std::string()
+                                                     : net::UrlDecode(pair.substr(eq + 1), true);
+        if (k == "_format" || k == "_pretty" || k == "_count" || k == "_sort" || k == "_total" ||
+            k == "_cursor" || k == "_summary" || k == "_elements" || k.starts_with("_include") ||
+            k.starts_with("_revinclude")) {
+          continue;  // result parameters do not change what matches
+        }
+        if (v.empty()) {
+          return absl::InvalidArgumentError(
+              base::StrCat("the condition's parameter ", k, " has no value"));
+        }
+        params.emplace_back(std::move(k), std::move(v));
+      }
+      if (params.empty()) {
+        return absl::InvalidArgumentError("the condition has no search parameters");
+      }
+      params.emplace_back("_count", "2");
+      fhir_search::SearchOptions o;
+      o.strict = true;  // an unknown parameter must not widen the match
+      o.conn = &conn;
+      ISTHMUS_ASSIGN_OR_RETURN(fhir_search::SearchResult r, search->Search(type, params, o));
+      if (!r.issues.empty()) {
+        return absl::InvalidArgumentError(base::StrCat("the condition: ", r.issues[0]));
+      }
+      std::vector<std::string> ids;
+      for (const store::FhirVersion& v : r.matches) ids.push_back(v.id);
+      return ids;
+    };
+  }
+  patcher_ = [](std::string_view current, std::string_view content_type,
+                std::string_view patch) -> absl::StatusOr<std::string> {
+    if (content_type.find("json-patch+json") == std::string_view::npos) {
+      return absl::InvalidArgumentError(
+          "only JSON Patch (application/json-patch+json) is supported");
+    }
+    absl::StatusOr<std::string> out = ApplyJsonPatch(current, patch);
+    if (!out.ok() && out.status().code() == absl::StatusCode::kFailedPrecondition) {
+      return store::WithHttpStatus(absl::InvalidArgumentError(out.status().message()), 422);
+    }
+    return out;
+  };
   rapidjson::StringBuffer buf;
   JsonWriter w(buf);
   w.StartObject();
@@ -298,14 +374,18 @@ FhirApi::FhirApi(store::FhirStore& store, const fhir_search::Searcher* search)
         "parameters: string (:exact, :contains), token (:not, :text), date, number and "
         "quantity (prefixes eq ne gt lt ge le sa eb ap), reference (:Type, chained one or two "
         "levels, _has), uri (:below, :above), :missing; _count, _sort, _total, "
-        "_summary=count, _include and _revinclude (no :iterate). Composite and special "
-        "parameters, _elements, _summary other than count, _text, _content and :of-type are "
-        "not supported. No conditional operations, PATCH, operations or schema validation yet.");
+        "_summary (true, text, data, count), _elements, _include and _revinclude (with "
+        ":iterate), composite parameters, :of-type on identifiers, previous/next/last links. "
+        "Special parameters, _text and _content are not supported. Conditional create (If-None-Exist), update and delete (one match; several "
+        "are 412) and conditional references in transactions; JSON Patch "
+        "(application/json-patch+json, also as Binary in transactions); Patient/{id}/$everything "
+        "(_since, _type, _count). No FHIRPath Patch, $validate or schema validation yet.");
   } else {
     w.String(
-        "Read, vread, create, update (and update-as-create), delete, history and "
-        "transaction/batch Bundles. Search supports _id (and _count) only; no conditional "
-        "operations, PATCH, operations or schema validation yet.");
+        "Read, vread, create, update (and update-as-create), delete, history, "
+        "transaction/batch Bundles and JSON Patch (application/json-patch+json). Search "
+        "supports _id (and _count) only; no conditional operations, operations or schema "
+        "validation.");
   }
   w.Key("resource");
   w.StartArray();
@@ -315,7 +395,7 @@ FhirApi::FhirApi(store::FhirStore& store, const fhir_search::Searcher* search)
     Str(w, type);
     w.Key("interaction");
     w.StartArray();
-    for (const char* code : {"read", "vread", "update", "delete", "history-instance",
+    for (const char* code : {"read", "vread", "update", "patch", "delete", "history-instance",
                              "history-type", "create", "search-type"}) {
       w.StartObject();
       w.Key("code");
@@ -330,13 +410,31 @@ FhirApi::FhirApi(store::FhirStore& store, const fhir_search::Searcher* search)
     w.Key("updateCreate");
     w.Bool(true);
     w.Key("conditionalCreate");
-    w.Bool(false);
+    w.Bool(search_ != nullptr);
     w.Key("conditionalRead");
     w.String("not-supported");
     w.Key("conditionalUpdate");
-    w.Bool(false);
+    w.Bool(search_ != nullptr);
     w.Key("conditionalDelete");
-    w.String("not-supported");
+    w.String(search_ != nullptr ? "single" : "not-supported");
+    if (search_ != nullptr) {
+      w.Key("referencePolicy");
+      w.StartArray();
+      w.String("literal");
+      w.String("logical");  // conditional references in transactions (resolved to literal)
+      w.EndArray();
+    }
+    if (search_ != nullptr && type == "Patient") {
+      w.Key("operation");
+      w.StartArray();
+      w.StartObject();
+      w.Key("name");
+      w.String("everything");
+      w.Key("definition");
+      w.String("http://hl7.org/fhir/OperationDefinition/Patient-everything");
+      w.EndObject();
+      w.EndArray();
+    }
     if (search_ != nullptr) {
       std::vector<const fhir_search::SearchParam*> params = search_->registry().Supported(type);
       w.Key("searchInclude");
@@ -402,6 +500,8 @@ HttpResponse FhirApi::Transaction(const HttpRequest& req) const {
   store::FhirTransactionOptions o;
   // Response entries carry their resources only when asked (Prefer: return=representation).
   o.return_resources = req.Header("prefer").find("return=representation") != std::string::npos;
+  o.matcher = matcher_ ? &matcher_ : nullptr;
+  o.patcher = &patcher_;
   absl::StatusOr<store::FhirTransactionResult> r = store_.Transaction(req.body, o);
   if (!r.ok()) return FromStatus(req, r.status());
   return Fhir(req, 200, std::move(r->response_json));
@@ -524,7 +624,15 @@ HttpResponse FhirApi::ParamSearch(const HttpRequest& req, const std::string& typ
   fhir_search::SearchOptions o;
   o.strict = req.Header("prefer").find("handling=strict") != std::string::npos;
   o.default_count = kDefaultPageSize;
-  absl::StatusOr<fhir_search::SearchResult> r = search_->Search(type, params, o);
+  // _summary (but count) and _elements shape the entries here; search does not see them.
+  absl::StatusOr<Shape> shape = ParseShape(params);
+  if (!shape.ok()) return FromStatus(req, shape.status());
+  fhir_search::Params search_params;
+  for (const auto& kv : params) {
+    if (kv.first == "_elements" || (kv.first == "_summary" && kv.second != "count")) continue;
+    search_params.push_back(kv);
+  }
+  absl::StatusOr<fhir_search::SearchResult> r = search_->Search(type, search_params, o);
   if (!r.ok()) return FromStatus(req, r.status());
   // Links are GET URLs of /fhir/{type} with the parameters (POST _search included).
   HttpRequest link_req = req;
@@ -542,10 +650,26 @@ HttpResponse FhirApi::ParamSearch(const HttpRequest& req, const std::string& typ
     w.Key("total");
     w.Int64(*r->total);
   }
-  WriteLinks(w, LinkUrl(link_req, SubPath(link_req), {}),
-             r->next_cursor.empty()
-                 ? std::string()
-                 : LinkUrl(link_req, SubPath(link_req), {{"_cursor", r->next_cursor}}));
+  // self, first, previous, next, last: keyset cursors (search.h), stable under writes.
+  w.Key("link");
+  w.StartArray();
+  const std::string no_cursor;
+  for (const auto& [relation, cursor] :
+       {std::pair<const char*, const std::string*>{"self", nullptr}, {"first", &no_cursor},
+        {"previous", &r->previous_cursor}, {"next", &r->next_cursor}, {"last", &r->last_cursor}}) {
+    if (cursor != nullptr && cursor != &no_cursor && cursor->empty()) continue;
+    w.StartObject();
+    w.Key("relation");
+    w.String(relation);
+    w.Key("url");
+    if (cursor == nullptr) {  // self: the request's own parameters, its _cursor included
+      Str(w, LinkUrl(link_req, SubPath(link_req), {}));
+    } else {
+      Str(w, LinkUrl(link_req, SubPath(link_req), {{"_cursor", *cursor}}));
+    }
+    w.EndObject();
+  }
+  w.EndArray();
   if (!r->count_only || !r->issues.empty()) {
     w.Key("entry");
     w.StartArray();
@@ -554,7 +678,8 @@ HttpResponse FhirApi::ParamSearch(const HttpRequest& req, const std::string& typ
       w.Key("fullUrl");
       Str(w, base::StrCat(base_url, "/", v.type, "/", v.id));
       w.Key("resource");
-      w.RawValue(v.json.data(), v.json.size(), rapidjson::kObjectType);
+      const std::string json = Shaped(*shape, v.json);
+      w.RawValue(json.data(), json.size(), rapidjson::kObjectType);
       w.Key("search");
       w.StartObject();
       w.Key("mode");
@@ -666,11 +791,19 @@ HttpResponse FhirApi::Create(const HttpRequest& req) const {
   const std::string type = req.PathParam("type");
   if (auto bad = CheckType(req, type)) return *bad;
   if (auto bad = CheckFormat(req, true)) return *bad;
-  if (!req.Header("if-none-exist").empty()) {
-    return NotImplemented(req, "conditional create (If-None-Exist) is not implemented yet");
+  store::FhirWriteOptions o;
+  if (std::string cond = req.Header("if-none-exist"); !cond.empty()) {
+    // If-None-Exist: "identifier=a|b" (also accepted: "Patient?identifier=a|b", "?...").
+    if (size_t q = cond.find('?'); q != std::string::npos) cond.erase(0, q + 1);
+    if (!matcher_) {
+      return NotImplemented(req, "conditional create (If-None-Exist) needs search");
+    }
+    o.if_none_exist = std::move(cond);
+    o.matcher = &matcher_;
   }
-  absl::StatusOr<store::FhirWriteResult> w = store_.Create(type, req.body);
+  absl::StatusOr<store::FhirWriteResult> w = store_.Create(type, req.body, o);
   if (!w.ok()) return FromStatus(req, w.status());
+  if (w->existing) return VersionResponse(req, 200, w->version, false, ParsePrefer(req));
   return VersionResponse(req, 201, w->version, true, ParsePrefer(req));
 }
 
@@ -682,9 +815,12 @@ HttpResponse FhirApi::Read(const HttpRequest& req) const {
     return NotImplemented(req, base::StrCat("operation ", id, " is not implemented"));
   }
   if (auto bad = CheckFormat(req, false)) return *bad;
+  absl::StatusOr<Shape> shape = ParseShape(req.query);
+  if (!shape.ok()) return FromStatus(req, shape.status());
   absl::StatusOr<store::FhirVersion> v = store_.Read(type, id);
   if (!v.ok()) return FromStatus(req, v.status());
   if (v->deleted) return Gone(req, *v);
+  v->json = Shaped(*shape, v->json);
   return VersionResponse(req, 200, *v, false, Prefer::kRepresentation);
 }
 
@@ -696,9 +832,12 @@ HttpResponse FhirApi::VRead(const HttpRequest& req) const {
   if (!base::ParseInt(req.PathParam("vid"), &vid) || vid <= 0) {
     return Outcome(req, 404, "not-found", "no such version");
   }
+  absl::StatusOr<Shape> shape = ParseShape(req.query);
+  if (!shape.ok()) return FromStatus(req, shape.status());
   absl::StatusOr<store::FhirVersion> v = store_.VRead(type, req.PathParam("id"), vid);
   if (!v.ok()) return FromStatus(req, v.status());
   if (v->deleted) return Gone(req, *v);
+  v->json = Shaped(*shape, v->json);
   return VersionResponse(req, 200, *v, false, Prefer::kRepresentation);
 }
 
@@ -737,6 +876,231 @@ HttpResponse FhirApi::Delete(const HttpRequest& req) const {
   return r;
 }
 
+HttpResponse FhirApi::ConditionalUpdate(const HttpRequest& req) const {
+  const std::string type = req.PathParam("type");
+  if (auto bad = CheckType(req, type)) return *bad;
+  if (auto bad = CheckFormat(req, true)) return *bad;
+  const std::string query = ConditionQuery(req);
+  if (query.empty()) {
+    return Outcome(req, 400, "invalid",
+                   "PUT needs an id (/{type}/{id}) or search parameters (conditional update)");
+  }
+  if (!matcher_) return NotImplemented(req, "conditional update needs search");
+  store::FhirWriteOptions o;
+  o.if_match_version = IfMatch(req);
+  if (o.if_match_version < 0) {
+    return Outcome(req, 400, "invalid", "If-Match must be a version ETag: W/\"n\"");
+  }
+  o.matcher = &matcher_;
+  absl::StatusOr<store::FhirWriteResult> w = store_.ConditionalUpdate(type, query, req.body, o);
+  if (!w.ok()) return FromStatus(req, w.status());
+  return VersionResponse(req, w->created ? 201 : 200, w->version, true, ParsePrefer(req));
+}
+
+HttpResponse FhirApi::ConditionalDelete(const HttpRequest& req) const {
+  const std::string type = req.PathParam("type");
+  if (auto bad = CheckType(req, type)) return *bad;
+  if (auto bad = CheckFormat(req, false)) return *bad;
+  const std::string query = ConditionQuery(req);
+  if (query.empty()) {
+    return Outcome(req, 400, "invalid",
+                   "DELETE needs an id (/{type}/{id}) or search parameters (conditional delete)");
+  }
+  if (!matcher_) return NotImplemented(req, "conditional delete needs search");
+  store::FhirWriteOptions o;
+  o.if_match_version = IfMatch(req);
+  if (o.if_match_version < 0) {
+    return Outcome(req, 400, "invalid", "If-Match must be a version ETag: W/\"n\"");
+  }
+  o.matcher = &matcher_;
+  absl::StatusOr<store::FhirWriteResult> w = store_.ConditionalDelete(type, query, o);
+  if (!w.ok()) return FromStatus(req, w.status());
+  HttpResponse r = ParsePrefer(req) == Prefer::kMinimal
+                       ? HttpResponse{204, kFhirJson, "", {}}
+                       : Fhir(req, 200, OutcomeJson("information", "informational",
+                                                    w->version.version_id > 0
+                                                        ? "deleted"
+                                                        : "nothing matched: nothing to delete"));
+  if (w->version.version_id > 0) r.headers.emplace_back("ETag", ETag(w->version.version_id));
+  return r;
+}
+
+HttpResponse FhirApi::Patch(const HttpRequest& req) const {
+  const std::string type = req.PathParam("type");
+  if (auto bad = CheckType(req, type)) return *bad;
+  if (auto bad = CheckFormat(req, false)) return *bad;
+  const std::string ct = req.Header("content-type");
+  if (ct.find("application/json-patch+json") == std::string::npos) {
+    return Outcome(req, 415, "not-supported",
+                   ct.find("fhir+json") != std::string::npos
+                       ? "FHIRPath Patch (a Parameters body) is not supported: send JSON Patch "
+                         "(Content-Type: application/json-patch+json)"
+                       : "PATCH takes a JSON Patch (Content-Type: application/json-patch+json)");
+  }
+  store::FhirWriteOptions o;
+  o.if_match_version = IfMatch(req);
+  if (o.if_match_version < 0) {
+    return Outcome(req, 400, "invalid", "If-Match must be a version ETag: W/\"n\"");
+  }
+  absl::StatusOr<store::FhirWriteResult> w =
+      store_.Patch(type, req.PathParam("id"), ct, req.body, patcher_, o);
+  if (!w.ok()) return FromStatus(req, w.status());
+  return VersionResponse(req, 200, w->version, true, ParsePrefer(req));
+}
+
+HttpResponse FhirApi::InstanceOperation(const HttpRequest& req) const {
+  const std::string type = req.PathParam("type");
+  const std::string op = req.PathParam("op");
+  if (op.empty() || op[0] != '$') {
+    return Outcome(req, 404, "not-found", "no FHIR interaction at this URL");
+  }
+  if (auto bad = CheckType(req, type)) return *bad;
+  if (type == "Patient" && op == "$everything") return Everything(req);
+  return NotImplemented(req, base::StrCat("operation ", op, " is not implemented"));
+}
+
+HttpResponse FhirApi::Everything(const HttpRequest& req) const {
+  if (auto bad = CheckFormat(req, req.method == "POST" && !req.body.empty())) return *bad;
+  // Parameters: the query string, and for POST a Parameters body (_since, _type, _count).
+  fhir_search::Params params = req.query;
+  if (req.method == "POST" && !req.body.empty()) {
+    rapidjson::Document body;
+    if (absl::Status st = internal::ParseJson(req.body, body, "the body"); !st.ok()) {
+      return FromStatus(req, st);
+    }
+    if (!body.IsObject() || !body.HasMember("resourceType") ||
+        internal::Str(body["resourceType"]) != "Parameters") {
+      return Outcome(req, 400, "invalid", "the body of $everything must be a Parameters resource");
+    }
+    if (body.HasMember("parameter") && body["parameter"].IsArray()) {
+      for (const auto& p : body["parameter"].GetArray()) {
+        if (!p.IsObject() || !p.HasMember("name") || !p["name"].IsString()) continue;
+        for (const auto& m : p.GetObject()) {
+          std::string_view k = internal::Str(m.name);
+          if (!k.starts_with("value") || !m.value.IsString()) continue;
+          std::string_view v = internal::Str(m.value);
+          if (internal::IsNumber(m.value)) v.remove_prefix(1);
+          params.emplace_back(std::string(internal::Str(p["name"])), std::string(v));
+        }
+      }
+    }
+  }
+  const std::string id = req.PathParam("id");
+  absl::StatusOr<store::FhirVersion> patient = store_.Read("Patient", id);
+  if (!patient.ok()) return FromStatus(req, patient.status());
+  if (patient->deleted) return Gone(req, *patient);
+  if (search_ == nullptr) return NotImplemented(req, "$everything needs search");
+  int count = kDefaultPageSize;
+  int64_t since = 0;
+  std::string cursor;
+  std::set<std::string, std::less<>> types;  // _type; empty = all
+  for (const auto& [k, v] : params) {
+    if (k == "_count") {
+      int64_t n = 0;
+      if (!base::ParseInt(v, &n) || n < 1) return Outcome(req, 400, "invalid", "_count must be >= 1");
+      count = static_cast<int>(std::min<int64_t>(n, 1000));
+    } else if (k == "_since") {
+      if (!ParseSince(v, &since)) {
+        return Outcome(req, 400, "invalid", "_since must be a FHIR instant (2024-01-15T10:30:00Z)");
+      }
+    } else if (k == "_type") {
+      for (std::string_view t : base::Split(v, ',')) {
+        if (!store::IsFhirResourceType(t)) {
+          return Outcome(req, 400, "invalid", "_type names a type that is not a FHIR R4 resource");
+        }
+        types.emplace(t);
+      }
+    } else if (k == "_cursor") {
+      cursor = v;
+    } else if (k != "_format" && k != "_pretty") {
+      return Outcome(req, 400, "not-supported",
+                     base::StrCat("$everything parameter ", k.substr(0, 64),
+                                  " is not supported (_since, _type, _count are)"));
+    }
+  }
+  // Every member of the compartment, as Type/id sorted: the patient, then every resource that
+  // one of its type's compartment parameters points at Patient/{id} with.
+  auto wanted = [&](std::string_view t) { return types.empty() || types.count(t) > 0; };
+  auto recent = [&](const store::FhirVersion& v) { return v.last_updated_micros >= since; };
+  std::set<std::pair<std::string, std::string>> members;
+  if (wanted("Patient") && recent(*patient)) members.emplace("Patient", id);
+  const std::string patient_ref = base::StrCat("Patient/", id);
+  for (int i = 0; i < internal::kPatientCompartmentCount; ++i) {
+    const internal::CompartmentMember& m = internal::kPatientCompartment[i];
+    if (!wanted(m.type)) continue;
+    for (std::string_view code : base::Split(m.params, ' ')) {
+      const fhir_search::SearchParam* p = search_->registry().Find(m.type, code);
+      if (p == nullptr || !p->supported || p->type != fhir_search::ParamType::kReference) continue;
+      std::string page_cursor;
+      do {
+        fhir_search::Params q = {{std::string(code), patient_ref}, {"_count", "1000"}};
+        if (!page_cursor.empty()) q.emplace_back("_cursor", page_cursor);
+        fhir_search::SearchOptions so;
+        so.strict = true;
+        absl::StatusOr<fhir_search::SearchResult> r = search_->Search(m.type, q, so);
+        if (!r.ok()) return FromStatus(req, r.status());
+        for (const store::FhirVersion& v : r->matches) {
+          if (recent(v)) members.emplace(v.type, v.id);
+        }
+        page_cursor = r->next_cursor;
+      } while (!page_cursor.empty());
+    }
+  }
+  // The page: the members after the cursor (Type/id), a keyset position like search's.
+  std::pair<std::string, std::string> after;
+  if (!cursor.empty()) {
+    size_t slash = cursor.find('/');
+    if (slash == std::string::npos) {
+      return Outcome(req, 400, "invalid", "_cursor is not a paging position of this server");
+    }
+    after = {cursor.substr(0, slash), cursor.substr(slash + 1)};
+  }
+  auto it = cursor.empty() ? members.begin() : members.upper_bound(after);
+  std::vector<store::FhirVersion> page;
+  std::string next;
+  for (; it != members.end(); ++it) {
+    if (static_cast<int>(page.size()) == count) {
+      const store::FhirVersion& last = page.back();
+      next = LinkUrl(req, SubPath(req), {{"_cursor", base::StrCat(last.type, "/", last.id)}});
+      break;
+    }
+    absl::StatusOr<store::FhirVersion> v = store_.Read(it->first, it->second);
+    if (!v.ok() && v.status().code() != absl::StatusCode::kNotFound) {
+      return FromStatus(req, v.status());
+    }
+    if (v.ok() && !v->deleted) page.push_back(*std::move(v));  // deleted meanwhile: skipped
+  }
+  const std::string base_url = BaseUrl(req);
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  w.Key("resourceType");
+  w.String("Bundle");
+  w.Key("type");
+  w.String("searchset");
+  w.Key("total");
+  w.Uint64(members.size());
+  WriteLinks(w, LinkUrl(req, SubPath(req), {}), next);
+  w.Key("entry");
+  w.StartArray();
+  for (const store::FhirVersion& v : page) {
+    w.StartObject();
+    w.Key("fullUrl");
+    Str(w, base::StrCat(base_url, "/", v.type, "/", v.id));
+    w.Key("resource");
+    w.RawValue(v.json.data(), v.json.size(), rapidjson::kObjectType);
+    w.Key("search");
+    w.StartObject();
+    w.Key("mode");
+    w.String("match");
+    w.EndObject();
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  return Fhir(req, 200, std::string(buf.GetString(), buf.GetSize()));
+}
+
 void FhirApi::Register(net::HttpServer& http) {
   using Handler = HttpResponse (FhirApi::*)(const HttpRequest&) const;
   auto bind = [this](Handler h) {
@@ -770,8 +1134,8 @@ void FhirApi::Register(net::HttpServer& http) {
   routes.push_back({"/fhir/{type}",
                     {{"GET", bind(&FhirApi::Search)},
                      {"POST", bind(&FhirApi::Create)},
-                     {"PUT", todo("conditional update is not implemented yet")},
-                     {"DELETE", todo("conditional delete is not implemented yet")}},
+                     {"PUT", bind(&FhirApi::ConditionalUpdate)},
+                     {"DELETE", bind(&FhirApi::ConditionalDelete)}},
                     todo("conditional patch is not implemented yet")});
   routes.push_back({"/fhir/{type}/{id}/_history/{vid}", {{"GET", bind(&FhirApi::VRead)}},
                     allow("GET")});
@@ -781,7 +1145,7 @@ void FhirApi::Register(net::HttpServer& http) {
                     {{"GET", bind(&FhirApi::Read)},
                      {"PUT", bind(&FhirApi::Update)},
                      {"DELETE", bind(&FhirApi::Delete)},
-                     {"PATCH", todo("PATCH (JSON Patch) is not implemented yet")}},
+                     {"PATCH", bind(&FhirApi::Patch)}},
                     [](const HttpRequest& r) {
                       std::string id = r.PathParam("id");
                       if (!id.empty() && id[0] == '$') {
@@ -790,7 +1154,10 @@ void FhirApi::Register(net::HttpServer& http) {
                       }
                       return NotAllowed(r, "GET, PUT, DELETE, PATCH");
                     }});
-  routes.push_back({"/fhir/{type}/{id}/{op}", {}, [](const HttpRequest& r) {
+  routes.push_back({"/fhir/{type}/{id}/{op}",
+                    {{"GET", bind(&FhirApi::InstanceOperation)},
+                     {"POST", bind(&FhirApi::InstanceOperation)}},
+                    [](const HttpRequest& r) {
                       std::string op = r.PathParam("op");
                       if (!op.empty() && op[0] == '$') {
                         return NotImplemented(r, base::StrCat("operation ", op,

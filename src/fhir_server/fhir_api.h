@@ -5,19 +5,27 @@
 //   GET    /fhir/_history                        system history
 //   GET    /fhir/{type}, /fhir/{type}/_search    search (fhir_search/search.h); without a
 //   POST   /fhir/{type}/_search                  searcher: _id and _count only (else 501)
-//   POST   /fhir/{type}                          create
+//   POST   /fhir/{type}                          create; If-None-Exist: conditional create
+//   PUT    /fhir/{type}?{search}                 conditional update (0: create, 1: update, >1: 412)
+//   DELETE /fhir/{type}?{search}                 conditional delete (0: nothing, 1: delete, >1: 412)
 //   GET    /fhir/{type}/_history                 type history
 //   GET    /fhir/{type}/{id}                     read (404 unknown, 410 deleted)
 //   PUT    /fhir/{type}/{id}                     update / update-as-create (If-Match: 412)
+//   PATCH  /fhir/{type}/{id}                     JSON Patch (json_patch.h; If-Match; 422 when a
+//                                                `test` fails or the result is not the resource)
 //   DELETE /fhir/{type}/{id}                     delete (If-Match: 412)
 //   GET    /fhir/{type}/{id}/_history[/{vid}]    instance history, vread
-// History takes _since, _count and _cursor (the next link's paging position). Every response
-// is application/fhir+json; _format=xml (or an XML body) is 415; `_pretty=true` indents;
+//   GET|POST /fhir/Patient/{id}/$everything      the patient compartment (_since, _type, _count)
+// Reads and searches take _summary (true, text, data, count) and _elements (shaping.h). History
+// takes _since, _count and _cursor (the next link's paging position). Every response is
+// application/fhir+json; _format=xml (or an XML body) is 415; `_pretty=true` indents;
 // `Prefer: return=minimal|representation|OperationOutcome` on writes. Every error is an
-// OperationOutcome with its status; other methods are 405 with `Allow`, or 501 for interactions
-// not implemented yet (conditional update/delete, PATCH, operations). Search honours
-// `Prefer: handling=strict` (unknown parameters are 400) and `handling=lenient` (the default:
-// they are ignored and named in an OperationOutcome entry with search.mode outcome).
+// OperationOutcome with its status; other methods are 405 with `Allow`, or 501 for what is not
+// implemented (conditional patch, other operations, FHIRPath Patch is 415). Conditions are
+// searches run strictly (an unknown parameter is 400, never a wider match) on the writer's
+// connection, inside the write (store::FhirMatcher). Search honours `Prefer: handling=strict`
+// (unknown parameters are 400) and `handling=lenient` (the default: they are ignored and named
+// in an OperationOutcome entry with search.mode outcome).
 //
 // Responses hold PHI: they never go to logs. Access control comes with the security work.
 // Thread-safety: handlers run concurrently on the HTTP server's pool; the store is thread-safe.
@@ -55,16 +63,27 @@ class FhirApi {
   net::HttpResponse Delete(const net::HttpRequest& req) const;
   net::HttpResponse InstanceHistory(const net::HttpRequest& req) const;
   net::HttpResponse VRead(const net::HttpRequest& req) const;
+  // PUT /fhir/{type}?search and DELETE /fhir/{type}?search.
+  net::HttpResponse ConditionalUpdate(const net::HttpRequest& req) const;
+  net::HttpResponse ConditionalDelete(const net::HttpRequest& req) const;
+  // PATCH /fhir/{type}/{id} with a JSON Patch body.
+  net::HttpResponse Patch(const net::HttpRequest& req) const;
+  // GET|POST /fhir/{type}/{id}/{$op}: Patient/{id}/$everything (others 501).
+  net::HttpResponse InstanceOperation(const net::HttpRequest& req) const;
 
  private:
   net::HttpResponse History(const net::HttpRequest& req, std::string type, std::string id) const;
   net::HttpResponse IdSearch(const net::HttpRequest& req, const std::string& type) const;
   net::HttpResponse ParamSearch(const net::HttpRequest& req, const std::string& type,
                                 const fhir_search::Params& params) const;
+  net::HttpResponse Everything(const net::HttpRequest& req) const;
 
   store::FhirStore& store_;
   const fhir_search::Searcher* search_;
   std::string capability_;  // built once: the CapabilityStatement without `date`
+  // Conditional interactions: search on the writer's connection (empty without a searcher).
+  store::FhirMatcher matcher_;
+  store::FhirPatcher patcher_;  // JSON Patch (json_patch.h)
 };
 
 }  // namespace isthmus::fhir_server

@@ -175,8 +175,9 @@ class FhirSearchApiTest : public ::testing::Test {
     indexer_ = std::make_unique<fhir_search::SearchIndexer>(registry);
     store::FhirStoreOptions o;
     o.indexer = indexer_.get();
+    o.clock = &clock_;
     store_ = std::move(store::FhirStore::Open(*writer_, o)).value();
-    search_ = std::make_unique<fhir_search::Searcher>(*writer_, registry);
+    search_ = std::make_unique<fhir_search::Searcher>(*writer_, registry, &clock_);
     api_ = std::make_unique<FhirApi>(*store_, search_.get());
     for (int i = 0; i < 5; ++i) {
       std::string id = "p" + std::to_string(i);
@@ -198,6 +199,7 @@ class FhirSearchApiTest : public ::testing::Test {
   }
 
   std::filesystem::path dir_;
+  base::FakeClock clock_;
   std::unique_ptr<store::Writer> writer_;
   std::unique_ptr<fhir_search::SearchIndexer> indexer_;
   std::unique_ptr<store::FhirStore> store_;
@@ -213,15 +215,20 @@ TEST_F(FhirSearchApiTest, SearchsetWithLinksAndModes) {
   ASSERT_EQ(d["entry"].Size(), 2u);
   EXPECT_STREQ(d["entry"][0]["resource"]["id"].GetString(), "p0");
   EXPECT_STREQ(d["entry"][0]["search"]["mode"].GetString(), "match");
-  EXPECT_STREQ(d["link"][1]["relation"].GetString(), "next");
-  std::string next = d["link"][1]["url"].GetString();
+  auto link = [](const rapidjson::Value& bundle, const std::string& relation) {
+    for (const auto& l : bundle["link"].GetArray()) {
+      if (l["relation"].GetString() == relation) return std::string(l["url"].GetString());
+    }
+    return std::string();
+  };
+  std::string next = link(d, "next");
   EXPECT_THAT(next, HasSubstr("http://example.test/fhir/Patient?gender=female&_count=2"));
   auto cursor = next.substr(next.find("_cursor=") + 8);
   auto page2 = Json(api_->Search(Get({{"gender", "female"}, {"_count", "2"}, {"_sort", "_id"},
                                        {"_cursor", cursor}})).body);
   ASSERT_EQ(page2["entry"].Size(), 1u);
   EXPECT_STREQ(page2["entry"][0]["resource"]["id"].GetString(), "p4");
-  EXPECT_EQ(page2["link"].Size(), 1u);
+  EXPECT_EQ(link(page2, "next"), "");  // the last page
 
   auto count = Json(api_->Search(Get({{"family", "fam1"}, {"_summary", "count"}})).body);
   EXPECT_EQ(count["total"].GetInt(), 2);
@@ -262,6 +269,275 @@ TEST_F(FhirSearchApiTest, MetadataListsExactlyTheSupportedParameters) {
     EXPECT_THAT(names, ::testing::Contains("_lastUpdated"));
     EXPECT_THAT(names, ::testing::Not(::testing::Contains("_text")));
     EXPECT_THAT(names, ::testing::Not(::testing::Contains("_content")));
+    return;
+  }
+  FAIL() << "no Patient";
+}
+
+}  // namespace
+}  // namespace isthmus::fhir_server
+
+namespace isthmus::fhir_server {
+namespace {
+
+using Pairs = std::vector<std::pair<std::string, std::string>>;
+
+net::HttpRequest Call(std::string method, std::string path, Pairs path_params, Pairs query = {},
+                      std::string body = "", Pairs headers = {}) {
+  net::HttpRequest r;
+  r.method = std::move(method);
+  r.path = std::move(path);
+  r.path_params = std::move(path_params);
+  r.query = std::move(query);
+  r.body = std::move(body);
+  r.headers = std::move(headers);
+  r.headers.emplace_back("host", "example.test");
+  return r;
+}
+
+class FhirRestApiTest : public FhirSearchApiTest {
+ protected:
+  int64_t Versions() {
+    auto h = store_->History({.type = "", .id = "", .since_micros = 0, .count = 1000});
+    return static_cast<int64_t>(h->versions.size());
+  }
+};
+
+TEST_F(FhirRestApiTest, ConditionalCreate) {
+  const std::string body =
+      R"({"resourceType":"Patient","identifier":[{"system":"urn:mrn","value":"m1"}]})";
+  auto first = api_->Create(Call("POST", "/fhir/Patient", {{"type", "Patient"}}, {}, body,
+                                 {{"if-none-exist", "identifier=urn:mrn|m1"}}));
+  ASSERT_EQ(first.status, 201) << first.body;
+  const std::string id = Json(first.body)["id"].GetString();
+  const int64_t versions = Versions();
+  // One match: 200 with the existing resource, nothing written (FHIR R4 http.html#ccreate).
+  auto again = api_->Create(Call("POST", "/fhir/Patient", {{"type", "Patient"}}, {}, body,
+                                 {{"if-none-exist", "Patient?identifier=urn%3Amrn%7Cm1"}}));
+  EXPECT_EQ(again.status, 200) << again.body;
+  EXPECT_EQ(Json(again.body)["id"].GetString(), id);
+  EXPECT_EQ(Header(again, "ETag"), "W/\"1\"");
+  EXPECT_EQ(Versions(), versions);
+  // Several matches: 412.
+  auto many = api_->Create(Call("POST", "/fhir/Patient", {{"type", "Patient"}}, {}, body,
+                                {{"if-none-exist", "gender=female"}}));
+  EXPECT_EQ(many.status, 412);
+  // A parameter search does not know cannot widen the match: 400, nothing written.
+  auto unknown = api_->Create(Call("POST", "/fhir/Patient", {{"type", "Patient"}}, {}, body,
+                                   {{"if-none-exist", "bogus=1"}}));
+  EXPECT_EQ(unknown.status, 400);
+  auto empty_value = api_->Create(Call("POST", "/fhir/Patient", {{"type", "Patient"}}, {}, body,
+                                       {{"if-none-exist", "identifier="}}));
+  EXPECT_EQ(empty_value.status, 400);
+  EXPECT_EQ(Versions(), versions);
+}
+
+TEST_F(FhirRestApiTest, ConditionalUpdateAndDelete) {
+  auto put = [&](Pairs query, const std::string& body, Pairs headers = {}) {
+    return api_->ConditionalUpdate(
+        Call("PUT", "/fhir/Patient", {{"type", "Patient"}}, std::move(query), body,
+             std::move(headers)));
+  };
+  // No match, no id: created (201, Location).
+  auto created = put({{"identifier", "urn:mrn|u1"}},
+                     R"({"resourceType":"Patient","identifier":[{"system":"urn:mrn","value":"u1"}]})");
+  ASSERT_EQ(created.status, 201) << created.body;
+  const std::string id = Json(created.body)["id"].GetString();
+  EXPECT_THAT(Header(created, "Location"), HasSubstr("/fhir/Patient/" + id + "/_history/1"));
+  // One match: updated in place.
+  auto updated = put({{"identifier", "urn:mrn|u1"}},
+                     R"({"resourceType":"Patient","active":true,"identifier":[{"system":"urn:mrn","value":"u1"}]})");
+  ASSERT_EQ(updated.status, 200) << updated.body;
+  EXPECT_EQ(Json(updated.body)["id"].GetString(), id);
+  EXPECT_EQ(Header(updated, "ETag"), "W/\"2\"");
+  // The body's id must be the match's.
+  EXPECT_EQ(put({{"identifier", "urn:mrn|u1"}}, R"({"resourceType":"Patient","id":"p0"})").status,
+            400);
+  // Several matches: 412; no parameters: 400.
+  EXPECT_EQ(put({{"gender", "female"}}, R"({"resourceType":"Patient"})").status, 412);
+  EXPECT_EQ(put({{"_pretty", "true"}}, R"({"resourceType":"Patient"})").status, 400);
+
+  auto del = [&](Pairs query) {
+    return api_->ConditionalDelete(
+        Call("DELETE", "/fhir/Patient", {{"type", "Patient"}}, std::move(query)));
+  };
+  EXPECT_EQ(del({{"gender", "female"}}).status, 412);  // we delete one match at most
+  EXPECT_FALSE(store_->Read("Patient", "p0")->deleted);
+  auto one = del({{"identifier", "urn:mrn|u1"}});
+  EXPECT_EQ(one.status, 200) << one.body;
+  EXPECT_EQ(Header(one, "ETag"), "W/\"3\"");
+  EXPECT_TRUE(store_->Read("Patient", id)->deleted);
+  auto none = del({{"identifier", "urn:mrn|u1"}});
+  EXPECT_EQ(none.status, 200);
+  EXPECT_THAT(none.body, HasSubstr("nothing to delete"));
+}
+
+TEST_F(FhirRestApiTest, JsonPatch) {
+  auto patch = [&](const std::string& id, const std::string& body, Pairs headers = {
+                                                                      {"content-type",
+                                                                       "application/json-patch+json"}}) {
+    return api_->Patch(Call("PATCH", "/fhir/Patient/" + id, {{"type", "Patient"}, {"id", id}}, {},
+                            body, std::move(headers)));
+  };
+  auto ok = patch("p0", R"([{"op":"test","path":"/gender","value":"female"},
+                            {"op":"replace","path":"/gender","value":"other"},
+                            {"op":"add","path":"/name/0/given","value":["Ann"]}])");
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(Header(ok, "ETag"), "W/\"2\"");
+  auto d = Json(ok.body);
+  EXPECT_STREQ(d["gender"].GetString(), "other");
+  EXPECT_STREQ(d["name"][0]["given"][0].GetString(), "Ann");
+  EXPECT_STREQ(d["meta"]["versionId"].GetString(), "2");
+  // The search index follows the patched version.
+  auto found = Json(api_->Search(Get({{"gender", "other"}})).body);
+  ASSERT_EQ(found["entry"].Size(), 1u);
+  // A failed test: 422, nothing written.
+  auto failed = patch("p0", R"([{"op":"test","path":"/gender","value":"female"}])");
+  EXPECT_EQ(failed.status, 422);
+  EXPECT_STREQ(Json(failed.body)["issue"][0]["code"].GetString(), "processing");
+  // Malformed: 400. Wrong media type: 415. Stale If-Match: 412. Unknown id: 404.
+  EXPECT_EQ(patch("p0", R"({"op":"remove"})").status, 400);
+  EXPECT_EQ(patch("p0", "[]", {{"content-type", "application/fhir+json"}}).status, 415);
+  EXPECT_EQ(patch("p0", "[]", {{"content-type", "application/json-patch+json"},
+                              {"if-match", "W/\"1\""}}).status,
+            412);
+  EXPECT_EQ(patch("nope", "[]").status, 404);
+  // The result must stay a Patient with the same id: 422.
+  EXPECT_EQ(patch("p0", R"([{"op":"replace","path":"/id","value":"p9"}])").status, 422);
+  EXPECT_EQ(patch("p0", R"([{"op":"replace","path":"/resourceType","value":"Basic"}])").status, 422);
+  EXPECT_EQ(store_->Read("Patient", "p0")->version_id, 2);
+  // Deleted: 410.
+  ASSERT_TRUE(store_->Delete("Patient", "p1").ok());
+  EXPECT_EQ(patch("p1", "[]").status, 410);
+}
+
+TEST_F(FhirRestApiTest, TransactionWithConditionalReferenceAndPatch) {
+  auto r = api_->Transaction(Call("POST", "/fhir", {}, {}, R"({"resourceType":"Bundle","type":"transaction","entry":[
+    {"resource":{"resourceType":"Observation","status":"final","code":{"text":"x"},
+                 "subject":{"reference":"Patient?name=fam0&gender=female"}},
+     "request":{"method":"POST","url":"Observation"}},
+    {"resource":{"resourceType":"Binary","contentType":"application/json-patch+json",
+                 "data":"W3sib3AiOiJhZGQiLCJwYXRoIjoiL2FjdGl2ZSIsInZhbHVlIjp0cnVlfV0="},
+     "request":{"method":"PATCH","url":"Patient/p1"}}]})"));
+  // name=fam0 and female: p0, p2 and p4 are female, every even one is Fam0: three matches.
+  EXPECT_EQ(r.status, 412) << r.body;
+  EXPECT_THAT(r.body, HasSubstr("Bundle.entry[0]"));
+  auto ok = api_->Transaction(Call("POST", "/fhir", {}, {}, R"({"resourceType":"Bundle","type":"transaction","entry":[
+    {"resource":{"resourceType":"Observation","status":"final","code":{"text":"x"},
+                 "subject":{"reference":"Patient?_id=p2&gender=female"}},
+     "request":{"method":"POST","url":"Observation"}},
+    {"resource":{"resourceType":"Binary","contentType":"application/json-patch+json",
+                 "data":"W3sib3AiOiJhZGQiLCJwYXRoIjoiL2FjdGl2ZSIsInZhbHVlIjp0cnVlfV0="},
+     "request":{"method":"PATCH","url":"Patient/p1"}}]})",
+                                   {{"prefer", "return=representation"}}));
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  auto d = Json(ok.body);
+  EXPECT_STREQ(d["entry"][0]["resource"]["subject"]["reference"].GetString(), "Patient/p2");
+  // The Binary's data is [{"op":"add","path":"/active","value":true}].
+  EXPECT_TRUE(d["entry"][1]["resource"]["active"].GetBool());
+}
+
+TEST_F(FhirRestApiTest, PatientEverything) {
+  ASSERT_TRUE(store_->Update("Observation", "o1", R"({"resourceType":"Observation","id":"o1","status":"final","code":{"text":"a"},"subject":{"reference":"Patient/p0"}})").ok());
+  ASSERT_TRUE(store_->Update("Observation", "o2", R"({"resourceType":"Observation","id":"o2","status":"final","code":{"text":"b"},"performer":[{"reference":"Patient/p0"}]})").ok());
+  ASSERT_TRUE(store_->Update("Encounter", "e1", R"({"resourceType":"Encounter","id":"e1","status":"finished","class":{"code":"AMB"},"subject":{"reference":"Patient/p0"}})").ok());
+  ASSERT_TRUE(store_->Update("Observation", "o3", R"({"resourceType":"Observation","id":"o3","status":"final","code":{"text":"c"},"subject":{"reference":"Patient/p1"}})").ok());
+  ASSERT_TRUE(store_->Update("Organization", "org", R"({"resourceType":"Organization","id":"org"})").ok());
+  auto everything = [&](const std::string& id, Pairs query) {
+    return api_->InstanceOperation(Call("GET", "/fhir/Patient/" + id + "/$everything",
+                                        {{"type", "Patient"}, {"id", id}, {"op", "$everything"}},
+                                        std::move(query)));
+  };
+  auto ids = [](const rapidjson::Document& d) {
+    std::vector<std::string> out;
+    for (const auto& e : d["entry"].GetArray()) {
+      out.push_back(std::string(e["resource"]["resourceType"].GetString()) + "/" +
+                    e["resource"]["id"].GetString());
+    }
+    return out;
+  };
+  auto all = everything("p0", {});
+  ASSERT_EQ(all.status, 200) << all.body;
+  auto d = Json(all.body);
+  EXPECT_STREQ(d["type"].GetString(), "searchset");
+  EXPECT_EQ(d["total"].GetInt(), 4);
+  // Subject and performer both put an Observation in the compartment; o3 (p1's) and the
+  // Organization are not p0's.
+  EXPECT_THAT(ids(d), ::testing::ElementsAre("Encounter/e1", "Observation/o1", "Observation/o2",
+                                             "Patient/p0"));
+  EXPECT_THAT(ids(Json(everything("p0", {{"_type", "Observation,Patient"}}).body)),
+              ::testing::ElementsAre("Observation/o1", "Observation/o2", "Patient/p0"));
+  // Paging by _count with next links to the end.
+  auto page1 = Json(everything("p0", {{"_count", "3"}}).body);
+  EXPECT_EQ(page1["entry"].Size(), 3u);
+  std::string next = page1["link"][1]["url"].GetString();
+  std::string cursor = net::UrlDecode(next.substr(next.find("_cursor=") + 8), true);
+  EXPECT_EQ(cursor, "Observation/o2");
+  auto page2 = Json(everything("p0", {{"_count", "3"}, {"_cursor", cursor}}).body);
+  EXPECT_THAT(ids(page2), ::testing::ElementsAre("Patient/p0"));
+  EXPECT_EQ(page2["link"].Size(), 1u);
+  // _since: only what changed since.
+  clock_.Advance(absl::Seconds(10));
+  ASSERT_TRUE(store_->Update("Observation", "o1", R"({"resourceType":"Observation","id":"o1","status":"amended","code":{"text":"a"},"subject":{"reference":"Patient/p0"}})").ok());
+  EXPECT_THAT(ids(Json(everything("p0", {{"_since", store::FhirInstant(clock_.NowMicros() - 1000)}}).body)),
+              ::testing::ElementsAre("Observation/o1"));
+  // POST with a Parameters body.
+  auto post = api_->InstanceOperation(Call(
+      "POST", "/fhir/Patient/p0/$everything", {{"type", "Patient"}, {"id", "p0"}, {"op", "$everything"}},
+      {}, R"({"resourceType":"Parameters","parameter":[{"name":"_type","valueCode":"Encounter"}]})",
+      {{"content-type", "application/fhir+json"}}));
+  EXPECT_THAT(ids(Json(post.body)), ::testing::ElementsAre("Encounter/e1"));
+  // Unknown patient 404, deleted 410; other operations 501.
+  EXPECT_EQ(everything("nobody", {}).status, 404);
+  ASSERT_TRUE(store_->Delete("Patient", "p1").ok());
+  EXPECT_EQ(everything("p1", {}).status, 410);
+  EXPECT_EQ(api_->InstanceOperation(Call("GET", "/fhir/Patient/p0/$validate",
+                                         {{"type", "Patient"}, {"id", "p0"}, {"op", "$validate"}}))
+                .status,
+            501);
+}
+
+TEST_F(FhirRestApiTest, SummaryAndElementsOnReadAndSearch) {
+  ASSERT_TRUE(store_->Update("Patient", "t", R"({"resourceType":"Patient","id":"t","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">T</div>"},"gender":"male","maritalStatus":{"text":"S"}})").ok());
+  auto read = [&](Pairs query) {
+    return api_->Read(Call("GET", "/fhir/Patient/t", {{"type", "Patient"}, {"id", "t"}},
+                           std::move(query)));
+  };
+  auto summary = Json(read({{"_summary", "true"}}).body);
+  EXPECT_FALSE(summary.HasMember("text"));
+  EXPECT_FALSE(summary.HasMember("maritalStatus"));  // not a summary element of Patient
+  EXPECT_STREQ(summary["gender"].GetString(), "male");
+  EXPECT_STREQ(summary["meta"]["tag"][0]["code"].GetString(), "SUBSETTED");
+  auto text = Json(read({{"_summary", "text"}}).body);
+  EXPECT_TRUE(text.HasMember("text"));
+  EXPECT_FALSE(text.HasMember("gender"));
+  EXPECT_FALSE(Json(read({{"_summary", "data"}}).body).HasMember("text"));
+  EXPECT_TRUE(Json(read({{"_summary", "false"}}).body).HasMember("text"));
+  EXPECT_EQ(read({{"_summary", "bogus"}}).status, 400);
+  // Search: every entry shaped, and no "not supported" warning any more.
+  auto s = Json(api_->Search(Get({{"gender", "male"}, {"_elements", "gender"}})).body);
+  ASSERT_EQ(s["entry"].Size(), 3u);
+  for (const auto& e : s["entry"].GetArray()) {
+    EXPECT_STREQ(e["search"]["mode"].GetString(), "match");
+    EXPECT_FALSE(e["resource"].HasMember("name"));
+    EXPECT_TRUE(e["resource"].HasMember("gender"));
+    EXPECT_STREQ(e["resource"]["meta"]["tag"][0]["code"].GetString(), "SUBSETTED");
+  }
+  auto count = Json(api_->Search(Get({{"gender", "male"}, {"_summary", "count"}})).body);
+  EXPECT_EQ(count["total"].GetInt(), 3);
+}
+
+TEST_F(FhirRestApiTest, CapabilityStatementListsTheNewInteractions) {
+  auto d = Json(api_->Metadata(Get({})).body);
+  for (const auto& res : d["rest"][0]["resource"].GetArray()) {
+    if (std::string(res["type"].GetString()) != "Patient") continue;
+    EXPECT_TRUE(res["conditionalCreate"].GetBool());
+    EXPECT_TRUE(res["conditionalUpdate"].GetBool());
+    EXPECT_STREQ(res["conditionalDelete"].GetString(), "single");
+    std::vector<std::string> codes;
+    for (const auto& i : res["interaction"].GetArray()) codes.push_back(i["code"].GetString());
+    EXPECT_THAT(codes, ::testing::Contains("patch"));
+    EXPECT_STREQ(res["operation"][0]["name"].GetString(), "everything");
     return;
   }
   FAIL() << "no Patient";
