@@ -25,7 +25,8 @@ constexpr std::string_view kServerKeys[] = {"data_dir", "http_address", "threads
 constexpr std::string_view kListenerKeys[] = {
     "name",          "type",          "address",         "channel", "ack_mode", "max_frame_bytes",
     "idle_timeout", "frame_timeout", "max_connections", "allow",   "tls"};
-constexpr std::string_view kTlsKeys[] = {"cert", "key", "ca", "require_client_cert"};
+constexpr std::string_view kTlsKeys[] = {"cert", "key", "ca", "require_client_cert",
+                                         "min_version"};
 constexpr std::string_view kChannelKeys[] = {"name", "filter", "transformer", "routes",
                                              "destinations"};
 constexpr std::string_view kTransformerKeys[] = {"type", "script", "maps", "timezone", "bundle"};
@@ -36,8 +37,10 @@ constexpr std::string_view kDestinationCommonKeys[] = {"name", "type", "partitio
                                                        "parallelism", "batch_size", "retry"};
 constexpr std::string_view kFileKeys[] = {"directory", "filename"};
 constexpr std::string_view kMllpKeys[] = {"address", "timeout", "retry_on_ae", "tls"};
-constexpr std::string_view kHttpKeys[] = {"url", "headers", "content_type", "timeout", "tls"};
-constexpr std::string_view kClientTlsKeys[] = {"ca", "cert", "key", "verify"};
+constexpr std::string_view kHttpKeys[] = {"url",     "headers",    "content_type", "timeout",
+                                           "tls",     "keep_alive", "idle_timeout"};
+constexpr std::string_view kClientTlsKeys[] = {"ca", "cert", "key", "verify", "server_name",
+                                               "min_version"};
 constexpr std::string_view kFilenameVariables[] = {"channel", "destination", "message_id",
                                                    "control_id", "type"};
 
@@ -370,6 +373,8 @@ class Reader {
         FilePath(val, k, &t.ca, true, "a PEM CA bundle file");
       } else if (k == "require_client_cert") {
         Bool(val, k, &t.require_client_cert);
+      } else if (k == "min_version") {
+        MinTlsVersion(val, &t.tls13_only);
       }
     }
     if (!v["cert"].IsDefined()) Error(v, "tls needs 'cert' (a PEM certificate chain file)");
@@ -379,6 +384,20 @@ class Reader {
                "checked against)");
     }
     return t;
+  }
+
+  // `min_version` of a tls mapping: "1.2" (the default) or "1.3".
+  void MinTlsVersion(const YAML::Node& v, bool* tls13_only) {
+    std::string text;
+    if (!Str(v, "min_version", &text, "1.2 or 1.3")) return;
+    if (text == "1.2") {
+      *tls13_only = false;
+    } else if (text == "1.3") {
+      *tls13_only = true;
+    } else {
+      Error(v, StrCat("'min_version' must be 1.2 or 1.3 (older TLS versions are never offered), "
+                      "not '", text, "'"));
+    }
   }
 
   // `tls:` of a destination: the client side.
@@ -396,6 +415,14 @@ class Reader {
         FilePath(val, k, &t.key, true, "a PEM private key file");
       } else if (k == "verify") {
         Bool(val, k, &t.verify);
+      } else if (k == "server_name") {
+        if (Str(val, k, &t.server_name, "the DNS name on the receiver's certificate") &&
+            t.server_name.find_first_of(" /:@") != std::string::npos) {
+          Error(val, StrCat("'server_name' must be a host name like ris.example, not '",
+                            t.server_name, "'"));
+        }
+      } else if (k == "min_version") {
+        MinTlsVersion(val, &t.tls13_only);
       }
     }
     if (v["cert"].IsDefined() && !v["key"].IsDefined()) {
@@ -632,6 +659,8 @@ class Reader {
         if (k == "url") Url(val, &h->url);
         if (k == "content_type") Str(val, k, &h->content_type, "a media type like application/json");
         if (k == "timeout") Duration(val, k, &h->timeout);
+        if (k == "keep_alive") Bool(val, k, &h->keep_alive);
+        if (k == "idle_timeout") Duration(val, k, &h->idle_timeout);
         if (k == "headers") Headers(val, &h->headers);
         if (k == "tls") {
           h->tls = ReadClientTls(val);

@@ -85,6 +85,7 @@ struct TlsSettings {
   std::string key;   // PEM private key (required)
   std::string ca;    // PEM CA bundle for client certificates (required when require_client_cert)
   bool require_client_cert = false;
+  bool tls13_only = false;  // min_version: "1.3" (default "1.2": TLS 1.2 or newer)
 };
 
 struct Listener {
@@ -152,6 +153,8 @@ struct ClientTlsSettings {
   std::string cert;  // PEM client certificate chain for mutual TLS ("" = none; needs key)
   std::string key;   // its PEM private key (unencrypted; needs cert)
   bool verify = true;  // false: no certificate or host name check (tests only)
+  std::string server_name;  // name to verify and send as SNI ("" = the host of address/url)
+  bool tls13_only = false;  // min_version: "1.3" (default "1.2": TLS 1.2 or newer)
 };
 struct MllpOptions {
   std::string address;  // required
@@ -165,6 +168,8 @@ struct HttpOptions {
   std::map<std::string, std::string> headers;
   std::string content_type = "application/hl7-v2";
   absl::Duration timeout = absl::Seconds(30);
+  bool keep_alive = true;                           // reuse connections between requests
+  absl::Duration idle_timeout = absl::Seconds(30);  // close a kept connection idle this long
   std::optional<ClientTlsSettings> tls;  // only with https:// (which works without it too)
 };
 struct FhirLocalOptions {};

@@ -118,7 +118,8 @@ TEST(ConfigTest, FileDestinationDefaults) {
       "destinations:\n"
       "  - {name: d, type: file, directory: /tmp/out}\n"
       "  - {name: m, type: mllp, address: 'ris:6661'}\n"
-      "  - {name: h, type: http, url: 'http://x/y'}\n");
+      "  - {name: h, type: http, url: 'http://x/y'}\n"
+      "  - {name: h2, type: http, url: 'http://x/y', keep_alive: false, idle_timeout: 4s}\n");
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(std::get<FileOptions>((*c)->destinations[0].options).filename,
             "${channel}-${message_id}.hl7");
@@ -128,11 +129,17 @@ TEST(ConfigTest, FileDestinationDefaults) {
   const auto& h = std::get<HttpOptions>((*c)->destinations[2].options);
   EXPECT_EQ(h.content_type, "application/hl7-v2");
   EXPECT_EQ(h.timeout, absl::Seconds(30));
+  EXPECT_TRUE(h.keep_alive);
+  EXPECT_EQ(h.idle_timeout, absl::Seconds(30));
+  const auto& h2 = std::get<HttpOptions>((*c)->destinations[3].options);
+  EXPECT_FALSE(h2.keep_alive);
+  EXPECT_EQ(h2.idle_timeout, absl::Seconds(4));
   // Unused destinations are warnings, not errors.
   EXPECT_THAT((*c)->warnings,
               ElementsAre("<string>:2:5: destination 'd' is not used by any route",
                           "<string>:3:5: destination 'm' is not used by any route",
-                          "<string>:4:5: destination 'h' is not used by any route"));
+                          "<string>:4:5: destination 'h' is not used by any route",
+                          "<string>:5:5: destination 'h2' is not used by any route"));
 }
 
 struct ErrorCase {
@@ -301,7 +308,7 @@ TEST(ConfigTest, DestinationTls) {
          "  - name: hook\n"
          "    type: http\n"
          "    url: https://hook.example/hl7\n"
-         "    tls: {verify: false}\n"
+         "    tls: {verify: false, server_name: fhir.example.org, min_version: \"1.3\"}\n"
          "  - {name: plain, type: mllp, address: 10.0.0.1:2575}\n";
   auto c = LoadConfig((dir / "isthmus.yaml").string());
   ASSERT_TRUE(c.ok()) << c.status();
@@ -311,9 +318,13 @@ TEST(ConfigTest, DestinationTls) {
   EXPECT_EQ(m.tls->cert, (dir / "tls/me.pem").string());
   EXPECT_EQ(m.tls->key, (dir / "tls/me.key").string());
   EXPECT_TRUE(m.tls->verify);
+  EXPECT_TRUE(m.tls->server_name.empty());
+  EXPECT_FALSE(m.tls->tls13_only);
   const auto& h = std::get<HttpOptions>((*c)->destinations[1].options);
   ASSERT_TRUE(h.tls.has_value());
   EXPECT_FALSE(h.tls->verify);
+  EXPECT_EQ(h.tls->server_name, "fhir.example.org");
+  EXPECT_TRUE(h.tls->tls13_only);
   EXPECT_TRUE(h.tls->ca.empty());
   EXPECT_FALSE(std::get<MllpOptions>((*c)->destinations[2].options).tls.has_value());
   fs::remove_all(dir);
@@ -337,6 +348,12 @@ TEST(ConfigTest, DestinationTlsErrors) {
   EXPECT_THAT(Errors(head + "  - name: d\n    type: mllp\n    address: h:1\n"
                             "    tls: {verify: maybe}\n"),
               HasSubstr("'verify' must be true or false"));
+  EXPECT_THAT(Errors(head + "  - name: d\n    type: mllp\n    address: h:1\n"
+                            "    tls: {min_version: 1.1}\n"),
+              HasSubstr("t.yaml:7:24: 'min_version' must be 1.2 or 1.3"));
+  EXPECT_THAT(Errors(head + "  - name: d\n    type: mllp\n    address: h:1\n"
+                            "    tls: {server_name: \"https://ris.example\"}\n"),
+              HasSubstr("'server_name' must be a host name like ris.example"));
 }
 
 TEST(ConfigTest, TlsAndLuaFilesResolveAgainstTheConfigDirectory) {
@@ -351,7 +368,7 @@ TEST(ConfigTest, TlsAndLuaFilesResolveAgainstTheConfigDirectory) {
          "  - name: in\n"
          "    channel: c\n"
          "    tls: {cert: tls/cert.pem, key: tls/key.pem, ca: tls/ca.pem, "
-         "require_client_cert: true}\n"
+         "require_client_cert: true, min_version: 1.3}\n"
          "channels:\n"
          "  - name: c\n"
          "    transformer: {type: lua, script: fix.lua}\n"
@@ -364,6 +381,7 @@ TEST(ConfigTest, TlsAndLuaFilesResolveAgainstTheConfigDirectory) {
   ASSERT_TRUE(l.tls.has_value());
   EXPECT_EQ(l.tls->cert, (dir / "tls/cert.pem").string());
   EXPECT_TRUE(l.tls->require_client_cert);
+  EXPECT_TRUE(l.tls->tls13_only);
   EXPECT_EQ((*c)->channels[0].transformer.type, TransformerType::kLua);
   EXPECT_EQ((*c)->channels[0].transformer.script, (dir / "fix.lua").string());
 

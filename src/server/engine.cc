@@ -191,6 +191,7 @@ absl::Status Engine::StartListener(const config::Listener& l) {
     t.key_file = l.tls->key;
     t.ca_file = l.tls->ca;
     t.require_client_cert = l.tls->require_client_cert;
+    t.min_version = l.tls->tls13_only ? net::TlsVersion::kTls13 : net::TlsVersion::kTls12;
     lo.tls = t;
   }
   // A listener that was just stopped on the same address may hold the port a moment longer.

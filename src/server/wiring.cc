@@ -19,6 +19,8 @@ net::TlsClientSettings ClientTls(const config::ClientTlsSettings& t) {
   n.cert_file = t.cert;
   n.key_file = t.key;
   n.verify = t.verify;
+  n.server_name = t.server_name;
+  n.min_version = t.tls13_only ? net::TlsVersion::kTls13 : net::TlsVersion::kTls12;
   return n;
 }
 
@@ -140,6 +142,8 @@ absl::StatusOr<std::unique_ptr<core::Destination>> BuildDestination(const config
       h.headers = o.headers;
       h.content_type = o.content_type;
       h.timeout = o.timeout;
+      h.keep_alive = o.keep_alive;
+      h.idle_timeout = o.idle_timeout;
       if (o.tls.has_value()) h.tls = ClientTls(*o.tls);
       auto made = destinations::HttpDestination::Create(std::move(h));
       if (!made.ok()) return made.status();

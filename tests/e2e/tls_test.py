@@ -47,6 +47,7 @@ listeners:
       key: {d}/server.key
       ca: {d}/ca.pem
       require_client_cert: true
+      min_version: "1.3"
 channels:
   - name: default
 """
@@ -106,6 +107,17 @@ class TlsTest(unittest.TestCase):
                         break
                     buf += chunk
         self.assertEqual(msa(buf.partition(FS)[0].lstrip(VT).decode())[1:3], ["AA", "PY1"])
+
+    def test_tls12_client_is_refused_when_min_version_is_13(self):
+        d = self.tmp.name
+        ctx = ssl.create_default_context(cafile=os.path.join(d, "ca.pem"))
+        ctx.load_cert_chain(os.path.join(d, "client.pem"), os.path.join(d, "client.key"))
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        with socket.create_connection(("127.0.0.1", self.server.mllp_port), timeout=10) as raw:
+            with self.assertRaises(ssl.SSLError) as e:
+                ctx.wrap_socket(raw, server_hostname="localhost")
+        self.assertRegex(str(e.exception), r"(?i)protocol version|unsupported protocol")
+        self.assertEqual(self.server.get("/api/messages")[1]["total"], 0)
 
     def test_plain_mllp_on_the_tls_port_gets_a_reason(self):
         with socket.create_connection(("127.0.0.1", self.server.mllp_port), timeout=10) as s:

@@ -164,6 +164,158 @@ TEST(HttpDestinationCreateTest, ValidatesTheUrl) {
       HttpDestination::Create({.name = "w", .url = "http://host/", .method = "GET"}).ok());
 }
 
+// ---- persistent connections ------------------------------------------------------------------
+
+// A plain HTTP/1.1 server (Beast, synchronous, one connection at a time) that counts the
+// connections it accepted and the requests it read. `answer_per_connection` requests are
+// answered on a connection (keep-alive unless `say_close`); the next one is read and the
+// connection closed without an answer, as a server whose idle timeout fires just as a kept
+// connection is reused.
+class CountingHttpServer {
+ public:
+  explicit CountingHttpServer(int answer_per_connection = 1000, bool say_close = false)
+      : answer_(answer_per_connection), say_close_(say_close), acceptor_(ioc_) {
+    boost::asio::ip::tcp::endpoint ep(boost::asio::ip::make_address("127.0.0.1"), 0);
+    acceptor_.open(ep.protocol());
+    acceptor_.bind(ep);
+    acceptor_.listen();
+    port_ = acceptor_.local_endpoint().port();
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~CountingHttpServer() {
+    stop_ = true;
+    thread_.join();
+  }
+  std::string Url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/hl7"; }
+  int connections() const { return connections_; }
+  int requests() const { return requests_; }
+
+ private:
+  static bool Readable(int fd, int ms) {
+    pollfd p{fd, POLLIN, 0};
+    return ::poll(&p, 1, ms) > 0;
+  }
+  void Run() {
+    namespace bhttp = boost::beast::http;
+    while (!stop_) {
+      if (!Readable(acceptor_.native_handle(), 20)) continue;
+      boost::beast::error_code ec;
+      boost::asio::ip::tcp::socket socket(ioc_);
+      acceptor_.accept(socket, ec);
+      if (ec) continue;
+      connections_++;
+      boost::beast::flat_buffer buffer;
+      for (int answered = 0; !stop_;) {
+        // Wait for the next request (or the client closing), checking stop_ now and then.
+        if (buffer.size() == 0 && !Readable(socket.native_handle(), 20)) continue;
+        bhttp::request<bhttp::string_body> req;
+        bhttp::read(socket, buffer, req, ec);
+        if (ec) break;
+        requests_++;
+        if (answered == answer_) break;  // closes without an answer
+        ++answered;
+        bhttp::response<bhttp::string_body> res(bhttp::status::ok, 11);
+        res.body() = "{}";
+        res.keep_alive(!say_close_);
+        res.prepare_payload();
+        bhttp::write(socket, res, ec);
+        if (ec || say_close_) break;
+      }
+    }
+  }
+
+  const int answer_;
+  const bool say_close_;
+  boost::asio::io_context ioc_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> connections_{0}, requests_{0};
+  std::thread thread_;
+};
+
+core::Delivery Message(int64_t id) {
+  core::Delivery d;
+  d.queue_id = id;
+  d.message_id = id;
+  d.attempt = 1;
+  d.payload = "MSH|^~\\&|A\r";
+  return d;
+}
+
+TEST(HttpDestinationKeepAliveTest, ManyRequestsShareOneConnection) {
+  CountingHttpServer server;
+  auto d = HttpDestination::Create({.name = "w", .url = server.Url()});
+  ASSERT_TRUE(d.ok()) << d.status();
+  for (int i = 1; i <= 20; ++i) ASSERT_TRUE((*d)->Deliver(Message(i)).ok()) << i;
+  EXPECT_EQ(server.requests(), 20);
+  EXPECT_EQ(server.connections(), 1);
+}
+
+TEST(HttpDestinationKeepAliveTest, KeepAliveOffOpensOneConnectionPerRequest) {
+  CountingHttpServer server;
+  auto d = HttpDestination::Create({.name = "w", .url = server.Url(), .keep_alive = false});
+  ASSERT_TRUE(d.ok()) << d.status();
+  for (int i = 1; i <= 3; ++i) ASSERT_TRUE((*d)->Deliver(Message(i)).ok()) << i;
+  EXPECT_EQ(server.requests(), 3);
+  EXPECT_EQ(server.connections(), 3);
+}
+
+TEST(HttpDestinationKeepAliveTest, ConnectionCloseFromThePeerIsHonoured) {
+  CountingHttpServer server(1000, /*say_close=*/true);
+  auto d = HttpDestination::Create({.name = "w", .url = server.Url()});
+  for (int i = 1; i <= 3; ++i) ASSERT_TRUE((*d)->Deliver(Message(i)).ok()) << i;
+  EXPECT_EQ(server.connections(), 3);
+}
+
+TEST(HttpDestinationKeepAliveTest, PeerClosingAKeptConnectionBeforeAnsweringIsRetriedOnce) {
+  // Every connection answers one request, then reads the next and hangs up: each reuse fails
+  // with nothing received and the request goes again on a fresh connection.
+  CountingHttpServer server(/*answer_per_connection=*/1);
+  auto d = HttpDestination::Create({.name = "w", .url = server.Url()});
+  for (int i = 1; i <= 3; ++i) ASSERT_TRUE((*d)->Deliver(Message(i)).ok()) << i;
+  EXPECT_EQ(server.connections(), 3);
+  EXPECT_EQ(server.requests(), 5);  // 1, then 2 twice, then 3 twice
+}
+
+TEST(HttpDestinationKeepAliveTest, IdleConnectionsAreDroppedAfterIdleTimeout) {
+  CountingHttpServer server;
+  auto d = HttpDestination::Create(
+      {.name = "w", .url = server.Url(), .idle_timeout = absl::Milliseconds(50)});
+  ASSERT_TRUE((*d)->Deliver(Message(1)).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(120));
+  ASSERT_TRUE((*d)->Deliver(Message(2)).ok());
+  EXPECT_EQ(server.connections(), 2);
+  EXPECT_EQ(server.requests(), 2);
+}
+
+TEST(HttpDestinationKeepAliveTest, ConcurrentDeliveriesEachUseTheirOwnConnection) {
+  net::EventLoop loop(2);
+  net::HttpServer server(loop, {});
+  std::atomic<int> seen{0};
+  server.Handle("POST", "/hl7", [&](const net::HttpRequest&) {
+    seen++;
+    return net::HttpResponse::Json(200, "{}");
+  });
+  ASSERT_TRUE(server.Listen("127.0.0.1", 0).ok());
+  std::thread loop_thread([&] { loop.Run(); });
+  auto d = HttpDestination::Create(
+      {.name = "w", .url = "http://127.0.0.1:" + std::to_string(server.port()) + "/hl7"});
+  std::vector<std::thread> senders;
+  std::atomic<int> ok{0};
+  for (int t = 0; t < 4; ++t) {
+    senders.emplace_back([&, t] {
+      for (int i = 0; i < 25; ++i) ok += (*d)->Deliver(Message(t * 100 + i)).ok() ? 1 : 0;
+    });
+  }
+  for (auto& s : senders) s.join();
+  server.Stop();
+  loop.Stop();
+  loop_thread.join();
+  EXPECT_EQ(ok.load(), 100);
+  EXPECT_EQ(seen.load(), 100);
+}
+
 // ---- https:// --------------------------------------------------------------------------------
 
 namespace asio = boost::asio;
