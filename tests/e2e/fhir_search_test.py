@@ -2,7 +2,9 @@
 fhir-kit-client, tests/e2e/peers/fhir_kit_search.mjs) searching by every parameter type and
 paging to the end; and the converter's output for the HL7 v2 corpus (`isthmus convert --ndjson`
 of ../shared/corpus/fhir-converter-hl7v2/hl7v2/*.hl7) POSTed as transaction Bundles, then
-queried (Patient by identifier, name and birthdate; Observation by code, subject and date).
+queried (Patient by identifier, name and birthdate; Observation by code, subject and date);
+and by raw HTTP: composite parameters, identifier :of-type, _include:iterate, and paging forward
+and back through next/previous/first/last links while resources are written.
 """
 import datetime
 import json
@@ -51,6 +53,113 @@ class FhirSearchTest(unittest.TestCase):
             capture_output=True, text=True, timeout=300, cwd=ROOT)
         self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
         self.assertIn("done", out.stdout)
+
+    def test_composite_of_type_iterate_and_previous_links(self):
+        port = self.server.http_port
+        v2 = "http://terminology.hl7.org/CodeSystem/v2-0203"
+        loinc = "http://loinc.org"
+        ucum = "http://unitsofmeasure.org"
+        resources = [
+            {"resourceType": "Organization", "id": "e-parent"},
+            {"resourceType": "Organization", "id": "e-org", "partOf": {"reference": "Organization/e-parent"}},
+            {"resourceType": "Patient", "id": "e-p1", "managingOrganization": {"reference": "Organization/e-org"},
+             "identifier": [{"type": {"coding": [{"system": v2, "code": "MR"}]}, "system": "urn:h", "value": "111"},
+                            {"type": {"coding": [{"system": v2, "code": "SS"}]}, "value": "222"}]},
+            {"resourceType": "Patient", "id": "e-p2",
+             "identifier": [{"type": {"coding": [{"system": v2, "code": "MR"}]}, "value": "222"}]},
+            {"resourceType": "Observation", "id": "e-bp", "status": "final", "subject": {"reference": "Patient/e-p1"},
+             "code": {"coding": [{"system": loinc, "code": "85354-9"}]},
+             "component": [
+                 {"code": {"coding": [{"system": loinc, "code": "8480-6"}]},
+                  "valueQuantity": {"value": 150, "system": ucum, "code": "mm[Hg]"}},
+                 {"code": {"coding": [{"system": loinc, "code": "8462-4"}]},
+                  "valueQuantity": {"value": 95, "system": ucum, "code": "mm[Hg]"}}]},
+            {"resourceType": "Observation", "id": "e-bp2", "status": "final", "subject": {"reference": "Patient/e-p2"},
+             "code": {"coding": [{"system": loinc, "code": "85354-9"}]},
+             "component": [
+                 {"code": {"coding": [{"system": loinc, "code": "8480-6"}]},
+                  "valueQuantity": {"value": 95, "system": ucum, "code": "mm[Hg]"}},
+                 {"code": {"coding": [{"system": loinc, "code": "8462-4"}]},
+                  "valueQuantity": {"value": 150, "system": ucum, "code": "mm[Hg]"}}]},
+        ]
+        for r in resources:
+            status, _, body = http(port, "PUT", "/fhir/%s/%s" % (r["resourceType"], r["id"]), json.dumps(r))
+            self.assertIn(status, (200, 201), body)
+
+        # Composite: systolic > 140 is e-bp only; e-bp2 has 150 too, but on its diastolic.
+        b = get(port, "/fhir/Observation",
+                {"component-code-value-quantity": "%s|8480-6$gt140|%s|mm[Hg]" % (loinc, ucum)})
+        self.assertEqual(match_ids(b), {("Observation", "e-bp")})
+        b = get(port, "/fhir/Observation", {"component-code-value-quantity": "8462-4$gt140"})
+        self.assertEqual(match_ids(b), {("Observation", "e-bp2")})
+        b = get(port, "/fhir/Observation", {"component-code-value-quantity": "8462-4$gt140,8480-6$gt140"})
+        self.assertEqual(match_ids(b), {("Observation", "e-bp"), ("Observation", "e-bp2")})
+        status, _, body = http(port, "GET", "/fhir/Observation?component-code-value-quantity=8480-6")
+        self.assertEqual(status, 400, body)
+        self.assertEqual(json.loads(body)["resourceType"], "OperationOutcome")
+        # The CapabilityStatement lists the composites as such.
+        status, _, body = http(port, "GET", "/fhir/metadata")
+        obs = next(r for r in json.loads(body)["rest"][0]["resource"] if r["type"] == "Observation")
+        params = {p["name"]: p["type"] for p in obs["searchParam"]}
+        for name in ("code-value-quantity", "component-code-value-quantity", "combo-code-value-concept",
+                     "code-value-date", "code-value-string"):
+            self.assertEqual(params.get(name), "composite", name)
+
+        # :of-type: MR 222 is e-p2 (e-p1's 222 is its SS identifier).
+        b = get(port, "/fhir/Patient", {"identifier:of-type": v2 + "|MR|222"})
+        self.assertEqual(match_ids(b), {("Patient", "e-p2")})
+        b = get(port, "/fhir/Patient", {"identifier:of-type": v2 + "|SS|222"})
+        self.assertEqual(match_ids(b), {("Patient", "e-p1")})
+
+        # _include:iterate: Observation -> Patient -> Organization -> parent Organization.
+        b = get(port, "/fhir/Observation", {"_id": "e-bp", "_include": "Observation:subject",
+                                            "_include:iterate": ["Patient:organization", "Organization:partof"]})
+        included = {(e["resource"]["resourceType"], e["resource"]["id"]) for e in b["entry"]
+                    if e["search"]["mode"] == "include"}
+        self.assertEqual(included, {("Patient", "e-p1"), ("Organization", "e-org"),
+                                    ("Organization", "e-parent")})
+
+        # Paging forward to the end and back to the start by the links, with writes in between.
+        for i in range(12):
+            r = {"resourceType": "Patient", "id": "pg-%02d" % i, "birthDate": "19%02d" % (50 + i % 5)}
+            http(port, "PUT", "/fhir/Patient/" + r["id"], json.dumps(r))
+
+        def links(bundle):
+            return {l["relation"]: l["url"] for l in bundle["link"]}
+
+        def follow(url):
+            path = url[url.index("/fhir"):]
+            status, _, body = http(port, "GET", path)
+            self.assertEqual(status, 200, body)
+            return json.loads(body)
+
+        def page_ids(bundle):
+            return [e["resource"]["id"] for e in bundle.get("entry", []) if e["search"]["mode"] == "match"]
+
+        first = get(port, "/fhir/Patient", {"_sort": "-birthdate", "_count": 5, "_id:not": "e-p1,e-p2"})
+        self.assertNotIn("previous", links(first))
+        self.assertIn("first", links(first))
+        self.assertIn("last", links(first))
+        pages = [page_ids(first)]
+        b = first
+        while "next" in links(b):
+            b = follow(links(b)["next"])
+            self.assertIn("previous", links(b))
+            pages.append(page_ids(b))
+        self.assertEqual([len(p) for p in pages], [5, 5, 2])
+        self.assertEqual(sorted(sum(pages, [])), ["pg-%02d" % i for i in range(12)])
+        self.assertEqual(page_ids(follow(links(first)["last"])), sum(pages, [])[-5:])
+        # Back from the last page; a Patient written meanwhile with the latest birth date sorts
+        # first and appears one page further back, nothing else moves.
+        http(port, "PUT", "/fhir/Patient/pg-new", json.dumps(
+            {"resourceType": "Patient", "id": "pg-new", "birthDate": "2020"}))
+        back = []
+        while "previous" in links(b):
+            b = follow(links(b)["previous"])
+            back.insert(0, page_ids(b))
+        self.assertEqual(back, [["pg-new"]] + pages[:-1])
+        self.assertEqual(page_ids(follow(links(b)["first"])), ["pg-new"] + pages[0][:4])
+
 
     def test_corpus_converted_loaded_and_queried(self):
         if not os.path.isdir(HL7_DIR):
