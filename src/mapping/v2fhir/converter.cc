@@ -1,5 +1,6 @@
 #include "mapping/v2fhir/converter.h"
 
+#include <algorithm>
 #include <cstring>
 #include <string_view>
 
@@ -332,6 +333,8 @@ class Run {
   ConvertResult* r_;
   char seps_[3];
   fhir::BundleBuilder* bundle_ = nullptr;
+  // Resources the `as:` rules of the segment map being run made (Rule::as_slot), for `into:`.
+  Tree::NodeId slots_[Rule::kMaxSlots];
   std::string_view control_id_;
   const MessageMap* map_ = nullptr;
 };
@@ -767,6 +770,7 @@ void Run::Apply(const Rule& rule, Val v, Tree::NodeId base, const Vocabulary* in
       id = t_.value(t_.FindMember(target, "id"));
       s_.dependents.push_back({t_.Intern(s_.key), id});
       RunDatatype(*rule.datatype, v, target, vocab, loc);
+      if (rule.as_slot >= 0 && slots_[rule.as_slot] == Tree::kNone) slots_[rule.as_slot] = target;
     }
     Tree::NodeId ref = Resolve(base, rule.element, K::kObject);
     Tree::NodeId rn = t_.Member(ref, "reference", K::kString);
@@ -785,8 +789,14 @@ void Run::Apply(const Rule& rule, Val v, Tree::NodeId base, const Vocabulary* in
 }
 
 void Run::RunSegmentMap(const SegmentMap& map, hl7v2::SegmentView seg, int group,
-                        Tree::NodeId node) {
+                        Tree::NodeId segment_node) {
+  std::fill(std::begin(slots_), std::end(slots_), Tree::kNone);
   for (const Rule& rule : map.rules) {
+    Tree::NodeId node = segment_node;
+    if (rule.into_slot >= 0) {
+      node = slots_[rule.into_slot];
+      if (node == Tree::kNone) continue;  // the `as` rule made no new resource here
+    }
     Loc loc;
     loc.segment = seg.name();
     loc.occurrence = seg.occurrence();

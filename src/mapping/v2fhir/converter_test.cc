@@ -102,6 +102,29 @@ TEST(Converter, UnknownCodingSystemGetsTheSiteBase) {
   EXPECT_TRUE(Has(r.json, R"("system":"http://loinc.org")")) << r.json;
 }
 
+TEST(Converter, IntoWritesIntoTheResourceAnAsRuleMade) {
+  // IN1[Coverage]: IN1-4 makes the payor Organization (`as: payor`); IN1-3/5/7 write into it
+  // (`into: payor`). The same insurer in a second IN1 is the same Organization, filled once; an
+  // IN1 without IN1-4 writes nothing into any Organization.
+  constexpr char kAdt[] =
+      "MSH|^~\\&|REG|HOSP|EHR|HOSP|20240102080000||ADT^A01^ADT_A01|C3|P|2.5.1\r"
+      "EVN|A01|20240102080000\r"
+      "PID|1||111^^^HOSP^MR||DOE^JOHN\r"
+      "PV1|1|I\r"
+      "IN1|1|PLAN1|INS9^^^HOSP^NIIP|Acme Insurance|1 Main St^^Town^WI|||||||20240101\r"
+      "IN1|2|PLAN2|INS9^^^HOSP^NIIP|Acme Insurance|2 Other St^^Town^WI\r"
+      "IN1|3|PLAN3|INS7^^^HOSP^NIIP||3 Lost St^^Town^WI\r";
+  ConvertResult r = Convert(kAdt);
+  const std::string& j = r.json;
+  EXPECT_TRUE(Has(j, R"("name":"Acme Insurance")")) << j;
+  EXPECT_TRUE(Has(j, R"("address":[{"line":["1 Main St"],"city":"Town","state":"WI"}])")) << j;
+  EXPECT_FALSE(Has(j, "2 Other St")) << j;  // the Organization was made by the first IN1
+  EXPECT_FALSE(Has(j, "3 Lost St")) << j;   // no IN1-4: no Organization to write into
+  EXPECT_TRUE(Has(j, R"("value":"INS9")")) << j;
+  // the third Coverage's payor is the logical reference from IN1-3
+  EXPECT_TRUE(Has(j, R"("payor":[{"identifier":{)")) << j;
+}
+
 TEST(Converter, DeterministicAndIdempotent) {
   ConvertResult a = Convert(kOru), b = Convert(kOru);
   EXPECT_EQ(a.json, b.json);

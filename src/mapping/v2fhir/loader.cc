@@ -168,10 +168,11 @@ class Compiler {
       errors.Add(list, "'rules' must be a list");
       return;
     }
+    std::vector<std::string> labels;  // `as:` names, index = slot
     for (const YAML::Node& r : list) {
       if (!base::CheckKeys(r, {"field", "component", "when", "element", "type", "datatype",
                                "vocabulary", "components", "value", "resource", "repeat", "join",
-                               "prefix", "note"},
+                               "prefix", "as", "into", "note"},
                            errors, "a rule")) {
         continue;
       }
@@ -296,6 +297,33 @@ class Compiler {
           errors.Add(pf, "'prefix' goes with type: string, uri or coding-system");
           continue;
         }
+      }
+      if (YAML::Node a = r["as"]; a.IsDefined()) {
+        std::string name = Scalar(a);
+        if (!segment || rule.resource.empty()) {
+          errors.Add(a, "'as' names the resource a segment map rule with 'resource' makes");
+          continue;
+        }
+        auto it = std::find(labels.begin(), labels.end(), name);
+        if (it != labels.end()) {
+          rule.as_slot = static_cast<int>(it - labels.begin());
+        } else if (labels.size() == static_cast<size_t>(Rule::kMaxSlots)) {
+          errors.Add(a, base::StrCat("at most ", Rule::kMaxSlots, " 'as' names per map"));
+          continue;
+        } else {
+          rule.as_slot = static_cast<int>(labels.size());
+          labels.push_back(name);
+        }
+      }
+      if (YAML::Node in = r["into"]; in.IsDefined()) {
+        std::string name = Scalar(in);
+        auto it = std::find(labels.begin(), labels.end(), name);
+        if (!segment || it == labels.end()) {
+          errors.Add(in, base::StrCat("'into: ", name, "' needs an earlier rule of this segment "
+                                      "map with 'resource' and 'as: ", name, "'"));
+          continue;
+        }
+        rule.into_slot = static_cast<int>(it - labels.begin());
       }
       rule.each_repetition = rule.element.appends;
       if (YAML::Node rep = r["repeat"]; rep.IsDefined()) {

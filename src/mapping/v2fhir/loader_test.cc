@@ -69,6 +69,17 @@ TEST(Loader, IncludeCopiesEntriesFirst) {
   EXPECT_NE(e.find("includes itself"), std::string::npos) << e;
 }
 
+TEST(Loader, IntoNeedsAnEarlierAs) {
+  std::string e = Errors({F("segments/IN1[Coverage].yaml",
+                            "segment: IN1\nrules:\n"
+                            "  - {field: IN1-5, into: payor, element: address, type: string}\n"
+                            "  - {field: IN1-4, element: payor, type: string, as: payor}\n")});
+  EXPECT_NE(e.find("IN1[Coverage].yaml:3:"), std::string::npos) << e;
+  EXPECT_NE(e.find("'into: payor' needs an earlier rule"), std::string::npos) << e;
+  EXPECT_NE(e.find("IN1[Coverage].yaml:4:"), std::string::npos) << e;
+  EXPECT_NE(e.find("'as' names the resource"), std::string::npos) << e;
+}
+
 TEST(Loader, YamlSyntaxError) {
   std::string e = Errors({F("vocabulary/V.yaml", "codes: {a: [\n")});
   EXPECT_NE(e.find("maps/vocabulary/V.yaml:"), std::string::npos) << e;

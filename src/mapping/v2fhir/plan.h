@@ -85,6 +85,14 @@ struct Rule {
   // (a namespace id made a system URI under a site's base). With type coding-system: the base
   // for a name CodingSystem does not know, instead of its unknown_prefix (identifier systems).
   std::string prefix;
+  // Segment maps only. `as: NAME` (with `resource`): the resource this rule makes is known to
+  // the later rules of the map as NAME; `into: NAME`: the rule writes into that resource (its
+  // `element` relative to it) instead of the segment's resource, and is skipped when the `as`
+  // rule made none in this segment (no value) or found it made already (the same value earlier
+  // in the message: the first segment fills it). Compiled to slot numbers.
+  static constexpr int kMaxSlots = 8;
+  int as_slot = -1;
+  int into_slot = -1;
 };
 
 struct DatatypeMap {
