@@ -3,6 +3,7 @@
 delete/410, history paging, transactions with urn:uuid references and OperationOutcome errors;
 raw HTTP for headers; and MLLP -> `transformer: fhir` -> `fhir_local` -> GET through /fhir.
 """
+import base64
 import json
 import os
 import subprocess
@@ -58,16 +59,20 @@ class FhirRestTest(unittest.TestCase):
         self.server.stop()
         self.tmp.cleanup()
 
-    def test_fhir_kit_client(self):
+    def run_peer(self, script):
+        """Runs a fhir-kit-client scenario (tests/e2e/peers) against the server."""
         node = node_binary()
         if not node or not os.path.isdir(os.path.join(ROOT, "node_modules", "fhir-kit-client")):
             self.skipTest("node or fhir-kit-client missing: run scripts/bootstrap")
         out = subprocess.run(
-            [node, os.path.join(ROOT, "tests", "e2e", "peers", "fhir_kit_client.mjs"),
+            [node, os.path.join(ROOT, "tests", "e2e", "peers", script),
              "http://127.0.0.1:%d/fhir" % self.server.http_port],
             capture_output=True, text=True, timeout=120, cwd=ROOT)
         self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
         self.assertIn("done", out.stdout)
+
+    def test_fhir_kit_client(self):
+        self.run_peer("fhir_kit_client.mjs")
 
     def test_headers_and_errors(self):
         port = self.server.http_port
@@ -87,8 +92,9 @@ class FhirRestTest(unittest.TestCase):
         self.assertEqual(status, 405)
         self.assertIn("GET", headers["Allow"])
         self.assertEqual(json.loads(body)["resourceType"], "OperationOutcome")
+        # PATCH with a FHIR body would be FHIRPath Patch: not supported (415); JSON Patch is.
         status, _, body = http(port, "PATCH", "/fhir/Patient/" + pid, "[]")
-        self.assertEqual(status, 501)
+        self.assertEqual(status, 415)
         status, _, body = http(port, "POST", "/fhir/Patient", "<Patient/>",
                                {"Content-Type": "application/fhir+xml"})
         self.assertEqual(status, 415)
@@ -97,6 +103,103 @@ class FhirRestTest(unittest.TestCase):
         status, _, body = http(port, "PUT", "/fhir/Patient/" + pid,
                                json.dumps({"resourceType": "Patient", "id": "other"}))
         self.assertEqual(status, 400)
+
+    def test_fhir_kit_client_conditional_patch_everything(self):
+        self.run_peer("fhir_kit_rest.mjs")
+
+    def test_conditional_interactions_patch_and_everything_by_http(self):
+        port = self.server.http_port
+        mrn = {"system": "urn:mrn", "value": "e2e-1"}
+        body = json.dumps({"resourceType": "Patient", "identifier": [mrn], "gender": "male"})
+        # If-None-Exist: 201, then 200 with the same resource (http.html#ccreate).
+        status, _, created = http(port, "POST", "/fhir/Patient", body,
+                                  {"If-None-Exist": "identifier=urn:mrn|e2e-1"})
+        self.assertEqual(status, 201)
+        pid = json.loads(created)["id"]
+        status, headers, again = http(port, "POST", "/fhir/Patient", body,
+                                      {"If-None-Exist": "identifier=urn:mrn|e2e-1"})
+        self.assertEqual((status, json.loads(again)["id"], headers["ETag"]), (200, pid, 'W/"1"'))
+        # Conditional update: one match -> version 2 of it.
+        status, headers, _ = http(port, "PUT", "/fhir/Patient?identifier=urn%3Amrn%7Ce2e-1",
+                                  body, {"Prefer": "return=minimal"})
+        self.assertEqual((status, headers["ETag"]), (200, 'W/"2"'))
+        # JSON Patch with If-Match; a stale one is 412, a failed test 422, a malformed patch 400.
+        patch = json.dumps([{"op": "replace", "path": "/gender", "value": "female"}])
+        ct = {"Content-Type": "application/json-patch+json"}
+        status, headers, patched = http(port, "PATCH", "/fhir/Patient/" + pid, patch,
+                                        dict(ct, **{"If-Match": 'W/"2"'}))
+        self.assertEqual((status, json.loads(patched)["gender"], headers["ETag"]),
+                         (200, "female", 'W/"3"'))
+        status, _, _ = http(port, "PATCH", "/fhir/Patient/" + pid, patch,
+                            dict(ct, **{"If-Match": 'W/"2"'}))
+        self.assertEqual(status, 412)
+        status, _, outcome = http(port, "PATCH", "/fhir/Patient/" + pid,
+                                  json.dumps([{"op": "test", "path": "/gender", "value": "male"}]),
+                                  ct)
+        self.assertEqual((status, json.loads(outcome)["resourceType"]), (422, "OperationOutcome"))
+        status, _, _ = http(port, "PATCH", "/fhir/Patient/" + pid, '{"op":"add"}', ct)
+        self.assertEqual(status, 400)
+        # A transaction: a conditional reference, a conditional create that matches, a PATCH
+        # entry (Binary) and a conditional delete of nothing.
+        patch_b64 = base64.b64encode(
+            json.dumps([{"op": "add", "path": "/active", "value": True}]).encode()).decode()
+        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"fullUrl": "urn:uuid:6a0c8f4e-0b7e-4a51-9a57-3f1f8a0e0c11",
+             "resource": json.loads(body),
+             "request": {"method": "POST", "url": "Patient",
+                         "ifNoneExist": "identifier=urn:mrn|e2e-1"}},
+            {"resource": {"resourceType": "Encounter", "status": "finished",
+                          "class": {"code": "AMB"},
+                          "subject": {"reference": "Patient?identifier=urn:mrn|e2e-1"}},
+             "request": {"method": "POST", "url": "Encounter"}},
+            {"resource": {"resourceType": "Observation", "status": "final",
+                          "code": {"text": "x"},
+                          "subject": {"reference": "urn:uuid:6a0c8f4e-0b7e-4a51-9a57-3f1f8a0e0c11"}},
+             "request": {"method": "POST", "url": "Observation"}},
+            {"resource": {"resourceType": "Binary", "contentType": "application/json-patch+json",
+                          "data": patch_b64},
+             "request": {"method": "PATCH", "url": "Patient/" + pid}},
+            {"request": {"method": "DELETE", "url": "Patient?identifier=urn:mrn|nobody"}}]}
+        status, _, resp = http(port, "POST", "/fhir", json.dumps(bundle))
+        self.assertEqual(status, 200, resp)
+        statuses = [e["response"]["status"] for e in json.loads(resp)["entry"]]
+        self.assertEqual(statuses, ["200 OK", "201 Created", "201 Created", "200 OK",
+                                    "204 No Content"])
+        # A conditional reference that matches nothing fails the whole transaction (412).
+        bad = {"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"resource": {"resourceType": "Encounter", "status": "finished",
+                          "class": {"code": "AMB"},
+                          "subject": {"reference": "Patient?identifier=urn:mrn|nobody"}},
+             "request": {"method": "POST", "url": "Encounter"}}]}
+        status, _, outcome = http(port, "POST", "/fhir", json.dumps(bad))
+        self.assertEqual(status, 412)
+        self.assertIn("Bundle.entry[0]", outcome)
+        # $everything: the patient, its Encounter and Observation, paged by _count.
+        status, _, page = http(port, "GET", "/fhir/Patient/%s/$everything?_count=2" % pid)
+        self.assertEqual(status, 200, page)
+        page = json.loads(page)
+        self.assertEqual(page["total"], 3)
+        seen = [e["resource"]["resourceType"] for e in page["entry"]]
+        nxt = [l["url"] for l in page["link"] if l["relation"] == "next"]
+        with urllib.request.urlopen(nxt[0], timeout=10) as r:
+            seen += [e["resource"]["resourceType"] for e in json.loads(r.read())["entry"]]
+        self.assertEqual(sorted(seen), ["Encounter", "Observation", "Patient"])
+        status, _, _ = http(port, "GET", "/fhir/Patient/nobody/$everything")
+        self.assertEqual(status, 404)
+        # _summary=true drops non-summary elements and says SUBSETTED.
+        status, _, summary = http(port, "GET", "/fhir/Patient/%s?_summary=true" % pid)
+        summary = json.loads(summary)
+        self.assertIn("SUBSETTED", [t["code"] for t in summary["meta"]["tag"]])
+        self.assertTrue(summary["active"])
+        # Conditional delete: two matches 412, one match deleted (410 afterwards).
+        http(port, "POST", "/fhir/Patient", json.dumps({"resourceType": "Patient",
+                                                        "gender": "female"}))
+        status, _, _ = http(port, "DELETE", "/fhir/Patient?gender=female")
+        self.assertEqual(status, 412)
+        status, _, _ = http(port, "DELETE", "/fhir/Patient?identifier=urn:mrn|e2e-1")
+        self.assertEqual(status, 200)
+        status, _, _ = http(port, "GET", "/fhir/Patient/" + pid)
+        self.assertEqual(status, 410)
 
     def test_mllp_to_fhir_local_to_rest(self):
         c = MllpClient(self.server.mllp_port)
