@@ -185,6 +185,13 @@ class ConditionParser {
     }
     if (IsKeyword("valued")) {
       Next();
+    } else if (IsKeyword("repeats")) {
+      // The field has a second repetition (segment scope, a whole field).
+      if (!scope_.segment || n.operand.parts.size() != 1) {
+        return Err("'repeats' tests a field of a segment (OBX-5 repeats)");
+      }
+      n.operand.repetition = 2;
+      Next();
     } else if (!negate && (tok_.kind == Tok::kEq || tok_.kind == Tok::kNe)) {
       negate = tok_.kind == Tok::kNe;
       Next();
@@ -213,7 +220,7 @@ class ConditionParser {
       }
     } else {
       if (bad_quote_) return Err("unterminated quote");
-      return Err("expected 'valued', 'not valued', '=', '!=', 'in' or 'not in'");
+      return Err("expected 'valued', 'not valued', 'repeats', '=', '!=', 'in' or 'not in'");
     }
     int id = Add(std::move(n));
     return negate ? Add({Condition::Op::kNot, id, -1, {}, {}}) : id;

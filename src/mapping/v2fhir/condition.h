@@ -1,11 +1,11 @@
 // Conditions of map rules, evaluated against the segment or the datatype value a rule reads:
 //
-//   PID-11.9 valued        OBX-2 = NM          NK1-3.1 not in [EMC, C]
+//   PID-11.9 valued        OBX-2 = NM          NK1-3.1 not in [EMC, C]     OBX-5 repeats
 //   not (PV1-2 in [E, I]) and PV1-44 is not valued        CWE.3 != LN        $ valued
 //
 //   cond    := or;  or := and ('or' and)*;  and := unary ('and' unary)*
 //   unary   := 'not' unary | '(' cond ')' | operand test
-//   test    := ['is'] ['not'] 'valued' | '=' value | '!=' value | ['not'] 'in' '[' value, ... ']'
+//   test    := ['is'] ['not'] ('valued' | 'repeats') | '=' value | '!=' value | ['not'] 'in' '[' value, ... ']'
 //   operand := SEG-F[.C[.S]] (segment maps, message maps) | DT.C[.S] (datatype maps) | '$' (the
 //              value the rule reads)
 //   value   := bare-word | 'single' | "double" quoted
@@ -38,6 +38,9 @@ struct ConditionScope {
 struct Operand {
   std::string segment;     // segment scope: the segment named (may differ from the scope's)
   std::vector<int> parts;  // segment: field, component, subcomponent; datatype: component, sub
+  // `SEG-F repeats`: the repetition to look at (2: valued when the field has a second one);
+  // 0: the repetition being mapped for the rule's own field, else the first.
+  int repetition = 0;
 };
 
 class Condition {

@@ -14,6 +14,7 @@ bool Eval(std::string_view text, const std::map<std::string, std::string>& value
   return c->Evaluate([&](const Operand& op, std::string*) -> std::string_view {
     std::string key = op.segment;
     for (int p : op.parts) key += "." + std::to_string(p);
+    if (op.repetition > 0) key += "(" + std::to_string(op.repetition) + ")";
     auto it = values.find(key);
     return it == values.end() ? std::string_view() : std::string_view(it->second);
   });
@@ -30,6 +31,15 @@ TEST(Condition, ValuedEqualsIn) {
   EXPECT_TRUE(Eval("OBX-2 in [ST, 'NM', \"TX\"]", v));
   EXPECT_FALSE(Eval("OBX-2 not in [ST, NM]", v));
   EXPECT_TRUE(Eval("not (OBX-2 = ST or PID-12 valued) and PID-11.9 = X", v));
+}
+
+TEST(Condition, RepeatsLooksAtTheSecondRepetition) {
+  std::map<std::string, std::string> v = {{"OBX.5(2)", "120"}, {"OBX.5", "60"}};
+  EXPECT_TRUE(Eval("OBX-5 repeats", v));
+  EXPECT_FALSE(Eval("OBX-5 not repeats", v));
+  EXPECT_TRUE(Eval("OBX-6 not repeats", v));
+  EXPECT_FALSE(Condition::Compile("OBX-5.1 repeats", ConditionScope{true, "OBX"}).ok());
+  EXPECT_FALSE(Condition::Compile("CX.4 repeats", ConditionScope{false, "CX"}).ok());
 }
 
 TEST(Condition, ErrorsNameTheColumn) {

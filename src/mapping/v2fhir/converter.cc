@@ -313,6 +313,14 @@ class Run {
   std::string_view SegmentOperand(const Operand& op, hl7v2::SegmentView seg, int group,
                                   int field, int rep, std::string* scratch) const;
   void RunSegmentMap(const SegmentMap& map, hl7v2::SegmentView seg, int group, Tree::NodeId node);
+  // The rules of a segment map, or the `rules` of a rule for one repetition of its field
+  // (`outer`: that repetition, its field and repetition number; nullptr at the top).
+  struct Outer {
+    Val value;
+    Loc loc;
+  };
+  void RunRules(const std::vector<Rule>& rules, hl7v2::SegmentView seg, int group,
+                Tree::NodeId node, const Outer* outer);
   void Apply(const Rule& rule, Val v, Tree::NodeId base, const Vocabulary* inherited, Loc loc);
   void RunDatatype(const DatatypeMap& dt, Val v, Tree::NodeId node, const Vocabulary* vocab,
                    const Loc& loc);
@@ -416,7 +424,9 @@ std::string_view Run::SegmentOperand(const Operand& op, hl7v2::SegmentView seg, 
   if (op.segment != seg.name()) sv = SegmentInScope(op.segment, group, seg.index());
   if (!sv) return {};
   Val v{sv->field(static_cast<size_t>(op.parts[0])), 0};
-  v = Child(v, op.segment == seg.name() && op.parts[0] == field && rep > 0 ? rep : 1);
+  v = Child(v, op.repetition > 0                                             ? op.repetition
+               : op.segment == seg.name() && op.parts[0] == field && rep > 0 ? rep
+                                                                             : 1);
   for (size_t i = 1; i < op.parts.size(); ++i) v = Child(v, op.parts[i]);
   return Text(v.raw, scratch);
 }
@@ -789,9 +799,18 @@ void Run::Apply(const Rule& rule, Val v, Tree::NodeId base, const Vocabulary* in
 }
 
 void Run::RunSegmentMap(const SegmentMap& map, hl7v2::SegmentView seg, int group,
-                        Tree::NodeId segment_node) {
+                        Tree::NodeId node) {
   std::fill(std::begin(slots_), std::end(slots_), Tree::kNone);
-  for (const Rule& rule : map.rules) {
+  RunRules(map.rules, seg, group, node, nullptr);
+}
+
+void Run::RunRules(const std::vector<Rule>& rules, hl7v2::SegmentView seg, int group,
+                   Tree::NodeId segment_node, const Outer* outer) {
+  // Inside a rule's `rules`: `$` and rules without a field read the outer repetition, and the
+  // outer field's other components are read in that repetition.
+  const int outer_field = outer != nullptr ? outer->loc.field : 0;
+  const int outer_rep = outer != nullptr ? std::max(outer->loc.repetition, 1) : 0;
+  for (const Rule& rule : rules) {
     Tree::NodeId node = segment_node;
     if (rule.into_slot >= 0) {
       node = slots_[rule.into_slot];
@@ -801,12 +820,16 @@ void Run::RunSegmentMap(const SegmentMap& map, hl7v2::SegmentView seg, int group
     loc.segment = seg.name();
     loc.occurrence = seg.occurrence();
     if (rule.select.empty()) {
+      Val v = outer != nullptr ? outer->value : Val{};
+      if (outer != nullptr) loc = outer->loc;
+      if (outer != nullptr && !rule.constant && v.raw.empty()) continue;
       if (rule.when && !rule.when->Evaluate([&](const Operand& op, std::string* scratch) {
-            return SegmentOperand(op, seg, group, 0, 0, scratch);
+            if (op.parts.empty()) return Text(v.raw, scratch);
+            return SegmentOperand(op, seg, group, outer_field, outer_rep, scratch);
           })) {
         continue;
       }
-      Apply(rule, Val{}, node, nullptr, loc);
+      Apply(rule, v, node, nullptr, loc);
       continue;
     }
     int field = rule.select[0];
@@ -817,9 +840,11 @@ void Run::RunSegmentMap(const SegmentMap& map, hl7v2::SegmentView seg, int group
     bool whole = seg.name() == "MSH" && field <= 2;
     int reps = rule.each_repetition && !whole ? PartCount(raw, seps_[0]) : 1;
     for (int rep = 1; rep <= reps; ++rep) {
-      Val v = whole ? Val{raw, 3} : Child(Val{raw, 0}, rep);
+      // Inside a rule's `rules`, the outer field is read in the outer repetition.
+      int r = reps == 1 && field == outer_field ? outer_rep : rep;
+      Val v = whole ? Val{raw, 3} : Child(Val{raw, 0}, r);
       Loc l = loc;
-      l.repetition = reps > 1 ? rep : 0;
+      l.repetition = reps > 1 || r > 1 ? r : 0;
       if (rule.select.size() > 1) {
         v = Child(v, rule.select[1]);
         l.component = rule.select[1];
@@ -831,8 +856,17 @@ void Run::RunSegmentMap(const SegmentMap& map, hl7v2::SegmentView seg, int group
       if (v.raw.empty() || v.raw == "\"\"") continue;
       if (rule.when && !rule.when->Evaluate([&](const Operand& op, std::string* scratch) {
             if (op.parts.empty()) return Text(v.raw, scratch);
-            return SegmentOperand(op, seg, group, field, rep, scratch);
+            return SegmentOperand(op, seg, group, field, r, scratch);
           })) {
+        continue;
+      }
+      if (!rule.children.empty()) {
+        // One element per repetition, filled by the nested rules.
+        s_.rule_stack.push_back(&rule);
+        Outer o{v, l};
+        if (o.loc.repetition == 0) o.loc.repetition = r;
+        RunRules(rule.children, seg, group, Resolve(node, rule.element, K::kObject), &o);
+        s_.rule_stack.pop_back();
         continue;
       }
       Apply(rule, v, node, nullptr, l);

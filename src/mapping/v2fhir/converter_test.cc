@@ -125,6 +125,18 @@ TEST(Converter, IntoWritesIntoTheResourceAnAsRuleMade) {
   EXPECT_TRUE(Has(j, R"("payor":[{"identifier":{)")) << j;
 }
 
+TEST(Converter, RepeatingObx5GivesOneComponentPerRepetition) {
+  // OBX[Observation]'s nested `rules` under OBX-5 (when "OBX-5 repeats"): each repetition is a
+  // component with OBX-3 as code, its own value and OBX-6 units; no value on the Observation.
+  std::string msg = kOru;
+  msg.replace(msg.find("||13.5|"), 7, "||13.5~14.1|");
+  ConvertResult r = Convert(msg);
+  const std::string& j = r.json;
+  EXPECT_TRUE(Has(j, R"("component":[{"code":{"coding":[{"system":"http://loinc.org","code":"718-7","display":"Hemoglobin"}]},"valueQuantity":{"value":13.5,"code":"g/dL","unit":"grams per deciliter","system":"http://unitsofmeasure.org"},"referenceRange":[{"text":"12-16"}]},{"code":)")) << j;
+  EXPECT_TRUE(Has(j, R"("valueQuantity":{"value":14.1,)")) << j;
+  EXPECT_FALSE(Has(j, R"("valueQuantity":{"value":13.5,"code":"g/dL","unit":"grams per deciliter","system":"http://unitsofmeasure.org"},"interpretation")")) << j;
+}
+
 TEST(Converter, DeterministicAndIdempotent) {
   ConvertResult a = Convert(kOru), b = Convert(kOru);
   EXPECT_EQ(a.json, b.json);

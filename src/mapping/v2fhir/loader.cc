@@ -172,7 +172,7 @@ class Compiler {
     for (const YAML::Node& r : list) {
       if (!base::CheckKeys(r, {"field", "component", "when", "element", "type", "datatype",
                                "vocabulary", "components", "value", "resource", "repeat", "join",
-                               "prefix", "as", "into", "note"},
+                               "prefix", "as", "into", "rules", "note"},
                            errors, "a rule")) {
         continue;
       }
@@ -244,6 +244,17 @@ class Compiler {
                             (rule.conversion == Conversion::kBoolean ||
                              rule.conversion == Conversion::kInteger ||
                              rule.conversion == Conversion::kDecimal);
+      if (YAML::Node nested = r["rules"]; nested.IsDefined()) {
+        if (!segment || kinds != 0 || rule.select.empty()) {
+          errors.Add(nested, "nested 'rules' belong to a segment map rule with a 'field' and no "
+                             "'type', 'datatype' or 'value'");
+          continue;
+        }
+        CompileRules(nested, file, scope, true, &rule.children, errors);
+        rule.each_repetition = rule.element.appends;
+        out->push_back(std::move(rule));
+        continue;
+      }
       if (kinds != 1 && !typed_constant) {
         errors.Add(r, "a rule needs exactly one of 'type', 'datatype' or 'value' (a 'value' may "
                       "have type boolean, integer or decimal)");

@@ -90,6 +90,11 @@ struct Rule {
   // `element` relative to it) instead of the segment's resource, and is skipped when the `as`
   // rule made none in this segment (no value) or found it made already (the same value earlier
   // in the message: the first segment fills it). Compiled to slot numbers.
+  // Segment maps only: `rules:` run once per repetition of `field` (each repetition when the
+  // element has [+]), relative to the element this rule resolves (`component[+]`): a nested
+  // rule without `field` (and `$` in its conditions) reads that repetition, and the outer field
+  // named by a nested rule is read in that repetition. Such a rule has no type/datatype/value.
+  std::vector<Rule> children;
   static constexpr int kMaxSlots = 8;
   int as_slot = -1;
   int into_slot = -1;
