@@ -185,6 +185,18 @@ class ConditionParser {
     }
     if (IsKeyword("valued")) {
       Next();
+    } else if (!negate && IsKeyword("longer")) {
+      // `longer than N`: more than N characters (unescaped): a DTM with a time (PID-7 > 8).
+      Next();
+      if (!IsKeyword("than")) return Err("expected 'than' after 'longer'");
+      Next();
+      int len = 0;
+      if (tok_.kind != Tok::kWord || !base::ParseInt(tok_.text, &len) || len < 0) {
+        return Err("expected a length after 'longer than'");
+      }
+      n.op = Condition::Op::kLonger;
+      n.length = static_cast<size_t>(len);
+      Next();
     } else if (IsKeyword("repeats")) {
       // The field has a second repetition (segment scope, a whole field).
       if (!scope_.segment || n.operand.parts.size() != 1) {
@@ -220,7 +232,7 @@ class ConditionParser {
       }
     } else {
       if (bad_quote_) return Err("unterminated quote");
-      return Err("expected 'valued', 'not valued', 'repeats', '=', '!=', 'in' or 'not in'");
+      return Err("expected 'valued', 'not valued', 'repeats', 'longer than', '=', '!=', 'in' or 'not in'");
     }
     int id = Add(std::move(n));
     return negate ? Add({Condition::Op::kNot, id, -1, {}, {}}) : id;
@@ -256,6 +268,7 @@ bool Condition::Eval(int i, const ValueFn& value) const {
   std::string_view v = value(n.operand, &scratch);
   switch (n.op) {
     case Op::kValued: return !v.empty() && v != "\"\"";
+    case Op::kLonger: return v.size() > n.length && v != "\"\"";
     case Op::kEq: return v == n.values[0];
     case Op::kIn:
       for (const std::string& s : n.values) {

@@ -2,10 +2,11 @@
 //
 //   PID-11.9 valued        OBX-2 = NM          NK1-3.1 not in [EMC, C]     OBX-5 repeats
 //   not (PV1-2 in [E, I]) and PV1-44 is not valued        CWE.3 != LN        $ valued
+//   PID-7 longer than 8 (more than 8 characters: a date with a time)
 //
 //   cond    := or;  or := and ('or' and)*;  and := unary ('and' unary)*
 //   unary   := 'not' unary | '(' cond ')' | operand test
-//   test    := ['is'] ['not'] ('valued' | 'repeats') | '=' value | '!=' value | ['not'] 'in' '[' value, ... ']'
+//   test    := ['is'] ['not'] ('valued' | 'repeats') | 'longer than' N | '=' value | '!=' value | ['not'] 'in' '[' value, ... ']'
 //   operand := SEG-F[.C[.S]] (segment maps, message maps) | DT.C[.S] (datatype maps) | '$' (the
 //              value the rule reads)
 //   value   := bare-word | 'single' | "double" quoted
@@ -73,12 +74,13 @@ class Condition {
   const std::string& text() const { return text_; }
 
  private:
-  enum class Op { kAnd, kOr, kNot, kValued, kEq, kIn };
+  enum class Op { kAnd, kOr, kNot, kValued, kEq, kIn, kLonger };
   struct Node {
     Op op;
     int lhs = -1, rhs = -1;
     Operand operand;
     std::vector<std::string> values;
+    size_t length = 0;  // kLonger
   };
   friend class ConditionParser;
   bool Eval(int n, const ValueFn& value) const;

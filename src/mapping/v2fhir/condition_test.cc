@@ -39,6 +39,12 @@ TEST(Condition, RepeatsLooksAtTheSecondRepetition) {
   EXPECT_FALSE(Eval("OBX-5 not repeats", v));
   EXPECT_TRUE(Eval("OBX-6 not repeats", v));
   EXPECT_FALSE(Condition::Compile("OBX-5.1 repeats", ConditionScope{true, "OBX"}).ok());
+  EXPECT_TRUE(Eval("OBX-5 longer than 1", v));
+  EXPECT_FALSE(Eval("OBX-5 longer than 2", v));
+  EXPECT_TRUE(Eval("not OBX-5 longer than 2", v));
+  EXPECT_FALSE(Eval("OBX-9 longer than 0", v));
+  EXPECT_FALSE(Condition::Compile("OBX-5 longer 2", ConditionScope{true, "OBX"}).ok());
+  EXPECT_FALSE(Condition::Compile("OBX-5 longer than x", ConditionScope{true, "OBX"}).ok());
   EXPECT_FALSE(Condition::Compile("CX.4 repeats", ConditionScope{false, "CX"}).ok());
 }
 
