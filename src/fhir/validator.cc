@@ -146,15 +146,15 @@ size_t WhitespaceAt(std::string_view s, size_t i, bool* plain) {
   auto at = [&](size_t k) -> unsigned char {
     return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : 0;
   };
-  if (c == 0xC2 && at(1) == 0xA0) return 2;                                 // U+00A0
-  if (c == 0xE1 && at(1) == 0x9A && at(2) == 0x80) return 3;                // U+1680
+  if (c == 0xC2 && at(1) == 0xA0) return 2;                   // U+00A0
+  if (c == 0xE1 && at(1) == 0x9A && at(2) == 0x80) return 3;  // U+1680
   if (c == 0xE2 && at(1) == 0x80) {
     unsigned char d = at(2);
     if ((d >= 0x80 && d <= 0x8A) || d == 0xA8 || d == 0xA9 || d == 0xAF) return 3;  // U+2000..
   }
-  if (c == 0xE2 && at(1) == 0x81 && at(2) == 0x9F) return 3;                // U+205F
-  if (c == 0xE3 && at(1) == 0x80 && at(2) == 0x80) return 3;                // U+3000
-  if (c == 0xEF && at(1) == 0xBB && at(2) == 0xBF) return 3;                // U+FEFF
+  if (c == 0xE2 && at(1) == 0x81 && at(2) == 0x9F) return 3;  // U+205F
+  if (c == 0xE3 && at(1) == 0x80 && at(2) == 0x80) return 3;  // U+3000
+  if (c == 0xEF && at(1) == 0xBB && at(2) == 0xBF) return 3;  // U+FEFF
   return 0;
 }
 
@@ -268,8 +268,8 @@ bool IsUuid(std::string_view s) {
   if (s.size() != 45 || !s.starts_with("urn:uuid:")) return false;
   for (size_t k = 0; k < 36; ++k) {
     char c = s[9 + k];
-    bool ok = (k == 8 || k == 13 || k == 18 || k == 23) ? c == '-'
-                                                         : (Digit(c) || (c >= 'a' && c <= 'f'));
+    bool ok =
+        (k == 8 || k == 13 || k == 18 || k == 23) ? c == '-' : (Digit(c) || (c >= 'a' && c <= 'f'));
     if (!ok) return false;
   }
   return true;
@@ -278,8 +278,8 @@ bool IsUuid(std::string_view s) {
 // (\s*([0-9a-zA-Z\+/=]){4}\s*)+
 bool IsBase64(std::string_view s) {
   auto b64 = [](char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || Digit(c) || c == '+' ||
-           c == '/' || c == '=';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || Digit(c) || c == '+' || c == '/' ||
+           c == '=';
   };
   size_t i = 0, groups = 0;
   bool plain = false;
@@ -320,27 +320,48 @@ bool ParseInteger(std::string_view s, int64_t* v) {
 
 const char* PrimName(VPrim p) {
   switch (p) {
-    case VPrim::kBoolean: return "boolean";
-    case VPrim::kInteger: return "integer";
-    case VPrim::kPositiveInt: return "positiveInt";
-    case VPrim::kUnsignedInt: return "unsignedInt";
-    case VPrim::kDecimal: return "decimal";
-    case VPrim::kString: return "string";
-    case VPrim::kMarkdown: return "markdown";
-    case VPrim::kCode: return "code";
-    case VPrim::kId: return "id";
-    case VPrim::kUri: return "uri";
-    case VPrim::kUrl: return "url";
-    case VPrim::kCanonical: return "canonical";
-    case VPrim::kOid: return "oid";
-    case VPrim::kUuid: return "uuid";
-    case VPrim::kBase64Binary: return "base64Binary";
-    case VPrim::kDate: return "date";
-    case VPrim::kDateTime: return "dateTime";
-    case VPrim::kInstant: return "instant";
-    case VPrim::kTime: return "time";
-    case VPrim::kXhtml: return "xhtml";
-    case VPrim::kNone: break;
+    case VPrim::kBoolean:
+      return "boolean";
+    case VPrim::kInteger:
+      return "integer";
+    case VPrim::kPositiveInt:
+      return "positiveInt";
+    case VPrim::kUnsignedInt:
+      return "unsignedInt";
+    case VPrim::kDecimal:
+      return "decimal";
+    case VPrim::kString:
+      return "string";
+    case VPrim::kMarkdown:
+      return "markdown";
+    case VPrim::kCode:
+      return "code";
+    case VPrim::kId:
+      return "id";
+    case VPrim::kUri:
+      return "uri";
+    case VPrim::kUrl:
+      return "url";
+    case VPrim::kCanonical:
+      return "canonical";
+    case VPrim::kOid:
+      return "oid";
+    case VPrim::kUuid:
+      return "uuid";
+    case VPrim::kBase64Binary:
+      return "base64Binary";
+    case VPrim::kDate:
+      return "date";
+    case VPrim::kDateTime:
+      return "dateTime";
+    case VPrim::kInstant:
+      return "instant";
+    case VPrim::kTime:
+      return "time";
+    case VPrim::kXhtml:
+      return "xhtml";
+    case VPrim::kNone:
+      break;
   }
   return "?";
 }
@@ -350,8 +371,9 @@ const char* PrimName(VPrim p) {
 const VKey* FindKey(const VType& t, std::string_view key) {
   const VKey* first = kVKeys + t.first_key;
   const VKey* last = first + t.key_count;
-  const VKey* it = std::lower_bound(
-      first, last, key, [](const VKey& k, std::string_view s) { return internal::KeyLess(k.key, s); });
+  const VKey* it = std::lower_bound(first, last, key, [](const VKey& k, std::string_view s) {
+    return internal::KeyLess(k.key, s);
+  });
   return it != last && it->key == key ? it : nullptr;
 }
 
@@ -359,8 +381,8 @@ const VKey* FindKey(const VType& t, std::string_view key) {
 int FindResourceType(std::string_view name) {
   const VType* first = kVTypes;
   const VType* last = kVTypes + kVTypeCount;
-  const VType* it = std::lower_bound(
-      first, last, name, [](const VType& t, std::string_view s) { return t.name < s; });
+  const VType* it = std::lower_bound(first, last, name,
+                                     [](const VType& t, std::string_view s) { return t.name < s; });
   if (it == last || it->name != name || it->kind != VKind::kResource) return -1;
   return static_cast<int>(it - first);
 }
@@ -368,8 +390,8 @@ int FindResourceType(std::string_view name) {
 bool InBinding(int binding, std::string_view code, const std::string_view* system) {
   const VCode* first = kVCodes + kVBindings[binding].first_code;
   const VCode* last = first + kVBindings[binding].code_count;
-  const VCode* it = std::lower_bound(
-      first, last, code, [](const VCode& c, std::string_view s) { return c.code < s; });
+  const VCode* it = std::lower_bound(first, last, code,
+                                     [](const VCode& c, std::string_view s) { return c.code < s; });
   for (; it != last && it->code == code; ++it) {
     if (system == nullptr || it->system == *system) return true;
   }
@@ -456,7 +478,10 @@ class Walker {
           base::StrCat("nested deeper than ", o_.max_depth, " levels; not validated"));
       return;
     }
-    if (obj.MemberCount() == 0) {
+    // ele-1: a value or children other than id (a primitive's `_name` object goes with a value).
+    if (obj.MemberCount() == 0 ||
+        (obj.MemberCount() == 1 && t.kind != VKind::kResource && t.kind != VKind::kPrimitive &&
+         Str(obj.MemberBegin()->name) == "id")) {
       Add(Severity::kError, "structure", "an element must have a value or children (ele-1)");
       return;
     }
@@ -472,8 +497,7 @@ class Walker {
         const VElement& e = kVElements[t.first_element + k->element];
         if (e.choice && counts[k->element] > 0) {
           Add(Severity::kError, "structure",
-              base::StrCat("only one type of the choice element ", e.name,
-                           "[x] may be present"),
+              base::StrCat("only one type of the choice element ", e.name, "[x] may be present"),
               key);
         }
         counts[k->element] += Member(obj, m->value, e, k->type, key, depth);
@@ -574,6 +598,7 @@ class Walker {
         }
         int rt = ResourceTypeOf(v, /*top=*/false);
         if (rt >= 0) Object(v, rt, depth + 1);
+        if (e.name == "contained") ContainedInvariants(v);
         return;
       }
       default:
@@ -586,6 +611,21 @@ class Walker {
         Object(v, type, depth + 1);
         if (e.binding >= 0) CodingBinding(v, e, t);
         return;
+    }
+  }
+
+  // The cheap invariants of DomainResource.contained: dom-2 (no nested contained) and dom-4 (no
+  // meta.versionId or meta.lastUpdated).
+  void ContainedInvariants(const Value& v) {
+    if (v.HasMember("contained")) {
+      Add(Severity::kError, "invariant", "dom-2: a contained resource must not contain resources",
+          "contained");
+    }
+    auto meta = v.FindMember("meta");
+    if (meta != v.MemberEnd() && meta->value.IsObject() &&
+        (meta->value.HasMember("versionId") || meta->value.HasMember("lastUpdated"))) {
+      Add(Severity::kError, "invariant",
+          "dom-4: a contained resource must not have meta.versionId or meta.lastUpdated", "meta");
     }
   }
 
@@ -636,8 +676,7 @@ class Walker {
         if (!IsJsonString(v)) expected = "a JSON string";
     }
     if (expected != nullptr) {
-      Add(Severity::kError, "structure",
-          base::StrCat("a ", PrimName(p), " must be ", expected));
+      Add(Severity::kError, "structure", base::StrCat("a ", PrimName(p), " must be ", expected));
       return;
     }
     bool ok = true;
@@ -670,19 +709,40 @@ class Walker {
         }
         return;
       }
-      case VPrim::kCode: ok = IsCode(Str(v)); break;
-      case VPrim::kId: ok = IsId(Str(v)); break;
+      case VPrim::kCode:
+        ok = IsCode(Str(v));
+        break;
+      case VPrim::kId:
+        ok = IsId(Str(v));
+        break;
       case VPrim::kUri:
       case VPrim::kUrl:
-      case VPrim::kCanonical: ok = IsUri(Str(v)); break;
-      case VPrim::kOid: ok = IsOid(Str(v)); break;
-      case VPrim::kUuid: ok = IsUuid(Str(v)); break;
-      case VPrim::kBase64Binary: ok = IsBase64(Str(v)); break;
-      case VPrim::kDate: ok = IsDate(Str(v)); break;
-      case VPrim::kDateTime: ok = IsDateTime(Str(v), false); break;
-      case VPrim::kInstant: ok = IsDateTime(Str(v), true); break;
-      case VPrim::kTime: ok = IsTime(Str(v)); break;
-      case VPrim::kNone: return;
+      case VPrim::kCanonical:
+        ok = IsUri(Str(v));
+        break;
+      case VPrim::kOid:
+        ok = IsOid(Str(v));
+        break;
+      case VPrim::kUuid:
+        ok = IsUuid(Str(v));
+        break;
+      case VPrim::kBase64Binary:
+        ok = IsBase64(Str(v));
+        break;
+      case VPrim::kDate:
+        ok = IsDate(Str(v));
+        break;
+      case VPrim::kDateTime:
+        ok = IsDateTime(Str(v), false);
+        break;
+      case VPrim::kInstant:
+        ok = IsDateTime(Str(v), true);
+        break;
+      case VPrim::kTime:
+        ok = IsTime(Str(v));
+        break;
+      case VPrim::kNone:
+        return;
     }
     if (!ok) Add(Severity::kError, "value", base::StrCat("not a valid ", PrimName(p)));
   }

@@ -8,7 +8,8 @@
 //     a primitive); choice elements by their typed names (valueQuantity), at most one of them;
 //   - the JSON kind of each value: array exactly when the element repeats (max *), object for
 //     complex types, string/number/boolean for primitives; no null except inside an array of
-//     primitives whose `_name` array has an object at that index; no empty objects or arrays;
+//     primitives whose `_name` array has an object at that index; no empty arrays, no objects
+//     that are empty or hold only an id (ele-1);
 //   - min cardinality (required elements; a primitive is present with its value or its `_name`);
 //   - primitive formats by the R4 regexes: boolean, integer (32-bit), positiveInt, unsignedInt,
 //     decimal, string/markdown (not empty, no whitespace outside space/tab/CR/LF, at most 1 MB),
@@ -18,9 +19,10 @@
 //     finite code list from the definitions (222 of the 228 ValueSets; mime types, UCUM units,
 //     currencies and two others are not checked; the list is at the end of the generated file);
 //   - resources inside resources (contained, Bundle.entry.resource, Parameters.parameter.resource)
-//     as the type their `resourceType` names.
-// Not checked: invariants (FHIRPath constraints such as dom-2 or obs-6), profiles in meta.profile,
-// reference targets, extensible/preferred bindings, xhtml content rules.
+//     as the type their `resourceType` names; contained ones without contained resources (dom-2)
+//     or meta.versionId/lastUpdated (dom-4).
+// Not checked: other invariants (FHIRPath constraints such as dom-3 or obs-6), profiles in
+// meta.profile, reference targets, extensible/preferred bindings, xhtml content rules.
 //
 // JSON numbers may be RapidJSON numbers or, as the FHIR store parses them, strings holding the
 // number's text after a 0xFF byte (never valid UTF-8): both are accepted as JSON numbers, and the
@@ -52,7 +54,7 @@ struct ValidationIssue {
   // A FHIR IssueType code (http://hl7.org/fhir/R4/valueset-issue-type.html): "structure" (unknown
   // element, wrong JSON kind, too many values, unknown resource type), "required" (a required
   // element is missing), "value" (a primitive's format), "code-invalid" (a code outside a
-  // REQUIRED binding), "too-costly" (max_issues or max_depth reached).
+  // REQUIRED binding), "invariant" (dom-2, dom-4), "too-costly" (max_issues or max_depth reached).
   std::string code;
   std::string message;
   // The element, FHIRPath-like with indices on repeating elements: `Patient.name[0].given[1]`,

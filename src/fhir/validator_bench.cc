@@ -65,7 +65,6 @@ int main(int argc, char** argv) {
   std::printf("parse (once, for comparison): %.0f resources/s, %.1f MB/s\n",
               resources / parse_time.count(), bytes / parse_time.count() / 1e6);
   std::printf("validate: %.0f resources/s, %.1f MB/s (%d passes, 1 thread)\n",
-              resources * passes / elapsed.count(), bytes * passes / elapsed.count() / 1e6,
-              passes);
+              resources * passes / elapsed.count(), bytes * passes / elapsed.count() / 1e6, passes);
   return sink == static_cast<size_t>(-1) ? 1 : 0;  // keeps the loop's work observable
 }

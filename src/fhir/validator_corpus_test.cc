@@ -59,8 +59,8 @@ std::vector<Converted> ConvertDir(const fs::path& dir) {
       if (!m.ok()) continue;
       auto r = converter.Convert(*m, v2fhir::ConvertOptions{});
       if (!r.ok()) continue;  // no map for the message type: nothing to validate
-      out.push_back({fs::relative(f, dir).string() + " message " + std::to_string(n),
-                     std::move(r->json)});
+      out.push_back(
+          {fs::relative(f, dir).string() + " message " + std::to_string(n), std::move(r->json)});
     }
   }
   return out;
@@ -81,8 +81,8 @@ std::string WithoutIndices(std::string_view s) {
 
 struct CorpusErrors {
   size_t resources = 0;
-  std::vector<std::string> lines;   // "where: code expression: message"
-  std::set<std::string> patterns;   // "code ResourceType.path" (entry resources by their type)
+  std::vector<std::string> lines;  // "where: code expression: message"
+  std::set<std::string> patterns;  // "code ResourceType.path" (entry resources by their type)
 };
 
 CorpusErrors ErrorsOf(const std::vector<Converted>& bundles) {
@@ -132,8 +132,8 @@ std::set<std::string> Known(const std::string& corpus) {
 void ExpectOnlyKnown(const std::string& corpus, const CorpusErrors& e) {
   std::set<std::string> known = Known(corpus);
   for (const std::string& p : e.patterns) {
-    EXPECT_TRUE(known.count(p)) << "new validation error kind on the " << corpus
-                                << " corpus: " << p << "\nall errors:\n"
+    EXPECT_TRUE(known.count(p)) << "new validation error kind on the " << corpus << " corpus: " << p
+                                << "\nall errors:\n"
                                 << [&] {
                                      std::string all;
                                      for (const std::string& l : e.lines) all += l + "\n";

@@ -17,21 +17,39 @@ enum class VKind : uint8_t {
 };
 
 enum class VPrim : uint8_t {
-  kNone, kBoolean, kInteger, kPositiveInt, kUnsignedInt, kDecimal, kString, kMarkdown, kCode,
-  kId, kUri, kUrl, kCanonical, kOid, kUuid, kBase64Binary, kDate, kDateTime, kInstant, kTime,
+  kNone,
+  kBoolean,
+  kInteger,
+  kPositiveInt,
+  kUnsignedInt,
+  kDecimal,
+  kString,
+  kMarkdown,
+  kCode,
+  kId,
+  kUri,
+  kUrl,
+  kCanonical,
+  kOid,
+  kUuid,
+  kBase64Binary,
+  kDate,
+  kDateTime,
+  kInstant,
+  kTime,
   kXhtml,
 };
 
 inline constexpr uint16_t kVChoice = 0xFFFF;
 
 struct VType {
-  std::string_view name;   // "Patient", "HumanName", "string", "Patient.contact"
+  std::string_view name;  // "Patient", "HumanName", "string", "Patient.contact"
   VKind kind;
   VPrim prim;              // kNone unless kPrimitive
   uint16_t first_element;  // its elements: kVElements[first_element, + element_count)
   uint16_t element_count;
-  uint16_t first_key;      // its JSON member names: kVKeys[first_key, + key_count), sorted by
-                           // length, then bytes (KeyLess)
+  uint16_t first_key;  // its JSON member names: kVKeys[first_key, + key_count), sorted by
+                       // length, then bytes (KeyLess)
   uint16_t key_count;
 };
 
@@ -40,9 +58,9 @@ struct VElement {
   uint16_t type;          // index into kVTypes; kVChoice for a choice element
   int16_t binding;        // REQUIRED binding with a finite expansion: index into kVBindings
   uint8_t min;
-  bool many;              // max "*" (max is always 1 or * in R4)
+  bool many;  // max "*" (max is always 1 or * in R4)
   bool choice;
-  bool underscore;        // a primitive that may have a `_name` sibling (not Element.id)
+  bool underscore;  // a primitive that may have a `_name` sibling (not Element.id)
 };
 
 struct VKey {

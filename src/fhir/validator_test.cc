@@ -17,9 +17,8 @@ using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 
 // "code@expression" of each issue of `severity` (numbers parsed as text, as the store does).
-std::vector<std::string> Issues(std::string_view json,
-                                ValidationIssue::Severity severity =
-                                    ValidationIssue::Severity::kError) {
+std::vector<std::string> Issues(
+    std::string_view json, ValidationIssue::Severity severity = ValidationIssue::Severity::kError) {
   std::vector<std::string> out;
   for (const ValidationIssue& i : ValidateResourceJson(json)) {
     if (i.severity == severity) out.push_back(i.code + "@" + i.expression);
@@ -166,24 +165,29 @@ TEST(Validator, UnknownElements) {
   EXPECT_THAT(Issues(Edit(kPatient, "deceasedBoolean", "deceased")),
               ElementsAre("structure@Patient.deceased"));
   // `_name` is only for primitives; Element.id has no `_id`.
-  EXPECT_THAT(Issues(Edit(kPatient, R"("active": true)", R"("active": true, "_name": {"id": "a"})")),
-              ElementsAre("structure@Patient._name"));
   EXPECT_THAT(
-      Issues(Edit(kPatient, R"("family": "Doe")", R"("family": "Doe", "id": "n1", "_id": {"id": "b"})")),
-      ElementsAre("structure@Patient.name[0]._id"));
+      Issues(Edit(kPatient, R"("active": true)", R"("active": true, "_name": {"id": "a"})")),
+      ElementsAre("structure@Patient._name"));
+  EXPECT_THAT(Issues(Edit(kPatient, R"("family": "Doe")",
+                          R"("family": "Doe", "id": "n1", "_id": {"id": "b"})")),
+              ElementsAre("structure@Patient.name[0]._id"));
   // Inside a primitive's `_` object only id and extension exist.
   EXPECT_THAT(Issues(Edit(kPatient, R"("_birthDate": {)", R"("_birthDate": {"value": "x", )")),
               ElementsAre("structure@Patient.birthDate.value"));
   // resourceType is a member of resources only.
-  EXPECT_THAT(Issues(Edit(kPatient, R"("family": "Doe")", R"("family": "Doe", "resourceType": "X")")),
-              ElementsAre("structure@Patient.name[0].resourceType"));
+  EXPECT_THAT(
+      Issues(Edit(kPatient, R"("family": "Doe")", R"("family": "Doe", "resourceType": "X")")),
+      ElementsAre("structure@Patient.name[0].resourceType"));
 }
 
 TEST(Validator, JsonKinds) {
   // Repeating elements are arrays, single ones are not.
-  EXPECT_THAT(Issues(Edit(kPatient, R"("address": [{"line": ["1 Main St"], "city": "Springfield", "postalCode": "12345"}])",
-                          R"("address": {"city": "Springfield"})")),
-              ElementsAre("structure@Patient.address"));
+  EXPECT_THAT(
+      Issues(Edit(
+          kPatient,
+          R"("address": [{"line": ["1 Main St"], "city": "Springfield", "postalCode": "12345"}])",
+          R"("address": {"city": "Springfield"})")),
+      ElementsAre("structure@Patient.address"));
   EXPECT_THAT(Issues(Edit(kPatient, R"("gender": "female")", R"("gender": ["female"])")),
               ElementsAre("structure@Patient.gender"));
   EXPECT_THAT(Issues(Edit(kPatient, R"("line": ["1 Main St"])", R"("line": "1 Main St")")),
@@ -201,6 +205,10 @@ TEST(Validator, JsonKinds) {
   // No empty objects or arrays, no null outside primitive arrays.
   EXPECT_THAT(Issues(Edit(kPatient, R"("period": {"start": "2001-05"})", R"("period": {})")),
               ElementsAre("structure@Patient.identifier[0].period"));
+  EXPECT_THAT(
+      Issues(Edit(kPatient, R"("period": {"start": "2001-05"})", R"("period": {"id": "p"})")),
+      ElementsAre("structure@Patient.identifier[0].period"));
+  EXPECT_THAT(Issues(R"({"resourceType": "Patient", "id": "x"})"), IsEmpty());
   EXPECT_THAT(Issues(Edit(kPatient, R"("line": ["1 Main St"])", R"("line": [])")),
               ElementsAre("structure@Patient.address[0].line"));
   EXPECT_THAT(Issues(Edit(kPatient, R"("gender": "female")", R"("gender": null)")),
@@ -208,9 +216,9 @@ TEST(Validator, JsonKinds) {
   EXPECT_THAT(Issues(Edit(kPatient, R"("Jane", null, "Q"])", R"("Jane", "X", null])")),
               ElementsAre("structure@Patient.name[0].given[2]"));
   // `_` arrays pair with their values.
-  EXPECT_THAT(Issues(Edit(kPatient, R"("_given": [null, {)", R"("_given": [{)")),
-              ElementsAre("structure@Patient.name[0].given[1]",
-                          "structure@Patient.name[0]._given"));
+  EXPECT_THAT(
+      Issues(Edit(kPatient, R"("_given": [null, {)", R"("_given": [{)")),
+      ElementsAre("structure@Patient.name[0].given[1]", "structure@Patient.name[0]._given"));
   EXPECT_THAT(Issues(R"({"resourceType": "Patient", "birthDate": "1970",
                          "_birthDate": [{"id": "a"}]})"),
               ElementsAre("structure@Patient.birthDate"));
@@ -230,9 +238,10 @@ TEST(Validator, Cardinality) {
   EXPECT_THAT(Issues(Edit(kPatient, R"({"url": "http://example.org/birthplace", )", "{")),
               ElementsAre("required@Patient.extension[0].url"));
   // A primitive present only through its extension counts.
-  EXPECT_THAT(Issues(Edit(kObservation, R"("status": "final",)",
-                          R"("_status": {"extension": [{"url": "http://x", "valueCode": "final"}]},)")),
-              IsEmpty());
+  EXPECT_THAT(
+      Issues(Edit(kObservation, R"("status": "final",)",
+                  R"("_status": {"extension": [{"url": "http://x", "valueCode": "final"}]},)")),
+      IsEmpty());
   // Choice elements: at most one type; a required one ([x]) must have one.
   EXPECT_THAT(Issues(Edit(kObservation, R"("valueQuantity")",
                           R"("valueString": "72.5 kg", "valueQuantity")")),
@@ -251,8 +260,10 @@ TEST(Validator, PrimitiveFormats) {
     return Issues(Edit(base, from, to));
   };
   // date: real months and days, leap years; dateTime: a time needs a zone; instant: full.
-  EXPECT_THAT(one(kPatient, "1974-12-25\"", "1974-13-01\""), ElementsAre("value@Patient.birthDate"));
-  EXPECT_THAT(one(kPatient, "1974-12-25\"", "1974-02-29\""), ElementsAre("value@Patient.birthDate"));
+  EXPECT_THAT(one(kPatient, "1974-12-25\"", "1974-13-01\""),
+              ElementsAre("value@Patient.birthDate"));
+  EXPECT_THAT(one(kPatient, "1974-12-25\"", "1974-02-29\""),
+              ElementsAre("value@Patient.birthDate"));
   EXPECT_THAT(one(kPatient, "1974-12-25\"", "1976-02-29\""), IsEmpty());
   EXPECT_THAT(one(kPatient, "1974-12-25\"", "0000\""), ElementsAre("value@Patient.birthDate"));
   EXPECT_THAT(one(kPatient, "1974-12-25\"", "1974-12-25T10:00:00Z\""),
@@ -273,7 +284,8 @@ TEST(Validator, PrimitiveFormats) {
   EXPECT_THAT(one(kObservation, "23:59:60.5", "23:59"),
               ElementsAre("value@Observation.component[1].valueTime"));
   // id, code, uri, oid, uuid, base64Binary.
-  EXPECT_THAT(one(kPatient, R"("id": "pat-1")", R"("id": "pat 1")"), ElementsAre("value@Patient.id"));
+  EXPECT_THAT(one(kPatient, R"("id": "pat-1")", R"("id": "pat 1")"),
+              ElementsAre("value@Patient.id"));
   EXPECT_THAT(one(kPatient, R"("id": "pat-1")", R"("id": ")" + std::string(65, 'a') + "\""),
               ElementsAre("value@Patient.id"));
   EXPECT_THAT(one(kPatient, R"("id": "dr")", R"("id": "dr_1")"),
@@ -296,23 +308,31 @@ TEST(Validator, PrimitiveFormats) {
               ElementsAre("value@Patient.extension[0].valueUuid"));
   EXPECT_THAT(one(kPatient, R"("data": "iVBORw0KGgo=")", R"("data": "iVBORw0KGgo")"),
               ElementsAre("value@Patient.photo[0].data"));
-  EXPECT_THAT(one(kPatient, R"("data": "iVBORw0KGgo=")", R"("data": "iVBO\r\nRw0KGgo=")"), IsEmpty());
+  EXPECT_THAT(one(kPatient, R"("data": "iVBORw0KGgo=")", R"("data": "iVBO\r\nRw0KGgo=")"),
+              IsEmpty());
   // Numbers: integer within 32 bits and without a fraction, positiveInt >= 1, unsignedInt >= 0.
   EXPECT_THAT(one(kPatient, R"("multipleBirthInteger": 2)", R"("multipleBirthInteger": 2.0)"),
               ElementsAre("value@Patient.multipleBirthInteger"));
-  EXPECT_THAT(one(kPatient, R"("multipleBirthInteger": 2)", R"("multipleBirthInteger": 2147483648)"),
-              ElementsAre("value@Patient.multipleBirthInteger"));
-  EXPECT_THAT(one(kPatient, R"("multipleBirthInteger": 2)", R"("multipleBirthInteger": -2147483648)"),
-              IsEmpty());
-  EXPECT_THAT(one(kPatient, R"("rank": 1)", R"("rank": 0)"), ElementsAre("value@Patient.telecom[0].rank"));
-  EXPECT_THAT(one(kPatient, R"("size": 8)", R"("size": -1)"), ElementsAre("value@Patient.photo[0].size"));
+  EXPECT_THAT(
+      one(kPatient, R"("multipleBirthInteger": 2)", R"("multipleBirthInteger": 2147483648)"),
+      ElementsAre("value@Patient.multipleBirthInteger"));
+  EXPECT_THAT(
+      one(kPatient, R"("multipleBirthInteger": 2)", R"("multipleBirthInteger": -2147483648)"),
+      IsEmpty());
+  EXPECT_THAT(one(kPatient, R"("rank": 1)", R"("rank": 0)"),
+              ElementsAre("value@Patient.telecom[0].rank"));
+  EXPECT_THAT(one(kPatient, R"("size": 8)", R"("size": -1)"),
+              ElementsAre("value@Patient.photo[0].size"));
   EXPECT_THAT(one(kPatient, R"("size": 8)", R"("size": 0)"), IsEmpty());
-  EXPECT_THAT(IssuesOfDom(Edit(kPatient, R"("multipleBirthInteger": 2)", R"("multipleBirthInteger": 2.5)")),
-              ElementsAre("value@Patient.multipleBirthInteger"));
+  EXPECT_THAT(
+      IssuesOfDom(Edit(kPatient, R"("multipleBirthInteger": 2)", R"("multipleBirthInteger": 2.5)")),
+      ElementsAre("value@Patient.multipleBirthInteger"));
   // Strings: never empty; whitespace other than space/tab/CR/LF breaks the regex (U+00A0 here).
   EXPECT_THAT(one(kPatient, R"("family": "Doe")", R"("family": "")"),
               ElementsAre("value@Patient.name[0].family"));
-  EXPECT_THAT(one(kPatient, R"("family": "Doe")", "\"family\": \"Do\xC2\xA0" "e\""),
+  EXPECT_THAT(one(kPatient, R"("family": "Doe")",
+                  "\"family\": \"Do\xC2\xA0"
+                  "e\""),
               ElementsAre("value@Patient.name[0].family"));
   EXPECT_THAT(one(kPatient, R"("family": "Doe")", R"("family": "D\u000be")"),
               ElementsAre("value@Patient.name[0].family"));
@@ -351,22 +371,42 @@ TEST(Validator, RequiredBindings) {
 }
 
 TEST(Validator, NestedResources) {
-  EXPECT_THAT(Issues(Edit(kPatient, R"("name": [{"family": "Who"}])", R"("name": {"family": "Who"})")),
-              ElementsAre("structure@Patient.contained[0].name"));
+  EXPECT_THAT(
+      Issues(Edit(kPatient, R"("name": [{"family": "Who"}])", R"("name": {"family": "Who"})")),
+      ElementsAre("structure@Patient.contained[0].name"));
   EXPECT_THAT(Issues(Edit(kBundle, R"("status": "in-progress",)", "")),
               ElementsAre("required@Bundle.entry[1].resource.status"));
-  EXPECT_THAT(Issues(Edit(kBundle, R"("resourceType": "Encounter")", R"("resourceType": "Encountre")")),
-              ElementsAre("structure@Bundle.entry[1].resource.resourceType"));
+  EXPECT_THAT(
+      Issues(Edit(kBundle, R"("resourceType": "Encounter")", R"("resourceType": "Encountre")")),
+      ElementsAre("structure@Bundle.entry[1].resource.resourceType"));
   // A Bundle inside a Bundle (Bundle.entry.resource is any resource).
   std::string inner = Edit(kBundle, R"("gender": "unknown")", R"("gender": "u")");
-  std::string outer = R"({"resourceType": "Bundle", "type": "collection", "entry": [{"resource": )" +
-                      inner + "}]}";
-  EXPECT_THAT(Issues(outer), ElementsAre("code-invalid@Bundle.entry[0].resource.entry[0].resource.gender"));
+  std::string outer =
+      R"({"resourceType": "Bundle", "type": "collection", "entry": [{"resource": )" + inner + "}]}";
+  EXPECT_THAT(Issues(outer),
+              ElementsAre("code-invalid@Bundle.entry[0].resource.entry[0].resource.gender"));
+}
+
+TEST(Validator, ContainedInvariants) {
+  // dom-2: no contained inside contained; dom-4: no versionId/lastUpdated in a contained meta.
+  EXPECT_THAT(
+      Issues(Edit(kPatient, R"("id": "dr",)",
+                  R"("id": "dr", "contained": [{"resourceType": "Organization", "name": "o"}],)")),
+      ElementsAre("invariant@Patient.contained[0].contained"));
+  EXPECT_THAT(
+      Issues(Edit(kPatient, R"("id": "dr",)", R"("id": "dr", "meta": {"versionId": "1"},)")),
+      ElementsAre("invariant@Patient.contained[0].meta"));
+  EXPECT_THAT(
+      Issues(Edit(kPatient, R"("id": "dr",)", R"("id": "dr", "meta": {"source": "urn:x"},)")),
+      IsEmpty());
+  // Not for Bundle entries, which are resources of their own.
+  EXPECT_THAT(Issues(Edit(kBundle, R"("id": "e1",)", R"("id": "e1", "meta": {"versionId": "3"},)")),
+              IsEmpty());
 }
 
 TEST(Validator, IssuesCarryMessagesWithoutValues) {
-  auto issues = ValidateResourceJson(Edit(kPatient, R"("birthDate": "1974-12-25")",
-                                          R"("birthDate": "SECRET-1974")"));
+  auto issues = ValidateResourceJson(
+      Edit(kPatient, R"("birthDate": "1974-12-25")", R"("birthDate": "SECRET-1974")"));
   ASSERT_EQ(issues.size(), 1u);
   EXPECT_EQ(issues[0].expression, "Patient.birthDate");
   EXPECT_EQ(issues[0].message, "not a valid date");
@@ -391,16 +431,20 @@ TEST(Validator, MalformedJsonAndLimits) {
   deep += "}";
   EXPECT_THAT(Issues(deep), IsEmpty());
   o.max_depth = 5;
-  EXPECT_THAT(ValidateResourceJson(deep, o), ::testing::Contains(::testing::Field(
-                                                 &ValidationIssue::code, "too-costly")));
+  EXPECT_THAT(ValidateResourceJson(deep, o),
+              ::testing::Contains(::testing::Field(&ValidationIssue::code, "too-costly")));
 }
 
 TEST(Validator, ParseKeepsNumbersAsWritten) {
   rapidjson::Document d;
   std::string error;
   ASSERT_TRUE(ParseFhirJsonKeepingNumbers(R"({"a": 1.50, "b": [-0, 1e3], "c": "x"})", d, &error));
-  EXPECT_EQ(std::string(d["a"].GetString(), d["a"].GetStringLength()), "\xFF" "1.50");
-  EXPECT_EQ(std::string(d["b"][1].GetString(), d["b"][1].GetStringLength()), "\xFF" "1e3");
+  EXPECT_EQ(std::string(d["a"].GetString(), d["a"].GetStringLength()),
+            "\xFF"
+            "1.50");
+  EXPECT_EQ(std::string(d["b"][1].GetString(), d["b"][1].GetStringLength()),
+            "\xFF"
+            "1e3");
   EXPECT_STREQ(d["c"].GetString(), "x");
   EXPECT_FALSE(ParseFhirJsonKeepingNumbers(R"({"a": })", d, &error));
   EXPECT_NE(error.find("offset 6"), std::string::npos) << error;
