@@ -341,6 +341,7 @@ class Run {
   ConvertResult* r_;
   char seps_[3];
   fhir::BundleBuilder* bundle_ = nullptr;
+  int owner_ = -1;  // the instance whose segment map is running (type: segment-resource)
   // Resources the `as:` rules of the segment map being run made (Rule::as_slot), for `into:`.
   Tree::NodeId slots_[Rule::kMaxSlots];
   std::string_view control_id_;
@@ -706,6 +707,7 @@ void Run::WriteLeaf(const Rule& rule, Val v, Tree::NodeId base, const Vocabulary
       Record(n, loc);
       return;
     }
+    case Conversion::kSegmentResource:
     case Conversion::kNone: return;
   }
 }
@@ -739,7 +741,19 @@ void Run::RunDatatype(const DatatypeMap& dt, Val v, Tree::NodeId node, const Voc
 void Run::Apply(const Rule& rule, Val v, Tree::NodeId base, const Vocabulary* inherited, Loc loc) {
   const Vocabulary* vocab = rule.inherit_vocabulary ? inherited : rule.vocabulary;
   s_.rule_stack.push_back(&rule);
-  if (rule.constant) {
+  if (rule.conversion == Conversion::kSegmentResource) {
+    if (owner_ >= 0) {
+      const Instance& owner = s_.instances[owner_];
+      Tree::NodeId rn = t_.Member(Resolve(base, rule.element, K::kObject), "reference", K::kString);
+      std::string& text = s_.scratch;
+      text.assign(owner.type);
+      text.push_back('/');
+      text.append(owner.id);
+      t_.SetString(rn, text);
+      Loc none;
+      Record(rn, none);
+    }
+  } else if (rule.constant) {
     Tree::NodeId n;
     if (rule.conversion == Conversion::kBoolean) {
       n = Resolve(base, rule.element, K::kBool);
@@ -781,6 +795,10 @@ void Run::Apply(const Rule& rule, Val v, Tree::NodeId base, const Vocabulary* in
       s_.dependents.push_back({t_.Intern(s_.key), id});
       RunDatatype(*rule.datatype, v, target, vocab, loc);
       if (rule.as_slot >= 0 && slots_[rule.as_slot] == Tree::kNone) slots_[rule.as_slot] = target;
+    }
+    if (rule.no_reference) {
+      s_.rule_stack.pop_back();
+      return;
     }
     Tree::NodeId ref = Resolve(base, rule.element, K::kObject);
     Tree::NodeId rn = t_.Member(ref, "reference", K::kString);
@@ -931,7 +949,9 @@ void Run::ApplyEntry(const MessageEntry& e, size_t seg) {
     inst = static_cast<int>(s_.instances.size()) - 1;
   }
   s_.applied.push_back({&e, inst, group});
+  owner_ = inst;
   if (e.map != nullptr) RunSegmentMap(*e.map, sv, group, s_.instances[inst].node);
+  owner_ = -1;
 }
 
 void Run::WriteReferences() {

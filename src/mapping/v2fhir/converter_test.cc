@@ -137,6 +137,22 @@ TEST(Converter, RepeatingObx5GivesOneComponentPerRepetition) {
   EXPECT_FALSE(Has(j, R"("valueQuantity":{"value":13.5,"code":"g/dL","unit":"grams per deciliter","system":"http://unitsofmeasure.org"},"interpretation")")) << j;
 }
 
+TEST(Converter, ResourceWithoutElementRefersBackToTheSegmentResource) {
+  // PID-21 -> RelatedPerson (CX[RelatedPerson-Mother], a `resource` rule without `element`):
+  // its patient is the Patient of the PID (type segment-resource); the Patient does not refer
+  // to it.
+  std::string msg = kOru;
+  msg.replace(msg.find("|19700101|M"), 11, "|19700101|M|||||||||||||MOM1^^^HOSP^MR");
+  ConvertResult r = Convert(msg);
+  const std::string& j = r.json;
+  constexpr std::string_view kPatient = R"("resourceType":"Patient","id":")";
+  size_t patient = j.find(kPatient);
+  ASSERT_NE(patient, std::string::npos) << j;
+  std::string patient_id = j.substr(patient + kPatient.size(), 36);
+  EXPECT_TRUE(Has(j, R"("relationship":[{"coding":[{"code":"MTH","system":"http://terminology.hl7.org/CodeSystem/v3-RoleCode"}]}],"patient":{"reference":"Patient/)" + patient_id + "\"}")) << j;
+  EXPECT_TRUE(Has(j, R"("value":"MOM1")")) << j;
+}
+
 TEST(Converter, DeterministicAndIdempotent) {
   ConvertResult a = Convert(kOru), b = Convert(kOru);
   EXPECT_EQ(a.json, b.json);

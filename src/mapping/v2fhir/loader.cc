@@ -111,6 +111,7 @@ bool ParseConversion(std::string_view s, Conversion* out) {
       {"instant", Conversion::kInstant},   {"time", Conversion::kTime},
       {"Coding", Conversion::kCoding},     {"coding-system", Conversion::kCodingSystem},
       {"hd-uri", Conversion::kHdUri},      {"base64", Conversion::kBase64},
+      {"segment-resource", Conversion::kSegmentResource},
   };
   for (const auto& [name, c] : kNames) {
     if (s == name) {
@@ -202,16 +203,19 @@ class Compiler {
         rule.when = std::move(*c);
       }
       YAML::Node el = r["element"];
-      if (!el.IsDefined()) {
+      if (!el.IsDefined() && r["resource"].IsDefined()) {
+        rule.no_reference = true;  // the resource is made, nothing here refers to it
+      } else if (!el.IsDefined()) {
         errors.Add(r, "a rule needs an 'element'");
         continue;
+      } else {
+        auto path = ParseElement(Scalar(el));
+        if (!path.ok()) {
+          errors.Add(el, std::string(path.status().message()));
+          continue;
+        }
+        rule.element = std::move(*path);
       }
-      auto path = ParseElement(Scalar(el));
-      if (!path.ok()) {
-        errors.Add(el, std::string(path.status().message()));
-        continue;
-      }
-      rule.element = std::move(*path);
       int kinds = 0;
       if (YAML::Node t = r["type"]; t.IsDefined()) {
         ++kinds;

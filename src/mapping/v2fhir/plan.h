@@ -55,6 +55,7 @@ enum class Conversion {
   kCodingSystem,  // a v2 coding system name (LN, SCT, HL70001) -> its URI
   kHdUri,         // HD: urn:oid:HD.2 (HD.3 = ISO), urn:uuid:, a URI in HD.2
   kBase64,        // unescaped text, base64-encoded (Attachment.data from TX/FT/ST text)
+  kSegmentResource,  // reads nothing: a Reference to the resource of the segment map being run
 };
 
 struct DatatypeMap;
@@ -96,6 +97,9 @@ struct Rule {
   // named by a nested rule is read in that repetition. Such a rule has no type/datatype/value.
   std::vector<Rule> children;
   static constexpr int kMaxSlots = 8;
+  // A `resource` rule without `element`: the resource is made, nothing refers to it from here
+  // (it refers back itself, e.g. RelatedPerson.patient with type segment-resource).
+  bool no_reference = false;
   int as_slot = -1;
   int into_slot = -1;
 };
