@@ -856,7 +856,8 @@ void Run::RunRules(const std::vector<Rule>& rules, hl7v2::SegmentView seg, int g
     loc.field = field;
     // MSH-1 and MSH-2 are not split.
     bool whole = seg.name() == "MSH" && field <= 2;
-    int reps = rule.each_repetition && !whole ? PartCount(raw, seps_[0]) : 1;
+    int reps = (rule.each_repetition || rule.join_repetitions) && !whole ? PartCount(raw, seps_[0]) : 1;
+    std::string joined;  // repeat: join
     for (int rep = 1; rep <= reps; ++rep) {
       // Inside a rule's `rules`, the outer field is read in the outer repetition.
       int r = reps == 1 && field == outer_field ? outer_rep : rep;
@@ -878,6 +879,15 @@ void Run::RunRules(const std::vector<Rule>& rules, hl7v2::SegmentView seg, int g
           })) {
         continue;
       }
+      if (rule.join_repetitions) {
+        std::string scratch;
+        std::string_view text = Text(v.raw, &scratch);
+        if (!text.empty()) {
+          if (!joined.empty()) joined.append(*rule.join);
+          joined.append(text);
+        }
+        continue;
+      }
       if (!rule.children.empty()) {
         // One element per repetition, filled by the nested rules.
         s_.rule_stack.push_back(&rule);
@@ -888,6 +898,13 @@ void Run::RunRules(const std::vector<Rule>& rules, hl7v2::SegmentView seg, int g
         continue;
       }
       Apply(rule, v, node, nullptr, l);
+    }
+    if (!joined.empty()) {
+      s_.rule_stack.push_back(&rule);
+      Tree::NodeId n = Resolve(node, rule.element, K::kString);
+      t_.SetString(n, joined);
+      Record(n, loc);
+      s_.rule_stack.pop_back();
     }
   }
 }

@@ -153,6 +153,14 @@ TEST(Converter, ResourceWithoutElementRefersBackToTheSegmentResource) {
   EXPECT_TRUE(Has(j, R"("value":"MOM1")")) << j;
 }
 
+TEST(Converter, RepeatJoinJoinsTheRepetitions) {
+  // PID[Patient]: the US Core race text is PID-10.2 of every repetition joined by "+".
+  std::string msg = kOru;
+  msg.replace(msg.find("|19700101|M"), 11, "|19700101|M||2106-3^White^HL70005~2028-9^Asian^HL70005");
+  ConvertResult r = Convert(msg);
+  EXPECT_TRUE(Has(r.json, R"({"url":"text","valueString":"White+Asian"})")) << r.json.substr(0, 3000);
+}
+
 TEST(Converter, DeterministicAndIdempotent) {
   ConvertResult a = Convert(kOru), b = Convert(kOru);
   EXPECT_EQ(a.json, b.json);

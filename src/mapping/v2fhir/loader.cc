@@ -343,11 +343,17 @@ class Compiler {
       rule.each_repetition = rule.element.appends;
       if (YAML::Node rep = r["repeat"]; rep.IsDefined()) {
         std::string v = Scalar(rep);
-        if (v != "each" && v != "first") {
-          errors.Add(rep, "'repeat' is 'each' or 'first'");
+        if (v != "each" && v != "first" && v != "join") {
+          errors.Add(rep, "'repeat' is 'each', 'first' or 'join'");
+          continue;
+        }
+        if (v == "join" && (!segment || rule.select.empty() || !rule.join)) {
+          errors.Add(rep, "'repeat: join' needs a segment map rule with a 'field' and 'join' (the "
+                          "separator between repetitions)");
           continue;
         }
         rule.each_repetition = v == "each";
+        rule.join_repetitions = v == "join";
       }
       out->push_back(std::move(rule));
     }

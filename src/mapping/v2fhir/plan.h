@@ -82,6 +82,10 @@ struct Rule {
   // `join: "--"` (type string): every non-empty component and subcomponent of the value, in
   // order, joined by this separator (Location.description from a whole PL).
   std::optional<std::string> join;
+  // `repeat: join` (segment maps, type string): the selected value of every repetition of the
+  // field (those whose `when` holds), unescaped, joined by `join` into one string ("White+Asian"
+  // from PID-10.2 with join "+").
+  bool join_repetitions = false;
   // `prefix: "http://..."` (type string/uri): written before the value, whose blanks become '-'
   // (a namespace id made a system URI under a site's base). With type coding-system: the base
   // for a name CodingSystem does not know, instead of its unknown_prefix (identifier systems).
