@@ -87,11 +87,15 @@ class RssSampler:
 
 
 def start_server():
-    shutil.rmtree(WORK, ignore_errors=True)
     os.makedirs(os.path.join(WORK, "data"))
     ready = os.path.join(WORK, "ready")
     logf = open(os.path.join(WORK, "server.log"), "w")
-    proc = subprocess.Popen([ISTHMUS, "serve", "--data", os.path.join(WORK, "data"), "--mllp", "127.0.0.1:0",
+    # The FHIR server alone: no MLLP listener and no channel (the embedded default would also
+    # load the v2 -> FHIR maps and run a dispatcher, which this benchmark does not measure).
+    config = os.path.join(WORK, "fhir-only.yaml")
+    with open(config, "w") as f:
+        f.write("# written by bench/fhir/run.py: the FHIR server alone\nlisteners: []\nchannels: []\n")
+    proc = subprocess.Popen([ISTHMUS, "serve", "--config", config, "--data", os.path.join(WORK, "data"),
                              "--http", "127.0.0.1:0", "--ready-file", ready],
                             stdout=logf, stderr=subprocess.STDOUT)
     deadline = time.time() + 60
@@ -120,7 +124,13 @@ def machine():
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     fs = subprocess.run(["df", "-T", WORK], capture_output=True, text=True).stdout.splitlines()[-1].split()
     cxx = subprocess.run(["c++", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    head = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no", "src"],
+                           capture_output=True, text=True).stdout.strip()
     return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "commit": head + (" + uncommitted changes in src/" if dirty else ""),
             "cpu": cpu, "nproc": os.cpu_count(), "kernel": "Linux " + platform.release(),
             "fs": "%s (%s)" % (fs[1], fs[0]), "compiler": cxx,
             "mem_total_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)}
@@ -228,8 +238,8 @@ def report(rows, m):
                "start, %s/s at end (4 KiB append + fsync, same filesystem)."
                % (m["cpu"], m["nproc"], m["mem_total_gb"], m["kernel"], m["fs"], m["compiler"],
                   format(m["fsync_per_s_start"], ","), format(m["fsync_per_s_end"], ",")))
-    out.append("Run: %s. Loaded %s resources; database %s MB after the load, %s MB at the end."
-               % (m["date"], format(rows[0]["resources"], ","), format(m["db_mb_after_load"], ","),
+    out.append("Run: %s, commit %s. Loaded %s resources; database %s MB after the load, %s MB at the end."
+               % (m["date"], m["commit"], format(rows[0]["resources"], ","), format(m["db_mb_after_load"], ","),
                   format(m.get("db_mb_end", 0), ",")))
     out.append("")
     out.append("| phase | stored before | conns | requests | resources/s | p50 ms | p99 ms | max ms | target | "

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # FHIR server benchmark (docs/PERFORMANCE.md, "FHIR server"; issue #5's targets):
-#   bench/fhir/run.sh            load 1,000,000 resources, then measure (~15-30 min on 2 cores)
-#   bench/fhir/run.sh --quick    100,000 resources, shorter phases (~3-5 min)
+#   bench/fhir/run.sh            load 1,000,000 resources, then measure (30-60 min on 2 cores)
+#   bench/fhir/run.sh --quick    100,000 resources, shorter phases (~5-8 min)
 # Builds `isthmus` in Release in its own build directory, compiles bench/fhir/fhir_load.cc there,
 # then runs bench/fhir/run.py: one `isthmus serve` on a fresh data directory (loopback, free
 # ports), the load through transaction Bundles of 500 entries, then create, transaction, read and
