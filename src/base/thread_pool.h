@@ -12,8 +12,12 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
+
+#include "base/thread_name.h"
 
 namespace isthmus::base {
 
@@ -21,9 +25,15 @@ class ThreadPool {
  public:
   using Task = std::function<void(int worker)>;
 
-  explicit ThreadPool(int threads) {
+  // Workers are named `name`-0, `name`-1, ... (base/thread_name.h).
+  explicit ThreadPool(int threads, std::string_view name = "pool") {
     if (threads < 1) threads = 1;
-    for (int i = 0; i < threads; ++i) workers_.emplace_back([this, i] { Loop(i); });
+    for (int i = 0; i < threads; ++i) {
+      workers_.emplace_back([this, i, n = std::string(name) + "-" + std::to_string(i)] {
+        SetThreadName(n);
+        Loop(i);
+      });
+    }
   }
   ~ThreadPool() {
     {

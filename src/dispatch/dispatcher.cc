@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "base/str.h"
+#include "base/thread_name.h"
 
 namespace isthmus::dispatch {
 namespace {
@@ -65,9 +66,15 @@ absl::StatusOr<std::unique_ptr<Dispatcher>> Dispatcher::Start(store::Queue& queu
   }
   std::unique_ptr<Dispatcher> d(new Dispatcher(queue, destination, std::move(opts)));
   for (int i = 0; i < d->opts_.parallelism; ++i) {
-    d->workers_.emplace_back([raw = d.get()] { raw->Work(); });
+    d->workers_.emplace_back([raw = d.get(), i] {
+      base::SetThreadName(base::StrCat("out-", raw->name_, "-", i));
+      raw->Work();
+    });
   }
-  d->loop_ = std::thread([raw = d.get()] { raw->Loop(); });
+  d->loop_ = std::thread([raw = d.get()] {
+    base::SetThreadName("claim-" + raw->name_);
+    raw->Loop();
+  });
   return d;
 }
 

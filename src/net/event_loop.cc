@@ -3,6 +3,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/thread_name.h"
 #include "net/asio_loop.h"
 
 namespace isthmus::net {
@@ -12,7 +13,12 @@ EventLoop::~EventLoop() = default;
 
 void EventLoop::Run() {
   std::vector<std::thread> others;
-  for (int i = 1; i < threads_; ++i) others.emplace_back([this] { impl_->io.run(); });
+  for (int i = 1; i < threads_; ++i) {
+    others.emplace_back([this, i] {
+      base::SetThreadName("net-" + std::to_string(i));
+      impl_->io.run();
+    });
+  }
   impl_->io.run();
   for (auto& t : others) t.join();
 }

@@ -46,7 +46,7 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(
   p->notify_ = std::move(notify);
   int workers = std::max(1, opts.workers);
   p->transformers_.resize(static_cast<size_t>(workers));
-  p->pool_ = std::make_unique<base::ThreadPool>(workers);
+  p->pool_ = std::make_unique<base::ThreadPool>(workers, "pipeline");
   return p;
 }
 

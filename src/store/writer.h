@@ -22,6 +22,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "absl/functional/any_invocable.h"
@@ -65,6 +66,8 @@ class Writer {
   };
   Writer(std::string path, size_t max_batch) : path_(std::move(path)), max_batch_(max_batch) {}
   void Loop();
+  // A transaction-control statement (BEGIN, SAVEPOINT, COMMIT...) on conn_.
+  absl::Status Exec(std::string_view sql);
 
   const std::string path_;
   const size_t max_batch_;
