@@ -9,6 +9,7 @@
 #include "absl/time/time.h"
 #include "base/status_macros.h"
 #include "base/str.h"
+#include "fhir/validator.h"
 #include "fhir_server/json_patch.h"
 #include "fhir_server/json_util.h"
 #include "fhir_server/rest_tables.h"
@@ -379,13 +380,15 @@ FhirApi::FhirApi(store::FhirStore& store, const fhir_search::Searcher* search)
         "Special parameters, _text and _content are not supported. Conditional create (If-None-Exist), update and delete (one match; several "
         "are 412) and conditional references in transactions; JSON Patch "
         "(application/json-patch+json, also as Binary in transactions); Patient/{id}/$everything "
-        "(_since, _type, _count). No FHIRPath Patch, $validate or schema validation yet.");
+        "(_since, _type, _count). Every write is checked against the R4 StructureDefinitions "
+        "(types, cardinality, required bindings, primitive formats; not invariants or "
+        "profiles), and $validate reports the same. No FHIRPath Patch.");
   } else {
     w.String(
         "Read, vread, create, update (and update-as-create), delete, history, "
         "transaction/batch Bundles and JSON Patch (application/json-patch+json). Search "
-        "supports _id (and _count) only; no conditional operations, operations or schema "
-        "validation.");
+        "supports _id (and _count) only; no conditional operations. Writes are checked against "
+        "the R4 StructureDefinitions; $validate.");
   }
   w.Key("resource");
   w.StartArray();
@@ -424,17 +427,23 @@ FhirApi::FhirApi(store::FhirStore& store, const fhir_search::Searcher* search)
       w.String("logical");  // conditional references in transactions (resolved to literal)
       w.EndArray();
     }
+    w.Key("operation");
+    w.StartArray();
+    w.StartObject();
+    w.Key("name");
+    w.String("validate");
+    w.Key("definition");
+    w.String("http://hl7.org/fhir/OperationDefinition/Resource-validate");
+    w.EndObject();
     if (search_ != nullptr && type == "Patient") {
-      w.Key("operation");
-      w.StartArray();
       w.StartObject();
       w.Key("name");
       w.String("everything");
       w.Key("definition");
       w.String("http://hl7.org/fhir/OperationDefinition/Patient-everything");
       w.EndObject();
-      w.EndArray();
     }
+    w.EndArray();
     if (search_ != nullptr) {
       std::vector<const fhir_search::SearchParam*> params = search_->registry().Supported(type);
       w.Key("searchInclude");
@@ -948,6 +957,16 @@ HttpResponse FhirApi::Patch(const HttpRequest& req) const {
   return VersionResponse(req, 200, w->version, true, ParsePrefer(req));
 }
 
+HttpResponse FhirApi::TypeOperation(const HttpRequest& req) const {
+  // POST /fhir/{type}/{id}: only operations ($validate) take POST at this level.
+  const std::string op = req.PathParam("id");
+  if (op == "$validate") return Validate(req);
+  if (!op.empty() && op[0] == '$') {
+    return NotImplemented(req, base::StrCat("operation ", op, " is not implemented"));
+  }
+  return NotAllowed(req, "GET, PUT, DELETE, PATCH");
+}
+
 HttpResponse FhirApi::InstanceOperation(const HttpRequest& req) const {
   const std::string type = req.PathParam("type");
   const std::string op = req.PathParam("op");
@@ -956,7 +975,59 @@ HttpResponse FhirApi::InstanceOperation(const HttpRequest& req) const {
   }
   if (auto bad = CheckType(req, type)) return *bad;
   if (type == "Patient" && op == "$everything") return Everything(req);
+  if (op == "$validate") return Validate(req);
   return NotImplemented(req, base::StrCat("operation ", op, " is not implemented"));
+}
+
+HttpResponse FhirApi::Validate(const HttpRequest& req) const {
+  const std::string type = req.PathParam("type");
+  const std::string id = req.PathParam("op").empty() ? "" : req.PathParam("id");
+  if (auto bad = CheckType(req, type)) return *bad;
+  if (auto bad = CheckFormat(req, req.method == "POST")) return *bad;
+  std::string body;
+  if (req.method == "POST") {
+    body = req.body;
+  } else if (!id.empty()) {  // GET /{type}/{id}/$validate: the stored current version
+    absl::StatusOr<store::FhirVersion> v = store_.Read(type, id);
+    if (!v.ok()) return FromStatus(req, v.status());
+    if (v->deleted) return Gone(req, *v);
+    body = v->json;
+  } else {
+    return Outcome(req, 400, "required", "$validate needs a resource: POST it as the body");
+  }
+  rapidjson::Document doc;
+  std::string error;
+  if (!fhir::ParseFhirJsonKeepingNumbers(body, doc, &error)) {
+    return Outcome(req, 400, "invalid", base::StrCat("the body is not valid JSON: ", error));
+  }
+  // The body may be the resource or a Parameters resource with parameter "resource"
+  // (http://hl7.org/fhir/R4/resource-operation-validate.html).
+  const rapidjson::Value* res = &doc;
+  if (doc.IsObject() && doc.HasMember("resourceType") && doc["resourceType"].IsString() &&
+      internal::Str(doc["resourceType"]) == "Parameters" && type != "Parameters") {
+    res = nullptr;
+    if (doc.HasMember("parameter") && doc["parameter"].IsArray()) {
+      for (const rapidjson::Value& p : doc["parameter"].GetArray()) {
+        if (p.IsObject() && p.HasMember("name") && p["name"].IsString() &&
+            internal::Str(p["name"]) == "resource" && p.HasMember("resource")) {
+          res = &p["resource"];
+        }
+      }
+    }
+    if (res == nullptr) {
+      return Outcome(req, 400, "required", "the Parameters body has no parameter \"resource\"");
+    }
+  }
+  std::vector<fhir::ValidationIssue> issues = fhir::ValidateResource(*res);
+  if (res->IsObject() && res->HasMember("resourceType") && (*res)["resourceType"].IsString() &&
+      internal::Str((*res)["resourceType"]) != type) {
+    issues.push_back({.severity = fhir::ValidationIssue::Severity::kError,
+                      .code = "invalid",
+                      .message = base::StrCat("the resource is not a ", type),
+                      .expression = "resourceType"});
+  }
+  // $validate answers 200 with the outcome whether or not the resource is valid.
+  return Fhir(req, 200, fhir::ValidationOutcomeJson(issues));
 }
 
 HttpResponse FhirApi::Everything(const HttpRequest& req) const {
@@ -1145,7 +1216,8 @@ void FhirApi::Register(net::HttpServer& http) {
                     {{"GET", bind(&FhirApi::Read)},
                      {"PUT", bind(&FhirApi::Update)},
                      {"DELETE", bind(&FhirApi::Delete)},
-                     {"PATCH", bind(&FhirApi::Patch)}},
+                     {"PATCH", bind(&FhirApi::Patch)},
+                     {"POST", bind(&FhirApi::TypeOperation)}},
                     [](const HttpRequest& r) {
                       std::string id = r.PathParam("id");
                       if (!id.empty() && id[0] == '$') {

@@ -70,6 +70,12 @@ class FhirApi {
   net::HttpResponse Patch(const net::HttpRequest& req) const;
   // GET|POST /fhir/{type}/{id}/{$op}: Patient/{id}/$everything (others 501).
   net::HttpResponse InstanceOperation(const net::HttpRequest& req) const;
+  // $validate (http://hl7.org/fhir/R4/resource-operation-validate.html): POST /{type}/$validate
+  // and POST /{type}/{id}/$validate with the resource (or a Parameters body holding it), GET
+  // /{type}/{id}/$validate for the stored version. 200 with an OperationOutcome either way.
+  net::HttpResponse Validate(const net::HttpRequest& req) const;
+  // POST /{type}/{id} where {id} is an operation name ($validate).
+  net::HttpResponse TypeOperation(const net::HttpRequest& req) const;
 
  private:
   net::HttpResponse History(const net::HttpRequest& req, std::string type, std::string id) const;

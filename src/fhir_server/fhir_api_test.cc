@@ -107,6 +107,93 @@ TEST_F(FhirApiTest, CrudWithHeaders) {
   EXPECT_FALSE(h["entry"][0].HasMember("resource"));
 }
 
+// Writes are checked against the R4 StructureDefinitions (fhir/validator.h): 400 with the
+// elements named, nothing stored. Expected paths from the R4 Patient and Observation definitions:
+// Patient.gender is a code bound (required) to administrative-gender; Observation.status and
+// .code are 1..1; Patient.birthDate is a date.
+TEST_F(FhirApiTest, InvalidResourcesAreRefusedWithTheElementPath) {
+  auto bad_code = api_->Create(Req("POST", "/fhir/Patient", {{"type", "Patient"}},
+                                   R"({"resourceType":"Patient","gender":"yes"})"));
+  EXPECT_EQ(bad_code.status, 400);
+  EXPECT_THAT(bad_code.body, HasSubstr("Patient.gender"));
+  EXPECT_THAT(bad_code.body, HasSubstr("OperationOutcome"));
+  auto missing = api_->Create(Req("POST", "/fhir/Observation", {{"type", "Observation"}},
+                                  R"({"resourceType":"Observation"})"));
+  EXPECT_EQ(missing.status, 400);
+  EXPECT_THAT(missing.body, HasSubstr("Observation.status"));
+  EXPECT_THAT(missing.body, HasSubstr("Observation.code"));
+  auto unknown = api_->Update(Req("PUT", "/fhir/Patient/v1", {{"type", "Patient"}, {"id", "v1"}},
+                                  R"({"resourceType":"Patient","id":"v1","colour":"red"})"));
+  EXPECT_EQ(unknown.status, 400);
+  EXPECT_THAT(unknown.body, HasSubstr("Patient.colour"));
+  EXPECT_THAT(unknown.body, ::testing::Not(HasSubstr("red")));  // no values in errors
+  EXPECT_EQ(api_->Read(Req("GET", "/fhir/Patient/v1", {{"type", "Patient"}, {"id", "v1"}})).status,
+            404);
+  // A transaction with one invalid entry stores nothing and names the entry.
+  auto tx = api_->Transaction(Req("POST", "/fhir", {}, R"({"resourceType":"Bundle","type":"transaction",
+      "entry":[{"resource":{"resourceType":"Patient","active":true},
+                "request":{"method":"POST","url":"Patient"}},
+               {"resource":{"resourceType":"Patient","birthDate":"1980-13-45"},
+                "request":{"method":"POST","url":"Patient"}}]})"));
+  EXPECT_EQ(tx.status, 400);
+  EXPECT_THAT(tx.body, HasSubstr("Bundle.entry[1].resource"));
+  EXPECT_THAT(tx.body, HasSubstr("Patient.birthDate"));
+  auto list = store_->List("Patient", "", 10);
+  ASSERT_TRUE(list.ok());
+  EXPECT_TRUE(list->empty());
+}
+
+// $validate answers 200 with an OperationOutcome whether or not the resource is valid
+// (http://hl7.org/fhir/R4/resource-operation-validate.html), for a posted resource, a Parameters
+// body, or the stored version.
+TEST_F(FhirApiTest, ValidateOperation) {
+  auto ok = api_->TypeOperation(Req("POST", "/fhir/Patient/$validate",
+                                    {{"type", "Patient"}, {"id", "$validate"}},
+                                    R"({"resourceType":"Patient","active":true})"));
+  EXPECT_EQ(ok.status, 200);
+  auto okj = Json(ok.body);
+  EXPECT_STREQ(okj["resourceType"].GetString(), "OperationOutcome");
+  EXPECT_STREQ(okj["issue"][0]["severity"].GetString(), "information");
+
+  auto bad = api_->TypeOperation(Req("POST", "/fhir/Patient/$validate",
+                                     {{"type", "Patient"}, {"id", "$validate"}},
+                                     R"({"resourceType":"Patient","gender":"yes","active":"1"})"));
+  EXPECT_EQ(bad.status, 200);
+  auto badj = Json(bad.body);
+  std::vector<std::string> where;
+  for (const auto& i : badj["issue"].GetArray()) {
+    EXPECT_STREQ(i["severity"].GetString(), "error");
+    where.push_back(i["expression"][0].GetString());
+  }
+  EXPECT_THAT(where, ::testing::UnorderedElementsAre("Patient.gender", "Patient.active"));
+
+  auto params = api_->TypeOperation(Req(
+      "POST", "/fhir/Observation/$validate", {{"type", "Observation"}, {"id", "$validate"}},
+      R"({"resourceType":"Parameters","parameter":[{"name":"resource",
+          "resource":{"resourceType":"Observation","status":"final"}}]})"));
+  EXPECT_EQ(params.status, 200);
+  EXPECT_THAT(params.body, HasSubstr("Observation.code"));
+  auto wrong_type = api_->TypeOperation(Req("POST", "/fhir/Observation/$validate",
+                                            {{"type", "Observation"}, {"id", "$validate"}},
+                                            R"({"resourceType":"Patient"})"));
+  EXPECT_THAT(wrong_type.body, HasSubstr("not a Observation"));
+
+  ASSERT_EQ(api_->Update(Req("PUT", "/fhir/Patient/s1", {{"type", "Patient"}, {"id", "s1"}},
+                             R"({"resourceType":"Patient","id":"s1","active":true})"))
+                .status,
+            201);
+  auto stored = api_->InstanceOperation(Req("GET", "/fhir/Patient/s1/$validate",
+                                            {{"type", "Patient"}, {"id", "s1"}, {"op", "$validate"}}));
+  EXPECT_EQ(stored.status, 200);
+  EXPECT_STREQ(Json(stored.body)["issue"][0]["severity"].GetString(), "information");
+  auto missing = api_->InstanceOperation(Req("GET", "/fhir/Patient/nope/$validate",
+                                             {{"type", "Patient"}, {"id", "nope"}, {"op", "$validate"}}));
+  EXPECT_EQ(missing.status, 404);
+  auto not_json = api_->TypeOperation(Req("POST", "/fhir/Patient/$validate",
+                                          {{"type", "Patient"}, {"id", "$validate"}}, "{"));
+  EXPECT_EQ(not_json.status, 400);
+}
+
 TEST_F(FhirApiTest, ErrorsAreOperationOutcomes) {
   auto unknown = api_->Read(Req("GET", "/fhir/Nope/1", {{"type", "Nope"}, {"id", "1"}}));
   EXPECT_EQ(unknown.status, 404);
@@ -487,12 +574,12 @@ TEST_F(FhirRestApiTest, PatientEverything) {
       {}, R"({"resourceType":"Parameters","parameter":[{"name":"_type","valueCode":"Encounter"}]})",
       {{"content-type", "application/fhir+json"}}));
   EXPECT_THAT(ids(Json(post.body)), ::testing::ElementsAre("Encounter/e1"));
-  // Unknown patient 404, deleted 410; other operations 501.
+  // Unknown patient 404, deleted 410; operations we do not have 501.
   EXPECT_EQ(everything("nobody", {}).status, 404);
   ASSERT_TRUE(store_->Delete("Patient", "p1").ok());
   EXPECT_EQ(everything("p1", {}).status, 410);
-  EXPECT_EQ(api_->InstanceOperation(Call("GET", "/fhir/Patient/p0/$validate",
-                                         {{"type", "Patient"}, {"id", "p0"}, {"op", "$validate"}}))
+  EXPECT_EQ(api_->InstanceOperation(Call("GET", "/fhir/Patient/p0/$lookup",
+                                         {{"type", "Patient"}, {"id", "p0"}, {"op", "$lookup"}}))
                 .status,
             501);
 }
@@ -537,7 +624,9 @@ TEST_F(FhirRestApiTest, CapabilityStatementListsTheNewInteractions) {
     std::vector<std::string> codes;
     for (const auto& i : res["interaction"].GetArray()) codes.push_back(i["code"].GetString());
     EXPECT_THAT(codes, ::testing::Contains("patch"));
-    EXPECT_STREQ(res["operation"][0]["name"].GetString(), "everything");
+    std::vector<std::string> ops;
+    for (const auto& o : res["operation"].GetArray()) ops.push_back(o["name"].GetString());
+    EXPECT_THAT(ops, ::testing::UnorderedElementsAre("everything", "validate"));
     return;
   }
   FAIL() << "no Patient";

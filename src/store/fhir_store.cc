@@ -12,6 +12,7 @@
 #include "absl/time/time.h"
 #include "base/status_macros.h"
 #include "base/str.h"
+#include "fhir/validator.h"
 #include "rapidjson/document.h"
 #include "rapidjson/error/en.h"
 #include "rapidjson/memorystream.h"
@@ -309,6 +310,25 @@ absl::Status CheckResource(const Value& res, std::string_view where, std::string
   return absl::OkStatus();
 }
 
+// The R4 StructureDefinition checks (fhir/validator.h) of a resource that passed CheckResource:
+// kInvalidArgument listing the first errors as "<element>: <problem>" (element paths and type
+// names only, never values: the message may reach logs and dead-letter reasons).
+absl::Status ValidateR4(const Value& res, std::string_view where) {
+  std::vector<fhir::ValidationIssue> issues = fhir::ValidateResource(res);
+  if (!fhir::HasErrors(issues)) return absl::OkStatus();
+  constexpr int kShown = 5;
+  std::string msg = base::StrCat(where, " is not a valid FHIR R4 resource: ");
+  int errors = 0;
+  for (const fhir::ValidationIssue& i : issues) {
+    if (i.severity != fhir::ValidationIssue::Severity::kError) continue;
+    if (++errors > kShown) continue;
+    if (errors > 1) msg += "; ";
+    base::StrAppend(&msg, i.expression, ": ", i.message);
+  }
+  if (errors > kShown) base::StrAppend(&msg, "; and ", errors - kShown, " more");
+  return absl::InvalidArgumentError(msg);
+}
+
 absl::Status StepDone(db::Statement* s) {
   absl::Status st = s->Step().status();
   s->Reset();
@@ -434,6 +454,7 @@ struct FhirOp {
   db::Connection& conn;
   int64_t now;
   std::string now_text;
+  bool validate = true;  // PATCH results are checked against the R4 StructureDefinitions
 
   FhirOp(FhirStore& s, db::Connection& c)
       : store(s), conn(c), now(s.NowMillisAsMicros()), now_text(FhirInstant(now)) {}
@@ -563,6 +584,11 @@ struct FhirOp {
     if (absl::Status st = CheckResource(doc, "the patched resource", type); !st.ok()) {
       return WithHttpStatus(st, 422);
     }
+    if (validate) {
+      if (absl::Status st = ValidateR4(doc, "the patched resource"); !st.ok()) {
+        return WithHttpStatus(st, 422);
+      }
+    }
     if (StringMember(doc, "id") != id) {
       return WithHttpStatus(
           absl::InvalidArgumentError("the patched resource's id must stay the resource's id"),
@@ -673,6 +699,7 @@ absl::StatusOr<FhirWriteResult> FhirStore::Create(std::string_view type, std::st
   Doc doc;
   ISTHMUS_RETURN_IF_ERROR(ParseJson(json, doc, "the resource"));
   ISTHMUS_RETURN_IF_ERROR(CheckResource(doc, "resource", type));
+  if (o.validate) ISTHMUS_RETURN_IF_ERROR(ValidateR4(doc, "the resource"));
   FhirWriteResult out;
   ISTHMUS_RETURN_IF_ERROR(writer_.Run([&](db::Connection& conn) -> absl::Status {
     if (!o.if_none_exist.empty()) {
@@ -700,6 +727,7 @@ absl::StatusOr<FhirWriteResult> FhirStore::ConditionalUpdate(std::string_view ty
   Doc doc;
   ISTHMUS_RETURN_IF_ERROR(ParseJson(json, doc, "the resource"));
   ISTHMUS_RETURN_IF_ERROR(CheckResource(doc, "resource", type));
+  if (o.validate) ISTHMUS_RETURN_IF_ERROR(ValidateR4(doc, "the resource"));
   const std::string body_id(StringMember(doc, "id"));
   FhirWriteResult out;
   ISTHMUS_RETURN_IF_ERROR(writer_.Run([&](db::Connection& conn) -> absl::Status {
@@ -753,6 +781,7 @@ absl::StatusOr<FhirWriteResult> FhirStore::Patch(std::string_view type, std::str
   FhirWriteResult out;
   ISTHMUS_RETURN_IF_ERROR(writer_.Run([&](db::Connection& conn) -> absl::Status {
     FhirOp op(*this, conn);
+    op.validate = o.validate;
     ISTHMUS_ASSIGN_OR_RETURN(
         out, op.Patch(type, id, o.if_match_version, content_type, patch, patcher, nullptr));
     return absl::OkStatus();
@@ -766,6 +795,7 @@ absl::StatusOr<FhirWriteResult> FhirStore::Update(std::string_view type, std::st
   Doc doc;
   ISTHMUS_RETURN_IF_ERROR(ParseJson(json, doc, "the resource"));
   ISTHMUS_RETURN_IF_ERROR(CheckResource(doc, "resource", type));
+  if (o.validate) ISTHMUS_RETURN_IF_ERROR(ValidateR4(doc, "the resource"));
   std::string_view body_id = StringMember(doc, "id");
   if (body_id.empty()) {
     return absl::InvalidArgumentError("resource.id is missing: an update needs the id in the body");
@@ -1115,6 +1145,13 @@ absl::StatusOr<FhirTransactionResult> FhirStore::ApplyTransaction(db::Connection
     for (rapidjson::SizeType i = 0; i < list->Size(); ++i) {
       entries[i].index = static_cast<int>(i);
       entries[i].prepared = Prepare((*list)[i], entries[i]);
+      if (entries[i].prepared.ok() && o.validate) {
+        if (const Value* res = Member((*list)[i], "resource");
+            res != nullptr && (entries[i].method == "POST" || entries[i].method == "PUT")) {
+          entries[i].prepared = ValidateR4(*res, base::StrCat(EntryPath(static_cast<int>(i)),
+                                                              ".resource"));
+        }
+      }
       if (!batch && !entries[i].prepared.ok()) return entries[i].prepared;
     }
   }
@@ -1215,6 +1252,7 @@ absl::StatusOr<FhirTransactionResult> FhirStore::ApplyTransaction(db::Connection
     }
   }
   FhirOp op(*this, conn);
+  op.validate = o.validate;
   auto run = [&](Entry& e) -> absl::Status {
     if (e.method == "DELETE") {
       if (e.id.empty()) {  // a condition that matched nothing

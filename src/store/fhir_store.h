@@ -131,6 +131,9 @@ using FhirPatcher = std::function<absl::StatusOr<std::string>(
 // Optional checks of a write.
 struct FhirWriteOptions {
   int64_t if_match_version = 0;  // > 0: the current version must be this one (412 otherwise)
+  // Check the resource against the R4 StructureDefinitions (fhir/validator.h) before writing:
+  // kInvalidArgument naming the elements (400); a PATCH result that fails is 422.
+  bool validate = true;
   // Create: If-None-Exist (the search part of a URL); needs `matcher`.
   std::string if_none_exist;
   const FhirMatcher* matcher = nullptr;  // conditional interactions; must outlive the call
@@ -151,6 +154,10 @@ struct FhirHistoryPage {
 
 struct FhirTransactionOptions {
   bool return_resources = false;  // entry.resource in the response (Prefer: return=representation)
+  // Check every entry's resource against the R4 StructureDefinitions (fhir/validator.h): an
+  // invalid one fails the transaction (a batch entry alone), naming Bundle.entry[i] and the
+  // elements. PATCH entries check their result.
+  bool validate = true;
   // Conditional entries (ifNoneExist, PUT/DELETE Type?query) and conditional references;
   // without it they are kUnimplemented.
   const FhirMatcher* matcher = nullptr;

@@ -181,7 +181,9 @@ TEST_F(FhirStoreTest, HistoryNewestFirstWithSinceAndPaging) {
   for (int i = 0; i < 5; ++i) {
     ASSERT_TRUE(store_->Update("Patient", "p1", R"({"resourceType":"Patient","id":"p1"})").ok());
     clock_.Advance(absl::Seconds(10));
-    ASSERT_TRUE(store_->Create("Observation", R"({"resourceType":"Observation"})").ok());
+    ASSERT_TRUE(store_->Create("Observation", R"({"resourceType":"Observation","status":"final",
+                                                   "code":{"text":"x"}})")
+                    .ok());
     clock_.Advance(absl::Seconds(10));
   }
   ASSERT_TRUE(store_->Delete("Patient", "p1").ok());

@@ -9,6 +9,7 @@ and back through next/previous/first/last links while resources are written.
 import datetime
 import json
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -32,6 +33,25 @@ def get(port, path, params):
 def match_ids(bundle):
     return {(e["resource"]["resourceType"], e["resource"]["id"]) for e in bundle.get("entry", [])
             if e.get("search", {}).get("mode") == "match"}
+
+
+def known_converter_errors():
+    """The element paths of src/fhir/validator_corpus_known.txt's "pairs" lines."""
+    known = set()
+    with open(os.path.join(ROOT, "src", "fhir", "validator_corpus_known.txt")) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) == 3 and parts[0] == "pairs":
+                known.add(parts[2])
+    return known
+
+
+def invalid_elements(outcome):
+    """The elements an OperationOutcome's "not a valid FHIR R4 resource" diagnostics name,
+    indices removed ("MessageHeader.destination[0].endpoint" -> "MessageHeader.destination.endpoint")."""
+    text = json.loads(outcome)["issue"][0]["diagnostics"]
+    text = text.split("not a valid FHIR R4 resource: ", 1)[1].split("; and ")[0]
+    return {re.sub(r"\[\d+\]", "", item.split(": ", 1)[0]) for item in text.split("; ")}
 
 
 class FhirSearchTest(unittest.TestCase):
@@ -174,18 +194,28 @@ class FhirSearchTest(unittest.TestCase):
         for i, b in enumerate(bundles):
             status, _, body = http(port, "POST", "/fhir", json.dumps(b))
             if status != 200:
-                failed.append((i, status, body[:200]))
+                failed.append((i, status, body[:2000]))
         load_seconds = time.time() - started
         # The store refuses a transaction with two entries for one resource; the converter emits
         # a few such Bundles today (a converter matter, not search's): they are left out, any
         # other failure fails the test.
         duplicates = [f for f in failed if "change the same resource" in f[2]]
-        self.assertEqual([f for f in failed if f not in duplicates], [])
+        # Writes are checked against the R4 StructureDefinitions: Bundles refused only for the
+        # converter's known validation errors (src/fhir/validator_corpus_known.txt, the "pairs"
+        # lines) are left out too; an error of any other kind fails the test.
+        known = known_converter_errors()
+        invalid = [f for f in failed if f not in duplicates and "not a valid FHIR R4 resource" in f[2]
+                   and invalid_elements(f[2]) <= known]
+        self.assertEqual([f[:2] + (invalid_elements(f[2]) - known,) for f in failed
+                          if f not in duplicates and f not in invalid], [])
         self.assertLess(len(duplicates), len(bundles) // 10, duplicates)
         if duplicates:
             print("\ncorpus: %d of %d Bundles refused (two entries for one resource): %s"
                   % (len(duplicates), len(bundles), [f[0] for f in duplicates]))
-        refused = {f[0] for f in duplicates}
+        if invalid:
+            print("\ncorpus: %d of %d Bundles refused for known converter validation errors: %s"
+                  % (len(invalid), len(bundles), [f[0] for f in invalid]))
+        refused = {f[0] for f in duplicates + invalid}
         # What the Bundles hold, by the last entry written for each resource.
         resources = {}
         for i, b in enumerate(bundles):

@@ -17,7 +17,14 @@ absl::StatusOr<std::unique_ptr<FhirLocalDestination>> FhirLocalDestination::Crea
 
 absl::Status FhirLocalDestination::ApplyOne(db::Connection& conn, const core::Delivery& d,
                                             int64_t now) {
-  absl::StatusOr<store::FhirTransactionResult> r = opts_.fhir->ApplyTransaction(conn, d.payload);
+  // The converter's Bundles are not checked against the R4 StructureDefinitions here yet: a few
+  // of its known gaps (src/fhir/validator_corpus_test.cc lists them) would dead-letter common
+  // messages. They are schema-valid (tests/tools/fhir_schema_validate.mjs) and REST writes are
+  // fully validated.
+  store::FhirTransactionOptions o;
+  o.validate = false;
+  absl::StatusOr<store::FhirTransactionResult> r =
+      opts_.fhir->ApplyTransaction(conn, d.payload, o);
   if (!r.ok()) {
     // Store trouble (busy, full) is retried; anything about the Bundle is not.
     if (core::IsRetryable(r.status())) return r.status();
