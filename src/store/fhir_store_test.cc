@@ -205,7 +205,9 @@ TEST_F(FhirStoreTest, HistoryNewestFirstWithSinceAndPaging) {
   // Paging survives concurrent writes: a new version does not shift the next page.
   auto type_page = store_->History({.type = "Observation", .count = 2});
   ASSERT_TRUE(type_page.ok());
-  ASSERT_TRUE(store_->Create("Observation", R"({"resourceType":"Observation"})").ok());
+  ASSERT_TRUE(store_->Create("Observation", R"({"resourceType":"Observation","status":"final",
+                                                 "code":{"text":"x"}})")
+                  .ok());
   auto type_next = store_->History(
       {.type = "Observation", .count = 10, .before_seq = type_page->next_before_seq});
   ASSERT_TRUE(type_next.ok());
@@ -336,6 +338,27 @@ TEST_F(FhirStoreTest, BatchAppliesEntriesIndependently) {
   EXPECT_STREQ(resp["entry"][3]["response"]["status"].GetString(), "404 Not Found");
   EXPECT_STREQ(resp["entry"][4]["response"]["status"].GetString(), "400 Bad Request");
   EXPECT_EQ(Count("SELECT COUNT(*) FROM fhir_resource_versions"), 1);
+}
+
+// With validation on (the default), an invalid entry of a batch fails alone, naming the entry
+// and the element (R4 Patient.gender is bound to administrative-gender, required); with
+// validate = false (the fhir_local destination) the same entry is stored.
+TEST_F(FhirStoreTest, BatchEntryFailingValidationFailsAlone) {
+  const std::string bundle = R"({"resourceType":"Bundle","type":"batch","entry":[
+    {"resource":{"resourceType":"Patient","id":"ok"},"request":{"method":"PUT","url":"Patient/ok"}},
+    {"resource":{"resourceType":"Patient","id":"bad","gender":"x"},
+     "request":{"method":"PUT","url":"Patient/bad"}}]})";
+  auto r = store_->Transaction(bundle);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->failed_entries, 1);
+  EXPECT_THAT(r->first_failure, HasSubstr("Bundle.entry[1].resource"));
+  EXPECT_THAT(r->first_failure, HasSubstr("Patient.gender"));
+  EXPECT_TRUE(store_->Read("Patient", "ok").ok());
+  EXPECT_EQ(store_->Read("Patient", "bad").status().code(), absl::StatusCode::kNotFound);
+  auto unchecked = store_->Transaction(bundle, {.validate = false});
+  ASSERT_TRUE(unchecked.ok()) << unchecked.status();
+  EXPECT_EQ(unchecked->failed_entries, 0);
+  EXPECT_TRUE(store_->Read("Patient", "bad").ok());
 }
 
 TEST_F(FhirStoreTest, ApplyTransactionInsideAnotherOpRollsBackWithIt) {
