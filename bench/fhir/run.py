@@ -34,6 +34,11 @@ P.add_argument("--create-seconds", type=float, default=20, help="duration of the
 P.add_argument("--bundles", type=int, default=60, help="Bundles in the transaction phase")
 P.add_argument("--load-conns", type=int, default=2, help="connections of the load phase")
 P.add_argument("--keep", action="store_true", help="keep the data directory afterwards")
+PHASES = ("create", "transaction", "read", "search-identifier", "search-code-subject")
+P.add_argument("--phases", default=",".join(PHASES),
+               help="phases after the load, comma-separated (default all: %s)" % ",".join(PHASES))
+P.add_argument("--server", action="append", default=[], metavar="KEY=VALUE",
+               help="a key of the config's server section, e.g. http_threads=2 (repeatable)")
 A = P.parse_args()
 
 BUILD = os.path.abspath(A.build)
@@ -95,6 +100,8 @@ def start_server():
     config = os.path.join(WORK, "fhir-only.yaml")
     with open(config, "w") as f:
         f.write("# written by bench/fhir/run.py: the FHIR server alone\nlisteners: []\nchannels: []\n")
+        if A.server:
+            f.write("server:\n" + "".join("  %s: %s\n" % tuple(kv.split("=", 1)) for kv in A.server))
     proc = subprocess.Popen([ISTHMUS, "serve", "--config", config, "--data", os.path.join(WORK, "data"),
                              "--http", "127.0.0.1:0", "--ready-file", ready],
                             stdout=logf, stderr=subprocess.STDOUT)
@@ -187,16 +194,21 @@ def main():
               "--ids-out", IDS, "--progress", 10)
         info["db_mb_after_load"] = round(db_mb())
         log("database after load: %.0f MB" % info["db_mb_after_load"])
-        phase("create", ">= 5,000/s", "create", 16, "--seconds", A.create_seconds, "--tag", "C")
-        phase("transaction (500 entries)", ">= 20,000/s", "transaction", 2, "--requests", A.bundles, "--tag", "T")
-        for conns in (1, 8):
-            phase("read", "p99 <= 2 ms", "read", conns, "--seconds", A.seconds, "--ids", IDS, "--warmup", 50)
-        for conns in (1, 8):
-            phase("search Patient?identifier", "p99 <= 10 ms", "search-identifier", conns, "--seconds", A.seconds,
-                  "--ids", IDS, "--warmup", 50)
-        for conns in (1, 8):
-            phase("search Observation?code&subject", "p99 <= 10 ms", "search-code-subject", conns,
-                  "--seconds", A.seconds, "--ids", IDS, "--warmup", 50)
+        phases = [p for p in A.phases.split(",") if p]
+        unknown = set(phases) - set(PHASES)
+        if unknown:
+            raise SystemExit("unknown phase(s) %s (expected %s)" % (", ".join(sorted(unknown)), ", ".join(PHASES)))
+        if "create" in phases:
+            phase("create", ">= 5,000/s", "create", 16, "--seconds", A.create_seconds, "--tag", "C")
+        if "transaction" in phases:
+            phase("transaction (500 entries)", ">= 20,000/s", "transaction", 2, "--requests", A.bundles,
+                  "--tag", "T")
+        for mode, name, target in (("read", "read", "p99 <= 2 ms"),
+                                   ("search-identifier", "search Patient?identifier", "p99 <= 10 ms"),
+                                   ("search-code-subject", "search Observation?code&subject", "p99 <= 10 ms")):
+            if mode in phases:
+                for conns in (1, 8):
+                    phase(name, target, mode, conns, "--seconds", A.seconds, "--ids", IDS, "--warmup", 50)
         info["db_mb_end"] = round(db_mb())
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -207,6 +219,7 @@ def main():
             proc.wait()
     info["fsync_per_s_end"] = fsync_per_s()
     info["resources_loaded"] = A.resources
+    info["server_keys"] = A.server
     if not A.keep:
         shutil.rmtree(os.path.join(WORK, "data"), ignore_errors=True)
     with open(os.path.join(OUT, "results.jsonl"), "w") as f:
@@ -241,6 +254,8 @@ def report(rows, m):
     out.append("Run: %s, commit %s. Loaded %s resources; database %s MB after the load, %s MB at the end."
                % (m["date"], m["commit"], format(rows[0]["resources"], ","), format(m["db_mb_after_load"], ","),
                   format(m.get("db_mb_end", 0), ",")))
+    if m.get("server_keys"):
+        out.append("Server config keys: %s." % ", ".join(m["server_keys"]))
     out.append("")
     out.append("| phase | stored before | conns | requests | resources/s | p50 ms | p99 ms | max ms | target | "
                "RSS first → max → last MB | errors | load avg start/end |")

@@ -14,6 +14,10 @@
 #   FHIR_BENCH_SECONDS    seconds of each create/read/search phase (default 20; 10 with --quick)
 #   FHIR_BENCH_CMAKE_ARGS extra CMake arguments
 #   FHIR_BENCH_KEEP=1     keep the data directory (BUILD/fhir-work/data) afterwards
+#   FHIR_BENCH_PHASES     phases after the load, comma-separated (default all: create,transaction,
+#                         read,search-identifier,search-code-subject)
+#   FHIR_BENCH_SERVER     server config keys for the run, space-separated KEY=VALUE (e.g.
+#                         "http_threads=2 sqlite_cache=256MiB")
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -42,5 +46,7 @@ log "fhir_load"
 log "run: $RESOURCES resources (load average $(cut -d' ' -f1 /proc/loadavg))"
 KEEP=()
 [[ "${FHIR_BENCH_KEEP:-0}" == 1 ]] && KEEP=(--keep)
+[[ -n "${FHIR_BENCH_PHASES:-}" ]] && KEEP+=(--phases "$FHIR_BENCH_PHASES")
+for kv in ${FHIR_BENCH_SERVER:-}; do KEEP+=(--server "$kv"); done
 "$PY" "$ROOT/bench/fhir/run.py" --build "$BUILD" --resources "$RESOURCES" \
   --seconds "$SECONDS_PER_PHASE" --create-seconds "$SECONDS_PER_PHASE" --bundles "$BUNDLES" "${KEEP[@]}"

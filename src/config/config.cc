@@ -21,7 +21,7 @@ using base::StrAppend;
 using base::StrCat;
 
 constexpr std::string_view kTopKeys[] = {"server", "listeners", "channels", "destinations"};
-constexpr std::string_view kServerKeys[] = {"data_dir", "http_address", "threads"};
+constexpr std::string_view kServerKeys[] = {"data_dir", "http_address", "threads", "http_threads"};
 constexpr std::string_view kListenerKeys[] = {
     "name",          "type",          "address",         "channel", "ack_mode", "max_frame_bytes",
     "idle_timeout", "frame_timeout", "max_connections", "allow",   "tls"};
@@ -272,6 +272,8 @@ class Reader {
         Address(val, k, &s->http_address, &s->http);
       } else if (k == "threads") {
         Int(val, k, 0, 1024, &s->threads);
+      } else if (k == "http_threads") {
+        Int(val, k, 1, 1024, &s->http_threads);
       }
     }
   }

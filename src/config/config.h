@@ -75,6 +75,9 @@ struct ServerSettings {
   std::string http_address = "127.0.0.1:8080";  // FHIR, admin API, dashboard, metrics
   HostPort http;                                // http_address, parsed
   int threads = 0;                              // network threads; 0 = one per CPU core
+  // Threads that run HTTP handlers (FHIR, admin API). A FHIR write waits on its handler thread
+  // for the durable commit, so concurrent writes share a commit only up to this many.
+  int http_threads = 16;
 };
 
 enum class AckMode { kAfterPersist, kAfterProcessing, kEnhanced, kNone };

@@ -88,6 +88,7 @@ TEST(ConfigTest, DefaultsOfAMinimalConfig) {
   EXPECT_EQ(cfg.server.http_address, "127.0.0.1:8080");
   EXPECT_EQ(cfg.server.http.port, 8080);
   EXPECT_EQ(cfg.server.threads, 0);
+  EXPECT_EQ(cfg.server.http_threads, 16);
   const Listener& l = cfg.listeners[0];
   EXPECT_EQ(l.type, "mllp");
   EXPECT_EQ(l.address, "127.0.0.1:2575");
@@ -176,6 +177,8 @@ INSTANTIATE_TEST_SUITE_P(
                   "t.yaml:4:5: unknown key 'acks' in a listener (expected one of: name, type, "
                   "address, channel, ack_mode, max_frame_bytes, idle_timeout, frame_timeout, "
                   "max_connections, allow, tls)"},
+        ErrorCase{"BadHttpThreads", "server:\n  http_threads: 0\n",
+                  "t.yaml:2:17: 'http_threads' must be a whole number from 1 to 1024"},
         ErrorCase{"DuplicateKey", "server:\n  threads: 1\n  threads: 2\n",
                   "t.yaml:3:3: duplicate key 'threads' in server"},
         ErrorCase{"ListNotMap", "listeners: {name: x}\n",

@@ -114,7 +114,9 @@ int RunServe(const ServeOptions& opts) {
 
   // Outlives the server that calls it.
   fhir_server::FhirApi fhir_api(e->fhir_store(), e->fhir_search());
-  net::HttpServer http(loop, net::HttpServerOptions{});
+  net::HttpServerOptions http_opts;
+  http_opts.handler_threads = cfg->server.http_threads;
+  net::HttpServer http(loop, http_opts);
   admin::AdminContext ctx;
   e->FillAdminContext(&ctx);
   ctx.reload = reload;
