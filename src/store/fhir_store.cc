@@ -87,6 +87,7 @@ std::string_view HttpReasonPhrase(int status) {
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 406: return "Not Acceptable";
+    case 409: return "Conflict";
     case 410: return "Gone";
     case 412: return "Precondition Failed";
     case 415: return "Unsupported Media Type";
@@ -103,7 +104,8 @@ std::string_view FhirIssueCode(const absl::Status& s) {
   switch (s.code()) {
     case absl::StatusCode::kInvalidArgument: return "invalid";
     case absl::StatusCode::kNotFound: return "not-found";
-    case absl::StatusCode::kFailedPrecondition: return "conflict";
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kAlreadyExists: return "conflict";
     case absl::StatusCode::kUnimplemented: return "not-supported";
     case absl::StatusCode::kUnavailable:
     case absl::StatusCode::kResourceExhausted: return "transient";
@@ -676,6 +678,18 @@ class FhirStore::ReaderLease {
 
 namespace {
 
+// A conditional update that matched nothing, with an id in the body: an update-as-create,
+// unless a live resource already has that id. It did not match the condition, so overwriting it
+// is not what was asked: 409 (FHIR R5 http.html#cond-update; R4 is silent).
+absl::Status IdFreeForConditionalCreate(FhirOp& op, std::string_view type, std::string_view id) {
+  ISTHMUS_ASSIGN_OR_RETURN(FhirOp::Current cur, op.LoadCurrent(type, id));
+  if (cur.version == 0 || cur.deleted) return absl::OkStatus();
+  return WithHttpStatus(absl::AlreadyExistsError(base::StrCat(
+                            "no ", type, " matches the condition, but the id in the body is "
+                            "already used by a ", type, " that does not match it")),
+                        409);
+}
+
 absl::Status CheckType(std::string_view type) {
   if (IsFhirResourceType(type)) return absl::OkStatus();
   return absl::InvalidArgumentError(
@@ -744,6 +758,7 @@ absl::StatusOr<FhirWriteResult> FhirStore::ConditionalUpdate(std::string_view ty
       return absl::InvalidArgumentError(
           "resource.id is not the id of the resource the condition matches");
     }
+    if (ids.empty()) ISTHMUS_RETURN_IF_ERROR(IdFreeForConditionalCreate(op, type, body_id));
     const std::string id = ids.empty() ? body_id : ids[0];
     ISTHMUS_ASSIGN_OR_RETURN(out, op.Update(type, id, doc, o.if_match_version, nullptr));
     return absl::OkStatus();
@@ -1189,6 +1204,13 @@ absl::StatusOr<FhirTransactionResult> FhirStore::ApplyTransaction(db::Connection
         ISTHMUS_RETURN_IF_ERROR(fail(e, absl::InvalidArgumentError(
             "resource.id is not the id of the resource the condition matches")));
         continue;
+      }
+      if (match.empty() && !body_id.empty()) {
+        FhirOp probe(*this, conn);
+        if (absl::Status st = IdFreeForConditionalCreate(probe, e.type, body_id); !st.ok()) {
+          ISTHMUS_RETURN_IF_ERROR(fail(e, st));
+          continue;
+        }
       }
       e.id = !match.empty() ? match : !body_id.empty() ? std::string(body_id) : NewId();
     }

@@ -509,6 +509,18 @@ TEST_F(FhirConditionalTest, ConditionalUpdateAndDelete) {
   auto with_id = store_->ConditionalUpdate("Patient", "identifier=u2", Pat("given", "u2"), Cond());
   ASSERT_TRUE(with_id.ok()) << with_id.status();
   EXPECT_EQ(with_id->version.id, "given");
+  // No match, but the body's id belongs to a live resource that does not match: 409, untouched
+  // (in a transaction too, naming the entry).
+  auto taken = store_->ConditionalUpdate("Patient", "identifier=u9", Pat("given", "u9"), Cond());
+  EXPECT_EQ(store::FhirHttpStatus(taken.status()), 409) << taken.status();
+  EXPECT_EQ(store_->Read("Patient", "given")->version_id, 1);
+  auto tx = store_->Transaction(
+      R"({"resourceType":"Bundle","type":"transaction","entry":[{"resource":)" +
+          Pat("given", "u9") + R"(,"request":{"method":"PUT","url":"Patient?identifier=u9"}}]})",
+      {.matcher = &matcher_});
+  EXPECT_EQ(store::FhirHttpStatus(tx.status()), 409) << tx.status();
+  EXPECT_THAT(std::string(tx.status().message()), HasSubstr("Bundle.entry[0]"));
+  EXPECT_EQ(store_->Read("Patient", "given")->version_id, 1);
   // Two matches: 412.
   ASSERT_TRUE(store_->Update("Patient", "dup", Pat("dup", "u2")).ok());
   EXPECT_EQ(store_->ConditionalUpdate("Patient", "identifier=u2", Pat("", "u2"), Cond())
