@@ -342,6 +342,7 @@ class Run {
   char seps_[3];
   fhir::BundleBuilder* bundle_ = nullptr;
   int owner_ = -1;  // the instance whose segment map is running (type: segment-resource)
+  size_t cur_segment_ = 0;  // the segment whose entry is being applied
   // Resources the `as:` rules of the segment map being run made (Rule::as_slot), for `into:`.
   Tree::NodeId slots_[Rule::kMaxSlots];
   std::string_view control_id_;
@@ -742,8 +743,21 @@ void Run::Apply(const Rule& rule, Val v, Tree::NodeId base, const Vocabulary* in
   const Vocabulary* vocab = rule.inherit_vocabulary ? inherited : rule.vocabulary;
   s_.rule_stack.push_back(&rule);
   if (rule.conversion == Conversion::kSegmentResource) {
-    if (owner_ >= 0) {
-      const Instance& owner = s_.instances[owner_];
+    // The resource of the segment map being run, or (with `resource`) the last resource of that
+    // type an earlier entry made from this same segment (the Condition of this DG1).
+    int target = owner_;
+    if (!rule.resource.empty()) {
+      target = -1;
+      for (size_t i = s_.instances.size(); i-- > 0;) {
+        if (s_.instances[i].segment == cur_segment_ &&
+            s_.instances[i].type == rule.resource) {
+          target = static_cast<int>(i);
+          break;
+        }
+      }
+    }
+    if (target >= 0) {
+      const Instance& owner = s_.instances[target];
       Tree::NodeId rn = t_.Member(Resolve(base, rule.element, K::kObject), "reference", K::kString);
       std::string& text = s_.scratch;
       text.assign(owner.type);
@@ -967,6 +981,7 @@ void Run::ApplyEntry(const MessageEntry& e, size_t seg) {
   }
   s_.applied.push_back({&e, inst, group});
   owner_ = inst;
+  cur_segment_ = seg;
   if (e.map != nullptr) RunSegmentMap(*e.map, sv, group, s_.instances[inst].node);
   owner_ = -1;
 }

@@ -161,6 +161,34 @@ TEST(Converter, RepeatJoinJoinsTheRepetitions) {
   EXPECT_TRUE(Has(r.json, R"({"url":"text","valueString":"White+Asian"})")) << r.json.substr(0, 3000);
 }
 
+TEST(Converter, SegmentResourceOfATypeIsTheOneThisSegmentMade) {
+  // DG1[Encounter]: each DG1's diagnosis refers to the Condition made from that same DG1
+  // (type segment-resource with resource: Condition), not the first Condition in scope.
+  constexpr char kAdt[] =
+      "MSH|^~\\&|REG|HOSP|EHR|HOSP|20240102080000||ADT^A01^ADT_A01|C4|P|2.5.1\r"
+      "EVN|A01|20240102080000\r"
+      "PID|1||111^^^HOSP^MR||DOE^JOHN\r"
+      "PV1|1|I\r"
+      "DG1|1||I10^Hypertension^I10|||A|||||||||1\r"
+      "DG1|2||E11^Diabetes^I10|||W|||||||||2\r";
+  ConvertResult r = Convert(kAdt);
+  const std::string& j = r.json;
+  auto id_after = [&](std::string_view marker) {
+    size_t p = j.find(marker);
+    if (p == std::string::npos) return std::string();
+    constexpr std::string_view kCondition = R"("resourceType":"Condition","id":")";
+    size_t q = j.rfind(kCondition, p);
+    return q == std::string::npos ? std::string() : j.substr(q + kCondition.size(), 36);
+  };
+  std::string htn = id_after("Hypertension"), dm = id_after("Diabetes");
+  ASSERT_FALSE(htn.empty()) << j;
+  ASSERT_FALSE(dm.empty()) << j;
+  EXPECT_NE(htn, dm);
+  EXPECT_TRUE(Has(j, R"("diagnosis":[{"condition":{"reference":"Condition/)" + htn +
+                         R"("},"use":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/diagnosis-role","code":"AD","display":"Admission Diagnosis"}]},"rank":1},{"condition":{"reference":"Condition/)" + dm))
+      << j;
+}
+
 TEST(Converter, DeterministicAndIdempotent) {
   ConvertResult a = Convert(kOru), b = Convert(kOru);
   EXPECT_EQ(a.json, b.json);

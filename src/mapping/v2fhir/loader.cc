@@ -203,7 +203,7 @@ class Compiler {
         rule.when = std::move(*c);
       }
       YAML::Node el = r["element"];
-      if (!el.IsDefined() && r["resource"].IsDefined()) {
+      if (!el.IsDefined() && r["resource"].IsDefined() && r["datatype"].IsDefined()) {
         rule.no_reference = true;  // the resource is made, nothing here refers to it
       } else if (!el.IsDefined()) {
         errors.Add(r, "a rule needs an 'element'");
@@ -293,8 +293,9 @@ class Compiler {
       }
       if (YAML::Node res = r["resource"]; res.IsDefined()) {
         rule.resource = Scalar(res);
-        if (rule.datatype == nullptr) {
-          errors.Add(res, "'resource' needs a 'datatype' map that builds the resource");
+        if (rule.datatype == nullptr && rule.conversion != Conversion::kSegmentResource) {
+          errors.Add(res, "'resource' needs a 'datatype' map that builds the resource (or type "
+                          "segment-resource: the resource of that type this segment made)");
           continue;
         }
       }
