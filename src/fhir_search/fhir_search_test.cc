@@ -341,6 +341,66 @@ TEST_F(SearchTest, UriAndMissing) {
   EXPECT_THAT(Sorted("ValueSet", {{"url:missing", "false"}}), ElementsAre("v1", "v2"));
 }
 
+// Several parameters are ANDed whatever their order and whichever of them drives the query
+// (the most selective, e.g. a reference or identifier, drives; the others are checked per
+// candidate resource, negations included).
+TEST_F(SearchTest, SeveralParametersMatchTheSameResourcesInAnyOrder) {
+  LoadPatients();
+  LoadObservations();
+  auto both_orders = [&](std::string_view type, std::pair<std::string, std::string> x,
+                         std::pair<std::string, std::string> y) {
+    std::vector<std::string> xy = Sorted(type, {x, y});
+    EXPECT_EQ(xy, Sorted(type, {y, x})) << x.first << " & " << y.first;
+    return xy;
+  };
+  // o1: 8867-4 final Patient/a; o2: 29463-7 final Patient/b; o3: 29463-7 preliminary Patient/a.
+  EXPECT_THAT(both_orders("Observation", {"code", "29463-7"}, {"subject", "Patient/a"}),
+              ElementsAre("o3"));
+  EXPECT_THAT(both_orders("Observation", {"code", "http://loinc.org|29463-7"}, {"subject", "Patient/b"}),
+              ElementsAre("o2"));
+  EXPECT_THAT(both_orders("Observation", {"code", "8867-4"}, {"subject", "Patient/b"}), IsEmpty());
+  EXPECT_THAT(both_orders("Observation", {"status", "final"}, {"subject", "Patient/a"}),
+              ElementsAre("o1"));
+  EXPECT_THAT(both_orders("Observation", {"code:not", "29463-7"}, {"subject", "Patient/a"}),
+              ElementsAre("o1"));
+  EXPECT_THAT(both_orders("Observation", {"status:not", "final"}, {"code", "29463-7"}),
+              ElementsAre("o3"));
+  EXPECT_THAT(both_orders("Observation", {"code", "29463-7"}, {"subject:missing", "false"}),
+              ElementsAre("o2", "o3"));
+  EXPECT_THAT(both_orders("Observation", {"code", "29463-7"}, {"subject:missing", "true"}),
+              IsEmpty());
+  EXPECT_THAT(both_orders("Observation", {"code", "29463-7"}, {"_id", "o1,o3"}), ElementsAre("o3"));
+  // o3's period ends 2024-01-02, before 2024-01-15; o2 is on 2024-02-01.
+  EXPECT_THAT(both_orders("Observation", {"code", "29463-7"}, {"date", "ge2024-01-15"}),
+              ElementsAre("o2"));
+  // A composite (80.5 kg and 81000 g are both above 80 when no unit is given).
+  EXPECT_THAT(both_orders("Observation", {"code-value-quantity", "29463-7$gt80"}, {"subject", "Patient/a"}),
+              ElementsAre("o3"));
+  // Chains: Mueller is b (Müller folds to muller, not mueller); a is the female.
+  EXPECT_THAT(both_orders("Observation", {"subject.name", "mueller"}, {"code", "29463-7"}),
+              ElementsAre("o2"));
+  EXPECT_THAT(both_orders("Observation", {"subject:Patient.gender", "female"}, {"status", "final"}),
+              ElementsAre("o1"));
+  EXPECT_THAT(both_orders("Patient", {"gender", "female"}, {"identifier", "urn:mrn|A1"}),
+              ElementsAre("a"));
+  EXPECT_THAT(both_orders("Patient", {"gender", "male"}, {"identifier", "A1"}), ElementsAre("b"));
+  EXPECT_THAT(both_orders("Patient", {"name", "m"}, {"gender", "female"}), ElementsAre("a"));
+  EXPECT_THAT(both_orders("Patient", {"active", "true"}, {"organization", "Organization/org1"}),
+              ElementsAre("a"));
+  EXPECT_THAT(both_orders("Patient", {"_has:Observation:subject:code", "29463-7"}, {"gender", "female"}),
+              ElementsAre("a"));
+  EXPECT_THAT(both_orders("Patient", {"_has:Observation:subject:code", "8867-4"}, {"gender", "male"}),
+              IsEmpty());
+  // Three parameters, the count agreeing with the page.
+  EXPECT_THAT(Sorted("Observation", {{"status", "final"}, {"code", "29463-7,8867-4"},
+                                     {"subject", "Patient/a,Patient/b"}}),
+              ElementsAre("o1", "o2"));
+  absl::StatusOr<SearchResult> count = searcher_->Search(
+      "Observation", {{"code", "29463-7"}, {"subject", "Patient/a"}, {"_summary", "count"}});
+  ASSERT_TRUE(count.ok()) << count.status();
+  EXPECT_EQ(count->total, 1);
+}
+
 TEST_F(SearchTest, UpdatesAndDeletesReplaceIndexRows) {
   LoadPatients();
   Put("Patient", "a", R"({"resourceType":"Patient","id":"a","name":[{"family":"Zeta"}]})");

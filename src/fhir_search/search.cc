@@ -277,14 +277,13 @@ class Builder {
       const char* table = TableOf(composite ? p->components[0].type : p->type);
       const std::string param = composite ? ComponentParam(p->code, 0) : p->code;
       const std::string i = NewAlias("i");
-      s.Add(value == "true" ? " AND " + alias + ".id NOT IN (" : " AND " + alias + ".id IN (")
-          .Add(base::StrCat("SELECT ", i, ".res_id FROM ", table, " ", i, " WHERE ", i,
-                            ".res_type = ")).Text(std::string(type)).Add(" AND " + i + ".param = ")
-          .Text(param).Add(")");
-      out->Add(s);
+      s.Add(i + ".res_type = ").Text(std::string(type)).Add(" AND " + i + ".param = ").Text(param);
+      Member(alias, value == "true", base::StrCat(table, " ", i), i + ".res_id", s, depth, out);
       return absl::OkStatus();
     }
-    if (p->type == ParamType::kComposite) return Composite(type, *p, alias, modifier, value, out);
+    if (p->type == ParamType::kComposite) {
+      return Composite(type, *p, alias, modifier, value, out, depth);
+    }
     if (p->code == "_id") return Id(alias, modifier, value, out);
     if (p->code == "_lastUpdated") {
       if (!modifier.empty()) return Bad("_lastUpdated takes no modifier");
@@ -318,12 +317,75 @@ class Builder {
     if (p->type == ParamType::kToken && modifier == "not") negate = true;
     Sql alts;
     ISTHMUS_RETURN_IF_ERROR(Alternatives(value, alt, &alts));
-    out->Add(" AND " + alias + ".id " + (negate ? "NOT IN" : "IN") + " (SELECT " + i +
-             ".res_id FROM " + TableOf(p->type) + " " + i + " WHERE " + i + ".res_type = ")
-        .Text(std::string(type)).Add(" AND " + i + ".param = ").Text(p->code).Add(" AND ")
-        .Add(alts).Add(")");
+    Sql cond;
+    cond.Add(i + ".res_type = ").Text(std::string(type)).Add(" AND " + i + ".param = ")
+        .Text(p->code).Add(" AND ").Add(alts);
+    Member(alias, negate, base::StrCat(TableOf(p->type), " ", i), i + ".res_id", cond, depth, out);
     return absl::OkStatus();
   }
+
+  // How selective the parameter `name=value` of `type` is expected to be, to choose the one that
+  // drives a search with several (lower drives first; kNeverDrives for negations, which match
+  // most resources). Without statistics the planner (SQLite) counts equality columns and picks,
+  // e.g., Observation?code=X&subject=Y by the code: every Observation with that code, then the
+  // subject of each. A reference, _id or identifier names few resources; a status, category,
+  // gender or code names a large share of them.
+  static constexpr int kNeverDrives = 100;
+  int DriveRank(std::string_view type, std::string_view name, std::string_view value) const {
+    if (name.starts_with("_has:")) return 3;
+    std::string_view code = name, modifier;
+    bool chained = false;
+    if (size_t dot = code.find('.'); dot != std::string_view::npos) {
+      chained = true;
+      code = code.substr(0, dot);
+    }
+    if (size_t colon = code.find(':'); colon != std::string_view::npos) {
+      modifier = code.substr(colon + 1);
+      code = code.substr(0, colon);
+    }
+    const SearchParam* p = reg_.Find(type, code);
+    if (p == nullptr || !p->supported) return kNeverDrives;  // adds no condition (or fails)
+    if (chained) return 3;
+    if (modifier == "missing" || modifier == "not" || modifier == "not-in" ||
+        modifier == "above" || modifier == "below" || modifier == "contains") {
+      return kNeverDrives;
+    }
+    if (p->code == "_id") return 0;
+    (void)value;
+    switch (p->type) {
+      case ParamType::kReference: return 1;
+      case ParamType::kToken:
+        return p->code == "identifier" || p->code.ends_with("-identifier") || modifier == "of-type"
+                   ? 1
+                   : 4;
+      case ParamType::kUri: return 2;
+      case ParamType::kString:
+      case ParamType::kComposite:
+        return 2;
+      default: return 3;  // dates, numbers, quantities (ranges), _lastUpdated
+    }
+  }
+
+  // Resources whose id is listed by other rows. A condition appended to a search on resources
+  // `alias` that matches when some row of `from` (a table with its alias, and joins) satisfies
+  // `cond` with `id_col` = the resource's id. The parameter that drives the search (see
+  // DriveRank) is written `alias.id IN (SELECT id_col FROM ... WHERE cond)`, for the planner to
+  // start from; every other one as a correlated `EXISTS (... WHERE id_col = alias.id AND cond)`,
+  // which the planner checks per candidate through the table's per-resource index.
+  void Member(const std::string& alias, bool negate, const std::string& from,
+              const std::string& id_col, const Sql& cond, int depth, Sql* out) {
+    if (depth == 0 && correlate_) {
+      out->Add(negate ? " AND NOT EXISTS (SELECT 1 FROM " : " AND EXISTS (SELECT 1 FROM ")
+          .Add(from + " WHERE " + id_col + " = " + alias + ".id AND ").Add(cond).Add(")");
+      return;
+    }
+    out->Add(" AND " + alias + ".id " + (negate ? "NOT IN" : "IN") + " (SELECT " + id_col +
+             " FROM " + from + " WHERE ").Add(cond).Add(")");
+  }
+
+  // Whether the next top-level AddParam is a condition checked per candidate (true) rather than
+  // the one that drives the search (see Member).
+  void set_correlate(bool correlate) { correlate_ = correlate; }
 
  private:
   std::string NewAlias(std::string_view base) { return base::StrCat(base, ++aliases_); }
@@ -523,7 +585,7 @@ class Builder {
   // code-value-quantity=http://loinc.org|8480-6$gt100: resources with one element (one group of
   // index rows) whose components match the parts of the value, each by its own type.
   absl::Status Composite(std::string_view type, const SearchParam& p, const std::string& alias,
-                         std::string_view modifier, std::string_view value, Sql* out) {
+                         std::string_view modifier, std::string_view value, Sql* out, int depth) {
     if (!modifier.empty()) {
       return Bad(base::StrCat("composite parameters do not support :", modifier));
     }
@@ -563,19 +625,18 @@ class Builder {
       s->Add(")");
       return absl::OkStatus();
     }, &alts));
-    Sql q;
-    q.Add(" AND " + alias + ".id IN (SELECT " + c[0] + ".res_id FROM " +
-          TableOf(p.components[0].type) + " " + c[0]);
+    // The joins' parameter names go into the condition (a Sql's arguments follow its text).
+    std::string from = base::StrCat(TableOf(p.components[0].type), " ", c[0]);
+    Sql cond;
     for (size_t k = 1; k < n; ++k) {
-      q.Add(base::StrCat(" JOIN ", TableOf(p.components[k].type), " ", c[k], " ON ", c[k],
-                         ".res_type = ", c[0], ".res_type AND ", c[k], ".res_id = ", c[0],
-                         ".res_id AND ", c[k], ".param = "))
-          .Text(ComponentParam(p.code, k)).Add(" AND " + c[k] + ".grp = " + c[0] + ".grp");
+      from += base::StrCat(" JOIN ", TableOf(p.components[k].type), " ", c[k], " ON ", c[k],
+                           ".res_type = ", c[0], ".res_type AND ", c[k], ".res_id = ", c[0],
+                           ".res_id AND ", c[k], ".grp = ", c[0], ".grp");
+      cond.Add(c[k] + ".param = ").Text(ComponentParam(p.code, k)).Add(" AND ");
     }
-    q.Add(" WHERE " + c[0] + ".res_type = ").Text(std::string(type))
-        .Add(" AND " + c[0] + ".param = ").Text(ComponentParam(p.code, 0)).Add(" AND ")
-        .Add(alts).Add(")");
-    out->Add(q);
+    cond.Add(c[0] + ".res_type = ").Text(std::string(type))
+        .Add(" AND " + c[0] + ".param = ").Text(ComponentParam(p.code, 0)).Add(" AND ").Add(alts);
+    Member(alias, false, from, c[0] + ".res_id", cond, depth, out);
     return absl::OkStatus();
   }
 
@@ -598,10 +659,10 @@ class Builder {
       if (targets.empty()) return Bad("no target type of the chained parameter has that parameter");
     }
     const std::string i = NewAlias("i");
+    const bool correlated = correlate_;
+    correlate_ = false;  // the inner searches are driven by their one parameter
     Sql s;
-    s.Add(" AND " + alias + ".id IN (SELECT " + i + ".res_id FROM fhir_idx_reference " + i +
-          " WHERE " + i + ".res_type = " + alias + ".type AND " + i + ".param = ").Text(p.code)
-        .Add(" AND (");
+    s.Add(i + ".res_type = " + alias + ".type AND " + i + ".param = ").Text(p.code).Add(" AND (");
     for (size_t k = 0; k < targets.size(); ++k) {
       const std::string r = NewAlias("r");
       Sql inner;
@@ -613,8 +674,9 @@ class Builder {
                                                              " WHERE " + r + ".type = ")
           .Text(targets[k]).Add(" AND " + r + ".deleted = 0").Add(inner).Add("))");
     }
-    s.Add("))");
-    out->Add(s);
+    s.Add(")");
+    correlate_ = correlated;
+    Member(alias, false, "fhir_idx_reference " + i, i + ".res_id", s, depth, out);
     return absl::OkStatus();
   }
 
@@ -634,14 +696,19 @@ class Builder {
     }
     std::string_view rest = name.substr(parts[0].size() + parts[1].size() + parts[2].size() + 3);
     const std::string i = NewAlias("i"), r = NewAlias("r");
+    const bool correlated = correlate_;
+    correlate_ = false;
     Sql inner;
-    ISTHMUS_RETURN_IF_ERROR(AddParam(source, r, rest, value, &inner, depth + 1));
-    out->Add(" AND " + alias + ".id IN (SELECT " + i + ".target_id FROM fhir_idx_reference " + i +
-             " WHERE " + i + ".target_type = ").Text(std::string(type))
+    absl::Status st = AddParam(source, r, rest, value, &inner, depth + 1);
+    correlate_ = correlated;
+    ISTHMUS_RETURN_IF_ERROR(st);
+    Sql cond;
+    cond.Add(i + ".target_type = ").Text(std::string(type))
         .Add(" AND " + i + ".res_type = ").Text(source).Add(" AND " + i + ".param = ")
         .Text(ref->code).Add(" AND " + i + ".res_id IN (SELECT " + r + ".id FROM fhir_resources " +
                              r + " WHERE " + r + ".type = ").Text(source)
-        .Add(" AND " + r + ".deleted = 0").Add(inner).Add("))");
+        .Add(" AND " + r + ".deleted = 0").Add(inner).Add(")");
+    Member(alias, false, "fhir_idx_reference " + i, i + ".target_id", cond, depth, out);
     return absl::OkStatus();
   }
 
@@ -650,6 +717,7 @@ class Builder {
   const bool strict_;
   std::vector<std::string>* issues_;
   int aliases_ = 0;
+  bool correlate_ = false;
 };
 
 // A sort key: SQL over alias r, its direction and how its values are compared.
@@ -1057,12 +1125,25 @@ absl::StatusOr<SearchResult> Searcher::Search(std::string_view type, const Param
   int count = o.default_count;
   std::string sort_spec, total_mode, cursor_text;
   std::vector<IncludeSpec> includes;
-  for (const auto& [name, value] : params) {
+  // The most selective parameter drives the search; the others are checked per candidate.
+  const void* driver = nullptr;
+  int driver_rank = 0;
+  for (const auto& param : params) {
+    if (IsResultParam(param.first) || param.second.empty()) continue;
+    const int rank = builder.DriveRank(type, param.first, param.second);
+    if (driver == nullptr || rank < driver_rank) {
+      driver = &param;
+      driver_rank = rank;
+    }
+  }
+  for (const auto& param : params) {
+    const auto& [name, value] = param;
     if (!IsResultParam(name)) {
       if (value.empty()) {
         result.issues.push_back(base::StrCat("search parameter '", name, "' has no value: ignored"));
         continue;
       }
+      builder.set_correlate(&param != driver);
       ISTHMUS_RETURN_IF_ERROR(builder.AddParam(type, "r", name, value, &where));
       continue;
     }
