@@ -14,10 +14,7 @@
 #include "base/str.h"
 #include "fhir/validator.h"
 #include "rapidjson/document.h"
-#include "rapidjson/error/en.h"
-#include "rapidjson/memorystream.h"
 #include "rapidjson/prettywriter.h"
-#include "rapidjson/reader.h"
 #include "rapidjson/stringbuffer.h"
 #include "rapidjson/writer.h"
 
@@ -119,49 +116,15 @@ using Doc = rapidjson::Document;
 using Value = rapidjson::Value;
 using RefMap = std::unordered_map<std::string, std::string>;
 
-// JSON numbers are kept as written: the parser hands them over as text, stored as a string
-// value marked by a leading 0xFF byte (never part of valid UTF-8, which the parser enforces).
+// JSON numbers are kept as written: fhir::ParseFhirJsonKeepingNumbers (fhir/validator.h) hands
+// them over as a string value marked by a leading 0xFF byte (never part of valid UTF-8, which
+// the parser enforces).
 constexpr char kNumberMark = '\xFF';
-constexpr unsigned kParseFlags =
-    rapidjson::kParseNumbersAsStringsFlag | rapidjson::kParseValidateEncodingFlag;
-
-struct MarkNumbers {
-  Doc& d;
-  std::string tmp;
-  bool Null() { return d.Null(); }
-  bool Bool(bool b) { return d.Bool(b); }
-  bool Int(int i) { return d.Int(i); }
-  bool Uint(unsigned u) { return d.Uint(u); }
-  bool Int64(int64_t i) { return d.Int64(i); }
-  bool Uint64(uint64_t u) { return d.Uint64(u); }
-  bool Double(double x) { return d.Double(x); }
-  bool RawNumber(const char* s, rapidjson::SizeType n, bool) {
-    tmp.assign(1, kNumberMark);
-    tmp.append(s, n);
-    return d.String(tmp.data(), static_cast<rapidjson::SizeType>(tmp.size()), true);
-  }
-  bool String(const char* s, rapidjson::SizeType n, bool copy) { return d.String(s, n, copy); }
-  bool StartObject() { return d.StartObject(); }
-  bool Key(const char* s, rapidjson::SizeType n, bool copy) { return d.Key(s, n, copy); }
-  bool EndObject(rapidjson::SizeType n) { return d.EndObject(n); }
-  bool StartArray() { return d.StartArray(); }
-  bool EndArray(rapidjson::SizeType n) { return d.EndArray(n); }
-};
 
 absl::Status ParseJson(std::string_view text, Doc& doc, std::string_view what) {
-  rapidjson::MemoryStream ms(text.data(), text.size());
-  rapidjson::Reader reader;
-  auto gen = [&](Doc& d) {
-    MarkNumbers h{d, {}};
-    return !reader.Parse<kParseFlags>(ms, h).IsError();
-  };
-  doc.Populate(gen);
-  if (reader.HasParseError()) {
-    return absl::InvalidArgumentError(base::StrCat(
-        what, " is not valid JSON (offset ", reader.GetErrorOffset(), ": ",
-        rapidjson::GetParseError_En(reader.GetParseErrorCode()), ")"));
-  }
-  return absl::OkStatus();
+  std::string error;
+  if (fhir::ParseFhirJsonKeepingNumbers(text, doc, &error)) return absl::OkStatus();
+  return absl::InvalidArgumentError(base::StrCat(what, " is ", error));
 }
 
 std::string_view Str(const Value& v) { return {v.GetString(), v.GetStringLength()}; }
