@@ -327,6 +327,7 @@ class Run {
   void WriteLeaf(const Rule& rule, Val v, Tree::NodeId base, const Vocabulary* vocab,
                  const Loc& loc);
   Tree::NodeId Resolve(Tree::NodeId base, const ElementPath& p, K leaf);
+  bool Has(Tree::NodeId base, const ElementPath& p) const;
   void Record(Tree::NodeId node, const Loc& loc);
   // `unknown_prefix`: the base for a name CodingSystem does not know (empty: the vocabulary's).
   std::string SystemUri(std::string_view name, std::string_view unknown_prefix = {}) const;
@@ -460,6 +461,16 @@ Tree::NodeId Run::Resolve(Tree::NodeId base, const ElementPath& p, K leaf) {
     }
   }
   return n;
+}
+
+// Whether the element (plain member steps: the loader checks) exists under base.
+bool Run::Has(Tree::NodeId base, const ElementPath& p) const {
+  Tree::NodeId n = base;
+  for (const PathStep& st : p.steps) {
+    n = t_.FindMember(n, st.name);
+    if (n == Tree::kNone) return false;
+  }
+  return true;
 }
 
 void Run::Record(Tree::NodeId node, const Loc& loc) {
@@ -861,6 +872,7 @@ void Run::RunRules(const std::vector<Rule>& rules, hl7v2::SegmentView seg, int g
           })) {
         continue;
       }
+      if (rule.if_absent && Has(node, rule.element)) continue;
       Apply(rule, v, node, nullptr, loc);
       continue;
     }

@@ -189,6 +189,27 @@ TEST(Converter, SegmentResourceOfATypeIsTheOneThisSegmentMade) {
       << j;
 }
 
+TEST(Converter, IfAbsentDefaultsOnlyWhatNoEarlierRuleWrote) {
+  // OBR[ServiceRequest]: status/intent `if_absent`: the OBR of a group with an ORC keeps the
+  // ORC's status (ORC-5 CM -> completed); an OBR group without ORC (an earlier group's ORC is in
+  // a condition's scope) still gets the required status "unknown" and intent "filler-order".
+  std::string msg = kOru;
+  msg.replace(msg.find("OBR|1|"), 0, "ORC|RE|P1|F1||CM\r");
+  msg.replace(msg.find("OBR|1|"), 0, "");
+  msg += "OBR|2|P2|F2|2345-7^Glucose^LN|||20240102073000\r";
+  ConvertResult r = Convert(msg);
+  std::vector<std::string> requests;
+  constexpr std::string_view kSr = R"("resourceType":"ServiceRequest")";
+  for (size_t p = r.json.find(kSr); p != std::string::npos; p = r.json.find(kSr, p + 1)) {
+    requests.push_back(r.json.substr(p, r.json.find("\"resourceType\"", p + 1) - p));
+  }
+  ASSERT_EQ(requests.size(), 2u) << r.json;
+  EXPECT_TRUE(Has(requests[0], R"("status":"completed")")) << requests[0];
+  EXPECT_FALSE(Has(requests[0], R"("status":"unknown")")) << requests[0];
+  EXPECT_TRUE(Has(requests[1], R"("status":"unknown")")) << requests[1];
+  EXPECT_TRUE(Has(requests[1], R"("intent":"filler-order")")) << requests[1];
+}
+
 TEST(Converter, DeterministicAndIdempotent) {
   ConvertResult a = Convert(kOru), b = Convert(kOru);
   EXPECT_EQ(a.json, b.json);

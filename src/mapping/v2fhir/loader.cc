@@ -173,7 +173,7 @@ class Compiler {
     for (const YAML::Node& r : list) {
       if (!base::CheckKeys(r, {"field", "component", "when", "element", "type", "datatype",
                                "vocabulary", "components", "value", "resource", "repeat", "join",
-                               "prefix", "as", "into", "rules", "note"},
+                               "prefix", "as", "into", "rules", "if_absent", "note"},
                            errors, "a rule")) {
         continue;
       }
@@ -355,6 +355,19 @@ class Compiler {
         }
         rule.each_repetition = v == "each";
         rule.join_repetitions = v == "join";
+      }
+      if (YAML::Node ia = r["if_absent"]; ia.IsDefined()) {
+        std::string v = Scalar(ia);
+        bool members = true;
+        for (const PathStep& st : rule.element.steps) {
+          members = members && st.mode == PathStep::Mode::kMember;
+        }
+        if (v != "true" || !segment || !rule.select.empty() || !rule.constant || !members) {
+          errors.Add(ia, "'if_absent: true' needs a segment map rule with a 'value', no 'field', "
+                         "and an element of plain member names");
+          continue;
+        }
+        rule.if_absent = true;
       }
       out->push_back(std::move(rule));
     }

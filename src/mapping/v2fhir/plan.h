@@ -105,6 +105,11 @@ struct Rule {
   // A `resource` rule without `element`: the resource is made, nothing refers to it from here
   // (it refers back itself, e.g. RelatedPerson.patient with type segment-resource).
   bool no_reference = false;
+  // `if_absent: true` (segment maps, a `value` rule without `field`, an element of plain member
+  // steps): written only when the resource has no such element yet, whoever wrote it (an
+  // IG-defined default for a required element: ServiceRequest.intent "order" from OBR when no
+  // ORC of the group set one).
+  bool if_absent = false;
   int as_slot = -1;
   int into_slot = -1;
 };
