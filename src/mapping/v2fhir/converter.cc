@@ -746,6 +746,7 @@ void Run::RunDatatype(const DatatypeMap& dt, Val v, Tree::NodeId node, const Voc
       });
       if (!ok) continue;
     }
+    if (rule.if_absent && Has(node, *rule.if_absent)) continue;
     Apply(rule, c, node, vocab, l);
   }
 }
@@ -872,7 +873,7 @@ void Run::RunRules(const std::vector<Rule>& rules, hl7v2::SegmentView seg, int g
           })) {
         continue;
       }
-      if (rule.if_absent && Has(node, rule.element)) continue;
+      if (rule.if_absent && Has(node, *rule.if_absent)) continue;
       Apply(rule, v, node, nullptr, loc);
       continue;
     }

@@ -210,6 +210,16 @@ TEST(Converter, IfAbsentDefaultsOnlyWhatNoEarlierRuleWrote) {
   EXPECT_TRUE(Has(requests[1], R"("intent":"filler-order")")) << requests[1];
 }
 
+TEST(Converter, IfAbsentPathWritesDataAbsentReasonOnlyWithoutEndpoint) {
+  // HD[MessageHeader.endpoint]: MSH-3.2 that is no valid OID gives no endpoint, so the required
+  // endpoint carries data-absent-reason; MSH-5 with an OID gets its urn:oid: and no extension.
+  std::string msg = kOru;
+  msg.replace(msg.find("|LAB|HOSP|EHR|"), 14, "|LAB^2.16.840.TBD^ISO|HOSP|EHR^1.2.3^ISO|");
+  ConvertResult r = Convert(msg);
+  EXPECT_TRUE(Has(r.json, R"("source":{"name":"LAB","_endpoint":{"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/data-absent-reason","valueCode":"unknown"}]}})")) << r.json.substr(0, 1500);
+  EXPECT_TRUE(Has(r.json, R"("destination":[{"name":"EHR","endpoint":"urn:oid:1.2.3",)")) << r.json.substr(0, 1500);
+}
+
 TEST(Converter, DeterministicAndIdempotent) {
   ConvertResult a = Convert(kOru), b = Convert(kOru);
   EXPECT_EQ(a.json, b.json);

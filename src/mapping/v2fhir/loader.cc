@@ -358,16 +358,20 @@ class Compiler {
       }
       if (YAML::Node ia = r["if_absent"]; ia.IsDefined()) {
         std::string v = Scalar(ia);
-        bool members = true;
-        for (const PathStep& st : rule.element.steps) {
-          members = members && st.mode == PathStep::Mode::kMember;
+        ElementPath check = rule.element;
+        bool ok = rule.select.empty() && rule.constant.has_value();
+        if (ok && v != "true") {
+          auto p = ParseElement(v);
+          ok = p.ok();
+          if (ok) check = *p;
         }
-        if (v != "true" || !segment || !rule.select.empty() || !rule.constant || !members) {
-          errors.Add(ia, "'if_absent: true' needs a segment map rule with a 'value', no 'field', "
-                         "and an element of plain member names");
+        for (const PathStep& st : check.steps) ok = ok && st.mode == PathStep::Mode::kMember;
+        if (!ok || check.steps.empty()) {
+          errors.Add(ia, "'if_absent' (true or an element) needs a rule with a 'value', no "
+                         "'field'/'component', and an element of plain member names");
           continue;
         }
-        rule.if_absent = true;
+        rule.if_absent = std::move(check);
       }
       out->push_back(std::move(rule));
     }
