@@ -121,6 +121,7 @@ class SqliteConnection final : public Connection {
 
 absl::StatusOr<std::unique_ptr<Connection>> OpenSqlite(const std::string& path,
                                                        const SqliteOptions& opts) {
+  if (opts.cache_kib < 0) return absl::InvalidArgumentError("cache_kib must be >= 0");
   sqlite3* db = nullptr;
   int flags = opts.read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   flags |= SQLITE_OPEN_NOMUTEX;
@@ -132,6 +133,10 @@ absl::StatusOr<std::unique_ptr<Connection>> OpenSqlite(const std::string& path,
   }
   sqlite3_busy_timeout(db, opts.busy_timeout_ms);
   auto conn = std::make_unique<SqliteConnection>(db);
+  if (opts.cache_kib > 0) {
+    absl::Status s = conn->Exec(base::StrCat("PRAGMA cache_size=-", opts.cache_kib));
+    if (!s.ok()) return s;
+  }
   if (!opts.read_only) {
     absl::Status s = conn->Exec(
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");

@@ -14,6 +14,13 @@ namespace isthmus::db {
 struct SqliteOptions {
   bool read_only = false;
   int busy_timeout_ms = 5000;
+  // Upper bound of this connection's page cache, in KiB (PRAGMA cache_size=-N); pages are
+  // allocated as they are read, so memory grows to this bound and stays there (per connection:
+  // a pool of 16 readers at 16 MiB held ~300 MB). 0 keeps SQLite's default (2,000 KiB), which
+  // suits readers: point lookups and index walks, with the OS page cache holding the rest. A
+  // writer with index inserts spread over the file may gain from a larger one; measured so far
+  // within the noise of the shared machine (docs/PERFORMANCE.md, "FHIR server").
+  int cache_kib = 0;
 };
 
 // Opens (creating if needed) the database file at `path`; ":memory:" for tests.

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "base/str.h"
 #include "gtest/gtest.h"
 
 namespace isthmus::db {
@@ -27,6 +28,28 @@ TEST(SqliteTest, BindStepAndColumns) {
   row = (*sel)->Step();
   ASSERT_TRUE(row.ok());
   EXPECT_FALSE(*row);
+}
+
+int64_t PragmaValue(Connection& c, std::string_view pragma) {
+  auto q = c.Prepare(base::StrCat("PRAGMA ", pragma));
+  EXPECT_TRUE(q.ok()) << q.status();
+  if (!q.ok()) return -999;
+  auto row = (*q)->Step();
+  EXPECT_TRUE(row.ok() && *row);
+  return (*q)->ColumnInt64(0);
+}
+
+TEST(SqliteTest, PageCacheFollowsTheOptions) {
+  // cache_size reads back as the negative KiB it was set to; by default (0) it is SQLite's own
+  // default, -2000 (2,000 KiB).
+  auto big = OpenSqlite(":memory:", {.cache_kib = 256 * 1024});
+  ASSERT_TRUE(big.ok()) << big.status();
+  EXPECT_EQ(PragmaValue(**big, "cache_size"), -256 * 1024);
+  auto plain = OpenSqlite(":memory:");
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_EQ(PragmaValue(**plain, "cache_size"), -2000);
+  EXPECT_EQ(OpenSqlite(":memory:", {.cache_kib = -1}).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(SqliteTest, CachedStatementsAreReusedAndReset) {
