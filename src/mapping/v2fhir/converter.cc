@@ -344,6 +344,18 @@ class Run {
   fhir::BundleBuilder* bundle_ = nullptr;
   int owner_ = -1;  // the instance whose segment map is running (type: segment-resource)
   size_t cur_segment_ = 0;  // the segment whose entry is being applied
+  // `if_absent` rules whose conditions held: applied once every segment was converted, each
+  // only when its element is still absent then (a default, whichever segment came first).
+  struct Deferred {
+    const Rule* rule;
+    Val v;
+    Tree::NodeId node;
+    const Vocabulary* vocab;
+    Loc loc;
+    int owner;
+    size_t segment;
+  };
+  std::vector<Deferred> deferred_;
   // Resources the `as:` rules of the segment map being run made (Rule::as_slot), for `into:`.
   Tree::NodeId slots_[Rule::kMaxSlots];
   std::string_view control_id_;
@@ -746,7 +758,10 @@ void Run::RunDatatype(const DatatypeMap& dt, Val v, Tree::NodeId node, const Voc
       });
       if (!ok) continue;
     }
-    if (rule.if_absent && Has(node, *rule.if_absent)) continue;
+    if (rule.if_absent) {
+      deferred_.push_back({&rule, c, node, vocab, l, owner_, cur_segment_});
+      continue;
+    }
     Apply(rule, c, node, vocab, l);
   }
 }
@@ -873,7 +888,10 @@ void Run::RunRules(const std::vector<Rule>& rules, hl7v2::SegmentView seg, int g
           })) {
         continue;
       }
-      if (rule.if_absent && Has(node, *rule.if_absent)) continue;
+      if (rule.if_absent) {
+        deferred_.push_back({&rule, v, node, nullptr, loc, owner_, cur_segment_});
+        continue;
+      }
       Apply(rule, v, node, nullptr, loc);
       continue;
     }
@@ -922,6 +940,10 @@ void Run::RunRules(const std::vector<Rule>& rules, hl7v2::SegmentView seg, int g
         if (o.loc.repetition == 0) o.loc.repetition = r;
         RunRules(rule.children, seg, group, Resolve(node, rule.element, K::kObject), &o);
         s_.rule_stack.pop_back();
+        continue;
+      }
+      if (rule.if_absent) {
+        deferred_.push_back({&rule, v, node, nullptr, l, owner_, cur_segment_});
         continue;
       }
       Apply(rule, v, node, nullptr, l);
@@ -1091,10 +1113,17 @@ absl::Status Run::Go() {
     bundle.SetTimestamp(ts);
   }
 
+  deferred_.clear();
   for (size_t i = 0; i < m_.segment_count(); ++i) {
     for (const MessageEntry& e : map_->entries) {
       if (Matches(e, i)) ApplyEntry(e, i);
     }
+  }
+  for (const Deferred& d : deferred_) {
+    if (Has(d.node, *d.rule->if_absent)) continue;
+    owner_ = d.owner;
+    cur_segment_ = d.segment;
+    Apply(*d.rule, d.v, d.node, d.vocab, d.loc);
   }
   WriteReferences();
   WriteOutcome(*map_);

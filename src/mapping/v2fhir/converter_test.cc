@@ -220,6 +220,20 @@ TEST(Converter, IfAbsentPathWritesDataAbsentReasonOnlyWithoutEndpoint) {
   EXPECT_TRUE(Has(r.json, R"("destination":[{"name":"EHR","endpoint":"urn:oid:1.2.3",)")) << r.json.substr(0, 1500);
 }
 
+TEST(Converter, IfAbsentRunsAfterEverySegmentOneChoiceType) {
+  // OBR-6 occurrenceDateTime is `if_absent: occurrenceTiming`: the TQ1 after the OBR (ORU order)
+  // still wins, so the ServiceRequest has one occurrence[x] type; without TQ1, OBR-6 is kept.
+  std::string msg = kOru;
+  msg.replace(msg.find("|24317-0^CBC^LN|||"), 18, "|24317-0^CBC^LN||20240102070000|");
+  ConvertResult plain = Convert(msg);
+  EXPECT_TRUE(Has(plain.json, R"("occurrenceDateTime":"2024-01-02T07:00:00)")) << plain.json;
+  size_t obx = msg.find("OBX|1|");
+  msg.insert(obx, "TQ1|1||||||20240103080000\r");
+  ConvertResult timed = Convert(msg);
+  EXPECT_TRUE(Has(timed.json, R"("occurrenceTiming":{"repeat":{"boundsPeriod":{"start":"2024-01-03T08:00:00)")) << timed.json;
+  EXPECT_FALSE(Has(timed.json, "occurrenceDateTime")) << timed.json;
+}
+
 TEST(Converter, DeterministicAndIdempotent) {
   ConvertResult a = Convert(kOru), b = Convert(kOru);
   EXPECT_EQ(a.json, b.json);

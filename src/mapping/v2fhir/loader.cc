@@ -359,7 +359,7 @@ class Compiler {
       if (YAML::Node ia = r["if_absent"]; ia.IsDefined()) {
         std::string v = Scalar(ia);
         ElementPath check = rule.element;
-        bool ok = rule.select.empty() && rule.constant.has_value();
+        bool ok = rule.children.empty();
         if (ok && v != "true") {
           auto p = ParseElement(v);
           ok = p.ok();
@@ -367,8 +367,8 @@ class Compiler {
         }
         for (const PathStep& st : check.steps) ok = ok && st.mode == PathStep::Mode::kMember;
         if (!ok || check.steps.empty()) {
-          errors.Add(ia, "'if_absent' (true or an element) needs a rule with a 'value', no "
-                         "'field'/'component', and an element of plain member names");
+          errors.Add(ia, "'if_absent' (true or an element) needs an element of plain member "
+                         "names and a rule without nested 'rules'");
           continue;
         }
         rule.if_absent = std::move(check);

@@ -105,12 +105,12 @@ struct Rule {
   // A `resource` rule without `element`: the resource is made, nothing refers to it from here
   // (it refers back itself, e.g. RelatedPerson.patient with type segment-resource).
   bool no_reference = false;
-  // `if_absent: true` (a `value` rule without `field`/`component`, an element of plain member
-  // names): written only when the resource (datatype maps: the element the map fills) has no
-  // such element yet, whoever wrote it (an IG-defined default for a required element:
-  // ServiceRequest.intent "order" from OBR when no ORC of the group set one). `if_absent: PATH`
-  // (plain member names): written only when PATH is absent (data-absent-reason on `_endpoint`
-  // when no rule wrote `endpoint`).
+  // `if_absent: true` (an element of plain member names): the rule is skipped when the resource
+  // (datatype maps: the element the map fills) has that element already, whoever wrote it (an
+  // IG-defined default for a required element: ServiceRequest.intent "order" from OBR when no
+  // ORC of the group set one). `if_absent: PATH` (plain member names): skipped when PATH is
+  // present (data-absent-reason on `_endpoint` when no rule wrote `endpoint`; OBR-6
+  // occurrenceDateTime unless TQ1 wrote occurrenceTiming: one type per choice element).
   std::optional<ElementPath> if_absent;
   int as_slot = -1;
   int into_slot = -1;
