@@ -482,7 +482,7 @@ bool Run::Has(Tree::NodeId base, const ElementPath& p) const {
     n = t_.FindMember(n, st.name);
     if (n == Tree::kNone) return false;
   }
-  return true;
+  return t_.valued(n);  // a node a failed conversion created holds nothing
 }
 
 void Run::Record(Tree::NodeId node, const Loc& loc) {
