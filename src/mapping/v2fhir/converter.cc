@@ -601,6 +601,41 @@ void Run::WriteLeaf(const Rule& rule, Val v, Tree::NodeId base, const Vocabulary
       Record(n, loc);
       return;
     }
+    case Conversion::kBase64Binary: {
+      // FHIR base64Binary: groups of four base64 characters (the last may end in '=' or '=='),
+      // whitespace allowed between groups. Anything else ("<Base64 encoded>") is not data.
+      std::string_view text = Text(v.raw, &scratch);
+      if (text.empty()) return;
+      size_t in_group = 0, padding = 0;
+      bool ok = true, ended = false;
+      for (char ch : text) {
+        if (ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n') {
+          ok = ok && in_group == 0;
+          continue;
+        }
+        bool b64 = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+                   ch == '+' || ch == '/';
+        if (ch == '=') {
+          ok = ok && in_group >= 2 && !ended;
+          ++padding;
+        } else {
+          ok = ok && b64 && padding == 0 && !ended;
+        }
+        if (++in_group == 4) {
+          in_group = 0;
+          if (padding > 0) ended = true;
+          padding = 0;
+        }
+      }
+      if (!ok || in_group != 0) {
+        bad("base64Binary", text.size() > 40 ? text.substr(0, 40) : text);
+        return;
+      }
+      Tree::NodeId n = Resolve(base, rule.element, K::kString);
+      SetText(n, text, scratch);
+      Record(n, loc);
+      return;
+    }
     case Conversion::kCode: {
       std::string form;
       std::string_view code = CodeForm(Text(Child(v, 1).raw, &scratch), &form);

@@ -234,6 +234,27 @@ TEST(Converter, IfAbsentRunsAfterEverySegmentOneChoiceType) {
   EXPECT_FALSE(Has(timed.json, "occurrenceDateTime")) << timed.json;
 }
 
+TEST(Converter, Base64BinaryKeepsOnlyBase64Data) {
+  // ED[Attachment]: ED.5 with ED.4 Base64 is written as is only when it is base64 ("<Base64
+  // encoded>" is left out with a diagnostic); ED.4 A (ASCII) text is base64-encoded.
+  constexpr char kMdm[] =
+      "MSH|^~\\&|DOC|HOSP|EHR|HOSP|20240102080000||MDM^T02^MDM_T02|C9|P|2.5.1\r"
+      "EVN|T02|20240102080000\r"
+      "PID|1||111^^^HOSP^MR||DOE^JOHN\r"
+      "PV1|1|O\r"
+      "TXA|1|CN|TX|20240102080000||||||||DOC1|||||AU\r"
+      "OBX|1|ED|1^PDF^L||AP^AP^PDF^Base64^<Base64 encoded>||||||F\r"
+      "OBX|2|ED|2^PDF^L||AP^AP^PDF^Base64^SGVsbG8=||||||F\r"
+      "OBX|3|ED|3^Text^L||AP^TEXT^plain^A^Hi||||||F\r";
+  ConvertResult r = Convert(kMdm);
+  EXPECT_FALSE(Has(r.json, "Base64 encoded")) << r.json;
+  EXPECT_TRUE(Has(r.json, R"("data":"SGVsbG8=")")) << r.json;
+  EXPECT_TRUE(Has(r.json, R"("data":"SGk=")")) << r.json;
+  bool warned = false;
+  for (const auto& d : r.diagnostics) warned |= Has(d.message, "base64Binary");
+  EXPECT_TRUE(warned);
+}
+
 TEST(Converter, DeterministicAndIdempotent) {
   ConvertResult a = Convert(kOru), b = Convert(kOru);
   EXPECT_EQ(a.json, b.json);

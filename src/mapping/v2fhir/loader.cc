@@ -111,6 +111,7 @@ bool ParseConversion(std::string_view s, Conversion* out) {
       {"instant", Conversion::kInstant},   {"time", Conversion::kTime},
       {"Coding", Conversion::kCoding},     {"coding-system", Conversion::kCodingSystem},
       {"hd-uri", Conversion::kHdUri},      {"base64", Conversion::kBase64},
+      {"base64Binary", Conversion::kBase64Binary},
       {"segment-resource", Conversion::kSegmentResource},
   };
   for (const auto& [name, c] : kNames) {

@@ -55,6 +55,8 @@ enum class Conversion {
   kCodingSystem,  // a v2 coding system name (LN, SCT, HL70001) -> its URI
   kHdUri,         // HD: urn:oid:HD.2 (HD.3 = ISO), urn:uuid:, a URI in HD.2
   kBase64,        // unescaped text, base64-encoded (Attachment.data from TX/FT/ST text)
+  kBase64Binary,  // text that already is base64 (ED.5 with ED.4 Base64): written as is when it is
+                  // groups of four base64 characters (FHIR base64Binary), else left out
   kSegmentResource,  // reads nothing: a Reference to the resource of the segment map being run,
                      // or with `resource: Type` to the Type an earlier entry made from this segment
 };
