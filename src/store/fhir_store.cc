@@ -588,8 +588,11 @@ std::string FhirStore::NewId() {
     r[0] = rng_();
     r[1] = rng_();
   }
-  // UUID version 4 layout.
-  r[0] = (r[0] & ~uint64_t{0xF000}) | 0x4000;
+  // UUID version 7 layout (RFC 9562): the first 48 bits are the Unix time in milliseconds, so
+  // new ids sort after older ones and inserts into every index keyed by id land at its end
+  // instead of on a random page; 74 random bits keep them unique.
+  const uint64_t ms = static_cast<uint64_t>(opts_.clock->NowMicros() / 1000);
+  r[0] = ((ms & 0xFFFFFFFFFFFFull) << 16) | 0x7000 | (r[0] & 0x0FFF);
   r[1] = (r[1] & ~(uint64_t{0xC} << 60)) | (uint64_t{0x8} << 60);
   char buf[37];
   std::snprintf(buf, sizeof buf, "%08x-%04x-%04x-%04x-%012llx",

@@ -1,5 +1,6 @@
 #include "store/fhir_store.h"
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -175,6 +176,36 @@ TEST_F(FhirStoreTest, DeleteLeavesATombstoneAndUpdateRevives) {
   EXPECT_TRUE(back->created);
   EXPECT_EQ(back->version.version_id, 3);
   EXPECT_EQ(store_->List("Patient", "", 10)->size(), 1u);
+}
+
+// Server-assigned ids are UUIDv7 (RFC 9562): the version nibble 7, the variant 10xx, and the
+// first 48 bits the creation time in ms, so an id made later sorts after an earlier one (index
+// inserts land at the end); ids made in the same millisecond still differ.
+TEST_F(FhirStoreTest, ServerIdsAreTimeOrderedUuids) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    auto w = store_->Create("Patient", R"({"resourceType":"Patient"})");
+    ASSERT_TRUE(w.ok()) << w.status();
+    ids.push_back(w->version.id);
+    clock_.Advance(absl::Milliseconds(5));
+  }
+  for (const std::string& id : ids) {
+    EXPECT_THAT(id, ::testing::MatchesRegex(
+                        "[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"));
+  }
+  EXPECT_LT(ids[0], ids[1]);
+  EXPECT_LT(ids[1], ids[2]);
+  char ms_hex[13];
+  std::snprintf(ms_hex, sizeof ms_hex, "%012llx",
+                static_cast<unsigned long long>(absl::ToUnixMillis(clock_.Now()) - 5));
+  EXPECT_EQ(ids[2].substr(0, 8) + ids[2].substr(9, 4), ms_hex);
+  std::set<std::string> same_ms;
+  for (int i = 0; i < 200; ++i) {
+    auto w = store_->Create("Patient", R"({"resourceType":"Patient"})");
+    ASSERT_TRUE(w.ok());
+    same_ms.insert(w->version.id);
+  }
+  EXPECT_EQ(same_ms.size(), 200u);
 }
 
 TEST_F(FhirStoreTest, HistoryNewestFirstWithSinceAndPaging) {
