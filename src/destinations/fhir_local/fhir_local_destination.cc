@@ -17,14 +17,10 @@ absl::StatusOr<std::unique_ptr<FhirLocalDestination>> FhirLocalDestination::Crea
 
 absl::Status FhirLocalDestination::ApplyOne(db::Connection& conn, const core::Delivery& d,
                                             int64_t now) {
-  // The converter's Bundles are not checked against the R4 StructureDefinitions here yet: a few
-  // of its known gaps (src/fhir/validator_corpus_test.cc lists them) would dead-letter common
-  // messages. They are schema-valid (tests/tools/fhir_schema_validate.mjs) and REST writes are
-  // fully validated.
-  store::FhirTransactionOptions o;
-  o.validate = false;
-  absl::StatusOr<store::FhirTransactionResult> r =
-      opts_.fhir->ApplyTransaction(conn, d.payload, o);
+  // Checked against the R4 StructureDefinitions like every REST write (the store's default): a
+  // Bundle the converter gets wrong is dead-lettered with the elements named, never stored
+  // half-valid. Every corpus message converts to valid R4 (fhir_validator_corpus_test).
+  absl::StatusOr<store::FhirTransactionResult> r = opts_.fhir->ApplyTransaction(conn, d.payload);
   if (!r.ok()) {
     // Store trouble (busy, full) is retried; anything about the Bundle is not.
     if (core::IsRetryable(r.status())) return r.status();

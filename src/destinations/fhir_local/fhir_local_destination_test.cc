@@ -157,6 +157,11 @@ TEST_F(FhirLocalTest, InvalidBundleIsDeadLetteredWithoutPhi) {
   bad.replace(bad.find(R"("id":"p1")"), 9, R"("id":"DOE JANE")");
   Route("M1", bad);
   Route("M2", PatientBundle("p2", "batch"));
+  // Valid JSON and a well-formed id, but not valid R4 (Patient.gender is bound, required, to
+  // administrative-gender): refused by the R4 validation every write goes through.
+  std::string not_r4 = PatientBundle("p3");
+  not_r4.replace(not_r4.find(R"("id":"p3")"), 9, R"("id":"p3","gender":"JANE")");
+  Route("M3", not_r4);
   std::mutex mu;
   std::condition_variable cv;
   std::vector<dispatch::Settled> settled;
@@ -171,16 +176,20 @@ TEST_F(FhirLocalTest, InvalidBundleIsDeadLetteredWithoutPhi) {
   d->Notify();
   {
     std::unique_lock<std::mutex> lock(mu);
-    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return settled.size() >= 2; }));
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return settled.size() >= 3; }));
   }
   d->Stop();
   EXPECT_EQ(settled[0].outcome, dispatch::Settled::kDead);
   EXPECT_THAT(settled[0].reason, HasSubstr("Bundle.entry[0].resource.id"));
   EXPECT_THAT(settled[0].reason, ::testing::Not(HasSubstr("DOE")));
   EXPECT_EQ(settled[1].outcome, dispatch::Settled::kDelivered);
+  EXPECT_EQ(settled[2].outcome, dispatch::Settled::kDead);
+  EXPECT_THAT(settled[2].reason, HasSubstr("Patient.gender"));
+  EXPECT_THAT(settled[2].reason, ::testing::Not(HasSubstr("JANE")));
+  EXPECT_EQ(fhir_->Read("Patient", "p3").status().code(), absl::StatusCode::kNotFound);
   auto dead = queue_->ListDeadLetters({});
   ASSERT_TRUE(dead.ok());
-  ASSERT_EQ(dead->size(), 1u);
+  ASSERT_EQ(dead->size(), 2u);
   EXPECT_THAT((*dead)[0].reason, HasSubstr("INVALID_ARGUMENT"));
   EXPECT_EQ(fhir_->Read("Patient", "p1").status().code(), absl::StatusCode::kNotFound);
   EXPECT_TRUE(fhir_->Read("Patient", "p2").ok());
