@@ -146,6 +146,12 @@ absl::Status Engine::OpenStore(const config::Config& cfg) {
       writer_, store::Writer::Open((std::filesystem::path(cfg.server.data_dir) / "isthmus.db").string()));
   ISTHMUS_ASSIGN_OR_RETURN(journal_, store::Journal::Open(*writer_, store::JournalOptions{}));
   ISTHMUS_ASSIGN_OR_RETURN(queue_, store::Queue::Open(*writer_));
+  // Deliveries a killed process had in flight are resumed now, not when their leases expire.
+  ISTHMUS_ASSIGN_OR_RETURN(int released, queue_->ReleaseLeasesOfEarlierProcesses());
+  if (released > 0) {
+    std::fprintf(stderr, "isthmus serve: %d delivery lease(s) of a previous run released\n",
+                 released);
+  }
   ISTHMUS_ASSIGN_OR_RETURN(std::shared_ptr<const fhir_search::Registry> registry,
                            fhir_search::Registry::Build());
   fhir_indexer_ = std::make_unique<fhir_search::SearchIndexer>(registry);

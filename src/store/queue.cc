@@ -294,6 +294,21 @@ absl::Status Queue::Release(const QueueItem& item) {
   });
 }
 
+absl::StatusOr<int> Queue::ReleaseLeasesOfEarlierProcesses() {
+  int released = 0;
+  ISTHMUS_RETURN_IF_ERROR(writer_.Run([&](db::Connection& conn) -> absl::Status {
+    ISTHMUS_ASSIGN_OR_RETURN(db::Statement* count, conn.PrepareCached(
+        "SELECT COUNT(*) FROM queue WHERE lease_owner IS NOT NULL"));
+    ISTHMUS_ASSIGN_OR_RETURN(bool row, count->Step());
+    released = row ? static_cast<int>(count->ColumnInt64(0)) : 0;
+    count->Reset();
+    ISTHMUS_ASSIGN_OR_RETURN(db::Statement* up, conn.PrepareCached(
+        "UPDATE queue SET lease_owner = NULL, lease_until = 0 WHERE lease_owner IS NOT NULL"));
+    return StepDone(up);
+  }));
+  return released;
+}
+
 absl::StatusOr<int> Queue::ReleaseAll(const std::vector<QueueItem>& items) {
   int released = 0;
   absl::Status s = writer_.Run([&](db::Connection& conn) -> absl::Status {

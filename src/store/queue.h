@@ -165,6 +165,12 @@ class Queue {
   // Release for many rows in one transaction; rows whose lease was lost are skipped.
   // Returns how many were released.
   absl::StatusOr<int> ReleaseAll(const std::vector<QueueItem>& items);
+  // At process start, before any dispatcher claims: every lease still set was taken by a process
+  // that is gone (one process serves a store), so its rows become claimable now instead of when
+  // the lease expires (minutes: a kill -9 mid-delivery would otherwise stall that partition).
+  // Attempt and due time are unchanged. Returns how many rows were released. Never call it while
+  // dispatchers of this process run (a reload keeps their leases).
+  absl::StatusOr<int> ReleaseLeasesOfEarlierProcesses();
 
   // Re-enqueues a dead letter at the tail of its destination's queue (its partition), attempt
   // 0, due now; marks it reprocessed and writes `reprocess` (reason: the destination).

@@ -162,6 +162,17 @@ TEST_F(QueueTest, LeasesAndRetriesSurviveRestart) {
   EXPECT_THAT(Claim("out", "node-newer"), IsEmpty());
   clock_.Advance(absl::Minutes(1));
   EXPECT_THAT(ControlIds(Claim("out", "node-newer")), ElementsAre("C1"));
+  // ... unless the new process releases the dead one's leases at start: C1 is claimable at once,
+  // with its attempt count kept.
+  Restart();
+  EXPECT_THAT(Claim("out", "node-newest"), IsEmpty());
+  auto released = queue_->ReleaseLeasesOfEarlierProcesses();
+  ASSERT_TRUE(released.ok()) << released.status();
+  EXPECT_EQ(*released, 1);
+  auto again = Claim("out", "node-newest");
+  ASSERT_THAT(ControlIds(again), ElementsAre("C1"));
+  EXPECT_EQ(again[0].attempt, 1);
+  EXPECT_EQ(*queue_->ReleaseLeasesOfEarlierProcesses(), 1);  // the lease just taken, as at a start
 }
 
 TEST_F(QueueTest, DeadLetterThenReprocessAtTheTail) {
