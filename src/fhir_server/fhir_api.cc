@@ -215,6 +215,21 @@ std::string LinkUrl(const HttpRequest& req, const std::string& path,
   return url;
 }
 
+// One searchset entry with search.mode "match": fullUrl, the stored resource as written.
+void WriteMatchEntry(JsonWriter& w, const std::string& base_url, const store::FhirVersion& v) {
+  w.StartObject();
+  w.Key("fullUrl");
+  Str(w, base::StrCat(base_url, "/", v.type, "/", v.id));
+  w.Key("resource");
+  w.RawValue(v.json.data(), v.json.size(), rapidjson::kObjectType);
+  w.Key("search");
+  w.StartObject();
+  w.Key("mode");
+  w.String("match");
+  w.EndObject();
+  w.EndObject();
+}
+
 void WriteLinks(JsonWriter& w, const std::string& self, const std::string& next) {
   w.Key("link");
   w.StartArray();
@@ -779,17 +794,7 @@ HttpResponse FhirApi::IdSearch(const HttpRequest& req, const std::string& type) 
   w.Key("entry");
   w.StartArray();
   for (const store::FhirVersion& v : found) {
-    w.StartObject();
-    w.Key("fullUrl");
-    Str(w, base::StrCat(base_url, "/", v.type, "/", v.id));
-    w.Key("resource");
-    w.RawValue(v.json.data(), v.json.size(), rapidjson::kObjectType);
-    w.Key("search");
-    w.StartObject();
-    w.Key("mode");
-    w.String("match");
-    w.EndObject();
-    w.EndObject();
+    WriteMatchEntry(w, base_url, v);
   }
   w.EndArray();
   w.EndObject();
@@ -1155,17 +1160,7 @@ HttpResponse FhirApi::Everything(const HttpRequest& req) const {
   w.Key("entry");
   w.StartArray();
   for (const store::FhirVersion& v : page) {
-    w.StartObject();
-    w.Key("fullUrl");
-    Str(w, base::StrCat(base_url, "/", v.type, "/", v.id));
-    w.Key("resource");
-    w.RawValue(v.json.data(), v.json.size(), rapidjson::kObjectType);
-    w.Key("search");
-    w.StartObject();
-    w.Key("mode");
-    w.String("match");
-    w.EndObject();
-    w.EndObject();
+    WriteMatchEntry(w, base_url, v);
   }
   w.EndArray();
   w.EndObject();
