@@ -10,6 +10,7 @@
 #include "base/status_macros.h"
 #include "base/str.h"
 #include "fhir/validator.h"
+#include "fhir_server/fhirpath_patch.h"
 #include "fhir_server/json_patch.h"
 #include "fhir_server/json_util.h"
 #include "fhir_server/rest_tables.h"
@@ -132,6 +133,52 @@ int64_t IfMatch(const HttpRequest& req) {
   int64_t v = 0;
   if (!base::ParseInt(s, &v) || v <= 0) return -1;
   return v;
+}
+
+// Conditional read (FHIR R4 http.html#cread, RFC 7232): 304 Not Modified, without a body but
+// with ETag and Last-Modified, when If-None-Match names the version's ETag (W/"n" or "n", one
+// of a comma-separated list, or *), or, without If-None-Match, when If-Modified-Since (an HTTP
+// date) is not earlier than lastUpdated (compared at whole seconds, the precision of HTTP
+// dates). A malformed If-Modified-Since is ignored, as RFC 7232 3.3 says.
+std::optional<HttpResponse> NotModified(const HttpRequest& req, const store::FhirVersion& v) {
+  bool not_modified = false;
+  if (std::string inm = req.Header("if-none-match"); !inm.empty()) {
+    for (std::string_view tag : base::Split(inm, ',')) {
+      while (!tag.empty() && (tag.front() == ' ' || tag.front() == '\t')) tag.remove_prefix(1);
+      while (!tag.empty() && (tag.back() == ' ' || tag.back() == '\t')) tag.remove_suffix(1);
+      if (tag == "*") {
+        not_modified = true;
+        break;
+      }
+      if (tag.substr(0, 2) == "W/") tag.remove_prefix(2);  // weak comparison
+      if (tag.size() >= 2 && tag.front() == '"' && tag.back() == '"') {
+        tag = tag.substr(1, tag.size() - 2);
+      }
+      int64_t n = 0;
+      if (base::ParseInt(tag, &n) && n == v.version_id) {
+        not_modified = true;
+        break;
+      }
+    }
+  } else if (std::string ims = req.Header("if-modified-since"); !ims.empty()) {
+    absl::Time since;
+    std::string err;
+    if (absl::ParseTime("%a, %d %b %Y %H:%M:%S GMT", ims, absl::UTCTimeZone(), &since, &err)) {
+      not_modified = v.last_updated_micros / 1000000 <= absl::ToUnixSeconds(since);
+    }
+  }
+  if (!not_modified) return std::nullopt;
+  HttpResponse r{304, kFhirJson, "", {}};
+  r.headers.emplace_back("ETag", ETag(v.version_id));
+  r.headers.emplace_back("Last-Modified", HttpDate(v.last_updated_micros));
+  return r;
+}
+
+// If-Match into `o`; 400 when it is not a version ETag.
+std::optional<HttpResponse> TakeIfMatch(const HttpRequest& req, store::FhirWriteOptions& o) {
+  o.if_match_version = IfMatch(req);
+  if (o.if_match_version >= 0) return std::nullopt;
+  return Outcome(req, 400, "invalid", "If-Match must be a version ETag: W/\"n\"");
 }
 
 // The response to a write (or a read): headers ETag, Last-Modified, Location when asked.
@@ -335,11 +382,17 @@ FhirApi::FhirApi(store::FhirStore& store, const fhir_search::Searcher* search)
   }
   patcher_ = [](std::string_view current, std::string_view content_type,
                 std::string_view patch) -> absl::StatusOr<std::string> {
-    if (content_type.find("json-patch+json") == std::string_view::npos) {
+    absl::StatusOr<std::string> out;
+    if (content_type.find("json-patch+json") != std::string_view::npos) {
+      out = ApplyJsonPatch(current, patch);
+    } else if (content_type.find("fhir+json") != std::string_view::npos ||
+               content_type.find("json+fhir") != std::string_view::npos) {
+      out = ApplyFhirPathPatch(current, patch);  // a Parameters body (fhirpatch.html)
+    } else {
       return absl::InvalidArgumentError(
-          "only JSON Patch (application/json-patch+json) is supported");
+          "a patch is JSON Patch (application/json-patch+json) or FHIRPath Patch (a Parameters "
+          "resource, application/fhir+json)");
     }
-    absl::StatusOr<std::string> out = ApplyJsonPatch(current, patch);
     if (!out.ok() && out.status().code() == absl::StatusCode::kFailedPrecondition) {
       return store::WithHttpStatus(absl::InvalidArgumentError(out.status().message()), 422);
     }
@@ -392,18 +445,21 @@ FhirApi::FhirApi(store::FhirStore& store, const fhir_search::Searcher* search)
         "levels, _has), uri (:below, :above), :missing; _count, _sort, _total, "
         "_summary (true, text, data, count), _elements, _include and _revinclude (with "
         ":iterate), composite parameters, :of-type on identifiers, previous/next/last links. "
-        "Special parameters, _text and _content are not supported. Conditional create (If-None-Exist), update and delete (one match; several "
-        "are 412) and conditional references in transactions; JSON Patch "
-        "(application/json-patch+json, also as Binary in transactions); Patient/{id}/$everything "
-        "(_since, _type, _count). Every write is checked against the R4 StructureDefinitions "
-        "(types, cardinality, required bindings, primitive formats; not invariants or "
-        "profiles), and $validate reports the same. No FHIRPath Patch.");
+        "Special parameters, _text and _content are not supported. Conditional read "
+        "(If-None-Match, If-Modified-Since: 304), conditional create (If-None-Exist), update, "
+        "patch and delete (one match; several are 412) and conditional references in "
+        "transactions; JSON Patch (application/json-patch+json, also as Binary in transactions) "
+        "and FHIRPath Patch (a Parameters resource, application/fhir+json, also in "
+        "transactions); Patient/{id}/$everything (_since, _type, _count). Every write is "
+        "checked against the R4 StructureDefinitions (types, cardinality, required bindings, "
+        "primitive formats; not invariants or profiles), and $validate reports the same.");
   } else {
     w.String(
         "Read, vread, create, update (and update-as-create), delete, history, "
-        "transaction/batch Bundles and JSON Patch (application/json-patch+json). Search "
-        "supports _id (and _count) only; no conditional operations. Writes are checked against "
-        "the R4 StructureDefinitions; $validate.");
+        "transaction/batch Bundles, JSON Patch (application/json-patch+json) and FHIRPath "
+        "Patch (Parameters, application/fhir+json), conditional read (If-None-Match, "
+        "If-Modified-Since). Search supports _id (and _count) only; no other conditional "
+        "operations. Writes are checked against the R4 StructureDefinitions; $validate.");
   }
   w.Key("resource");
   w.StartArray();
@@ -430,7 +486,7 @@ FhirApi::FhirApi(store::FhirStore& store, const fhir_search::Searcher* search)
     w.Key("conditionalCreate");
     w.Bool(search_ != nullptr);
     w.Key("conditionalRead");
-    w.String("not-supported");
+    w.String("full-support");  // If-None-Match and If-Modified-Since on read and vread
     w.Key("conditionalUpdate");
     w.Bool(search_ != nullptr);
     w.Key("conditionalDelete");
@@ -834,6 +890,7 @@ HttpResponse FhirApi::Read(const HttpRequest& req) const {
   absl::StatusOr<store::FhirVersion> v = store_.Read(type, id);
   if (!v.ok()) return FromStatus(req, v.status());
   if (v->deleted) return Gone(req, *v);
+  if (auto not_modified = NotModified(req, *v)) return *not_modified;
   v->json = Shaped(*shape, v->json);
   return VersionResponse(req, 200, *v, false, Prefer::kRepresentation);
 }
@@ -851,6 +908,7 @@ HttpResponse FhirApi::VRead(const HttpRequest& req) const {
   absl::StatusOr<store::FhirVersion> v = store_.VRead(type, req.PathParam("id"), vid);
   if (!v.ok()) return FromStatus(req, v.status());
   if (v->deleted) return Gone(req, *v);
+  if (auto not_modified = NotModified(req, *v)) return *not_modified;
   v->json = Shaped(*shape, v->json);
   return VersionResponse(req, 200, *v, false, Prefer::kRepresentation);
 }
@@ -860,10 +918,7 @@ HttpResponse FhirApi::Update(const HttpRequest& req) const {
   if (auto bad = CheckType(req, type)) return *bad;
   if (auto bad = CheckFormat(req, true)) return *bad;
   store::FhirWriteOptions o;
-  o.if_match_version = IfMatch(req);
-  if (o.if_match_version < 0) {
-    return Outcome(req, 400, "invalid", "If-Match must be a version ETag: W/\"n\"");
-  }
+  if (auto bad = TakeIfMatch(req, o)) return *bad;
   absl::StatusOr<store::FhirWriteResult> w = store_.Update(type, req.PathParam("id"), req.body, o);
   if (!w.ok()) return FromStatus(req, w.status());
   return VersionResponse(req, w->created ? 201 : 200, w->version, true, ParsePrefer(req));
@@ -874,10 +929,7 @@ HttpResponse FhirApi::Delete(const HttpRequest& req) const {
   if (auto bad = CheckType(req, type)) return *bad;
   if (auto bad = CheckFormat(req, false)) return *bad;
   store::FhirWriteOptions o;
-  o.if_match_version = IfMatch(req);
-  if (o.if_match_version < 0) {
-    return Outcome(req, 400, "invalid", "If-Match must be a version ETag: W/\"n\"");
-  }
+  if (auto bad = TakeIfMatch(req, o)) return *bad;
   absl::StatusOr<store::FhirWriteResult> w = store_.Delete(type, req.PathParam("id"), o);
   if (!w.ok()) return FromStatus(req, w.status());
   HttpResponse r = ParsePrefer(req) == Prefer::kMinimal
@@ -901,10 +953,7 @@ HttpResponse FhirApi::ConditionalUpdate(const HttpRequest& req) const {
   }
   if (!matcher_) return NotImplemented(req, "conditional update needs search");
   store::FhirWriteOptions o;
-  o.if_match_version = IfMatch(req);
-  if (o.if_match_version < 0) {
-    return Outcome(req, 400, "invalid", "If-Match must be a version ETag: W/\"n\"");
-  }
+  if (auto bad = TakeIfMatch(req, o)) return *bad;
   o.matcher = &matcher_;
   absl::StatusOr<store::FhirWriteResult> w = store_.ConditionalUpdate(type, query, req.body, o);
   if (!w.ok()) return FromStatus(req, w.status());
@@ -922,10 +971,7 @@ HttpResponse FhirApi::ConditionalDelete(const HttpRequest& req) const {
   }
   if (!matcher_) return NotImplemented(req, "conditional delete needs search");
   store::FhirWriteOptions o;
-  o.if_match_version = IfMatch(req);
-  if (o.if_match_version < 0) {
-    return Outcome(req, 400, "invalid", "If-Match must be a version ETag: W/\"n\"");
-  }
+  if (auto bad = TakeIfMatch(req, o)) return *bad;
   o.matcher = &matcher_;
   absl::StatusOr<store::FhirWriteResult> w = store_.ConditionalDelete(type, query, o);
   if (!w.ok()) return FromStatus(req, w.status());
@@ -939,25 +985,56 @@ HttpResponse FhirApi::ConditionalDelete(const HttpRequest& req) const {
   return r;
 }
 
+namespace {
+
+// The patch's media type: JSON Patch, or FHIRPath Patch (a Parameters resource sent as
+// application/fhir+json). 415 for anything else, 400 for a FHIR body that is not Parameters.
+std::optional<HttpResponse> CheckPatchBody(const HttpRequest& req, const std::string& ct) {
+  if (ct.find("application/json-patch+json") != std::string::npos) return std::nullopt;
+  if (ct.find("fhir+json") != std::string::npos || ct.find("json+fhir") != std::string::npos) {
+    if (IsParametersBody(req.body)) return std::nullopt;
+    return Outcome(req, 400, "invalid",
+                   "a FHIRPath Patch (Content-Type: application/fhir+json) is a Parameters "
+                   "resource");
+  }
+  return Outcome(req, 415, "not-supported",
+                 "PATCH takes a JSON Patch (Content-Type: application/json-patch+json) or a "
+                 "FHIRPath Patch (a Parameters resource, Content-Type: application/fhir+json)");
+}
+
+}  // namespace
+
 HttpResponse FhirApi::Patch(const HttpRequest& req) const {
   const std::string type = req.PathParam("type");
   if (auto bad = CheckType(req, type)) return *bad;
   if (auto bad = CheckFormat(req, false)) return *bad;
   const std::string ct = req.Header("content-type");
-  if (ct.find("application/json-patch+json") == std::string::npos) {
-    return Outcome(req, 415, "not-supported",
-                   ct.find("fhir+json") != std::string::npos
-                       ? "FHIRPath Patch (a Parameters body) is not supported: send JSON Patch "
-                         "(Content-Type: application/json-patch+json)"
-                       : "PATCH takes a JSON Patch (Content-Type: application/json-patch+json)");
-  }
+  if (auto bad = CheckPatchBody(req, ct)) return *bad;
   store::FhirWriteOptions o;
-  o.if_match_version = IfMatch(req);
-  if (o.if_match_version < 0) {
-    return Outcome(req, 400, "invalid", "If-Match must be a version ETag: W/\"n\"");
-  }
+  if (auto bad = TakeIfMatch(req, o)) return *bad;
   absl::StatusOr<store::FhirWriteResult> w =
       store_.Patch(type, req.PathParam("id"), ct, req.body, patcher_, o);
+  if (!w.ok()) return FromStatus(req, w.status());
+  return VersionResponse(req, 200, w->version, true, ParsePrefer(req));
+}
+
+HttpResponse FhirApi::ConditionalPatch(const HttpRequest& req) const {
+  const std::string type = req.PathParam("type");
+  if (auto bad = CheckType(req, type)) return *bad;
+  if (auto bad = CheckFormat(req, false)) return *bad;
+  const std::string query = ConditionQuery(req);
+  if (query.empty()) {
+    return Outcome(req, 400, "invalid",
+                   "PATCH needs an id (/{type}/{id}) or search parameters (conditional patch)");
+  }
+  const std::string ct = req.Header("content-type");
+  if (auto bad = CheckPatchBody(req, ct)) return *bad;
+  if (!matcher_) return NotImplemented(req, "conditional patch needs search");
+  store::FhirWriteOptions o;
+  if (auto bad = TakeIfMatch(req, o)) return *bad;
+  o.matcher = &matcher_;
+  absl::StatusOr<store::FhirWriteResult> w =
+      store_.ConditionalPatch(type, query, ct, req.body, patcher_, o);
   if (!w.ok()) return FromStatus(req, w.status());
   return VersionResponse(req, 200, w->version, true, ParsePrefer(req));
 }
@@ -1183,9 +1260,6 @@ void FhirApi::Register(net::HttpServer& http) {
   auto allow = [](std::string methods) {
     return [methods](const HttpRequest& r) { return NotAllowed(r, methods); };
   };
-  auto todo = [](std::string what) {
-    return [what](const HttpRequest& r) { return NotImplemented(r, what); };
-  };
   std::vector<Route> routes;
   routes.push_back({"/fhir/metadata", {{"GET", bind(&FhirApi::Metadata)}}, allow("GET")});
   routes.push_back({"/fhir/_history", {{"GET", bind(&FhirApi::SystemHistory)}}, allow("GET")});
@@ -1201,8 +1275,9 @@ void FhirApi::Register(net::HttpServer& http) {
                     {{"GET", bind(&FhirApi::Search)},
                      {"POST", bind(&FhirApi::Create)},
                      {"PUT", bind(&FhirApi::ConditionalUpdate)},
-                     {"DELETE", bind(&FhirApi::ConditionalDelete)}},
-                    todo("conditional patch is not implemented yet")});
+                     {"DELETE", bind(&FhirApi::ConditionalDelete)},
+                     {"PATCH", bind(&FhirApi::ConditionalPatch)}},
+                    allow("GET, POST, PUT, DELETE, PATCH")});
   routes.push_back({"/fhir/{type}/{id}/_history/{vid}", {{"GET", bind(&FhirApi::VRead)}},
                     allow("GET")});
   routes.push_back({"/fhir/{type}/{id}/_history", {{"GET", bind(&FhirApi::InstanceHistory)}},

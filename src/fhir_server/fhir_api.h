@@ -8,11 +8,15 @@
 //   POST   /fhir/{type}                          create; If-None-Exist: conditional create
 //   PUT    /fhir/{type}?{search}                 conditional update (0: create, 1: update, >1: 412)
 //   DELETE /fhir/{type}?{search}                 conditional delete (0: nothing, 1: delete, >1: 412)
+//   PATCH  /fhir/{type}?{search}                 conditional patch (0: 404, 1: patch, >1: 412)
 //   GET    /fhir/{type}/_history                 type history
-//   GET    /fhir/{type}/{id}                     read (404 unknown, 410 deleted)
+//   GET    /fhir/{type}/{id}                     read (404 unknown, 410 deleted; If-None-Match,
+//                                                If-Modified-Since: 304 Not Modified)
 //   PUT    /fhir/{type}/{id}                     update / update-as-create (If-Match: 412)
-//   PATCH  /fhir/{type}/{id}                     JSON Patch (json_patch.h; If-Match; 422 when a
-//                                                `test` fails or the result is not the resource)
+//   PATCH  /fhir/{type}/{id}                     JSON Patch (json_patch.h) or FHIRPath Patch
+//                                                (fhirpath_patch.h, a Parameters body as
+//                                                application/fhir+json); If-Match; 422 when it
+//                                                cannot be applied or the result is not the resource
 //   DELETE /fhir/{type}/{id}                     delete (If-Match: 412)
 //   GET    /fhir/{type}/{id}/_history[/{vid}]    instance history, vread
 //   GET|POST /fhir/Patient/{id}/$everything      the patient compartment (_since, _type, _count)
@@ -21,7 +25,7 @@
 // application/fhir+json; _format=xml (or an XML body) is 415; `_pretty=true` indents;
 // `Prefer: return=minimal|representation|OperationOutcome` on writes. Every error is an
 // OperationOutcome with its status; other methods are 405 with `Allow`, or 501 for what is not
-// implemented (conditional patch, other operations, FHIRPath Patch is 415). Conditions are
+// implemented (other operations); a PATCH body of another media type is 415. Conditions are
 // searches run strictly (an unknown parameter is 400, never a wider match) on the writer's
 // connection, inside the write (store::FhirMatcher). Search honours `Prefer: handling=strict`
 // (unknown parameters are 400) and `handling=lenient` (the default: they are ignored and named
@@ -66,8 +70,10 @@ class FhirApi {
   // PUT /fhir/{type}?search and DELETE /fhir/{type}?search.
   net::HttpResponse ConditionalUpdate(const net::HttpRequest& req) const;
   net::HttpResponse ConditionalDelete(const net::HttpRequest& req) const;
-  // PATCH /fhir/{type}/{id} with a JSON Patch body.
+  // PATCH /fhir/{type}/{id} with a JSON Patch or a FHIRPath Patch (fhirpath_patch.h) body.
   net::HttpResponse Patch(const net::HttpRequest& req) const;
+  // PATCH /fhir/{type}?search: 0 matches 404, 1 patched, more 412.
+  net::HttpResponse ConditionalPatch(const net::HttpRequest& req) const;
   // GET|POST /fhir/{type}/{id}/{$op}: Patient/{id}/$everything (others 501).
   net::HttpResponse InstanceOperation(const net::HttpRequest& req) const;
   // $validate (http://hl7.org/fhir/R4/resource-operation-validate.html): POST /{type}/$validate

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "absl/time/time.h"
 #include "fhir_search/indexer.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -146,6 +147,54 @@ TEST_F(FhirApiTest, InvalidResourcesAreRefusedWithTheElementPath) {
 // $validate answers 200 with an OperationOutcome whether or not the resource is valid
 // (http://hl7.org/fhir/R4/resource-operation-validate.html), for a posted resource, a Parameters
 // body, or the stored version.
+// FHIR R4 http.html#cread: If-None-Match / If-Modified-Since on read and vread, 304 Not
+// Modified (RFC 7232: If-None-Match wins over If-Modified-Since; a bad date is ignored).
+TEST_F(FhirApiTest, ConditionalRead) {
+  // The fake clock starts at 1,700,000,000 s: Tue, 14 Nov 2023 22:13:20 GMT.
+  ASSERT_TRUE(store_->Update("Patient", "c1", R"({"resourceType":"Patient","id":"c1"})").ok());
+  auto read = [&](std::vector<std::pair<std::string, std::string>> headers,
+                  std::string vid = "") {
+    net::HttpRequest r =
+        vid.empty() ? Req("GET", "/fhir/Patient/c1", {{"type", "Patient"}, {"id", "c1"}})
+                    : Req("GET", "/fhir/Patient/c1/_history/" + vid,
+                          {{"type", "Patient"}, {"id", "c1"}, {"vid", vid}});
+    for (auto& h : headers) r.headers.push_back(std::move(h));
+    return vid.empty() ? api_->Read(r) : api_->VRead(r);
+  };
+  auto same = read({{"if-none-match", "W/\"1\""}});
+  EXPECT_EQ(same.status, 304);
+  EXPECT_EQ(same.body, "");
+  EXPECT_EQ(Header(same, "ETag"), "W/\"1\"");
+  EXPECT_EQ(Header(same, "Last-Modified"), "Tue, 14 Nov 2023 22:13:20 GMT");
+  EXPECT_EQ(read({{"if-none-match", "W/\"2\""}}).status, 200);
+  clock_.Advance(absl::Seconds(10));
+  ASSERT_TRUE(
+      store_->Update("Patient", "c1", R"({"resourceType":"Patient","id":"c1","active":true})")
+          .ok());
+  auto changed = read({{"if-none-match", "W/\"1\""}});
+  EXPECT_EQ(changed.status, 200);
+  EXPECT_TRUE(Json(changed.body)["active"].GetBool());
+  EXPECT_EQ(read({{"if-none-match", "W/\"1\", W/\"2\""}}).status, 304);  // one of a list
+  EXPECT_EQ(read({{"if-none-match", "\"2\""}}).status, 304);            // strong form
+  EXPECT_EQ(read({{"if-none-match", "*"}}).status, 304);
+  // vread: the version read is the one compared.
+  EXPECT_EQ(read({{"if-none-match", "W/\"1\""}}, "1").status, 304);
+  EXPECT_EQ(read({{"if-none-match", "W/\"2\""}}, "1").status, 200);
+  // If-Modified-Since: version 2 was written at 22:13:30.
+  EXPECT_EQ(read({{"if-modified-since", "Tue, 14 Nov 2023 22:13:30 GMT"}}).status, 304);
+  EXPECT_EQ(read({{"if-modified-since", "Wed, 15 Nov 2023 08:00:00 GMT"}}).status, 304);
+  EXPECT_EQ(read({{"if-modified-since", "Tue, 14 Nov 2023 22:13:29 GMT"}}).status, 200);
+  EXPECT_EQ(read({{"if-modified-since", "Tue, 14 Nov 2023 22:13:25 GMT"}}, "1").status, 304);
+  EXPECT_EQ(read({{"if-modified-since", "yesterday"}}).status, 200);
+  EXPECT_EQ(read({{"if-none-match", "W/\"1\""},
+                  {"if-modified-since", "Tue, 14 Nov 2023 22:13:30 GMT"}})
+                .status,
+            200);
+  // Deleted: still 410.
+  ASSERT_TRUE(store_->Delete("Patient", "c1").ok());
+  EXPECT_EQ(read({{"if-none-match", "W/\"2\""}}).status, 410);
+}
+
 TEST_F(FhirApiTest, ValidateOperation) {
   auto ok = api_->TypeOperation(Req("POST", "/fhir/Patient/$validate",
                                     {{"type", "Patient"}, {"id", "$validate"}},
@@ -484,7 +533,9 @@ TEST_F(FhirRestApiTest, JsonPatch) {
   EXPECT_STREQ(Json(failed.body)["issue"][0]["code"].GetString(), "processing");
   // Malformed: 400. Wrong media type: 415. Stale If-Match: 412. Unknown id: 404.
   EXPECT_EQ(patch("p0", R"({"op":"remove"})").status, 400);
-  EXPECT_EQ(patch("p0", "[]", {{"content-type", "application/fhir+json"}}).status, 415);
+  EXPECT_EQ(patch("p0", "[]", {{"content-type", "text/plain"}}).status, 415);
+  // application/fhir+json is FHIRPath Patch, whose body is a Parameters resource: 400 otherwise.
+  EXPECT_EQ(patch("p0", "[]", {{"content-type", "application/fhir+json"}}).status, 400);
   EXPECT_EQ(patch("p0", "[]", {{"content-type", "application/json-patch+json"},
                               {"if-match", "W/\"1\""}}).status,
             412);
@@ -522,6 +573,132 @@ TEST_F(FhirRestApiTest, TransactionWithConditionalReferenceAndPatch) {
   EXPECT_STREQ(d["entry"][0]["resource"]["subject"]["reference"].GetString(), "Patient/p2");
   // The Binary's data is [{"op":"add","path":"/active","value":true}].
   EXPECT_TRUE(d["entry"][1]["resource"]["active"].GetBool());
+}
+
+// FHIR R4 http.html#patch: PATCH [type]?[search]: no match 404, one patched, several 412.
+TEST_F(FhirRestApiTest, ConditionalPatch) {
+  auto patch = [&](Pairs query, const std::string& body, Pairs headers = {}) {
+    headers.emplace_back("content-type", "application/json-patch+json");
+    return api_->ConditionalPatch(
+        Call("PATCH", "/fhir/Patient", {{"type", "Patient"}}, std::move(query), body,
+             std::move(headers)));
+  };
+  const std::string activate = R"([{"op":"add","path":"/active","value":true}])";
+  const int64_t versions = Versions();
+  // p1 and p3 are Fam1 and male.
+  auto many = patch({{"name", "fam1"}, {"gender", "male"}}, activate);
+  EXPECT_EQ(many.status, 412) << many.body;
+  EXPECT_EQ(patch({{"_id", "nope"}}, activate).status, 404);
+  EXPECT_EQ(patch({}, activate).status, 400);
+  EXPECT_EQ(patch({{"bogus", "1"}}, activate).status, 400);  // never a wider match
+  EXPECT_EQ(Versions(), versions);
+  auto one = patch({{"name", "fam1"}, {"_id", "p3"}}, activate);
+  ASSERT_EQ(one.status, 200) << one.body;
+  EXPECT_EQ(Header(one, "ETag"), "W/\"2\"");
+  EXPECT_EQ(Header(one, "Location"), "http://example.test/fhir/Patient/p3/_history/2");
+  EXPECT_TRUE(Json(one.body)["active"].GetBool());
+  EXPECT_EQ(store_->History({.type = "Patient", .id = "p3"})->versions[0].method, "PATCH");
+  // If-Match applies to the match.
+  EXPECT_EQ(patch({{"_id", "p3"}}, activate, {{"if-match", "W/\"1\""}}).status, 412);
+  // A FHIRPath Patch too.
+  auto fp = api_->ConditionalPatch(Call(
+      "PATCH", "/fhir/Patient", {{"type", "Patient"}}, {{"_id", "p3"}},
+      R"({"resourceType":"Parameters","parameter":[{"name":"operation","part":[
+          {"name":"type","valueCode":"replace"},{"name":"path","valueString":"Patient.active"},
+          {"name":"value","valueBoolean":false}]}]})",
+      {{"content-type", "application/fhir+json"}}));
+  ASSERT_EQ(fp.status, 200) << fp.body;
+  EXPECT_FALSE(Json(fp.body)["active"].GetBool());
+  EXPECT_EQ(Header(fp, "ETag"), "W/\"3\"");
+}
+
+// FHIR R4 fhirpatch.html over REST: PATCH with a Parameters body as application/fhir+json.
+TEST_F(FhirRestApiTest, FhirPathPatch) {
+  auto patch = [&](const std::string& id, const std::string& ops, Pairs headers = {}) {
+    headers.emplace_back("content-type", "application/fhir+json");
+    return api_->Patch(Call("PATCH", "/fhir/Patient/" + id, {{"type", "Patient"}, {"id", id}}, {},
+                            R"({"resourceType":"Parameters","parameter":[)" + ops + "]}",
+                            std::move(headers)));
+  };
+  auto ok = patch("p0", R"({"name":"operation","part":[{"name":"type","valueCode":"add"},
+      {"name":"path","valueString":"Patient"},{"name":"name","valueString":"birthDate"},
+      {"name":"value","valueDate":"1930-01-01"}]},
+    {"name":"operation","part":[{"name":"type","valueCode":"replace"},
+      {"name":"path","valueString":"Patient.name.where(family = 'Fam0').family"},
+      {"name":"value","valueString":"Roe"}]})");
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  auto d = Json(ok.body);
+  EXPECT_STREQ(d["birthDate"].GetString(), "1930-01-01");
+  EXPECT_STREQ(d["name"][0]["family"].GetString(), "Roe");
+  EXPECT_STREQ(d["meta"]["versionId"].GetString(), "2");
+  // The search index follows the patched version.
+  auto found = Json(api_->Search(Get({{"family", "roe"}})).body);
+  ASSERT_EQ(found["entry"].Size(), 1u);
+  // Cannot be applied (replace of nothing; the wrong type): 422, an OperationOutcome.
+  auto nothing = patch("p0", R"({"name":"operation","part":[{"name":"type","valueCode":"replace"},
+      {"name":"path","valueString":"Patient.deceased"},{"name":"value","valueBoolean":true}]})");
+  EXPECT_EQ(nothing.status, 422) << nothing.body;
+  EXPECT_STREQ(Json(nothing.body)["resourceType"].GetString(), "OperationOutcome");
+  EXPECT_EQ(patch("p0", R"({"name":"operation","part":[{"name":"type","valueCode":"replace"},
+      {"name":"path","valueString":"Patient.birthDate"},{"name":"value","valueBoolean":true}]})")
+                .status,
+            422);
+  // A result that is not valid R4 (gender outside its required ValueSet): 422.
+  EXPECT_EQ(patch("p0", R"({"name":"operation","part":[{"name":"type","valueCode":"replace"},
+      {"name":"path","valueString":"Patient.gender"},{"name":"value","valueCode":"bogus"}]})")
+                .status,
+            422);
+  // Malformed: an unknown operation type, a path that is not FHIRPath: 400.
+  EXPECT_EQ(patch("p0", R"({"name":"operation","part":[{"name":"type","valueCode":"remove"},
+      {"name":"path","valueString":"Patient.gender"}]})").status, 400);
+  EXPECT_EQ(patch("p0", R"({"name":"operation","part":[{"name":"type","valueCode":"delete"},
+      {"name":"path","valueString":"Patient.("}]})").status, 400);
+  EXPECT_EQ(store_->Read("Patient", "p0")->version_id, 2);
+  // If-Match, 404 and 410 as for JSON Patch.
+  const std::string del = R"({"name":"operation","part":[{"name":"type","valueCode":"delete"},
+      {"name":"path","valueString":"Patient.birthDate"}]})";
+  EXPECT_EQ(patch("p0", del, {{"if-match", "W/\"1\""}}).status, 412);
+  EXPECT_EQ(patch("nope", del).status, 404);
+  auto deleted = patch("p0", del, {{"if-match", "W/\"2\""}});
+  ASSERT_EQ(deleted.status, 200) << deleted.body;
+  EXPECT_FALSE(Json(deleted.body).HasMember("birthDate"));
+}
+
+// Transactions: a PATCH entry with a conditional url, and a FHIRPath Patch (a Parameters
+// resource) as the entry's resource (FHIR R4 http.html#transaction).
+TEST_F(FhirRestApiTest, TransactionConditionalAndFhirPathPatch) {
+  const std::string params =
+      R"({"resourceType":"Parameters","parameter":[{"name":"operation","part":[
+          {"name":"type","valueCode":"add"},{"name":"path","valueString":"Patient"},
+          {"name":"name","valueString":"active"},{"name":"value","valueBoolean":true}]}]})";
+  auto tx = [&](const std::string& url, const std::string& type = "transaction") {
+    return api_->Transaction(Call("POST", "/fhir", {}, {},
+                                  R"({"resourceType":"Bundle","type":")" + type +
+                                      R"(","entry":[{"resource":)" + params +
+                                      R"(,"request":{"method":"PATCH","url":")" + url + R"("}}]})",
+                                  {{"prefer", "return=representation"}}));
+  };
+  const int64_t versions = Versions();
+  auto many = tx("Patient?gender=female");  // p0, p2, p4
+  EXPECT_EQ(many.status, 412) << many.body;
+  EXPECT_THAT(many.body, HasSubstr("Bundle.entry[0]"));
+  auto none = tx("Patient?_id=nope");
+  EXPECT_EQ(none.status, 404) << none.body;
+  EXPECT_EQ(Versions(), versions);
+  auto batch = tx("Patient?_id=nope", "batch");
+  ASSERT_EQ(batch.status, 200) << batch.body;
+  EXPECT_THAT(std::string(Json(batch.body)["entry"][0]["response"]["status"].GetString()),
+              HasSubstr("404"));
+  auto ok = tx("Patient?_id=p4&gender=female");
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  auto d = Json(ok.body);
+  EXPECT_STREQ(d["entry"][0]["response"]["status"].GetString(), "200 OK");
+  EXPECT_STREQ(d["entry"][0]["resource"]["id"].GetString(), "p4");
+  EXPECT_TRUE(d["entry"][0]["resource"]["active"].GetBool());
+  // By id, with a FHIRPath Patch.
+  auto by_id = tx("Patient/p2");
+  ASSERT_EQ(by_id.status, 200) << by_id.body;
+  EXPECT_TRUE(store_->Read("Patient", "p2")->json.find(R"("active":true)") != std::string::npos);
 }
 
 TEST_F(FhirRestApiTest, PatientEverything) {
@@ -621,6 +798,7 @@ TEST_F(FhirRestApiTest, CapabilityStatementListsTheNewInteractions) {
     EXPECT_TRUE(res["conditionalCreate"].GetBool());
     EXPECT_TRUE(res["conditionalUpdate"].GetBool());
     EXPECT_STREQ(res["conditionalDelete"].GetString(), "single");
+    EXPECT_STREQ(res["conditionalRead"].GetString(), "full-support");
     std::vector<std::string> codes;
     for (const auto& i : res["interaction"].GetArray()) codes.push_back(i["code"].GetString());
     EXPECT_THAT(codes, ::testing::Contains("patch"));

@@ -770,6 +770,31 @@ absl::StatusOr<FhirWriteResult> FhirStore::Patch(std::string_view type, std::str
   return out;
 }
 
+absl::StatusOr<FhirWriteResult> FhirStore::ConditionalPatch(std::string_view type,
+                                                            std::string_view query,
+                                                            std::string_view content_type,
+                                                            std::string_view patch,
+                                                            const FhirPatcher& patcher,
+                                                            FhirWriteOptions o) {
+  ISTHMUS_RETURN_IF_ERROR(CheckType(type));
+  FhirWriteResult out;
+  ISTHMUS_RETURN_IF_ERROR(writer_.Run([&](db::Connection& conn) -> absl::Status {
+    ISTHMUS_ASSIGN_OR_RETURN(std::vector<std::string> ids,
+                             MatchCondition(o.matcher, conn, type, query));
+    if (ids.size() > 1) return TooManyMatches(type, query);
+    if (ids.empty()) {
+      return absl::NotFoundError(base::StrCat("the condition (", ConditionNames(query),
+                                              ") matches no ", type, " to patch"));
+    }
+    FhirOp op(*this, conn);
+    op.validate = o.validate;
+    ISTHMUS_ASSIGN_OR_RETURN(
+        out, op.Patch(type, ids[0], o.if_match_version, content_type, patch, patcher, nullptr));
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
 absl::StatusOr<FhirWriteResult> FhirStore::Update(std::string_view type, std::string_view id,
                                                   std::string_view json, FhirWriteOptions o) {
   ISTHMUS_RETURN_IF_ERROR(CheckTypeAndId(type, id));
@@ -942,9 +967,9 @@ absl::Status Prepare(const Value& e, Entry& out) {
       return absl::UnimplementedError(
           base::StrCat(at, ".request.url: search in Bundles is not implemented yet"));
     }
-    if (out.method != "PUT" && out.method != "DELETE") {
+    if (out.method != "PUT" && out.method != "DELETE" && out.method != "PATCH") {
       return absl::InvalidArgumentError(base::StrCat(
-          at, ".request.url: only PUT and DELETE take a condition (Type?query)"));
+          at, ".request.url: only PUT, PATCH and DELETE take a condition (Type?query)"));
     }
     out.condition = std::string(url.substr(q + 1));
     url = url.substr(0, q);
@@ -1016,8 +1041,17 @@ absl::Status Prepare(const Value& e, Entry& out) {
     out.resource = res;
   }
   if (out.method == "PATCH") {
-    // FHIR R4 http.html#transaction: a PATCH entry's resource is a Binary holding the patch.
+    // FHIR R4 http.html#transaction: a PATCH entry's resource is a Binary holding the patch,
+    // or a Parameters resource: a FHIRPath Patch (fhirpatch.html).
     const Value* res = Member(e, "resource");
+    if (res != nullptr && StringMember(*res, "resourceType") == "Parameters") {
+      out.patch_type = "application/fhir+json";
+      rapidjson::StringBuffer buf;
+      rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+      WriteValue(w, *res, nullptr);
+      out.patch.assign(buf.GetString(), buf.GetSize());
+      return absl::OkStatus();
+    }
     if (res == nullptr || StringMember(*res, "resourceType") != "Binary") {
       return absl::InvalidArgumentError(base::StrCat(
           at, ".resource: a PATCH entry holds the patch as a Binary (contentType, data)"));
@@ -1159,11 +1193,16 @@ absl::StatusOr<FhirTransactionResult> FhirStore::ApplyTransaction(db::Connection
       continue;
     }
     const std::string match = ids->empty() ? std::string() : (*ids)[0];
+    if (e.method == "PATCH" && match.empty()) {  // http.html#patch: no match is 404
+      ISTHMUS_RETURN_IF_ERROR(fail(e, absl::NotFoundError(base::StrCat(
+          "the condition (", ConditionNames(e.condition), ") matches no ", e.type, " to patch"))));
+      continue;
+    }
     if (e.method == "POST") {
       e.existing = !match.empty();
       e.id = match;  // a new one below when empty
-    } else if (e.method == "DELETE") {
-      e.id = match;  // empty: nothing to delete
+    } else if (e.method == "DELETE" || e.method == "PATCH") {
+      e.id = match;  // DELETE: empty when there is nothing to delete
     } else {  // PUT
       std::string_view body_id = StringMember(*e.resource, "id");
       if (!match.empty() && !body_id.empty() && body_id != match) {

@@ -161,8 +161,9 @@ struct FhirTransactionOptions {
   // Conditional entries (ifNoneExist, PUT/DELETE Type?query) and conditional references;
   // without it they are kUnimplemented.
   const FhirMatcher* matcher = nullptr;
-  // PATCH entries (a Binary resource holding the patch, per FHIR R4 http.html#transaction);
-  // without it they are kUnimplemented.
+  // PATCH entries (a Binary resource holding the patch, or a Parameters resource, a FHIRPath
+  // Patch handed over as application/fhir+json, per FHIR R4 http.html#transaction; the url
+  // Type/id or Type?query); without it they are kUnimplemented.
   const FhirPatcher* patcher = nullptr;
 };
 
@@ -223,6 +224,13 @@ class FhirStore {
   absl::StatusOr<FhirWriteResult> Patch(std::string_view type, std::string_view id,
                                         std::string_view content_type, std::string_view patch,
                                         const FhirPatcher& patcher, FhirWriteOptions o = {});
+  // PATCH /{type}?{query} (needs o.matcher): no match is kNotFound (404), one match is patched
+  // as by Patch (o.if_match_version applies to it), more than one is kFailedPrecondition (412)
+  // (FHIR R4 http.html#patch).
+  absl::StatusOr<FhirWriteResult> ConditionalPatch(std::string_view type, std::string_view query,
+                                                   std::string_view content_type,
+                                                   std::string_view patch,
+                                                   const FhirPatcher& patcher, FhirWriteOptions o);
 
   // The current version; a deleted resource returns its tombstone (deleted = true).
   absl::StatusOr<FhirVersion> Read(std::string_view type, std::string_view id) const;

@@ -4,6 +4,8 @@ delete/410, history paging, transactions with urn:uuid references and OperationO
 raw HTTP for headers; and MLLP -> `transformer: fhir` -> `fhir_local` -> GET through /fhir.
 """
 import base64
+import datetime
+import email.utils
 import json
 import os
 import subprocess
@@ -92,8 +94,12 @@ class FhirRestTest(unittest.TestCase):
         self.assertEqual(status, 405)
         self.assertIn("GET", headers["Allow"])
         self.assertEqual(json.loads(body)["resourceType"], "OperationOutcome")
-        # PATCH with a FHIR body would be FHIRPath Patch: not supported (415); JSON Patch is.
+        # PATCH with a FHIR body is FHIRPath Patch, whose body is a Parameters resource (400
+        # otherwise); a body that is neither JSON Patch nor FHIR is 415.
         status, _, body = http(port, "PATCH", "/fhir/Patient/" + pid, "[]")
+        self.assertEqual(status, 400)
+        status, _, body = http(port, "PATCH", "/fhir/Patient/" + pid, "[]",
+                               {"Content-Type": "text/plain"})
         self.assertEqual(status, 415)
         status, _, body = http(port, "POST", "/fhir/Patient", "<Patient/>",
                                {"Content-Type": "application/fhir+xml"})
@@ -200,6 +206,100 @@ class FhirRestTest(unittest.TestCase):
         self.assertEqual(status, 200)
         status, _, _ = http(port, "GET", "/fhir/Patient/" + pid)
         self.assertEqual(status, 410)
+
+    def test_conditional_read_conditional_patch_and_fhirpath_patch(self):
+        port = self.server.http_port
+        status, headers, body = http(port, "POST", "/fhir/Patient", json.dumps(
+            {"resourceType": "Patient", "identifier": [{"system": "urn:mrn", "value": "cr-1"}],
+             "name": [{"family": "Cread"}]}))
+        self.assertEqual(status, 201)
+        pid = json.loads(body)["id"]
+        last_modified = headers["Last-Modified"]
+        # Conditional read (http.html#cread): the current ETag -> 304 without a body.
+        status, headers, body = http(port, "GET", "/fhir/Patient/" + pid,
+                                     headers={"If-None-Match": 'W/"1"'})
+        self.assertEqual((status, body, headers["ETag"]), (304, "", 'W/"1"'))
+        status, _, body = http(port, "GET", "/fhir/Patient/" + pid,
+                               headers={"If-None-Match": 'W/"7"'})
+        self.assertEqual(status, 200)
+        self.assertEqual(json.loads(body)["id"], pid)
+        # If-Modified-Since: not modified since its own Last-Modified; modified since a minute
+        # before it.
+        status, _, _ = http(port, "GET", "/fhir/Patient/" + pid,
+                            headers={"If-Modified-Since": last_modified})
+        self.assertEqual(status, 304)
+        earlier = email.utils.format_datetime(
+            email.utils.parsedate_to_datetime(last_modified) - datetime.timedelta(minutes=1),
+            usegmt=True)
+        status, _, _ = http(port, "GET", "/fhir/Patient/" + pid,
+                            headers={"If-Modified-Since": earlier})
+        self.assertEqual(status, 200)
+        status, _, _ = http(port, "GET", "/fhir/Patient/%s/_history/1" % pid,
+                            headers={"If-None-Match": 'W/"1"'})
+        self.assertEqual(status, 304)
+        # Conditional patch (http.html#patch): one match patched, none 404, several 412.
+        ct = {"Content-Type": "application/json-patch+json"}
+        activate = json.dumps([{"op": "add", "path": "/active", "value": True}])
+        status, headers, body = http(port, "PATCH", "/fhir/Patient?identifier=urn:mrn|cr-1",
+                                     activate, ct)
+        self.assertEqual((status, headers["ETag"], json.loads(body)["active"]),
+                         (200, 'W/"2"', True))
+        status, _, _ = http(port, "PATCH", "/fhir/Patient?identifier=urn:mrn|nobody",
+                            activate, ct)
+        self.assertEqual(status, 404)
+        http(port, "POST", "/fhir/Patient", json.dumps(
+            {"resourceType": "Patient", "name": [{"family": "Cread"}]}))
+        status, _, outcome = http(port, "PATCH", "/fhir/Patient?family=cread", activate, ct)
+        self.assertEqual((status, json.loads(outcome)["resourceType"]), (412, "OperationOutcome"))
+        # FHIRPath Patch (fhirpatch.html): a Parameters body, application/fhir+json.
+        def op(type_, path, **parts):
+            p = [{"name": "type", "valueCode": type_}, {"name": "path", "valueString": path}]
+            for k, v in parts.items():
+                p.append(dict({"name": k.split("_")[0]}, **v))
+            return {"name": "operation", "part": p}
+        params = {"resourceType": "Parameters", "parameter": [
+            op("add", "Patient", name={"valueString": "birthDate"},
+               value={"valueDate": "1930-01-01"}),
+            op("insert", "Patient.identifier", index={"valueInteger": 0},
+               value={"valueIdentifier": {"system": "urn:other", "value": "o-1"}}),
+            op("replace", "Patient.active", value={"valueBoolean": False})]}
+        status, headers, body = http(port, "PATCH", "/fhir/Patient/" + pid, json.dumps(params),
+                                     {"If-Match": 'W/"2"'})
+        self.assertEqual(status, 200, body)
+        patched = json.loads(body)
+        self.assertEqual((patched["birthDate"], patched["active"], headers["ETag"]),
+                         ("1930-01-01", False, 'W/"3"'))
+        self.assertEqual([i["value"] for i in patched["identifier"]], ["o-1", "cr-1"])
+        # The search index follows: the identifier inserted by the patch finds it.
+        status, _, found = http(port, "GET", "/fhir/Patient?identifier=urn:other|o-1")
+        self.assertEqual([e["resource"]["id"] for e in json.loads(found)["entry"]], [pid])
+        # Cannot be applied: 422 with an OperationOutcome; malformed: 400.
+        nothing = {"resourceType": "Parameters", "parameter": [
+            op("replace", "Patient.gender", value={"valueCode": "male"})]}
+        status, _, outcome = http(port, "PATCH", "/fhir/Patient/" + pid, json.dumps(nothing))
+        self.assertEqual((status, json.loads(outcome)["resourceType"]), (422, "OperationOutcome"))
+        bad = {"resourceType": "Parameters", "parameter": [op("frobnicate", "Patient.gender")]}
+        status, _, _ = http(port, "PATCH", "/fhir/Patient/" + pid, json.dumps(bad))
+        self.assertEqual(status, 400)
+        # In a transaction: a PATCH entry with a conditional url and a Parameters resource.
+        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+            {"resource": {"resourceType": "Parameters", "parameter": [
+                op("delete", "Patient.birthDate")]},
+             "request": {"method": "PATCH", "url": "Patient?identifier=urn:mrn|cr-1"}}]}
+        status, _, resp = http(port, "POST", "/fhir", json.dumps(bundle))
+        self.assertEqual(status, 200, resp)
+        entry = json.loads(resp)["entry"][0]["response"]
+        self.assertEqual((entry["status"], entry["etag"]), ("200 OK", 'W/"4"'))
+        status, _, body = http(port, "GET", "/fhir/Patient/" + pid)
+        self.assertNotIn("birthDate", json.loads(body))
+        bundle["entry"][0]["request"]["url"] = "Patient?identifier=urn:mrn|nobody"
+        status, _, outcome = http(port, "POST", "/fhir", json.dumps(bundle))
+        self.assertEqual(status, 404, outcome)
+        self.assertIn("Bundle.entry[0]", outcome)
+        # The CapabilityStatement says so.
+        status, _, meta = http(port, "GET", "/fhir/metadata")
+        patient = [r for r in json.loads(meta)["rest"][0]["resource"] if r["type"] == "Patient"]
+        self.assertEqual(patient[0]["conditionalRead"], "full-support")
 
     def test_mllp_to_fhir_local_to_rest(self):
         c = MllpClient(self.server.mllp_port)
