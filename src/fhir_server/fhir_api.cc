@@ -6,6 +6,7 @@
 
 #include <set>
 
+#include "absl/time/civil_time.h"
 #include "absl/time/time.h"
 #include "base/status_macros.h"
 #include "base/str.h"
@@ -450,7 +451,7 @@ FhirApi::FhirApi(store::FhirStore& store, const fhir_search::Searcher* search)
         "patch and delete (one match; several are 412) and conditional references in "
         "transactions; JSON Patch (application/json-patch+json, also as Binary in transactions) "
         "and FHIRPath Patch (a Parameters resource, application/fhir+json, also in "
-        "transactions); Patient/{id}/$everything (_since, _type, _count). Every write is "
+        "transactions); Patient/{id}/$everything (start, end, _since, _type, _count). Every write is "
         "checked against the R4 StructureDefinitions (types, cardinality, required bindings, "
         "primitive formats; not invariants or profiles), and $validate reports the same.");
   } else {
@@ -1112,6 +1113,57 @@ HttpResponse FhirApi::Validate(const HttpRequest& req) const {
   return Fhir(req, 200, fhir::ValidationOutcomeJson(issues));
 }
 
+namespace {
+
+// $everything's start/end are FHIR dates: YYYY, YYYY-MM or YYYY-MM-DD. Returns the first day
+// of the period the date names and the first day after it (2024-02: 2024-02-01, 2024-03-01);
+// nullopt when malformed or not a real date.
+std::optional<std::pair<absl::CivilDay, absl::CivilDay>> DatePeriod(std::string_view s) {
+  if (s.size() != 4 && s.size() != 7 && s.size() != 10) return std::nullopt;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const bool dash = i == 4 || i == 7;
+    if (dash ? s[i] != '-' : !std::isdigit(static_cast<unsigned char>(s[i]))) return std::nullopt;
+  }
+  int64_t y = 0, m = 1, d = 1;
+  base::ParseInt(s.substr(0, 4), &y);
+  if (s.size() >= 7) base::ParseInt(s.substr(5, 2), &m);
+  if (s.size() == 10) base::ParseInt(s.substr(8, 2), &d);
+  const absl::CivilDay first(y, m, d);
+  if (first.month() != m || first.day() != d) return std::nullopt;  // 2024-02-30, 2024-13
+  const absl::CivilDay after = s.size() == 4   ? absl::CivilDay(y + 1, 1, 1)
+                               : s.size() == 7 ? absl::CivilDay(y, m + 1, 1)
+                                               : first + 1;
+  return std::make_pair(first, after);
+}
+
+std::string DayInstant(absl::CivilDay d) {
+  return absl::FormatCivilTime(d) + "T00:00:00Z";
+}
+
+// The search parameter holding a type's care date, for $everything's start/end ("care dates,
+// not record currency dates"): the type's `date` parameter (Observation.effective,
+// Encounter.period, Procedure.performed, ...) unless it is a record date or absent, where
+// another parameter says when care happened. Empty: the type has no care date, and start/end
+// do not filter it.
+std::string_view CareDateParam(std::string_view type) {
+  static constexpr std::pair<std::string_view, std::string_view> kCareDate[] = {
+      {"AllergyIntolerance", ""},  // `date` is recordedDate
+      {"Condition", "onset-date"},
+      {"DocumentReference", "period"},  // `date` is when the document was made
+      {"Goal", "start-date"},
+      {"MedicationAdministration", "effective-time"},
+      {"MedicationRequest", "authoredon"},  // `date` is the dosage timing's events
+      {"MedicationStatement", "effective"},
+      {"ServiceRequest", "occurrence"},
+  };
+  for (const auto& [t, code] : kCareDate) {
+    if (t == type) return code;
+  }
+  return "date";
+}
+
+}  // namespace
+
 HttpResponse FhirApi::Everything(const HttpRequest& req) const {
   if (auto bad = CheckFormat(req, req.method == "POST" && !req.body.empty())) return *bad;
   // Parameters: the query string, and for POST a Parameters body (_since, _type, _count).
@@ -1146,6 +1198,7 @@ HttpResponse FhirApi::Everything(const HttpRequest& req) const {
   int count = kDefaultPageSize;
   int64_t since = 0;
   std::string cursor;
+  std::string start, end;  // care date conditions (ge.../lt... instants)
   std::set<std::string, std::less<>> types;  // _type; empty = all
   for (const auto& [k, v] : params) {
     if (k == "_count") {
@@ -1165,10 +1218,23 @@ HttpResponse FhirApi::Everything(const HttpRequest& req) const {
       }
     } else if (k == "_cursor") {
       cursor = v;
+    } else if (k == "start" || k == "end") {
+      auto period = DatePeriod(v);
+      if (!period) {
+        return Outcome(req, 400, "invalid",
+                       base::StrCat("$everything ", k, " must be a date (2024, 2024-03, 2024-03-05)"));
+      }
+      // The care date must overlap [start, end] at the dates' precision: end no earlier than
+      // the first instant of start's period, begin before the first instant after end's.
+      if (k == "start") {
+        start = base::StrCat("ge", DayInstant(period->first));
+      } else {
+        end = base::StrCat("lt", DayInstant(period->second));
+      }
     } else if (k != "_format" && k != "_pretty") {
       return Outcome(req, 400, "not-supported",
                      base::StrCat("$everything parameter ", k.substr(0, 64),
-                                  " is not supported (_since, _type, _count are)"));
+                                  " is not supported (start, end, _since, _type, _count are)"));
     }
   }
   // Every member of the compartment, as Type/id sorted: the patient, then every resource that
@@ -1181,12 +1247,25 @@ HttpResponse FhirApi::Everything(const HttpRequest& req) const {
   for (int i = 0; i < internal::kPatientCompartmentCount; ++i) {
     const internal::CompartmentMember& m = internal::kPatientCompartment[i];
     if (!wanted(m.type)) continue;
+    // start/end: the type's care date overlaps [start, end] (date search on ranges: ge an
+    // instant matches a range ending at or after it, lt one starting before it).
+    fhir_search::Params care;
+    if (!start.empty() || !end.empty()) {
+      const std::string_view date_code = CareDateParam(m.type);
+      const fhir_search::SearchParam* d =
+          date_code.empty() ? nullptr : search_->registry().Find(m.type, date_code);
+      if (d != nullptr && d->supported && d->type == fhir_search::ParamType::kDate) {
+        if (!start.empty()) care.emplace_back(std::string(date_code), start);
+        if (!end.empty()) care.emplace_back(std::string(date_code), end);
+      }
+    }
     for (std::string_view code : base::Split(m.params, ' ')) {
       const fhir_search::SearchParam* p = search_->registry().Find(m.type, code);
       if (p == nullptr || !p->supported || p->type != fhir_search::ParamType::kReference) continue;
       std::string page_cursor;
       do {
         fhir_search::Params q = {{std::string(code), patient_ref}, {"_count", "1000"}};
+        q.insert(q.end(), care.begin(), care.end());
         if (!page_cursor.empty()) q.emplace_back("_cursor", page_cursor);
         fhir_search::SearchOptions so;
         so.strict = true;

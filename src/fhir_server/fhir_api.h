@@ -19,7 +19,8 @@
 //                                                cannot be applied or the result is not the resource
 //   DELETE /fhir/{type}/{id}                     delete (If-Match: 412)
 //   GET    /fhir/{type}/{id}/_history[/{vid}]    instance history, vread
-//   GET|POST /fhir/Patient/{id}/$everything      the patient compartment (_since, _type, _count)
+//   GET|POST /fhir/Patient/{id}/$everything      the patient compartment (start, end, _since,
+//                                                _type, _count)
 // Reads and searches take _summary (true, text, data, count) and _elements (shaping.h). History
 // takes _since, _count and _cursor (the next link's paging position). Every response is
 // application/fhir+json; _format=xml (or an XML body) is 415; `_pretty=true` indents;

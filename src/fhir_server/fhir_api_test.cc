@@ -761,6 +761,51 @@ TEST_F(FhirRestApiTest, PatientEverything) {
             501);
 }
 
+// $everything's start/end (patient-operation-everything: "care dates, not record currency
+// dates"; no start: everything before end, no end: everything after start): each type's care
+// date must overlap [start, end]; types without one (Patient, Coverage) are not filtered.
+TEST_F(FhirRestApiTest, PatientEverythingStartEnd) {
+  auto put = [&](const std::string& type, const std::string& id, const std::string& rest) {
+    ASSERT_TRUE(store_->Update(type, id, R"({"resourceType":")" + type + R"(","id":")" + id +
+                                             R"(",)" + rest + "}")
+                    .ok())
+        << type << "/" << id;
+  };
+  const std::string obs = R"("status":"final","code":{"text":"x"},"subject":{"reference":"Patient/p0"})";
+  put("Observation", "oa", obs + R"(,"effectiveDateTime":"2023-06-15")");
+  put("Observation", "ob", obs + R"(,"effectivePeriod":{"start":"2023-12-20","end":"2024-01-10"})");
+  put("Observation", "oc", obs + R"(,"effectiveDateTime":"2024-05-01T10:00:00Z")");
+  put("Observation", "od", obs);  // no care date
+  put("Encounter", "e", R"("status":"finished","class":{"code":"AMB"},"subject":{"reference":"Patient/p0"},"period":{"start":"2024-02-01","end":"2024-02-03"})");
+  put("Condition", "c", R"("subject":{"reference":"Patient/p0"},"onsetDateTime":"2022-01-01","recordedDate":"2024-03-01")");
+  put("Coverage", "cov", R"("status":"active","beneficiary":{"reference":"Patient/p0"},"payor":[{"reference":"Patient/p0"}])");
+  auto everything = [&](Pairs query) {
+    auto r = api_->InstanceOperation(Call("GET", "/fhir/Patient/p0/$everything",
+                                          {{"type", "Patient"}, {"id", "p0"}, {"op", "$everything"}},
+                                          std::move(query)));
+    std::vector<std::string> out;
+    if (r.status != 200) return std::vector<std::string>{std::to_string(r.status)};
+    auto d = Json(r.body);
+    for (const auto& e : d["entry"].GetArray()) out.push_back(e["resource"]["id"].GetString());
+    return out;
+  };
+  using ::testing::ElementsAre;
+  EXPECT_THAT(everything({}), ElementsAre("c", "cov", "e", "oa", "ob", "oc", "od", "p0"));
+  // The Condition's care date is its onset (2022), not its recordedDate (2024).
+  EXPECT_THAT(everything({{"start", "2024"}}), ElementsAre("cov", "e", "ob", "oc", "p0"));
+  EXPECT_THAT(everything({{"end", "2023-12-31"}}), ElementsAre("c", "cov", "oa", "ob", "p0"));
+  EXPECT_THAT(everything({{"start", "2024-01"}, {"end", "2024-03"}}),
+              ElementsAre("cov", "e", "ob", "p0"));
+  // Day precision: oc is at 10:00 on 2024-05-01, within end=2024-05-01, after end=2024-04-30.
+  EXPECT_THAT(everything({{"start", "2024-05-01"}, {"end", "2024-05-01"}}),
+              ElementsAre("cov", "oc", "p0"));
+  EXPECT_THAT(everything({{"start", "2024-04-01"}, {"end", "2024-04-30"}}),
+              ElementsAre("cov", "p0"));
+  EXPECT_THAT(everything({{"start", "2024-1"}}), ElementsAre("400"));
+  EXPECT_THAT(everything({{"start", "2024-02-30"}}), ElementsAre("400"));
+  EXPECT_THAT(everything({{"end", "soon"}}), ElementsAre("400"));
+}
+
 TEST_F(FhirRestApiTest, SummaryAndElementsOnReadAndSearch) {
   ASSERT_TRUE(store_->Update("Patient", "t", R"({"resourceType":"Patient","id":"t","text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">T</div>"},"gender":"male","maritalStatus":{"text":"S"}})").ok());
   auto read = [&](Pairs query) {

@@ -207,7 +207,7 @@ class FhirRestTest(unittest.TestCase):
         status, _, _ = http(port, "GET", "/fhir/Patient/" + pid)
         self.assertEqual(status, 410)
 
-    def test_conditional_read_conditional_patch_and_fhirpath_patch(self):
+    def test_conditional_read_conditional_patch_fhirpath_patch_everything_dates(self):
         port = self.server.http_port
         status, headers, body = http(port, "POST", "/fhir/Patient", json.dumps(
             {"resourceType": "Patient", "identifier": [{"system": "urn:mrn", "value": "cr-1"}],
@@ -296,6 +296,22 @@ class FhirRestTest(unittest.TestCase):
         status, _, outcome = http(port, "POST", "/fhir", json.dumps(bundle))
         self.assertEqual(status, 404, outcome)
         self.assertIn("Bundle.entry[0]", outcome)
+        # $everything start/end: care dates overlapping the period (Observation.effective).
+        for day in ("2023-06-15", "2024-05-01"):
+            http(port, "POST", "/fhir/Observation", json.dumps(
+                {"resourceType": "Observation", "status": "final", "code": {"text": day},
+                 "subject": {"reference": "Patient/" + pid}, "effectiveDateTime": day}))
+        def everything(query):
+            status, _, page = http(port, "GET", "/fhir/Patient/%s/$everything?%s" % (pid, query))
+            self.assertEqual(status, 200, page)
+            return sorted(e["resource"].get("effectiveDateTime", e["resource"]["resourceType"])
+                          for e in json.loads(page)["entry"])
+        self.assertEqual(everything("start=2024"), ["2024-05-01", "Patient"])
+        self.assertEqual(everything("end=2023-12"), ["2023-06-15", "Patient"])
+        self.assertEqual(everything("start=2023-06-15&end=2024-05-01"),
+                         ["2023-06-15", "2024-05-01", "Patient"])
+        status, _, _ = http(port, "GET", "/fhir/Patient/%s/$everything?start=June" % pid)
+        self.assertEqual(status, 400)
         # The CapabilityStatement says so.
         status, _, meta = http(port, "GET", "/fhir/metadata")
         patient = [r for r in json.loads(meta)["rest"][0]["resource"] if r["type"] == "Patient"]
