@@ -453,7 +453,8 @@ FhirApi::FhirApi(store::FhirStore& store, const fhir_search::Searcher* search)
         "and FHIRPath Patch (a Parameters resource, application/fhir+json, also in "
         "transactions); Patient/{id}/$everything (start, end, _since, _type, _count). Every write is "
         "checked against the R4 StructureDefinitions (types, cardinality, required bindings, "
-        "primitive formats; not invariants or profiles), and $validate reports the same.");
+        "primitive formats; not invariants or profiles), and $validate (mode create, update, "
+        "delete; no profile) reports the same.");
   } else {
     w.String(
         "Read, vread, create, update (and update-as-create), delete, history, "
@@ -1067,39 +1068,82 @@ HttpResponse FhirApi::Validate(const HttpRequest& req) const {
   const std::string id = req.PathParam("op").empty() ? "" : req.PathParam("id");
   if (auto bad = CheckType(req, type)) return *bad;
   if (auto bad = CheckFormat(req, req.method == "POST")) return *bad;
-  std::string body;
-  if (req.method == "POST") {
-    body = req.body;
-  } else if (!id.empty()) {  // GET /{type}/{id}/$validate: the stored current version
+  // The body: the resource, or a Parameters resource with the parameters resource, mode and
+  // profile (http://hl7.org/fhir/R4/resource-operation-validate.html). Query parameters `mode`
+  // and `profile` work too.
+  rapidjson::Document doc;
+  const rapidjson::Value* res = nullptr;
+  std::string mode = req.Query("mode");
+  bool profile = !req.Query("profile").empty();
+  if (req.method == "POST" && !req.body.empty()) {
+    std::string error;
+    if (!fhir::ParseFhirJsonKeepingNumbers(req.body, doc, &error)) {
+      return Outcome(req, 400, "invalid", base::StrCat("the body is not valid JSON: ", error));
+    }
+    res = &doc;
+    if (doc.IsObject() && doc.HasMember("resourceType") && doc["resourceType"].IsString() &&
+        internal::Str(doc["resourceType"]) == "Parameters" && type != "Parameters") {
+      res = nullptr;
+      if (doc.HasMember("parameter") && doc["parameter"].IsArray()) {
+        for (const rapidjson::Value& p : doc["parameter"].GetArray()) {
+          if (!p.IsObject() || !p.HasMember("name") || !p["name"].IsString()) continue;
+          const std::string_view name = internal::Str(p["name"]);
+          if (name == "resource" && p.HasMember("resource")) {
+            res = &p["resource"];
+          } else if (name == "mode" && p.HasMember("valueCode") && p["valueCode"].IsString() &&
+                     mode.empty()) {
+            mode = std::string(internal::Str(p["valueCode"]));
+          } else if (name == "profile") {
+            profile = true;
+          }
+        }
+      }
+      if (res == nullptr && mode != "delete") {
+        return Outcome(req, 400, "required", "the Parameters body has no parameter \"resource\"");
+      }
+    }
+  }
+  if (profile || mode == "profile") {
+    return Outcome(req, 400, "not-supported",
+                   "$validate against a profile is not supported (the R4 base definitions are)");
+  }
+  if (!mode.empty() && mode != "create" && mode != "update" && mode != "delete") {
+    return Outcome(req, 400, "invalid", "$validate mode must be create, update or delete");
+  }
+  if ((mode == "update" || mode == "delete") && id.empty()) {
+    return Outcome(req, 400, "required",
+                   base::StrCat("$validate mode=", mode, " names the resource: /", type,
+                                "/{id}/$validate"));
+  }
+  if (mode == "delete") {
+    // The content is ignored; deletion is allowed when the server would allow it. This server
+    // checks no referential integrity: a DELETE always succeeds (of nothing, when the resource
+    // is not there).
+    absl::StatusOr<store::FhirVersion> v = store_.Read(type, id);
+    if (!v.ok() && v.status().code() != absl::StatusCode::kNotFound) {
+      return FromStatus(req, v.status());
+    }
+    const bool live = v.ok() && !v->deleted;
+    return Fhir(req, 200,
+                OutcomeJson("information", "informational",
+                            live ? base::StrCat("this ", type,
+                                                " can be deleted (deletions are not restricted)")
+                                 : base::StrCat("there is no current ", type,
+                                                " with this id: deleting it changes nothing")));
+  }
+  if (res == nullptr) {
+    if (req.method == "POST" || id.empty()) {
+      return Outcome(req, 400, "required", "$validate needs a resource: POST it as the body");
+    }
+    // GET /{type}/{id}/$validate: the stored current version.
     absl::StatusOr<store::FhirVersion> v = store_.Read(type, id);
     if (!v.ok()) return FromStatus(req, v.status());
     if (v->deleted) return Gone(req, *v);
-    body = v->json;
-  } else {
-    return Outcome(req, 400, "required", "$validate needs a resource: POST it as the body");
-  }
-  rapidjson::Document doc;
-  std::string error;
-  if (!fhir::ParseFhirJsonKeepingNumbers(body, doc, &error)) {
-    return Outcome(req, 400, "invalid", base::StrCat("the body is not valid JSON: ", error));
-  }
-  // The body may be the resource or a Parameters resource with parameter "resource"
-  // (http://hl7.org/fhir/R4/resource-operation-validate.html).
-  const rapidjson::Value* res = &doc;
-  if (doc.IsObject() && doc.HasMember("resourceType") && doc["resourceType"].IsString() &&
-      internal::Str(doc["resourceType"]) == "Parameters" && type != "Parameters") {
-    res = nullptr;
-    if (doc.HasMember("parameter") && doc["parameter"].IsArray()) {
-      for (const rapidjson::Value& p : doc["parameter"].GetArray()) {
-        if (p.IsObject() && p.HasMember("name") && p["name"].IsString() &&
-            internal::Str(p["name"]) == "resource" && p.HasMember("resource")) {
-          res = &p["resource"];
-        }
-      }
+    std::string error;
+    if (!fhir::ParseFhirJsonKeepingNumbers(v->json, doc, &error)) {
+      return Outcome(req, 500, "exception", "the stored resource does not parse");
     }
-    if (res == nullptr) {
-      return Outcome(req, 400, "required", "the Parameters body has no parameter \"resource\"");
-    }
+    res = &doc;
   }
   std::vector<fhir::ValidationIssue> issues = fhir::ValidateResource(*res);
   if (res->IsObject() && res->HasMember("resourceType") && (*res)["resourceType"].IsString() &&
@@ -1108,6 +1152,21 @@ HttpResponse FhirApi::Validate(const HttpRequest& req) const {
                       .code = "invalid",
                       .message = base::StrCat("the resource is not a ", type),
                       .expression = "resourceType"});
+  }
+  if (mode == "update" && res->IsObject()) {
+    // As PUT /{type}/{id} requires: the body's id is the URL's.
+    auto body_id = res->FindMember("id");
+    if (body_id == res->MemberEnd() || !body_id->value.IsString()) {
+      issues.push_back({.severity = fhir::ValidationIssue::Severity::kError,
+                        .code = "required",
+                        .message = "an update needs the resource's id in the body",
+                        .expression = base::StrCat(type, ".id")});
+    } else if (internal::Str(body_id->value) != id) {
+      issues.push_back({.severity = fhir::ValidationIssue::Severity::kError,
+                        .code = "invalid",
+                        .message = "the resource's id is not the id in the URL",
+                        .expression = base::StrCat(type, ".id")});
+    }
   }
   // $validate answers 200 with the outcome whether or not the resource is valid.
   return Fhir(req, 200, fhir::ValidationOutcomeJson(issues));

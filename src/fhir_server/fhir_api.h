@@ -80,6 +80,8 @@ class FhirApi {
   // $validate (http://hl7.org/fhir/R4/resource-operation-validate.html): POST /{type}/$validate
   // and POST /{type}/{id}/$validate with the resource (or a Parameters body holding it), GET
   // /{type}/{id}/$validate for the stored version. 200 with an OperationOutcome either way.
+  // `mode` (query or Parameters): create, update (the body's id must be the URL's), delete (the
+  // content is ignored; deletion is never restricted here); profile validation is 400.
   net::HttpResponse Validate(const net::HttpRequest& req) const;
   // POST /{type}/{id} where {id} is an operation name ($validate).
   net::HttpResponse TypeOperation(const net::HttpRequest& req) const;

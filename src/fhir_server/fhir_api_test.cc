@@ -147,6 +147,67 @@ TEST_F(FhirApiTest, InvalidResourcesAreRefusedWithTheElementPath) {
 // $validate answers 200 with an OperationOutcome whether or not the resource is valid
 // (http://hl7.org/fhir/R4/resource-operation-validate.html), for a posted resource, a Parameters
 // body, or the stored version.
+// $validate's mode (resource-operation-validate.html): create, update (the resource must be
+// acceptable as an update of /{type}/{id}: here, its id must be the URL's), delete (content
+// ignored; whether /{type}/{id} can be deleted); profile is not supported.
+TEST_F(FhirApiTest, ValidateModes) {
+  ASSERT_TRUE(store_->Update("Patient", "s1", R"({"resourceType":"Patient","id":"s1"})").ok());
+  auto validate = [&](const std::string& id, std::vector<std::pair<std::string, std::string>> query,
+                      std::string body, std::string method = "POST") {
+    net::HttpRequest r =
+        id.empty() ? Req(method, "/fhir/Patient/$validate",
+                         {{"type", "Patient"}, {"id", "$validate"}}, std::move(body))
+                   : Req(method, "/fhir/Patient/" + id + "/$validate",
+                         {{"type", "Patient"}, {"id", id}, {"op", "$validate"}}, std::move(body));
+    r.query = std::move(query);
+    return id.empty() ? api_->TypeOperation(r) : api_->InstanceOperation(r);
+  };
+  auto first_issue = [](const net::HttpResponse& r) {
+    auto d = Json(r.body);
+    const auto& i = d["issue"][0];
+    std::string out = i["severity"].GetString();
+    if (i.HasMember("expression")) out += std::string(" ") + i["expression"][0].GetString();
+    return out;
+  };
+  // update: the body's id must be the URL's.
+  auto same = validate("s1", {{"mode", "update"}}, R"({"resourceType":"Patient","id":"s1"})");
+  ASSERT_EQ(same.status, 200) << same.body;
+  EXPECT_EQ(first_issue(same), "information");
+  auto other = validate("s1", {{"mode", "update"}}, R"({"resourceType":"Patient","id":"s2"})");
+  ASSERT_EQ(other.status, 200);
+  EXPECT_EQ(first_issue(other), "error Patient.id");
+  EXPECT_EQ(first_issue(validate("s1", {{"mode", "update"}}, R"({"resourceType":"Patient"})")),
+            "error Patient.id");
+  // The mode as a Parameters parameter.
+  auto params = validate("s1", {}, R"({"resourceType":"Parameters","parameter":[
+      {"name":"mode","valueCode":"update"},
+      {"name":"resource","resource":{"resourceType":"Patient","id":"s2"}}]})");
+  EXPECT_EQ(first_issue(params), "error Patient.id");
+  // Without mode, or with create, the id does not matter (create ignores it).
+  EXPECT_EQ(first_issue(validate("s1", {}, R"({"resourceType":"Patient","id":"s2"})")),
+            "information");
+  EXPECT_EQ(first_issue(validate("", {{"mode", "create"}}, R"({"resourceType":"Patient","id":"x"})")),
+            "information");
+  EXPECT_EQ(validate("", {{"mode", "update"}}, R"({"resourceType":"Patient","id":"s1"})").status,
+            400);  // update names a resource
+  // delete: the content is ignored; this server restricts no deletion.
+  auto del = validate("s1", {{"mode", "delete"}}, "", "GET");
+  ASSERT_EQ(del.status, 200) << del.body;
+  EXPECT_EQ(first_issue(del), "information");
+  EXPECT_THAT(del.body, HasSubstr("can be deleted"));
+  auto del_params = validate(
+      "nope", {}, R"({"resourceType":"Parameters","parameter":[{"name":"mode","valueCode":"delete"}]})");
+  ASSERT_EQ(del_params.status, 200) << del_params.body;
+  EXPECT_THAT(del_params.body, HasSubstr("changes nothing"));
+  EXPECT_EQ(validate("", {{"mode", "delete"}}, "").status, 400);
+  // Unknown modes and profiles: 400.
+  EXPECT_EQ(validate("", {{"mode", "bogus"}}, R"({"resourceType":"Patient"})").status, 400);
+  EXPECT_EQ(validate("", {{"mode", "profile"}}, R"({"resourceType":"Patient"})").status, 400);
+  EXPECT_EQ(validate("", {{"profile", "http://example.org/p"}}, R"({"resourceType":"Patient"})")
+                .status,
+            400);
+}
+
 // FHIR R4 http.html#cread: If-None-Match / If-Modified-Since on read and vread, 304 Not
 // Modified (RFC 7232: If-None-Match wins over If-Modified-Since; a bad date is ignored).
 TEST_F(FhirApiTest, ConditionalRead) {

@@ -312,6 +312,15 @@ class FhirRestTest(unittest.TestCase):
                          ["2023-06-15", "2024-05-01", "Patient"])
         status, _, _ = http(port, "GET", "/fhir/Patient/%s/$everything?start=June" % pid)
         self.assertEqual(status, 400)
+        # $validate mode=update: the resource's id must be the URL's.
+        status, _, outcome = http(port, "POST", "/fhir/Patient/%s/$validate?mode=update" % pid,
+                                  json.dumps({"resourceType": "Patient", "id": "someone-else"}))
+        issue = json.loads(outcome)["issue"][0]
+        self.assertEqual((status, issue["severity"], issue["expression"]),
+                         (200, "error", ["Patient.id"]))
+        status, _, outcome = http(port, "GET", "/fhir/Patient/%s/$validate?mode=delete" % pid)
+        self.assertEqual((status, json.loads(outcome)["issue"][0]["severity"]),
+                         (200, "information"))
         # The CapabilityStatement says so.
         status, _, meta = http(port, "GET", "/fhir/metadata")
         patient = [r for r in json.loads(meta)["rest"][0]["resource"] if r["type"] == "Patient"]
