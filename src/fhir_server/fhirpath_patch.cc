@@ -313,9 +313,38 @@ bool Fits(const TypeInfo* want, const TypeInfo* got) {
   return want->kind == TypeInfo::kPrimitive && got->kind == TypeInfo::kPrimitive && want->IsA(got);
 }
 
-// A copy of the value into `doc` (parts become an object: one member per part name, a list
-// when a name repeats).
-absl::StatusOr<Value> Materialize(Document& doc, const PatchValue& v, const std::string& at) {
+// Where a value of element `e` goes: its JSON member name (a choice element's name + the
+// value's type: valueQuantity) and the type it takes there. kFailedPrecondition when the value
+// does not fit.
+absl::StatusOr<std::pair<std::string, const TypeInfo*>> ElementKey(
+    const fhirpath::ElementInfo& e, const PatchValue& v, const std::string& at) {
+  if (v.type == nullptr) {  // parts: an anonymous (backbone) or complex element
+    if (e.choice || e.types.size() != 1 || e.types[0]->kind == TypeInfo::kPrimitive) {
+      return absl::FailedPreconditionError(
+          base::StrCat(at, ": the element ", e.name, " does not take parts"));
+    }
+    return std::make_pair(e.name, e.types[0]);
+  }
+  // The value's own type first (a choice of string and code takes a valueString as string),
+  // then a type it specializes, then a primitive it generalizes.
+  for (int pass = 0; pass < 3; ++pass) {
+    for (const TypeInfo* t : e.types) {
+      const bool ok = pass == 0 ? t == v.type : pass == 1 ? v.type->IsA(t) : Fits(t, v.type);
+      if (ok) {
+        return std::make_pair(e.choice ? base::StrCat(e.name, t->ChoiceSuffix()) : e.name, t);
+      }
+    }
+  }
+  return absl::FailedPreconditionError(
+      base::StrCat(at, ": a ", v.type->name, " does not fit the element ", e.name));
+}
+
+// A copy of the value into `doc`. Parts become an object of `type` (the element's type, when
+// known): one member per part name, typed as that element (a choice element's key follows its
+// value, a repeating element is a list even with one part); with no known type, a name that
+// repeats becomes a list.
+absl::StatusOr<Value> Materialize(Document& doc, const PatchValue& v, const std::string& at,
+                                  const TypeInfo* type) {
   if (v.json != nullptr) return Value(*v.json, doc.GetAllocator());
   Value obj(rapidjson::kObjectType);
   for (rapidjson::SizeType i = 0; i < v.parts->Size(); ++i) {
@@ -325,18 +354,39 @@ absl::StatusOr<Value> Materialize(Document& doc, const PatchValue& v, const std:
       return absl::InvalidArgumentError(base::StrCat(part_at, " has no name"));
     }
     ISTHMUS_ASSIGN_OR_RETURN(PatchValue sub, ParseValue(part, part_at));
-    ISTHMUS_ASSIGN_OR_RETURN(Value item, Materialize(doc, sub, part_at));
-    std::string_view name = Str(part["name"]);
-    if (Value* have = FindMember(obj, name); have != nullptr) {
-      if (!have->IsArray()) {
-        Value list(rapidjson::kArrayType);
-        list.PushBack(*have, doc.GetAllocator());
-        *have = std::move(list);
+    const std::string_view name = Str(part["name"]);
+    std::string key(name);
+    const TypeInfo* sub_type = nullptr;
+    bool many = false;
+    if (type != nullptr && type->kind != TypeInfo::kPrimitive) {
+      const fhirpath::ElementInfo* e = type->Element(name);
+      if (e == nullptr) {
+        return absl::FailedPreconditionError(base::StrCat(
+            part_at, ": ", type->name, " has no element ", name.substr(0, 64)));
       }
-      have->PushBack(item, doc.GetAllocator());
-    } else {
-      SetMember(doc, obj, name, std::move(item));
+      ISTHMUS_ASSIGN_OR_RETURN(auto where, ElementKey(*e, sub, part_at));
+      key = std::move(where.first);
+      sub_type = where.second;
+      many = e->many;
     }
+    ISTHMUS_ASSIGN_OR_RETURN(Value item, Materialize(doc, sub, part_at, sub_type));
+    Value* have = FindMember(obj, key);
+    if (have == nullptr && !many) {
+      SetMember(doc, obj, key, std::move(item));
+      continue;
+    }
+    if (have == nullptr) {
+      SetMember(doc, obj, key, Value(rapidjson::kArrayType));
+      have = FindMember(obj, key);
+    } else if (type != nullptr && !many) {
+      return absl::FailedPreconditionError(
+          base::StrCat(part_at, ": ", name.substr(0, 64), " takes one value"));
+    } else if (!have->IsArray()) {
+      Value list(rapidjson::kArrayType);
+      list.PushBack(*have, doc.GetAllocator());
+      *have = std::move(list);
+    }
+    have->PushBack(item, doc.GetAllocator());
   }
   return obj;
 }
@@ -411,8 +461,9 @@ class Patcher {
       return Unprocessable(base::StrCat(target.type->name, " has no element ",
                                         op.name.substr(0, 64)));
     }
-    ISTHMUS_ASSIGN_OR_RETURN(std::string key, KeyFor(*e, *op.value));
-    ISTHMUS_ASSIGN_OR_RETURN(Value v, Materialize(doc_, *op.value, at_));
+    ISTHMUS_ASSIGN_OR_RETURN(auto where, ElementKey(*e, *op.value, at_));
+    const std::string key = std::move(where.first);
+    ISTHMUS_ASSIGN_OR_RETURN(Value v, Materialize(doc_, *op.value, at_, where.second));
     if (e->many) {
       Value* list = FindMember(*obj, key);
       if (list == nullptr) {
@@ -440,20 +491,6 @@ class Patcher {
     return absl::OkStatus();
   }
 
-  // The JSON member name for a value of element `e` (choice elements: name + type).
-  absl::StatusOr<std::string> KeyFor(const fhirpath::ElementInfo& e, const PatchValue& v) const {
-    if (v.type == nullptr) {  // parts: an anonymous (backbone) or complex element
-      if (e.choice || e.types.empty() || e.types[0]->kind == TypeInfo::kPrimitive) {
-        return Unprocessable(base::StrCat("the element ", e.name, " does not take parts"));
-      }
-      return e.name;
-    }
-    for (const TypeInfo* t : e.types) {
-      if (Fits(t, v.type)) return e.choice ? base::StrCat(e.name, t->ChoiceSuffix()) : e.name;
-    }
-    return Unprocessable(base::StrCat("a ", v.type->name, " does not fit the element ", e.name));
-  }
-
   absl::Status Replace(const Operation& op, const fhirpath::Collection& items,
                        const std::vector<Location>& locs) {
     ISTHMUS_RETURN_IF_ERROR(One(items));
@@ -479,11 +516,12 @@ class Patcher {
         return Unprocessable(
             base::StrCat("a ", v.type->name, " does not fit the element (a ", have->name, ")"));
       }
-      ISTHMUS_ASSIGN_OR_RETURN(key, KeyFor(*e, v));
+      ISTHMUS_ASSIGN_OR_RETURN(auto where, ElementKey(*e, v, at_));
+      key = std::move(where.first);
     } else if (v.type == nullptr && (have == nullptr || have->kind == TypeInfo::kPrimitive)) {
       return Unprocessable("a primitive element is replaced by a value[x], not parts");
     }
-    ISTHMUS_ASSIGN_OR_RETURN(Value value, Materialize(doc_, v, at_));
+    ISTHMUS_ASSIGN_OR_RETURN(Value value, Materialize(doc_, v, at_, have));
     Value& parent = *p->parent;
     if (p->index < 0) {
       RemoveMember(parent, base::StrCat("_", p->name));
@@ -615,7 +653,7 @@ class Patcher {
       if (*op.index < 0 || *op.index > size) {
         return Unprocessable(base::StrCat("index ", *op.index, " is outside 0..", size));
       }
-      ISTHMUS_ASSIGN_OR_RETURN(Value value, Materialize(doc_, v, at_));
+      ISTHMUS_ASSIGN_OR_RETURN(Value value, Materialize(doc_, v, at_, item_type));
       if (list == nullptr) {
         SetMember(doc_, *parent, name, Value(rapidjson::kArrayType));
         list = FindMember(*parent, name);

@@ -3,7 +3,8 @@
 // change, with parts `type` (add | insert | delete | replace | move), `path` (a FHIRPath
 // expression, evaluated with our engine, fhirpath/fhirpath.h), and as the type needs `name`,
 // `value` (a value[x], a `resource`, or nested `part`s for an anonymous element such as
-// Patient.contact), `index`, `source`, `destination`:
+// Patient.contact or a type Parameters cannot hold such as Extension; each part is typed as the
+// element it names), `index`, `source`, `destination`:
 //   add      path selects one element; `name` is added to it: appended when the element
 //            repeats, set when it does not and is absent (present already: an error)
 //   insert   path selects a list (a repeating element, possibly empty); `value` goes in at

@@ -92,17 +92,46 @@ TEST(FhirPathPatch, TheValuesTypeMustFit) {
 }
 
 TEST(FhirPathPatch, AddAnAnonymousElementFromParts) {
-  // Patient.contact is a backbone element: the value is given as parts, one per element.
+  // Patient.contact is a backbone element: the value is given as parts, one per element; each
+  // part is typed as its element (telecom repeats: a list even with one part).
   auto r = ApplyFhirPathPatch(
       R"({"resourceType":"Patient","id":"p"})",
       Params(Op("add", Path("Patient") + "," + Name("contact") +
                            R"(,{"name":"value","part":[)"
                            R"({"name":"name","valueHumanName":{"family":"Roe"}},)"
+                           R"({"name":"telecom","valueContactPoint":{"system":"phone","value":"1"}},)"
                            R"({"name":"gender","valueCode":"female"}]})")));
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(*r,
             R"({"resourceType":"Patient","id":"p","contact":[{"name":{"family":"Roe"},)"
-            R"("gender":"female"}]})");
+            R"("telecom":[{"system":"phone","value":"1"}],"gender":"female"}]})");
+  // An extension: a complex type Parameters cannot hold as a value[x]; its value[x] part named
+  // `value` becomes valueString.
+  auto ext = ApplyFhirPathPatch(
+      R"({"resourceType":"Patient","id":"p"})",
+      Params(Op("add", Path("Patient") + "," + Name("extension") +
+                           R"(,{"name":"value","part":[)"
+                           R"({"name":"url","valueUri":"http://example.org/x"},)"
+                           R"({"name":"value","valueString":"y"}]})")));
+  ASSERT_TRUE(ext.ok()) << ext.status();
+  EXPECT_EQ(*ext, R"({"resourceType":"Patient","id":"p","extension":[)"
+                  R"({"url":"http://example.org/x","valueString":"y"}]})");
+  // A part the element does not have, a part of the wrong type, twice a single element: 422.
+  for (const char* parts : {R"({"name":"colour","valueString":"x"})",
+                            R"({"name":"gender","valueBoolean":true})",
+                            R"({"name":"gender","valueCode":"male"},{"name":"gender","valueCode":"female"})"}) {
+    auto bad = ApplyFhirPathPatch(
+        R"({"resourceType":"Patient","id":"p"})",
+        Params(Op("add", Path("Patient") + "," + Name("contact") +
+                             R"(,{"name":"value","part":[)" + parts + "]}")));
+    EXPECT_EQ(Code(bad), absl::StatusCode::kFailedPrecondition) << parts;
+  }
+  // A primitive element does not take parts.
+  auto primitive = ApplyFhirPathPatch(
+      R"({"resourceType":"Patient","id":"p"})",
+      Params(Op("add", Path("Patient") + "," + Name("gender") +
+                           R"(,{"name":"value","part":[{"name":"x","valueCode":"male"}]})")));
+  EXPECT_EQ(Code(primitive), absl::StatusCode::kFailedPrecondition);
 }
 
 TEST(FhirPathPatch, SpecExampleInsertIdentifierAtZero) {
