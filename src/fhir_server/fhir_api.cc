@@ -431,6 +431,11 @@ FhirApi::FhirApi(store::FhirStore& store, const fhir_search::Searcher* search)
   w.String("json");
   w.String("application/fhir+json");
   w.EndArray();
+  w.Key("patchFormat");  // JSON Patch, and FHIRPath Patch (a Parameters resource)
+  w.StartArray();
+  w.String("application/json-patch+json");
+  w.String("application/fhir+json");
+  w.EndArray();
   w.Key("rest");
   w.StartArray();
   w.StartObject();

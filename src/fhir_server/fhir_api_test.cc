@@ -251,6 +251,39 @@ TEST_F(FhirApiTest, ConditionalRead) {
                   {"if-modified-since", "Tue, 14 Nov 2023 22:13:30 GMT"}})
                 .status,
             200);
+  // In a Bundle: GET entries with ifNoneMatch / ifModifiedSince (an instant) answer 304 Not
+  // Modified without the resource (http.html#transaction, Bundle.entry.request).
+  auto batch = [&](const std::string& request) {
+    return api_->Transaction(Req("POST", "/fhir", {},
+                                 R"({"resourceType":"Bundle","type":"batch","entry":[{"request":)" +
+                                     request + "}]}"));
+  };
+  auto entry_status = [&](const std::string& request) {
+    auto r = batch(request);
+    EXPECT_EQ(r.status, 200) << r.body;
+    auto d = Json(r.body);
+    const auto& e = d["entry"][0];
+    return std::string(e["response"]["status"].GetString()) +
+           (e.HasMember("resource") ? " +resource" : "");
+  };
+  EXPECT_EQ(entry_status(R"({"method":"GET","url":"Patient/c1","ifNoneMatch":"W/\"2\""})"),
+            "304 Not Modified");
+  EXPECT_EQ(entry_status(R"({"method":"GET","url":"Patient/c1","ifNoneMatch":"W/\"1\""})"),
+            "200 OK +resource");
+  EXPECT_EQ(entry_status(R"({"method":"GET","url":"Patient/c1","ifNoneMatch":"*"})"),
+            "304 Not Modified");
+  EXPECT_EQ(entry_status(R"({"method":"GET","url":"Patient/c1/_history/1","ifNoneMatch":"W/\"1\""})"),
+            "304 Not Modified");
+  EXPECT_EQ(
+      entry_status(R"({"method":"GET","url":"Patient/c1","ifModifiedSince":"2023-11-14T22:13:30Z"})"),
+      "304 Not Modified");
+  EXPECT_EQ(
+      entry_status(R"({"method":"GET","url":"Patient/c1","ifModifiedSince":"2023-11-14T22:13:29.999Z"})"),
+      "200 OK +resource");
+  EXPECT_EQ(entry_status(R"({"method":"GET","url":"Patient/c1","ifModifiedSince":"yesterday"})"),
+            "400 Bad Request");
+  EXPECT_EQ(entry_status(R"({"method":"DELETE","url":"Patient/c1","ifNoneMatch":"W/\"2\""})"),
+            "400 Bad Request");  // for GET only
   // Deleted: still 410.
   ASSERT_TRUE(store_->Delete("Patient", "c1").ok());
   EXPECT_EQ(read({{"if-none-match", "W/\"2\""}}).status, 410);
@@ -899,6 +932,10 @@ TEST_F(FhirRestApiTest, SummaryAndElementsOnReadAndSearch) {
 
 TEST_F(FhirRestApiTest, CapabilityStatementListsTheNewInteractions) {
   auto d = Json(api_->Metadata(Get({})).body);
+  std::vector<std::string> patch_formats;
+  for (const auto& f : d["patchFormat"].GetArray()) patch_formats.push_back(f.GetString());
+  EXPECT_THAT(patch_formats, ::testing::UnorderedElementsAre("application/json-patch+json",
+                                                             "application/fhir+json"));
   for (const auto& res : d["rest"][0]["resource"].GetArray()) {
     if (std::string(res["type"].GetString()) != "Patient") continue;
     EXPECT_TRUE(res["conditionalCreate"].GetBool());

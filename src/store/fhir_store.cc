@@ -80,6 +80,7 @@ std::string_view HttpReasonPhrase(int status) {
     case 200: return "OK";
     case 201: return "Created";
     case 204: return "No Content";
+    case 304: return "Not Modified";
     case 400: return "Bad Request";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
@@ -923,6 +924,9 @@ struct Entry {
   std::string type, id;
   int64_t vread = 0;      // GET Type/id/_history/n
   int64_t if_match = 0;
+  // GET: conditional read (304 Not Modified): ifNoneMatch's version (-1: "*"), ifModifiedSince.
+  int64_t if_none_match = 0;
+  int64_t if_modified_since = 0;
   const Value* resource = nullptr;
   std::string full_url;
   // Conditional: the search part of PUT/DELETE Type?query or of POST's ifNoneExist.
@@ -978,9 +982,29 @@ absl::Status Prepare(const Value& e, Entry& out) {
           base::StrCat(at, ".request.url: a conditional ", out.method, " is Type?query"));
     }
   }
-  if (Member(*req, "ifNoneMatch") != nullptr || Member(*req, "ifModifiedSince") != nullptr) {
-    return absl::UnimplementedError(
-        base::StrCat(at, ".request: ifNoneMatch/ifModifiedSince are not implemented yet"));
+  const Value* inm = Member(*req, "ifNoneMatch");
+  const Value* ims = Member(*req, "ifModifiedSince");
+  if ((inm != nullptr || ims != nullptr) && out.method != "GET") {
+    return absl::InvalidArgumentError(
+        base::StrCat(at, ".request: ifNoneMatch and ifModifiedSince are for GET entries"));
+  }
+  if (inm != nullptr) {
+    if (inm->IsString() && Str(*inm) == "*") {
+      out.if_none_match = -1;
+    } else if (!inm->IsString() || !ParseETagVersion(Str(*inm), &out.if_none_match)) {
+      return absl::InvalidArgumentError(
+          base::StrCat(at, ".request.ifNoneMatch: expected W/\"n\" or *"));
+    }
+  }
+  if (ims != nullptr) {
+    absl::Time t;
+    std::string err;
+    if (!ims->IsString() ||
+        !absl::ParseTime(absl::RFC3339_full, std::string(Str(*ims)), &t, &err)) {
+      return absl::InvalidArgumentError(
+          base::StrCat(at, ".request.ifModifiedSince: expected an instant"));
+    }
+    out.if_modified_since = absl::ToUnixMicros(t);
   }
   if (const Value* ine = Member(*req, "ifNoneExist"); ine != nullptr) {
     if (out.method != "POST" || !ine->IsString()) {
@@ -1314,7 +1338,12 @@ absl::StatusOr<FhirTransactionResult> FhirStore::ApplyTransaction(db::Connection
         e.status = 410;
         return absl::NotFoundError(base::StrCat("this ", e.type, " was deleted"));
       }
-      e.status = 200;
+      // Conditional read (http.html#cread): ifNoneMatch wins over ifModifiedSince.
+      const bool not_modified =
+          e.if_none_match != 0
+              ? e.if_none_match == -1 || e.if_none_match == e.read.version_id
+              : e.if_modified_since != 0 && e.read.last_updated_micros <= e.if_modified_since;
+      e.status = not_modified ? 304 : 200;
     }
     return absl::OkStatus();
   };
@@ -1354,7 +1383,8 @@ absl::StatusOr<FhirTransactionResult> FhirStore::ApplyTransaction(db::Connection
     w.StartObject();
     if (failed.ok()) {
       const FhirVersion& v = e.method == "GET" ? e.read : e.write.version;
-      const bool with_resource = !v.json.empty() && (e.method == "GET" || o.return_resources);
+      const bool with_resource =
+          !v.json.empty() && e.status != 304 && (e.method == "GET" || o.return_resources);
       if (with_resource) {
         w.Key("resource");
         w.RawValue(v.json.data(), v.json.size(), rapidjson::kObjectType);

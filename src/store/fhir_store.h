@@ -26,9 +26,8 @@
 //   kFailedPrecondition  If-Match version conflict, and only that (412)
 //   kFailedPrecondition  also: a conditional create/update/delete or a conditional reference
 //                        that matches more than one resource (a reference: or none) (412)
-//   kUnimplemented       a Bundle entry asks for something not implemented (search,
-//                        ifNoneMatch, a conditional operation or PATCH without a matcher or
-//                        patcher) (501)
+//   kUnimplemented       a Bundle entry asks for something not implemented (search, a
+//                        conditional operation or PATCH without a matcher or patcher) (501)
 //   others               store failures (kUnavailable: busy, retry)
 // A status may carry its HTTP status explicitly (WithHttpStatus: 422 for a failed JSON Patch
 // `test`); FhirHttpStatus honours it, and Bundle entries keep it.
@@ -251,7 +250,9 @@ class FhirStore {
   // Transaction: POST entries get new ids and their urn:uuid/urn:oid fullUrls are rewritten in
   // every `reference` of the Bundle; conditions (ifNoneExist, PUT/DELETE Type?query) and
   // conditional references are resolved first (o.matcher); entries are applied DELETE, POST,
-  // PUT and PATCH (o.patcher), GET, and answered in request order.
+  // PUT and PATCH (o.patcher), GET, and answered in request order. A GET entry with
+  // ifNoneMatch (W/"n" or *) or ifModifiedSince (an instant) that holds answers 304 Not
+  // Modified without the resource.
   absl::StatusOr<FhirTransactionResult> ApplyTransaction(db::Connection& conn,
                                                          std::string_view bundle_json,
                                                          FhirTransactionOptions o = {});
