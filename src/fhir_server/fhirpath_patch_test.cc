@@ -84,6 +84,13 @@ TEST(FhirPathPatch, TheValuesTypeMustFit) {
                            R"(,{"name":"value","valueQuantity":{"value":1.50,"unit":"mg"}})")));
   ASSERT_TRUE(choice.ok()) << choice.status();
   EXPECT_THAT(*choice, HasSubstr(R"("valueQuantity":{"value":1.50,"unit":"mg"})"));
+  // An Age is a Quantity: in value[x] it is written valueQuantity.
+  auto age = ApplyFhirPathPatch(
+      R"({"resourceType":"Observation","id":"o","status":"final"})",
+      Params(Op("add", Path("Observation") + "," + Name("value") +
+                           R"(,{"name":"value","valueAge":{"value":42,"code":"a"}})")));
+  ASSERT_TRUE(age.ok()) << age.status();
+  EXPECT_THAT(*age, HasSubstr(R"("valueQuantity":{"value":42,"code":"a"})"));
   // ...and a second value[x] of another type is refused (value[x] is 0..1).
   auto second = ApplyFhirPathPatch(
       *choice, Params(Op("add", Path("Observation") + "," + Name("value") +
