@@ -33,6 +33,8 @@ P.add_argument("--seconds", type=float, default=20, help="duration of each read/
 P.add_argument("--create-seconds", type=float, default=20, help="duration of the create phase")
 P.add_argument("--bundles", type=int, default=60, help="Bundles in the transaction phase")
 P.add_argument("--load-conns", type=int, default=2, help="connections of the load phase")
+P.add_argument("--isthmus", help="the server binary (default BUILD/isthmus), e.g. for A/B runs "
+               "of two builds")
 P.add_argument("--keep", action="store_true", help="keep the data directory afterwards")
 PHASES = ("create", "transaction", "read", "search-identifier", "search-code-subject")
 P.add_argument("--phases", default=",".join(PHASES),
@@ -44,7 +46,7 @@ A = P.parse_args()
 BUILD = os.path.abspath(A.build)
 WORK = os.path.join(BUILD, "fhir-work")
 OUT = os.path.join(BUILD, "fhir-out")
-ISTHMUS = os.path.join(BUILD, "isthmus")
+ISTHMUS = os.path.abspath(A.isthmus) if A.isthmus else os.path.join(BUILD, "isthmus")
 LOAD = os.path.join(BUILD, "fhir_load")
 IDS = os.path.join(WORK, "ids.txt")
 BUNDLE = 500

@@ -351,6 +351,19 @@ std::string ComponentParam(std::string_view code, size_t n) {
   return base::StrCat(code, "$", n);
 }
 
+const char* IndexTable(ParamType t) {
+  switch (t) {
+    case ParamType::kString: return "fhir_idx_string";
+    case ParamType::kToken: return "fhir_idx_token";
+    case ParamType::kDate: return "fhir_idx_date";
+    case ParamType::kNumber: return "fhir_idx_number";
+    case ParamType::kQuantity: return "fhir_idx_quantity";
+    case ParamType::kReference: return "fhir_idx_reference";
+    case ParamType::kUri: return "fhir_idx_uri";
+    default: return nullptr;
+  }
+}
+
 std::string OfTypeParam(std::string_view code) { return base::StrCat(code, ":of-type"); }
 
 absl::StatusOr<IndexRows> Extract(const Registry& registry, std::string_view type,

@@ -65,6 +65,8 @@ struct IndexRows {
 
 // The index parameter name of component `n` of composite `code`: "code-value-quantity$1".
 std::string ComponentParam(std::string_view code, size_t n);
+// The index table of a parameter type ("fhir_idx_token"); null for composite and special.
+const char* IndexTable(ParamType t);
 // The index parameter name of the type codings of identifier parameter `code`.
 std::string OfTypeParam(std::string_view code);
 

@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "base/status_macros.h"
 #include "base/str.h"
 #include "fhir_search/extract.h"
 #include "fhir_search/indexer.h"
@@ -53,6 +54,45 @@ TEST(RegistryTest, OfficialParametersCompiledPerType) {
   for (const SearchParam* s : Reg().Supported("Patient")) codes.push_back(s->code);
   EXPECT_THAT(codes, ::testing::IsSupersetOf({"_id", "_lastUpdated", "birthdate", "family",
                                               "identifier", "name", "organization"}));
+}
+
+// A parameter whose expression repeats another's, or is the union of others' (same type, same
+// components), has no rows of its own: theirs answer it (R4 expressions below).
+TEST(RegistryTest, ParametersRepeatingOthersAreStoredAsThem) {
+  auto stored_as = [](std::string_view type, std::string_view code) {
+    return Reg().Find(type, code)->stored_as;
+  };
+  // Patient.name for both.
+  EXPECT_THAT(stored_as("Patient", "phonetic"), ElementsAre("name"));
+  EXPECT_THAT(stored_as("Patient", "name"), ElementsAre("name"));
+  // Observation.code | Observation.component.code.
+  EXPECT_THAT(stored_as("Observation", "combo-code"),
+              UnorderedElementsAre("code", "component-code"));
+  EXPECT_THAT(stored_as("Observation", "combo-value-quantity"),
+              UnorderedElementsAre("value-quantity", "component-value-quantity"));
+  // Composites over Observation | Observation.component with the same components.
+  EXPECT_THAT(stored_as("Observation", "combo-code-value-quantity"),
+              UnorderedElementsAre("code-value-quantity", "component-code-value-quantity"));
+  EXPECT_THAT(stored_as("Observation", "code-value-quantity"), ElementsAre("code-value-quantity"));
+  // Different expressions (a where() filter) keep their own rows; references always do.
+  EXPECT_THAT(stored_as("Observation", "patient"), ElementsAre("patient"));
+  EXPECT_THAT(stored_as("Patient", "phone"), ElementsAre("phone"));
+  std::vector<std::string> extracted;
+  for (const SearchParam* p : Reg().Extracted("Observation")) extracted.push_back(p->code);
+  EXPECT_THAT(extracted, ::testing::IsSupersetOf({"code", "component-code", "value-quantity",
+                                                  "code-value-quantity", "subject", "patient"}));
+  for (const char* alias : {"combo-code", "combo-value-quantity", "combo-code-value-quantity"}) {
+    EXPECT_THAT(extracted, ::testing::Not(::testing::Contains(alias)));
+  }
+  // A union is split only at its top level, and only when nothing looser than | is there.
+  auto a = Extract(Reg(), "Observation", R"({"resourceType":"Observation","status":"final",
+    "code":{"coding":[{"system":"http://loinc.org","code":"85354-9"}]},
+    "component":[{"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},
+                  "valueQuantity":{"value":120,"system":"http://unitsofmeasure.org",
+                                   "code":"mm[Hg]"}}]})");
+  ASSERT_TRUE(a.ok());
+  for (const auto& t : a->tokens) EXPECT_FALSE(t.param.starts_with("combo-")) << t.param;
+  for (const auto& q : a->quantities) EXPECT_FALSE(q.param.starts_with("combo-")) << q.param;
 }
 
 TEST(RegistryTest, ReduceExpressionKeepsTheTypesAlternatives) {
@@ -530,6 +570,130 @@ TEST_F(SearchTest, CompositeParametersMatchWithinOneElement) {
   }
   EXPECT_EQ(searcher_->Search("Observation", {{"code-value-quantity:exact", "a$1"}})
                 .status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// Parameters answered from other parameters' rows (Registry stored_as) match what their own rows
+// matched: combo- over the Observation and its components, phonetic as name.
+TEST_F(SearchTest, ParametersAnsweredFromOtherParametersRows) {
+  LoadPatients();
+  Put("Observation", "bp", R"({"resourceType":"Observation","id":"bp","status":"final",
+    "code":{"coding":[{"system":"http://loinc.org","code":"85354-9"}]},
+    "component":[
+      {"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},
+       "valueQuantity":{"value":120,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}},
+      {"code":{"coding":[{"system":"http://loinc.org","code":"8462-4"}]},
+       "valueQuantity":{"value":80,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}}]})");
+  Put("Observation", "hr", R"({"resourceType":"Observation","id":"hr","status":"final",
+    "code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},
+    "valueQuantity":{"value":120,"system":"http://unitsofmeasure.org","code":"/min"}})");
+  Put("Observation", "note", R"({"resourceType":"Observation","id":"note","status":"final",
+    "code":{"coding":[{"system":"http://loinc.org","code":"8251-1"}]},"valueString":"x"})");
+  // One component: `component.value as Quantity` over two components (bp) is an error in
+  // FHIRPath (`as` takes a single item), which leaves bp without component values.
+  Put("Observation", "sys", R"({"resourceType":"Observation","id":"sys","status":"final",
+    "code":{"coding":[{"system":"http://loinc.org","code":"85354-9"}]},
+    "component":[
+      {"code":{"coding":[{"system":"http://loinc.org","code":"8480-6"}]},
+       "valueQuantity":{"value":70,"system":"http://unitsofmeasure.org","code":"mm[Hg]"}}]})");
+  // combo-code: Observation.code or a component's code.
+  EXPECT_THAT(Sorted("Observation", {{"combo-code", "http://loinc.org|85354-9"}}),
+              ElementsAre("bp", "sys"));
+  EXPECT_THAT(Sorted("Observation", {{"combo-code", "8462-4"}}), ElementsAre("bp"));
+  EXPECT_THAT(Sorted("Observation", {{"combo-code", "8867-4,8462-4"}}), ElementsAre("bp", "hr"));
+  EXPECT_THAT(Sorted("Observation", {{"combo-code:not", "8480-6"}}), ElementsAre("hr", "note"));
+  EXPECT_THAT(Sorted("Observation", {{"code", "8480-6"}}), IsEmpty());  // a component's only
+  // combo-value-quantity: the value or a component's value.
+  EXPECT_THAT(Sorted("Observation", {{"combo-value-quantity", "120"}}), ElementsAre("hr"));
+  EXPECT_THAT(Sorted("Observation", {{"combo-value-quantity", "lt100"}}), ElementsAre("sys"));
+  EXPECT_THAT(Sorted("Observation", {{"value-quantity", "lt100"}}), IsEmpty());
+  EXPECT_THAT(Sorted("Observation", {{"combo-value-quantity:missing", "true"},
+                                     {"_id", "hr,note,sys"}}),
+              ElementsAre("note"));
+  // combo-code-value-quantity: code and value of one element (the 80 is diastolic's).
+  EXPECT_THAT(Sorted("Observation", {{"combo-code-value-quantity", "8462-4$80"}}),
+              ElementsAre("bp"));
+  EXPECT_THAT(Sorted("Observation", {{"combo-code-value-quantity", "8480-6$80"}}), IsEmpty());
+  EXPECT_THAT(Sorted("Observation", {{"combo-code-value-quantity", "8480-6$70"}}),
+              ElementsAre("sys"));
+  EXPECT_THAT(Sorted("Observation", {{"combo-code-value-quantity", "85354-9$80"}}), IsEmpty());
+  EXPECT_THAT(Sorted("Observation", {{"combo-code-value-quantity:missing", "false"}}),
+              ElementsAre("bp", "hr", "sys"));
+  // Sorting by a parameter stored as others: sys's 70 before hr's 120.
+  EXPECT_THAT(Ids("Observation", {{"combo-value-quantity", "gt0"},
+                                  {"_sort", "combo-value-quantity"}}),
+              ElementsAre("sys", "hr"));
+  EXPECT_THAT(Ids("Observation", {{"combo-value-quantity", "gt0"},
+                                  {"_sort", "-combo-value-quantity"}}),
+              ElementsAre("hr", "sys"));
+  // phonetic: the same rows as name.
+  EXPECT_THAT(Sorted("Patient", {{"phonetic", "mül"}}), Sorted("Patient", {{"name", "mül"}}));
+  EXPECT_THAT(Sorted("Patient", {{"phonetic", "smith"}}), ElementsAre("c"));
+}
+
+// Stores written before stored_as still hold rows of those parameters: Backfill deletes them.
+TEST_F(SearchTest, BackfillDropsRowsOfParametersStoredAsOthers) {
+  Put("Observation", "hr", R"({"resourceType":"Observation","id":"hr","status":"final",
+    "code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},
+    "valueQuantity":{"value":120,"system":"http://unitsofmeasure.org","code":"/min"}})");
+  auto count = [&](const char* sql) {
+    int64_t n = -1;
+    EXPECT_TRUE(writer_->Run([&](db::Connection& c) -> absl::Status {
+      ISTHMUS_ASSIGN_OR_RETURN(auto q, c.Prepare(sql));
+      ISTHMUS_ASSIGN_OR_RETURN(bool row, q->Step());
+      if (row) n = q->ColumnInt64(0);
+      return absl::OkStatus();
+    }).ok());
+    return n;
+  };
+  // What an earlier version wrote for it.
+  ASSERT_TRUE(writer_->Run([](db::Connection& c) {
+    return c.Exec(
+        "INSERT INTO fhir_idx_token (res_type, res_id, param, system, code, text, grp) VALUES "
+        "('Observation', 'hr', 'combo-code', 'http://loinc.org', '8867-4', '', 0), "
+        "('Observation', 'hr', 'combo-code-value-quantity$0', 'http://loinc.org', '8867-4', '', 9);"
+        "INSERT INTO fhir_idx_quantity (res_type, res_id, param, value, system, code, "
+        "canonical_value, canonical_unit, grp) VALUES "
+        "('Observation', 'hr', 'combo-code-value-quantity$1', 120, '', '/min', 2, '/s', 9);"
+        "INSERT INTO fhir_idx_string (res_type, res_id, param, norm, exact, grp) VALUES "
+        "('Patient', 'p', 'phonetic', 'x', 'x', 0)");
+  }).ok());
+  const int64_t tokens = count("SELECT COUNT(*) FROM fhir_idx_token");
+  ASSERT_TRUE(indexer_->Backfill(*writer_).ok());
+  EXPECT_EQ(count("SELECT COUNT(*) FROM fhir_idx_token"), tokens - 2);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM fhir_idx_token WHERE param LIKE 'combo-%'"), 0);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM fhir_idx_quantity WHERE param LIKE 'combo-%'"), 0);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM fhir_idx_string WHERE param = 'phonetic'"), 0);
+  EXPECT_GT(count("SELECT COUNT(*) FROM fhir_idx_token WHERE param = 'code'"), 0);
+  EXPECT_THAT(Sorted("Observation", {{"combo-code-value-quantity", "8867-4$120"}}),
+              ElementsAre("hr"));
+}
+
+// Create and transaction POST entries are indexed from rows extracted before the writer op.
+TEST_F(SearchTest, CreatedAndBundledResourcesAreIndexed) {
+  auto c = store_->Create("Patient", R"({"resourceType":"Patient","name":[{"family":"Fresh"}],
+    "identifier":[{"system":"urn:mrn","value":"F1"}]})", {.validate = false});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_THAT(Ids("Patient", {{"family", "fresh"}}), ElementsAre(c->version.id));
+  EXPECT_THAT(Ids("Patient", {{"identifier", "urn:mrn|F1"}}), ElementsAre(c->version.id));
+  auto t = store_->Transaction(R"({"resourceType":"Bundle","type":"transaction","entry":[
+    {"fullUrl":"urn:uuid:0b8e2a4c-66e4-4a5b-9d56-2a0e8a0d7c11",
+     "resource":{"resourceType":"Patient","name":[{"family":"Bundled"}]},
+     "request":{"method":"POST","url":"Patient"}},
+    {"resource":{"resourceType":"Observation","status":"final",
+                 "code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},
+                 "subject":{"reference":"urn:uuid:0b8e2a4c-66e4-4a5b-9d56-2a0e8a0d7c11"},
+                 "valueQuantity":{"value":61,"system":"http://unitsofmeasure.org","code":"/min"}},
+     "request":{"method":"POST","url":"Observation"}}]})");
+  ASSERT_TRUE(t.ok()) << t.status();
+  std::vector<std::string> patients = Ids("Patient", {{"family", "bundled"}});
+  ASSERT_EQ(patients.size(), 1u);
+  std::vector<std::string> obs =
+      Ids("Observation", {{"subject", "Patient/" + patients[0]}, {"code", "8867-4"}});
+  ASSERT_EQ(obs.size(), 1u);
+  EXPECT_THAT(Ids("Observation", {{"combo-code-value-quantity", "8867-4$61"}}),
+              ElementsAre(obs[0]));
+  EXPECT_THAT(Ids("Patient", {{"_has:Observation:subject:code", "8867-4"}}),
+              ElementsAre(patients[0]));
 }
 
 // identifier:of-type=system|code|value: the Identifier's type coding and value, on the same

@@ -25,9 +25,39 @@ std::string DoubleText(double d) {
   return buf;
 }
 
+struct PreparedRows : store::FhirIndexer::Prepared {
+  IndexRows rows;
+};
+
 }  // namespace
 
+std::unique_ptr<store::FhirIndexer::Prepared> SearchIndexer::Prepare(std::string_view type,
+                                                                     std::string_view json) const {
+  absl::StatusOr<IndexRows> rows = Extract(*registry_, type, json);
+  if (!rows.ok()) return nullptr;  // OnWrite extracts again and reports it
+  auto p = std::make_unique<PreparedRows>();
+  p->rows = *std::move(rows);
+  return p;
+}
+
+absl::Status SearchIndexer::OnWritePrepared(db::Connection& conn, const store::FhirVersion& v,
+                                            const Prepared& prepared) {
+  ISTHMUS_RETURN_IF_ERROR(DeleteRows(conn, v));
+  if (v.deleted) return absl::OkStatus();
+  const IndexRows& rows = static_cast<const PreparedRows&>(prepared).rows;
+  if (rows.errors > 0) errors_.fetch_add(rows.errors, std::memory_order_relaxed);
+  return InsertRows(conn, v, rows);
+}
+
 absl::Status SearchIndexer::OnWrite(db::Connection& conn, const store::FhirVersion& v) {
+  ISTHMUS_RETURN_IF_ERROR(DeleteRows(conn, v));
+  if (v.deleted) return absl::OkStatus();
+  ISTHMUS_ASSIGN_OR_RETURN(IndexRows rows, Extract(*registry_, v.type, v.json));
+  if (rows.errors > 0) errors_.fetch_add(rows.errors, std::memory_order_relaxed);
+  return InsertRows(conn, v, rows);
+}
+
+absl::Status SearchIndexer::DeleteRows(db::Connection& conn, const store::FhirVersion& v) {
   if (v.version_id > 1) {  // a first version has no rows yet
     for (const char* table : kTables) {
       ISTHMUS_ASSIGN_OR_RETURN(
@@ -39,10 +69,11 @@ absl::Status SearchIndexer::OnWrite(db::Connection& conn, const store::FhirVersi
       ISTHMUS_RETURN_IF_ERROR(StepDone(del));
     }
   }
-  if (v.deleted) return absl::OkStatus();
-  ISTHMUS_ASSIGN_OR_RETURN(IndexRows rows, Extract(*registry_, v.type, v.json));
-  if (rows.errors > 0) errors_.fetch_add(rows.errors, std::memory_order_relaxed);
+  return absl::OkStatus();
+}
 
+absl::Status SearchIndexer::InsertRows(db::Connection& conn, const store::FhirVersion& v,
+                                       const IndexRows& rows) {
   auto prepare = [&](const char* sql) { return conn.PrepareCached(sql); };
   auto head = [&](db::Statement* s, const std::string& param) {
     s->BindText(1, v.type);
@@ -139,7 +170,43 @@ absl::Status SearchIndexer::OnWrite(db::Connection& conn, const store::FhirVersi
   return absl::OkStatus();
 }
 
+absl::Status SearchIndexer::DropRowsOfAliases(db::Connection& conn) {
+  ISTHMUS_ASSIGN_OR_RETURN(db::Statement* any, conn.PrepareCached(
+      "SELECT 1 FROM fhir_resources LIMIT 1"));
+  absl::StatusOr<bool> stored = any->Step();
+  any->Reset();
+  ISTHMUS_RETURN_IF_ERROR(stored.status());
+  if (!*stored) return absl::OkStatus();  // a new store has none
+  for (std::string_view type : store::FhirResourceTypes()) {
+    for (const SearchParam* p : registry_->Supported(type)) {
+      if (!p->compiled || (p->stored_as.size() == 1 && p->stored_as[0] == p->code)) continue;
+      std::vector<std::pair<const char*, std::string>> rows;  // table, param
+      if (p->type == ParamType::kComposite) {
+        for (size_t k = 0; k < p->components.size(); ++k) {
+          rows.emplace_back(IndexTable(p->components[k].type), ComponentParam(p->code, k));
+        }
+      } else {
+        rows.emplace_back(IndexTable(p->type), p->code);
+        if (p->type == ParamType::kToken) rows.emplace_back("fhir_idx_token", OfTypeParam(p->code));
+      }
+      for (const auto& [table, param] : rows) {
+        if (table == nullptr) continue;
+        ISTHMUS_ASSIGN_OR_RETURN(db::Statement* del, conn.PrepareCached(base::StrCat(
+            "DELETE FROM ", table, " WHERE res_type = ? AND param = ?")));
+        del->BindText(1, type);
+        del->BindText(2, param);
+        ISTHMUS_RETURN_IF_ERROR(StepDone(del));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status SearchIndexer::Backfill(store::Writer& writer, int batch) {
+  // Stores written before parameters were answered from other parameters' rows (stored_as)
+  // still hold rows of their own for them: nothing reads those any more.
+  ISTHMUS_RETURN_IF_ERROR(
+      writer.Run([&](db::Connection& conn) { return DropRowsOfAliases(conn); }));
   while (true) {
     int done = 0;
     ISTHMUS_RETURN_IF_ERROR(writer.Run([&](db::Connection& conn) -> absl::Status {

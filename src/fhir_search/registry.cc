@@ -1,5 +1,8 @@
 #include "fhir_search/registry.h"
 
+#include <algorithm>
+#include <set>
+
 #include "base/str.h"
 #include "fhir_search/search_params_data.h"
 #include "store/fhir_store.h"
@@ -101,6 +104,60 @@ std::string ReduceExpression(std::string_view expression, std::string_view type)
   return out;
 }
 
+namespace {
+
+// The alternatives of a top-level union ("A.x | (A.y as Quantity)"), sorted and distinct; the
+// whole expression as the one alternative when it is not a plain union.
+std::vector<std::string> UnionAlternatives(std::string_view expression) {
+  std::vector<std::string> out;
+  int depth = 0;
+  char quote = 0;
+  size_t start = 0;
+  bool plain = true;  // no space outside parentheses and quotes in the current alternative
+  auto add = [&](size_t end) {
+    std::string_view a = Trim(expression.substr(start, end - start));
+    out.emplace_back(a);
+  };
+  for (size_t i = 0; i < expression.size(); ++i) {
+    const char ch = expression[i];
+    if (quote != 0) {
+      if (ch == '\\') ++i;
+      else if (ch == quote) quote = 0;
+    } else if (ch == '\'' || ch == '`' || ch == '"') {
+      quote = ch;
+    } else if (ch == '(' || ch == '[' || ch == '{') {
+      ++depth;
+    } else if (ch == ')' || ch == ']' || ch == '}') {
+      --depth;
+    } else if (depth == 0 && ch == '|') {
+      add(i);
+      start = i + 1;
+    } else if (depth == 0 && (ch == ' ' || ch == '\t' || ch == '\n')) {
+      // A space outside parentheses may hold an operator that binds looser than `|` (and, =):
+      // unless it only pads a `|`, the expression is not a plain union.
+      size_t j = i;
+      while (j < expression.size() && (expression[j] == ' ' || expression[j] == '\t' ||
+                                       expression[j] == '\n')) {
+        ++j;
+      }
+      const bool pads = (j < expression.size() && expression[j] == '|') ||
+                        Trim(expression.substr(start, i - start)).empty();
+      if (!pads) plain = false;
+      i = j - 1;
+    }
+  }
+  add(expression.size());
+  if (!plain || out.size() < 2 ||
+      std::any_of(out.begin(), out.end(), [](const std::string& a) { return a.empty(); })) {
+    return {std::string(Trim(expression))};
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+}  // namespace
+
 absl::StatusOr<std::shared_ptr<const Registry>> Registry::Build() {
   std::shared_ptr<Registry> reg(new Registry());
   std::vector<std::string_view> all_types(store::FhirResourceTypes().begin(),
@@ -174,9 +231,49 @@ absl::StatusOr<std::shared_ptr<const Registry>> Registry::Build() {
     }
   }
   for (auto& [type, params] : reg->by_type_) {
+    // Parameters with the fewest alternatives keep their rows; one whose alternatives are all
+    // those of kept parameters of the same kind is answered from their rows.
+    struct Candidate {
+      SearchParam* p;
+      std::string kind;  // type and components: rows are interchangeable within a kind
+      std::vector<std::string> alts;
+    };
+    std::vector<Candidate> order;
+    for (auto& [code, p] : params) {
+      p.stored_as = {p.code};
+      if (!p.compiled || p.type == ParamType::kReference) continue;  // references: _include
+      Candidate c{&p, std::string(ParamTypeName(p.type)), UnionAlternatives(p.expression)};
+      for (const SearchParam::Component& part : p.components) {
+        c.kind += base::StrCat("\t", ParamTypeName(part.type), " ", part.expression);
+      }
+      order.push_back(std::move(c));
+    }
+    std::stable_sort(order.begin(), order.end(), [](const Candidate& a, const Candidate& b) {
+      return a.alts.size() < b.alts.size();
+    });
+    std::vector<const Candidate*> kept;
+    for (const Candidate& c : order) {
+      std::vector<std::string> by;
+      std::set<std::string> covered;
+      for (const Candidate* k : kept) {
+        if (k->kind != c.kind) continue;
+        if (!std::all_of(k->alts.begin(), k->alts.end(), [&](const std::string& a) {
+              return std::find(c.alts.begin(), c.alts.end(), a) != c.alts.end();
+            })) {
+          continue;
+        }
+        by.push_back(k->p->code);
+        covered.insert(k->alts.begin(), k->alts.end());
+      }
+      if (!by.empty() && covered.size() == c.alts.size()) {  // alts are distinct
+        c.p->stored_as = std::move(by);
+      } else {
+        kept.push_back(&c);
+      }
+    }
     auto& list = reg->extracted_[type];
     for (auto& [code, p] : params) {
-      if (p.compiled) list.push_back(&p);
+      if (p.compiled && p.stored_as.size() == 1 && p.stored_as[0] == p.code) list.push_back(&p);
     }
   }
   return std::shared_ptr<const Registry>(std::move(reg));

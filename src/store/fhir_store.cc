@@ -236,6 +236,29 @@ std::string WriteResource(const Value& res, std::string_view id, int64_t version
   return std::string(buf.GetString(), buf.GetSize());
 }
 
+// A new resource's first version, serialized and indexed before its writer op (on the caller's
+// thread): the stored JSON is head + the op's lastUpdated + tail.
+struct PreparedBody {
+  std::string head, tail;
+  std::unique_ptr<FhirIndexer::Prepared> index;  // null: the indexer extracts in the op
+};
+
+PreparedBody PrepareFirstVersion(const Value& res, std::string_view type, std::string_view id,
+                                 const RefMap* refs, const FhirIndexer* indexer) {
+  // Any instant: nothing is indexed from meta.lastUpdated (_lastUpdated is a column).
+  static constexpr std::string_view kPlaceholder = "0001-01-01T00:00:00.000Z";
+  static constexpr std::string_view kKey = "\"lastUpdated\":\"";
+  std::string body = WriteResource(res, id, 1, kPlaceholder, refs);
+  // The server's meta comes right after resourceType and id (neither can hold a quote), so the
+  // first "lastUpdated" key is the one WriteResource wrote.
+  const size_t at = body.find(kKey) + kKey.size();
+  PreparedBody p;
+  if (indexer != nullptr) p.index = indexer->Prepare(type, body);
+  p.head = body.substr(0, at);
+  p.tail = body.substr(at + kPlaceholder.size());
+  return p;
+}
+
 bool LooksLikeTypeName(std::string_view s) {
   if (s.empty() || s.size() > 64) return false;
   return std::all_of(s.begin(), s.end(), [](char c) {
@@ -447,7 +470,8 @@ struct FhirOp {
   }
 
   absl::StatusOr<FhirVersion> Write(std::string_view type, std::string_view id, int64_t version,
-                                    bool deleted, std::string_view method, std::string json) {
+                                    bool deleted, std::string_view method, std::string json,
+                                    const FhirIndexer::Prepared* prepared = nullptr) {
     ISTHMUS_ASSIGN_OR_RETURN(db::Statement* ins, conn.PrepareCached(
         "INSERT INTO fhir_resource_versions (type, id, version_id, last_updated, deleted, "
         "method, body) VALUES (?, ?, ?, ?, ?, ?, ?)"));
@@ -483,9 +507,24 @@ struct FhirOp {
     v.json = std::move(json);
     // The search-index hook: same transaction, so index rows and versions never disagree.
     if (store.opts_.indexer != nullptr) {
-      ISTHMUS_RETURN_IF_ERROR(store.opts_.indexer->OnWrite(conn, v));
+      ISTHMUS_RETURN_IF_ERROR(prepared != nullptr
+                                  ? store.opts_.indexer->OnWritePrepared(conn, v, *prepared)
+                                  : store.opts_.indexer->OnWrite(conn, v));
     }
     return v;
+  }
+
+  // A new resource serialized (and maybe indexed) beforehand: PrepareFirstVersion.
+  absl::StatusOr<FhirWriteResult> CreatePrepared(std::string_view type, std::string_view id,
+                                                 const PreparedBody& body) {
+    std::string json;
+    json.reserve(body.head.size() + now_text.size() + body.tail.size());
+    json.append(body.head).append(now_text).append(body.tail);
+    FhirWriteResult out;
+    out.created = true;
+    ISTHMUS_ASSIGN_OR_RETURN(out.version,
+                             Write(type, id, 1, false, "POST", std::move(json), body.index.get()));
+    return out;
   }
 
   // `id`: the id to create (assigned beforehand, e.g. for urn:uuid rewriting) or "" for a new one.
@@ -681,6 +720,9 @@ absl::StatusOr<FhirWriteResult> FhirStore::Create(std::string_view type, std::st
   ISTHMUS_RETURN_IF_ERROR(ParseJson(json, doc, "the resource"));
   ISTHMUS_RETURN_IF_ERROR(CheckResource(doc, "resource", type));
   if (o.validate) ISTHMUS_RETURN_IF_ERROR(ValidateR4(doc, "the resource"));
+  // Serialization and index extraction here, on the caller's thread: the writer only inserts.
+  const std::string id = NewId();
+  const PreparedBody body = PrepareFirstVersion(doc, type, id, nullptr, opts_.indexer);
   FhirWriteResult out;
   ISTHMUS_RETURN_IF_ERROR(writer_.Run([&](db::Connection& conn) -> absl::Status {
     if (!o.if_none_exist.empty()) {
@@ -694,7 +736,7 @@ absl::StatusOr<FhirWriteResult> FhirStore::Create(std::string_view type, std::st
       }
     }
     FhirOp op(*this, conn);
-    ISTHMUS_ASSIGN_OR_RETURN(out, op.Create(type, doc, nullptr, ""));
+    ISTHMUS_ASSIGN_OR_RETURN(out, op.CreatePrepared(type, id, body));
     return absl::OkStatus();
   }));
   return out;
@@ -938,6 +980,8 @@ struct Entry {
   int status = 0;
   FhirWriteResult write;
   FhirVersion read;
+  // A POST entry serialized and indexed before the writer op (FhirStore::ParseBundle).
+  std::unique_ptr<PreparedBody> body;
 };
 
 std::string EntryPath(int i) { return base::StrCat("Bundle.entry[", i, "]"); }
@@ -1154,11 +1198,26 @@ absl::StatusOr<std::string> FhirJsonPretty(std::string_view json) {
   return std::string(buf.GetString(), buf.GetSize());
 }
 
+// A Bundle parsed and checked, before its writer op.
+struct FhirStore::ParsedBundle {
+  Doc doc;
+  bool batch = false;
+  std::vector<Entry> entries;
+  // No entry has a condition, a conditional reference or a PATCH: ids and `refs` are assigned
+  // and the POST entries' bodies and index rows prepared (Entry::body) without the database.
+  bool ids_assigned = false;
+  RefMap refs;
+};
+
 absl::StatusOr<FhirTransactionResult> FhirStore::Transaction(std::string_view bundle_json,
                                                              FhirTransactionOptions o) {
+  // Parsing, validation, serialization and index extraction on the caller's thread; the writer
+  // op only resolves conditions and writes.
+  ParsedBundle parsed;
+  ISTHMUS_RETURN_IF_ERROR(ParseBundle(bundle_json, o, parsed));
   FhirTransactionResult out;
   ISTHMUS_RETURN_IF_ERROR(writer_.Run([&](db::Connection& conn) -> absl::Status {
-    ISTHMUS_ASSIGN_OR_RETURN(out, ApplyTransaction(conn, bundle_json, o));
+    ISTHMUS_ASSIGN_OR_RETURN(out, ApplyParsed(conn, parsed, o));
     return absl::OkStatus();
   }));
   return out;
@@ -1167,7 +1226,36 @@ absl::StatusOr<FhirTransactionResult> FhirStore::Transaction(std::string_view bu
 absl::StatusOr<FhirTransactionResult> FhirStore::ApplyTransaction(db::Connection& conn,
                                                                   std::string_view bundle_json,
                                                                   FhirTransactionOptions o) {
-  Doc doc;
+  ParsedBundle parsed;
+  ISTHMUS_RETURN_IF_ERROR(ParseBundle(bundle_json, o, parsed));
+  return ApplyParsed(conn, parsed, o);
+}
+
+// New ids for POST entries, and what their fullUrls (and those of PUT entries) stand for.
+absl::Status FhirStore::AssignIds(ParsedBundle& p) {
+  std::unordered_map<std::string, int> targets;  // Type/id -> entry, for duplicates
+  for (Entry& e : p.entries) {
+    if (!e.prepared.ok()) continue;
+    if (e.method == "POST" && !e.existing) e.id = NewId();
+    if (e.method == "GET" || e.id.empty()) continue;
+    std::string target = base::StrCat(e.type, "/", e.id);
+    if (!e.full_url.empty() && IsUrn(e.full_url) && e.method != "DELETE") {
+      p.refs[e.full_url] = target;
+    }
+    if (e.existing) continue;  // a conditional create that matched changes nothing
+    auto [it, fresh] = targets.emplace(target, e.index);
+    if (!fresh && !p.batch) {
+      return absl::InvalidArgumentError(base::StrCat(EntryPath(it->second), " and ",
+                                                     EntryPath(e.index),
+                                                     " change the same resource"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status FhirStore::ParseBundle(std::string_view bundle_json, const FhirTransactionOptions& o,
+                                    ParsedBundle& p) {
+  Doc& doc = p.doc;
   ISTHMUS_RETURN_IF_ERROR(ParseJson(bundle_json, doc, "the Bundle"));
   if (!doc.IsObject() || StringMember(doc, "resourceType") != "Bundle") {
     return absl::InvalidArgumentError("the body must be a Bundle resource");
@@ -1176,8 +1264,8 @@ absl::StatusOr<FhirTransactionResult> FhirStore::ApplyTransaction(db::Connection
   if (bundle_type != "transaction" && bundle_type != "batch") {
     return absl::InvalidArgumentError("Bundle.type must be transaction or batch");
   }
-  const bool batch = bundle_type == "batch";
-  std::vector<Entry> entries;
+  const bool batch = p.batch = bundle_type == "batch";
+  std::vector<Entry>& entries = p.entries;
   if (const Value* list = Member(doc, "entry"); list != nullptr) {
     if (!list->IsArray()) return absl::InvalidArgumentError("Bundle.entry must be an array");
     entries.resize(list->Size());
@@ -1194,6 +1282,31 @@ absl::StatusOr<FhirTransactionResult> FhirStore::ApplyTransaction(db::Connection
       if (!batch && !entries[i].prepared.ok()) return entries[i].prepared;
     }
   }
+  for (const Entry& e : entries) {
+    if (!e.prepared.ok()) continue;
+    if (!e.condition.empty() || e.method == "PATCH") return absl::OkStatus();
+    if (e.resource != nullptr) {
+      std::vector<std::string> conditional;
+      CollectConditionalRefs(*e.resource, &conditional);
+      if (!conditional.empty()) return absl::OkStatus();
+    }
+  }
+  ISTHMUS_RETURN_IF_ERROR(AssignIds(p));
+  p.ids_assigned = true;
+  for (Entry& e : entries) {
+    if (e.prepared.ok() && e.method == "POST" && e.resource != nullptr) {
+      e.body = std::make_unique<PreparedBody>(
+          PrepareFirstVersion(*e.resource, e.type, e.id, &p.refs, opts_.indexer));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<FhirTransactionResult> FhirStore::ApplyParsed(db::Connection& conn,
+                                                             ParsedBundle& p,
+                                                             const FhirTransactionOptions& o) {
+  const bool batch = p.batch;
+  std::vector<Entry>& entries = p.entries;
   // An entry that cannot be applied: the transaction fails, a batch entry fails alone.
   auto fail = [&](Entry& e, const absl::Status& s) -> absl::Status {
     if (!batch) return Prefixed(s, base::StrCat(EntryPath(e.index), ": "));
@@ -1244,25 +1357,8 @@ absl::StatusOr<FhirTransactionResult> FhirStore::ApplyTransaction(db::Connection
       e.id = !match.empty() ? match : !body_id.empty() ? std::string(body_id) : NewId();
     }
   }
-  // New ids for POST entries, and what their fullUrls (and those of PUT entries) stand for.
-  RefMap refs;
-  std::unordered_map<std::string, int> targets;  // Type/id -> entry, for duplicates
-  for (Entry& e : entries) {
-    if (!e.prepared.ok()) continue;
-    if (e.method == "POST" && !e.existing) e.id = NewId();
-    if (e.method == "GET" || e.id.empty()) continue;
-    std::string target = base::StrCat(e.type, "/", e.id);
-    if (!e.full_url.empty() && IsUrn(e.full_url) && e.method != "DELETE") {
-      refs[e.full_url] = target;
-    }
-    if (e.existing) continue;  // a conditional create that matched changes nothing
-    auto [it, fresh] = targets.emplace(target, e.index);
-    if (!fresh && !batch) {
-      return absl::InvalidArgumentError(base::StrCat(EntryPath(it->second), " and ",
-                                                     EntryPath(e.index),
-                                                     " change the same resource"));
-    }
-  }
+  if (!p.ids_assigned) ISTHMUS_RETURN_IF_ERROR(AssignIds(p));
+  RefMap& refs = p.refs;
   // Conditional references (Patient?identifier=a|b) resolve to their one match: a conditional
   // entry of the Bundle with the same condition, else a search (FHIR R4 http.html#trules).
   std::unordered_map<std::string, std::string> conditional_entries;  // Type?query -> Type/id
@@ -1316,6 +1412,9 @@ absl::StatusOr<FhirTransactionResult> FhirStore::ApplyTransaction(db::Connection
       ISTHMUS_ASSIGN_OR_RETURN(e.write.version, ReadCurrent(conn, e.type, e.id));
       e.write.existing = true;
       e.status = 200;
+    } else if (e.method == "POST" && e.body != nullptr) {
+      ISTHMUS_ASSIGN_OR_RETURN(e.write, op.CreatePrepared(e.type, e.id, *e.body));
+      e.status = 201;
     } else if (e.method == "POST") {
       ISTHMUS_ASSIGN_OR_RETURN(e.write, op.Create(e.type, *e.resource, &refs, e.id));
       e.status = 201;

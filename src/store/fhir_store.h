@@ -174,11 +174,33 @@ struct FhirTransactionResult {
 };
 
 // The search-index hook (see the top comment). Implementations must only use `conn`.
+//
+// Work that needs no database (parsing the body, evaluating the parameters' expressions) can be
+// done before the write, on the caller's thread, so the single writer thread only inserts rows:
+// the store calls Prepare with the body it is about to write (everything but meta.lastUpdated,
+// which is the writer op's time and holds a placeholder: what Prepare computes must not depend
+// on it), then OnWritePrepared with the result inside the write. Create and the POST entries of
+// a transaction Bundle without conditions do this; other writes call OnWrite.
 class FhirIndexer {
  public:
+  // What Prepare computed; opaque to the store.
+  class Prepared {
+   public:
+    virtual ~Prepared() = default;
+  };
   virtual ~FhirIndexer() = default;
   // `v` was just written (v.deleted: its index rows should go; v.json: the new current body).
   virtual absl::Status OnWrite(db::Connection& conn, const FhirVersion& v) = 0;
+  // Any thread. Null: nothing prepared (OnWrite is called instead).
+  virtual std::unique_ptr<Prepared> Prepare(std::string_view /*type*/,
+                                            std::string_view /*json*/) const {
+    return nullptr;
+  }
+  // `v` was just written with the body given to Prepare (but the real meta.lastUpdated).
+  virtual absl::Status OnWritePrepared(db::Connection& conn, const FhirVersion& v,
+                                       const Prepared& /*prepared*/) {
+    return OnWrite(conn, v);
+  }
 };
 
 struct FhirStoreOptions {
@@ -261,7 +283,14 @@ class FhirStore {
 
  private:
   class ReaderLease;
+  struct ParsedBundle;
   FhirStore(Writer& writer, FhirStoreOptions opts);
+  // ApplyTransaction in two steps: what needs no database (any thread), then the writes.
+  absl::Status ParseBundle(std::string_view bundle_json, const FhirTransactionOptions& o,
+                           ParsedBundle& p);
+  absl::Status AssignIds(ParsedBundle& p);
+  absl::StatusOr<FhirTransactionResult> ApplyParsed(db::Connection& conn, ParsedBundle& p,
+                                                    const FhirTransactionOptions& o);
   absl::StatusOr<std::unique_ptr<db::Connection>> AcquireReader() const;
   void ReleaseReader(std::unique_ptr<db::Connection> conn) const;
   std::string NewId();

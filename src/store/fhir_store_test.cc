@@ -428,6 +428,88 @@ TEST_F(FhirStoreTest, IndexerRunsInTheWriteTransaction) {
   EXPECT_EQ(Count("SELECT COUNT(*) FROM fhir_resource_versions WHERE type = 'Basic'"), 0);
 }
 
+// An indexer that prepares off the writer thread: what it is handed in Prepare must be the body
+// that gets stored, but for meta.lastUpdated (the writer op's time).
+class PreparingIndexer : public FhirIndexer {
+ public:
+  struct Body : Prepared {
+    std::string json;
+  };
+  absl::Status OnWrite(db::Connection&, const FhirVersion& v) override {
+    written.push_back("OnWrite " + v.type + "/" + std::to_string(v.version_id));
+    return absl::OkStatus();
+  }
+  std::unique_ptr<Prepared> Prepare(std::string_view type, std::string_view json) const override {
+    auto b = std::make_unique<Body>();
+    b->json = std::string(type) + " " + std::string(json);
+    return b;
+  }
+  absl::Status OnWritePrepared(db::Connection&, const FhirVersion& v,
+                               const Prepared& p) override {
+    const std::string& prepared = static_cast<const Body&>(p).json;
+    written.push_back("OnWritePrepared " + v.type + "/" + std::to_string(v.version_id));
+    // The same body with the placeholder instant where the stored one has the op's.
+    std::string expected = v.type + " " + v.json;
+    const std::string stamp = FhirInstant(v.last_updated_micros);
+    const size_t at = expected.find(stamp);
+    if (at == std::string::npos) return absl::InternalError("no lastUpdated in the body");
+    expected.replace(at, stamp.size(), "0001-01-01T00:00:00.000Z");
+    if (prepared != expected) {
+      return absl::InternalError("prepared " + prepared + " stored " + expected);
+    }
+    return absl::OkStatus();
+  }
+  std::vector<std::string> written;
+};
+
+TEST_F(FhirStoreTest, CreatesAndBundlePostsArePreparedBeforeTheWriterOp) {
+  PreparingIndexer indexer;
+  FhirStoreOptions o;
+  o.clock = &clock_;
+  o.indexer = &indexer;
+  auto store = std::move(FhirStore::Open(*writer_, o)).value();
+  auto c = store->Create("Patient", R"({"resourceType":"Patient","meta":{"tag":[{"code":"t"}]},
+                                        "name":[{"family":"Prepared"}]})");
+  ASSERT_TRUE(c.ok()) << c.status();
+  auto read = store->Read("Patient", c->version.id);
+  ASSERT_TRUE(read.ok());
+  EXPECT_EQ(read->json, c->version.json);
+  EXPECT_THAT(read->json, HasSubstr(FhirInstant(read->last_updated_micros)));
+  // A transaction without conditions: its POST entries are prepared (references rewritten),
+  // its PUT entries are indexed in the op.
+  auto t = store->Transaction(R"({"resourceType":"Bundle","type":"transaction","entry":[
+    {"fullUrl":"urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a",
+     "resource":{"resourceType":"Patient","name":[{"family":"P"}]},
+     "request":{"method":"POST","url":"Patient"}},
+    {"resource":{"resourceType":"Observation","status":"final","code":{"text":"x"},
+                 "subject":{"reference":"urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a"}},
+     "request":{"method":"POST","url":"Observation"}},
+    {"resource":{"resourceType":"Patient","id":"put1"},
+     "request":{"method":"PUT","url":"Patient/put1"}}]})");
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_THAT(indexer.written,
+              ::testing::ElementsAre("OnWritePrepared Patient/1", "OnWritePrepared Patient/1",
+                                     "OnWritePrepared Observation/1", "OnWrite Patient/1"));
+  auto bundle = Json(t->response_json);
+  std::string obs_location = bundle["entry"][1]["response"]["location"].GetString();
+  std::string obs_id = obs_location.substr(12, obs_location.find("/_history") - 12);
+  std::string patient_location = bundle["entry"][0]["response"]["location"].GetString();
+  std::string patient_id = patient_location.substr(8, patient_location.find("/_history") - 8);
+  auto obs = store->Read("Observation", obs_id);
+  ASSERT_TRUE(obs.ok()) << obs_location;
+  EXPECT_THAT(obs->json, HasSubstr("\"reference\":\"Patient/" + patient_id + "\""));
+  // A conditional entry: nothing is prepared, every entry is indexed in the op.
+  indexer.written.clear();
+  FhirMatcher none = [](db::Connection&, std::string_view, std::string_view)
+      -> absl::StatusOr<std::vector<std::string>> { return std::vector<std::string>{}; };
+  auto t2 = store->Transaction(R"({"resourceType":"Bundle","type":"transaction","entry":[
+    {"resource":{"resourceType":"Patient"},
+     "request":{"method":"POST","url":"Patient","ifNoneExist":"identifier=a|b"}}]})",
+                               {.matcher = &none});
+  ASSERT_TRUE(t2.ok()) << t2.status();
+  EXPECT_THAT(indexer.written, ::testing::ElementsAre("OnWrite Patient/1"));
+}
+
 TEST(FhirJson, PrettyKeepsNumbers) {
   auto p = FhirJsonPretty(R"({"a":[1.50,2e3,-0.0],"b":"x"})");
   ASSERT_TRUE(p.ok());
