@@ -243,7 +243,9 @@ void Pipeline::Commit(int64_t id, const std::string& channel, uint64_t seq, Deci
     std::unique_lock<std::mutex> lock(seq_mu_);
     Sequence& s = sequences_[channel];
     seq_cv_.wait(lock, [&] { return s.next_submit == seq; });
-    writer_.Submit(std::move(op), std::move(on_commit));
+    // The outcome's statements fail only on I/O errors or a full disk (destination names were
+    // checked with the config), when the whole group fails too: no savepoint of its own.
+    writer_.Submit(std::move(op), std::move(on_commit), store::Writer::Isolation::kGroup);
     ++s.next_submit;
   }
   seq_cv_.notify_all();

@@ -47,7 +47,9 @@ void Journal::Append(IncomingMessage msg, AppendCallback done) {
         }
         (result->duplicate ? duplicates_ : appended_)++;
         std::move(done)(*result);
-      });
+      },
+      // Insert fails only on I/O errors or a full disk, when its whole group fails too.
+      Writer::Isolation::kGroup);
 }
 
 absl::StatusOr<AppendResult> Journal::AppendAndWait(IncomingMessage msg) {
@@ -97,12 +99,16 @@ absl::Status Journal::Insert(db::Connection& conn, const IncomingMessage& m, App
   if (opts_.dedupe_window > absl::ZeroDuration() && !m.control_id.empty() &&
       m.state == "received") {
     ISTHMUS_ASSIGN_OR_RETURN(db::Statement* find, conn.PrepareCached(
-        "SELECT id FROM messages WHERE sender = ? AND control_id = ? AND received_at >= ? "
-        "AND state != 'rejected' ORDER BY id LIMIT 1"));
+        // MIN(id), not ORDER BY id LIMIT 1: the latter sorts the index matches in a temporary
+        // b-tree on every call, and that alone was a fifth of SQLite's work per message.
+        "SELECT MIN(id) FROM messages WHERE sender = ? AND control_id = ? AND received_at >= ? "
+        "AND state != 'rejected'"));
     find->BindText(1, m.sender);
     find->BindText(2, m.control_id);
     find->BindInt64(3, now - absl::ToInt64Microseconds(opts_.dedupe_window));
-    ISTHMUS_ASSIGN_OR_RETURN(bool found, find->Step());
+    ISTHMUS_ASSIGN_OR_RETURN(bool row, find->Step());
+    const bool found = row && !find->ColumnIsNull(0);
+    if (!found) find->Reset();
     if (found) {
       int64_t original = find->ColumnInt64(0);
       find->Reset();

@@ -179,6 +179,54 @@ TEST_F(JournalTest, FailingOpRollsBackAloneWithinAGroup) {
   EXPECT_EQ(total, 2);
 }
 
+TEST_F(JournalTest, FailingGroupIsolatedOpRollsBackItsWholeGroup) {
+  auto j = OpenJournal();
+  ASSERT_TRUE(j.ok());
+  // Hold the writer inside a first group so the next three submissions form one group.
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::promise<void> holding;
+  writer_->Submit(
+      [&, released](db::Connection&) {
+        holding.set_value();
+        released.wait();
+        return absl::OkStatus();
+      },
+      [](absl::Status) {});
+  holding.get_future().wait();
+  std::promise<absl::StatusOr<AppendResult>> a, c;
+  std::promise<absl::Status> bad;
+  (*j)->Append(Msg("G1"), [&](absl::StatusOr<AppendResult> r) { a.set_value(r); });
+  writer_->Submit(
+      [](db::Connection& conn) {
+        // Writes, then fails: without a savepoint of its own, only a rollback of the whole
+        // group can undo the write.
+        absl::Status s = conn.Exec(
+            "INSERT INTO messages (channel, sender, control_id, message_type, peer, received_at, "
+            "state) VALUES ('x', 'x', 'BAD', 'x', 'x', 0, 'received')");
+        if (!s.ok()) return s;
+        return absl::DataLossError("disk went away");
+      },
+      [&](absl::Status s) { bad.set_value(s); }, Writer::Isolation::kGroup);
+  (*j)->Append(Msg("G2"), [&](absl::StatusOr<AppendResult> r) { c.set_value(r); });
+  release.set_value();
+  absl::StatusOr<AppendResult> ra = a.get_future().get();
+  absl::Status rbad = bad.get_future().get();
+  absl::StatusOr<AppendResult> rc = c.get_future().get();
+  EXPECT_EQ(rbad.code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(std::string(rbad.message()).find("disk went away"), std::string::npos) << rbad;
+  EXPECT_EQ(ra.status().code(), absl::StatusCode::kDataLoss);  // committed nothing: told so
+  EXPECT_EQ(rc.status().code(), absl::StatusCode::kDataLoss);
+  int64_t total = -1;
+  ASSERT_TRUE((*j)->List(MessageQuery{}, &total).ok());
+  EXPECT_EQ(total, 0);  // G1, the failing op's row and G2: all rolled back
+  // The writer goes on with the next group.
+  auto after = (*j)->AppendAndWait(Msg("G3"));
+  ASSERT_TRUE(after.ok()) << after.status();
+  ASSERT_TRUE((*j)->List(MessageQuery{}, &total).ok());
+  EXPECT_EQ(total, 1);
+}
+
 TEST_F(JournalTest, MigrationThreeMovesBodiesOutOfTheMessageRows) {
   // A store written before migration 3: the raw bytes in the messages row.
   writer_.reset();

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "base/status_macros.h"
+#include "base/str.h"
 #include "base/thread_name.h"
 #include "db/sqlite.h"
 #include "store/schema.h"
@@ -33,11 +34,11 @@ Writer::~Writer() {
   if (thread_.joinable()) thread_.join();
 }
 
-void Writer::Submit(Op op, Done done) {
+void Writer::Submit(Op op, Done done, Isolation isolation) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!stopping_) {
-      queue_.push_back(Pending{std::move(op), std::move(done)});
+      queue_.push_back(Pending{std::move(op), std::move(done), isolation});
       cv_.notify_one();
       return;
     }
@@ -73,13 +74,24 @@ void Writer::Loop() {
     absl::Status commit = Exec("BEGIN IMMEDIATE");
     if (commit.ok()) {
       for (size_t i = 0; i < batch.size(); ++i) {
+        if (batch[i].isolation == Isolation::kGroup) {
+          results[i] = std::move(batch[i].op)(*conn_);
+          if (!results[i].ok()) {
+            commit = absl::Status(results[i].code(),
+                                  base::StrCat("the group's transaction was rolled back: ",
+                                               std::string(results[i].message())));
+            break;  // the ops after it never run; every op gets the group's error below
+
+          }
+          continue;
+        }
         absl::Status s = Exec("SAVEPOINT op");
         if (s.ok()) s = std::move(batch[i].op)(*conn_);
         if (!s.ok()) Exec("ROLLBACK TO op").IgnoreError();
         Exec("RELEASE op").IgnoreError();
         results[i] = s;
       }
-      commit = Exec("COMMIT");
+      if (commit.ok()) commit = Exec("COMMIT");
       if (!commit.ok()) Exec("ROLLBACK").IgnoreError();
     }
     uint64_t failed = 0;
