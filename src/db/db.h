@@ -52,6 +52,8 @@ class Connection {
   virtual absl::StatusOr<Statement*> PrepareCached(std::string_view sql) = 0;
   // Row id of the last INSERT on this connection.
   virtual int64_t LastInsertId() const = 0;
+  // Rows changed by the last INSERT, UPDATE or DELETE that ran to completion.
+  virtual int64_t Changes() const = 0;
 };
 
 // Applies `migrations[i]` for every i >= the stored schema version, each in its own

@@ -88,6 +88,30 @@ constexpr char kItemColumns[] =
     "FROM queue q JOIN messages m ON m.id = q.message_id "
     "JOIN message_bodies b ON b.id = q.message_id ";
 
+// Items [first, last] of a claim or ack list: consecutive rows of one partition of one
+// destination, held under one lease owner, in id order.
+struct Run {
+  size_t first;
+  size_t last;
+};
+
+std::vector<Run> Runs(const std::vector<QueueItem>& items) {
+  std::vector<Run> runs;
+  for (size_t i = 0; i < items.size(); ++i) {
+    const QueueItem& it = items[i];
+    if (!runs.empty()) {
+      const QueueItem& prev = items[runs.back().last];
+      if (prev.destination == it.destination && prev.partition_key == it.partition_key &&
+          prev.lease_owner == it.lease_owner && prev.id < it.id) {
+        runs.back().last = i;
+        continue;
+      }
+    }
+    runs.push_back(Run{i, i});
+  }
+  return runs;
+}
+
 // Reads the current row of a kItemColumns query.
 QueueItem ReadItem(db::Statement* q, std::string_view destination) {
   QueueItem it;
@@ -166,15 +190,28 @@ absl::StatusOr<std::vector<QueueItem>> Queue::Claim(std::string_view destination
       }
       next->Reset();
     }
-    ISTHMUS_ASSIGN_OR_RETURN(db::Statement* up, conn.PrepareCached(
-        "UPDATE queue SET lease_owner = ?, lease_until = ? WHERE id = ?"));
     for (QueueItem& it : items) {
       it.lease_owner = std::string(owner);
       it.lease_until_micros = until;
+    }
+    // One UPDATE per run: a run is every row of its partition from its head to its last item
+    // (the walk above stops at the first row it does not take), so the id range within the
+    // partition names exactly the run's rows.
+    ISTHMUS_ASSIGN_OR_RETURN(db::Statement* up, conn.PrepareCached(
+        "UPDATE queue SET lease_owner = ?, lease_until = ? WHERE destination = ? AND "
+        "partition_key = ? AND id >= ? AND id <= ?"));
+    for (const Run& run : Runs(items)) {
       up->BindText(1, owner);
       up->BindInt64(2, until);
-      up->BindInt64(3, it.id);
+      up->BindText(3, destination);
+      up->BindText(4, items[run.first].partition_key);
+      up->BindInt64(5, items[run.first].id);
+      up->BindInt64(6, items[run.last].id);
       ISTHMUS_RETURN_IF_ERROR(StepDone(up));
+      if (conn.Changes() != static_cast<int64_t>(run.last - run.first + 1)) {
+        return absl::InternalError(base::StrCat("claim of ", destination, ": the run from queue row ",
+                                                items[run.first].id, " changed while claimed"));
+      }
     }
     return absl::OkStatus();
   });
@@ -184,15 +221,19 @@ absl::StatusOr<std::vector<QueueItem>> Queue::Claim(std::string_view destination
 
 namespace {
 
+absl::Status WriteDeliveredEvent(db::Connection& conn, const QueueItem& item, int64_t now) {
+  return Journal::WriteEvent(conn, item.message_id, now,
+                             base::StrCat("delivered:", item.destination),
+                             base::StrCat("attempt ", item.attempt + 1));
+}
+
 // Deletes the acked row and writes its `delivered:` event; the caller counts it.
 absl::Status AckOne(db::Connection& conn, const QueueItem& item, int64_t now) {
   ISTHMUS_ASSIGN_OR_RETURN(db::Statement* del,
                            conn.PrepareCached("DELETE FROM queue WHERE id = ?"));
   del->BindInt64(1, item.id);
   ISTHMUS_RETURN_IF_ERROR(StepDone(del));
-  return Journal::WriteEvent(conn, item.message_id, now,
-                             base::StrCat("delivered:", item.destination),
-                             base::StrCat("attempt ", item.attempt + 1));
+  return WriteDeliveredEvent(conn, item, now);
 }
 
 absl::Status CountDelivered(db::Connection& conn, std::string_view destination, int64_t n) {
@@ -227,7 +268,42 @@ absl::Status Queue::AckAll(const std::vector<QueueItem>& items, std::vector<bool
   return writer_.Run([&](db::Connection& conn) -> absl::Status {
     lease_lost->assign(items.size(), false);
     std::map<std::string, int64_t, std::less<>> counts;
+    std::vector<bool> acked(items.size(), false);
+    // Fast path, one check and one DELETE per run: when the partition's rows in the run's id
+    // range are exactly the run's items, all still leased to their owner, delete them at once.
+    // Anything else (a lost lease, a row gone, an item list that skips rows) takes the row by
+    // row path below.
+    ISTHMUS_ASSIGN_OR_RETURN(db::Statement* count, conn.PrepareCached(
+        "SELECT COUNT(*), COALESCE(SUM(lease_owner = ?), 0) FROM queue WHERE destination = ? AND "
+        "partition_key = ? AND id >= ? AND id <= ?"));
+    ISTHMUS_ASSIGN_OR_RETURN(db::Statement* del, conn.PrepareCached(
+        "DELETE FROM queue WHERE destination = ? AND partition_key = ? AND id >= ? AND id <= ?"));
+    for (const Run& run : Runs(items)) {
+      const QueueItem& head = items[run.first];
+      const int64_t n = static_cast<int64_t>(run.last - run.first + 1);
+      if (n == 1) continue;
+      count->BindText(1, head.lease_owner);
+      count->BindText(2, head.destination);
+      count->BindText(3, head.partition_key);
+      count->BindInt64(4, head.id);
+      count->BindInt64(5, items[run.last].id);
+      ISTHMUS_ASSIGN_OR_RETURN(bool row, count->Step());
+      const bool whole = row && count->ColumnInt64(0) == n && count->ColumnInt64(1) == n;
+      count->Reset();
+      if (!whole) continue;
+      del->BindText(1, head.destination);
+      del->BindText(2, head.partition_key);
+      del->BindInt64(3, head.id);
+      del->BindInt64(4, items[run.last].id);
+      ISTHMUS_RETURN_IF_ERROR(StepDone(del));
+      for (size_t i = run.first; i <= run.last; ++i) {
+        ISTHMUS_RETURN_IF_ERROR(WriteDeliveredEvent(conn, items[i], now));
+        acked[i] = true;
+      }
+      counts[head.destination] += n;
+    }
     for (size_t i = 0; i < items.size(); ++i) {
+      if (acked[i]) continue;
       absl::Status held = CheckLease(conn, items[i]);
       if (held.code() == absl::StatusCode::kFailedPrecondition) {
         (*lease_lost)[i] = true;

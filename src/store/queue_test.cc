@@ -309,6 +309,40 @@ TEST_F(QueueTest, ARunStopsAtARowThatIsNotClaimable) {
   EXPECT_THAT(ControlIds(*r), ::testing::ElementsAre("m-1"));
 }
 
+TEST_F(QueueTest, AckAllOfPartOfARunLeavesTheOtherRowsQueued) {
+  for (int i = 1; i <= 4; ++i) Route("a-" + std::to_string(i), "out", "A");
+  auto r = queue_->Claim("out", "node-a", 1, absl::Minutes(1), 4);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->size(), 4u);
+  // a-1 and a-3 delivered, a-2 and a-4 not (not a pattern the dispatcher makes, but AckAll must
+  // delete exactly the rows it is given, not the range between them).
+  std::vector<QueueItem> some = {(*r)[0], (*r)[2]};
+  std::vector<bool> lost;
+  ASSERT_TRUE(queue_->AckAll(some, &lost).ok());
+  EXPECT_THAT(lost, ::testing::ElementsAre(false, false));
+  EXPECT_EQ(queue_->CountsFor("out")->delivered, 2);
+  ASSERT_TRUE(queue_->ReleaseAll({(*r)[1], (*r)[3]}).ok());
+  EXPECT_THAT(ControlIds(Claim("out")), ::testing::ElementsAre("a-2"));
+}
+
+TEST_F(QueueTest, AckAllOfARunWithARowGoneAcksTheOthers) {
+  for (int i = 1; i <= 3; ++i) Route("a-" + std::to_string(i), "out", "A");
+  auto r = queue_->Claim("out", "node-a", 1, absl::Minutes(1), 3);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->size(), 3u);
+  const int64_t gone = (*r)[1].id;
+  ASSERT_TRUE(writer_->Run([&](db::Connection& c) {
+    return c.Exec("DELETE FROM queue WHERE id = " + std::to_string(gone));
+  }).ok());
+  std::vector<bool> lost;
+  ASSERT_TRUE(queue_->AckAll(*r, &lost).ok());
+  EXPECT_THAT(lost, ::testing::ElementsAre(false, true, false));
+  EXPECT_EQ(queue_->CountsFor("out")->delivered, 2);
+  EXPECT_THAT(States((*r)[2].message_id), ::testing::ElementsAre("received", "routed",
+                                                                 "delivered:out"));
+  EXPECT_THAT(Claim("out"), ::testing::IsEmpty());
+}
+
 TEST_F(QueueTest, AckAllSkipsRowsWhoseLeaseWasLost) {
   Route("m-1", "out");
   Route("m-2", "out");
