@@ -63,7 +63,8 @@ size_t Pipeline::Backlog() const {
 }
 
 void Pipeline::Submit(int64_t message_id, std::string channel,
-                      std::shared_ptr<const std::string> raw, Done done) {
+                      std::shared_ptr<const std::string> raw, Done done,
+                      std::shared_ptr<hl7v2::Message> parsed) {
   // std::function needs a copyable task: keep the move-only callback behind a shared_ptr.
   auto callback = std::make_shared<Done>(std::move(done));
   // The sequence number fixes this message's place among its channel's outcomes; taking it and
@@ -72,8 +73,8 @@ void Pipeline::Submit(int64_t message_id, std::string channel,
   ++in_flight_;
   uint64_t seq = sequences_[channel].next_assign++;
   pool_->Submit([this, message_id, seq, channel = std::move(channel), raw = std::move(raw),
-                 callback](int worker) {
-    Decision d = Process(worker, message_id, channel, *raw);
+                 parsed = std::move(parsed), callback](int worker) {
+    Decision d = Process(worker, message_id, channel, *raw, parsed.get());
     Commit(message_id, channel, seq, std::move(d), std::move(*callback));
   });
 }
@@ -106,18 +107,21 @@ absl::StatusOr<int64_t> Pipeline::Recover() {
 }
 
 Pipeline::Decision Pipeline::Process(int worker, int64_t id, const std::string& channel_name,
-                                     const std::string& raw) {
+                                     const std::string& raw, hl7v2::Message* parsed_by_listener) {
   auto ch = channels_.find(channel_name);
   if (ch == channels_.end()) {
     return Decision{Outcome(id, "error", base::StrCat("unknown channel '", channel_name, "'")), {},
                     std::nullopt};
   }
   const ChannelPlan& channel = ch->second;
-  auto parsed = hl7v2::Message::Parse(raw);
-  if (!parsed.ok()) {
-    return Decision{Outcome(id, "error", std::string(parsed.status().message())), {}, std::nullopt};
+  absl::StatusOr<hl7v2::Message> parsed = absl::UnknownError("not parsed");
+  if (parsed_by_listener == nullptr) {
+    parsed = hl7v2::Message::Parse(raw);
+    if (!parsed.ok()) {
+      return Decision{Outcome(id, "error", std::string(parsed.status().message())), {}, std::nullopt};
+    }
   }
-  hl7v2::Message& msg = *parsed;
+  hl7v2::Message& msg = parsed_by_listener != nullptr ? *parsed_by_listener : *parsed;
 
   PipelineResult result = Outcome(id, "", "");
   if (channel.validator.has_value()) {

@@ -88,11 +88,16 @@ class Pipeline final : public core::MessageSink {
   ~Pipeline() override;
 
   // Processes a journaled message; `raw` is its bytes as journaled.
+  // `parsed`, if given, is the message parsed from *raw (it views raw's bytes).
   void Submit(int64_t message_id, std::string channel, std::shared_ptr<const std::string> raw,
-              Done done = nullptr);
+              Done done = nullptr, std::shared_ptr<hl7v2::Message> parsed = nullptr);
   void Accept(int64_t message_id, std::string channel, std::shared_ptr<const std::string> raw,
               core::ProcessingDone done) override {
     Submit(message_id, std::move(channel), std::move(raw), std::move(done));
+  }
+  void AcceptParsed(int64_t message_id, std::string channel, std::shared_ptr<const std::string> raw,
+                    std::shared_ptr<hl7v2::Message> parsed, core::ProcessingDone done) override {
+    Submit(message_id, std::move(channel), std::move(raw), std::move(done), std::move(parsed));
   }
   // Messages submitted whose outcome has not committed yet: listeners stop reading while it is
   // high (back-pressure), so memory stays bounded.
@@ -114,7 +119,8 @@ class Pipeline final : public core::MessageSink {
     uint64_t next_assign = 0;  // given to the next Submit of the channel
     uint64_t next_submit = 0;  // the next outcome allowed to reach the writer
   };
-  Decision Process(int worker, int64_t id, const std::string& channel, const std::string& raw);
+  Decision Process(int worker, int64_t id, const std::string& channel, const std::string& raw,
+                   hl7v2::Message* parsed);
   // Hands `d` to the writer (one transaction), after every earlier message of `channel`; `done`
   // runs once it committed.
   void Commit(int64_t id, const std::string& channel, uint64_t seq, Decision d, Done done);

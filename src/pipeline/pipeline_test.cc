@@ -116,6 +116,28 @@ TEST_F(PipelineTest, FilterUnroutedAndUnknownChannel) {
   EXPECT_EQ(journal_->Get(r.message_id)->state, "error");
 }
 
+TEST_F(PipelineTest, UsesTheListenersParseInsteadOfParsingAgain) {
+  ChannelPlan c = AdtChannel();
+  c.filter = [](const hl7v2::Message& m) { return m.trigger_event() == "A01"; };
+  Start({c});
+  // The raw bytes say A04 (filtered), the message handed over says A01: the outcome shows
+  // which one the pipeline looked at. (A listener hands over the parse of the raw bytes
+  // themselves; the two differ here only to tell them apart.)
+  std::string a04 = Adt("P1");
+  a04.replace(a04.find("ADT^A01^ADT_A01"), 15, "ADT^A04^ADT_A01");
+  auto id = journal_->AppendAndWait(store::IncomingMessage{"adt", "LAB|HOSP", "P1", "ADT^A04", "peer", a04});
+  ASSERT_TRUE(id.ok());
+  auto a01 = std::make_shared<const std::string>(Adt("P1"));
+  auto parsed = hl7v2::Message::Parse(*a01);
+  ASSERT_TRUE(parsed.ok());
+  std::promise<PipelineResult> done;
+  pipeline_->AcceptParsed(id->id, "adt", std::make_shared<const std::string>(a04),
+                          std::make_shared<hl7v2::Message>(std::move(*parsed)),
+                          [&done](PipelineResult r) { done.set_value(std::move(r)); });
+  EXPECT_EQ(done.get_future().get().state, "queued");
+  EXPECT_EQ(Run(a04).state, "filtered");  // without a parse handed over, the raw bytes count
+}
+
 TEST_F(PipelineTest, ChannelWithoutDestinationsOnlyJournals) {
   ChannelPlan journal_only;
   journal_only.name = "journal-only";

@@ -59,6 +59,11 @@ class SwappableSink final : public core::MessageSink {
     std::shared_ptr<pipeline::Pipeline> p = current();
     p->Accept(id, std::move(channel), std::move(raw), std::move(done));
   }
+  void AcceptParsed(int64_t id, std::string channel, std::shared_ptr<const std::string> raw,
+                    std::shared_ptr<hl7v2::Message> parsed, core::ProcessingDone done) override {
+    std::shared_ptr<pipeline::Pipeline> p = current();
+    p->AcceptParsed(id, std::move(channel), std::move(raw), std::move(parsed), std::move(done));
+  }
   size_t Backlog() const override {
     std::shared_ptr<pipeline::Pipeline> p = current();
     return p ? p->Backlog() : 0;

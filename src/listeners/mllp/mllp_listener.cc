@@ -178,7 +178,9 @@ struct MllpListener::Impl : std::enable_shared_from_this<MllpListener::Impl> {
   asio::awaitable<std::vector<std::string>> HandleFrame(const std::string& frame, const std::string& peer) {
     std::vector<std::string> replies;
     stats.messages_received++;
-    auto parsed = hl7v2::Message::Parse(frame);
+    // Parsed from the copy that travels to the pipeline, so the pipeline can reuse the parse.
+    std::shared_ptr<const std::string> raw = std::make_shared<const std::string>(frame);
+    auto parsed = hl7v2::Message::Parse(*raw);
     if (!parsed.ok()) {
       std::optional<hl7v2::Issue> issue = hl7v2::IssueFromStatus(parsed.status());
       hl7v2::Issue i = issue.value_or(
@@ -224,14 +226,17 @@ struct MllpListener::Impl : std::enable_shared_from_this<MllpListener::Impl> {
     stats.messages_acked++;
     // A retransmission was processed the first time: acknowledge it again, do not process twice.
     const bool process = opts.sink != nullptr && !stored->duplicate;
-    std::shared_ptr<const std::string> raw = std::make_shared<const std::string>(frame);
     switch (opts.ack_mode) {
       case AckMode::kNone:
       case AckMode::kAfterPersist:
-        if (process) opts.sink->Accept(stored->id, opts.channel, raw, nullptr);
         if (opts.ack_mode == AckMode::kAfterPersist) {
           a.code = enhanced ? hl7v2::AckCode::kCA : hl7v2::AckCode::kAA;
           replies.push_back(hl7v2::BuildAck(msg, a));
+        }
+        // The ACK is built: the parsed message goes with the raw bytes it views.
+        if (process) {
+          opts.sink->AcceptParsed(stored->id, opts.channel, raw,
+                                  std::make_shared<hl7v2::Message>(std::move(*parsed)), nullptr);
         }
         co_return replies;
       case AckMode::kAfterProcessing: {
