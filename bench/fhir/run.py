@@ -93,6 +93,26 @@ class RssSampler:
         return {"rss_first_mb": mb[0], "rss_max_mb": max(mb), "rss_last_mb": mb[-1]}
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu_s(pid):
+    """CPU seconds (user + system) of the server's threads: the store's writer thread and all others."""
+    out = {"writer": 0.0, "other": 0.0}
+    try:
+        tasks = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return out
+    for t in tasks:
+        try:
+            comm = open("/proc/%d/task/%s/comm" % (pid, t)).read().strip()
+            f = open("/proc/%d/task/%s/stat" % (pid, t)).read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out["writer" if comm == "writer" else "other"] += (int(f[11]) + int(f[12])) / CLK_TCK
+    return out
+
+
 def start_server():
     os.makedirs(os.path.join(WORK, "data"))
     ready = os.path.join(WORK, "ready")
@@ -172,8 +192,16 @@ def main():
     def phase(name, target, mode, conns, *extra):
         load0 = loadavg()
         rss = RssSampler(proc.pid)
+        cpu0 = thread_cpu_s(proc.pid)
         r = fhir_load(port, mode, conns, *extra)
+        cpu1 = thread_cpu_s(proc.pid)
         r.update(rss.finish())
+        # Server CPU per resource: the writer thread (the single-writer bound of write phases) and
+        # the whole process; less sensitive to the shared machine's load than resources/s.
+        n = max(1, r["resources"])
+        r["writer_cpu_ms_per_resource"] = round(1000 * (cpu1["writer"] - cpu0["writer"]) / n, 4)
+        r["server_cpu_ms_per_resource"] = round(
+            1000 * (cpu1["writer"] + cpu1["other"] - cpu0["writer"] - cpu0["other"]) / n, 4)
         r.update({"phase": name, "target": target, "load_start": load0, "load_end": loadavg(),
                   "stored_before": stored[0]})
         if mode in ("create", "transaction"):
@@ -182,9 +210,10 @@ def main():
             r["rss_samples"] = rss.samples
         rows.append(r)
         log("%-34s %2d conn: %9.0f resources/s, p50 %.2f ms, p99 %.2f ms, max %.1f ms; RSS %.0f -> max %.0f -> %.0f MB;"
-            " errors %d, mismatches %d; load %.1f"
+            " errors %d, mismatches %d; load %.1f; CPU ms/resource writer %.3f, server %.3f"
             % (name, conns, r["resources_per_s"], r["p50_ms"], r["p99_ms"], r["max_ms"], r["rss_first_mb"],
-               r["rss_max_mb"], r["rss_last_mb"], r["errors"], r["mismatches"], r["load_end"]))
+               r["rss_max_mb"], r["rss_last_mb"], r["errors"], r["mismatches"], r["load_end"],
+               r["writer_cpu_ms_per_resource"], r["server_cpu_ms_per_resource"]))
         return r
 
     stored = [0]
@@ -260,15 +289,16 @@ def report(rows, m):
         out.append("Server config keys: %s." % ", ".join(m["server_keys"]))
     out.append("")
     out.append("| phase | stored before | conns | requests | resources/s | p50 ms | p99 ms | max ms | target | "
-               "RSS first → max → last MB | errors | load avg start/end |")
-    out.append("|---|--:|--:|--:|--:|--:|--:|--:|---|---|--:|---|")
+               "RSS first → max → last MB | errors | load avg start/end | CPU ms/resource writer, server |")
+    out.append("|---|--:|--:|--:|--:|--:|--:|--:|---|---|--:|---|---|")
     for r in rows:
-        out.append("| %s | %s | %d | %s | %s | %.2f | %.2f | %.1f | %s | %.0f → %.0f → %.0f | %d%s | %.1f / %.1f |"
+        out.append("| %s | %s | %d | %s | %s | %.2f | %.2f | %.1f | %s | %.0f → %.0f → %.0f | %d%s | %.1f / %.1f | %.3f, %.3f |"
                    % (r["phase"], format(r["stored_before"], ","), r["conns"], format(r["requests"], ","),
                       format(round(r["resources_per_s"]), ","), r["p50_ms"], r["p99_ms"], r["max_ms"],
                       r["target"], r["rss_first_mb"], r["rss_max_mb"], r["rss_last_mb"], r["errors"],
                       (" (%d mismatches)" % r["mismatches"]) if r["mismatches"] else "",
-                      r["load_start"], r["load_end"]))
+                      r["load_start"], r["load_end"], r["writer_cpu_ms_per_resource"],
+                      r["server_cpu_ms_per_resource"]))
     load = rows[0]
     out.append("")
     out.append("Load phase: RSS trend over its second half %+.1f MB per 100,000 resources; samples (s, MB): %s"
