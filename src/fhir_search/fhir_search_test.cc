@@ -74,14 +74,19 @@ TEST(RegistryTest, ParametersRepeatingOthersAreStoredAsThem) {
   EXPECT_THAT(stored_as("Observation", "combo-code-value-quantity"),
               UnorderedElementsAre("code-value-quantity", "component-code-value-quantity"));
   EXPECT_THAT(stored_as("Observation", "code-value-quantity"), ElementsAre("code-value-quantity"));
-  // Different expressions (a where() filter) keep their own rows; references always do.
-  EXPECT_THAT(stored_as("Observation", "patient"), ElementsAre("patient"));
+  // A where() filter keeps its own rows, except resolve() is T on another reference parameter
+  // (the subject rows that name a Patient).
   EXPECT_THAT(stored_as("Patient", "phone"), ElementsAre("phone"));
+  EXPECT_THAT(stored_as("Observation", "patient"), ElementsAre("subject"));
+  EXPECT_EQ(Reg().Find("Observation", "patient")->stored_target, "Patient");
+  EXPECT_THAT(stored_as("Encounter", "patient"), ElementsAre("subject"));
+  EXPECT_THAT(stored_as("AllergyIntolerance", "patient"), ElementsAre("patient"));  // own element
   std::vector<std::string> extracted;
   for (const SearchParam* p : Reg().Extracted("Observation")) extracted.push_back(p->code);
   EXPECT_THAT(extracted, ::testing::IsSupersetOf({"code", "component-code", "value-quantity",
-                                                  "code-value-quantity", "subject", "patient"}));
-  for (const char* alias : {"combo-code", "combo-value-quantity", "combo-code-value-quantity"}) {
+                                                  "code-value-quantity", "subject"}));
+  for (const char* alias : {"combo-code", "combo-value-quantity", "combo-code-value-quantity",
+                            "patient"}) {
     EXPECT_THAT(extracted, ::testing::Not(::testing::Contains(alias)));
   }
   // A union is split only at its top level, and only when nothing looser than | is there.
@@ -188,9 +193,10 @@ TEST(ExtractTest, EveryParameterTypeOfPatientAndObservation) {
   bool subject = false, patient = false;
   for (const auto& r : o->references) {
     subject |= r.param == "subject" && r.target_type == "Patient" && r.target_id == "p1";
-    patient |= r.param == "patient" && r.target_id == "p1";
+    patient |= r.param == "patient";
   }
-  EXPECT_TRUE(subject && patient);
+  EXPECT_TRUE(subject);
+  EXPECT_FALSE(patient);  // answered from the subject rows (Registry stored_target)
 }
 
 class SearchTest : public ::testing::Test {
@@ -630,6 +636,54 @@ TEST_F(SearchTest, ParametersAnsweredFromOtherParametersRows) {
   EXPECT_THAT(Sorted("Patient", {{"phonetic", "smith"}}), ElementsAre("c"));
 }
 
+// Observation patient = subject.where(resolve() is Patient): answered from the subject rows that
+// name a Patient, in every path that reads reference rows.
+TEST_F(SearchTest, ReferenceRestrictedToATargetTypeUsesTheOtherParametersRows) {
+  const SearchParam* patient = registry_->Find("Observation", "patient");
+  EXPECT_THAT(patient->stored_as, ElementsAre("subject"));
+  EXPECT_EQ(patient->stored_target, "Patient");
+  EXPECT_THAT(registry_->Find("Observation", "subject")->stored_as, ElementsAre("subject"));
+  EXPECT_EQ(registry_->Find("Observation", "subject")->stored_target, "");
+  for (const SearchParam* p : registry_->Extracted("Observation")) EXPECT_NE(p->code, "patient");
+  LoadPatients();
+  LoadObservations();  // o1, o3: subject Patient/a; o2: Patient/b
+  Put("Observation", "og", R"({"resourceType":"Observation","id":"og","status":"final",
+    "code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},
+    "subject":{"reference":"Group/g1"}})");
+  Put("Observation", "ou", R"({"resourceType":"Observation","id":"ou","status":"final",
+    "code":{"coding":[{"system":"http://loinc.org","code":"8867-4"}]},
+    "subject":{"reference":"http://other.org/fhir/Patient/a/_history/2"}})");
+  EXPECT_THAT(Sorted("Observation", {{"patient", "Patient/a"}}), ElementsAre("o1", "o3", "ou"));
+  EXPECT_THAT(Sorted("Observation", {{"patient", "b"}}), ElementsAre("o2"));
+  EXPECT_THAT(Sorted("Observation", {{"patient", "g1"}}), IsEmpty());
+  EXPECT_THAT(Sorted("Observation", {{"subject", "g1"}}), ElementsAre("og"));
+  EXPECT_THAT(Sorted("Observation", {{"patient:missing", "true"}}), ElementsAre("og"));
+  EXPECT_THAT(Sorted("Observation", {{"patient:missing", "false"}}),
+              ElementsAre("o1", "o2", "o3", "ou"));
+  // Chained and reverse chained.
+  EXPECT_THAT(Sorted("Observation", {{"patient.family", "muller"}}), ElementsAre("o1", "o3", "ou"));
+  EXPECT_THAT(Sorted("Observation", {{"patient:Patient.gender", "male"}}), ElementsAre("o2"));
+  EXPECT_THAT(Sorted("Patient", {{"_has:Observation:patient:code", "29463-7"}}),
+              ElementsAre("a", "b"));
+  EXPECT_THAT(Sorted("Patient", {{"_has:Observation:patient:status", "preliminary"}}),
+              ElementsAre("a"));
+  // Sort: by the Patient's id, og (no patient) last.
+  EXPECT_THAT(Ids("Observation", {{"code", "8867-4"}, {"_sort", "patient"}}),
+              ElementsAre("o1", "ou", "og"));
+  // _include and _revinclude.
+  absl::StatusOr<SearchResult> inc = searcher_->Search(
+      "Observation", {{"_id", "o2,og"}, {"_include", "Observation:patient"}});
+  ASSERT_TRUE(inc.ok());
+  ASSERT_EQ(inc->included.size(), 1u);
+  EXPECT_EQ(inc->included[0].id, "b");
+  absl::StatusOr<SearchResult> rev = searcher_->Search(
+      "Patient", {{"_id", "a"}, {"_revinclude", "Observation:patient"}});
+  ASSERT_TRUE(rev.ok());
+  std::vector<std::string> ids;
+  for (const auto& v : rev->included) ids.push_back(v.id);
+  EXPECT_THAT(ids, UnorderedElementsAre("o1", "o3", "ou"));
+}
+
 // Stores written before stored_as still hold rows of those parameters: Backfill deletes them.
 TEST_F(SearchTest, BackfillDropsRowsOfParametersStoredAsOthers) {
   Put("Observation", "hr", R"({"resourceType":"Observation","id":"hr","status":"final",
@@ -655,7 +709,9 @@ TEST_F(SearchTest, BackfillDropsRowsOfParametersStoredAsOthers) {
         "canonical_value, canonical_unit, grp) VALUES "
         "('Observation', 'hr', 'combo-code-value-quantity$1', 120, '', '/min', 2, '/s', 9);"
         "INSERT INTO fhir_idx_string (res_type, res_id, param, norm, exact, grp) VALUES "
-        "('Patient', 'p', 'phonetic', 'x', 'x', 0)");
+        "('Patient', 'p', 'phonetic', 'x', 'x', 0);"
+        "INSERT INTO fhir_idx_reference (res_type, res_id, param, target_type, target_id, url, "
+        "grp) VALUES ('Observation', 'hr', 'patient', 'Patient', 'p', 'Patient/p', 0)");
   }).ok());
   const int64_t tokens = count("SELECT COUNT(*) FROM fhir_idx_token");
   ASSERT_TRUE(indexer_->Backfill(*writer_).ok());
@@ -663,6 +719,7 @@ TEST_F(SearchTest, BackfillDropsRowsOfParametersStoredAsOthers) {
   EXPECT_EQ(count("SELECT COUNT(*) FROM fhir_idx_token WHERE param LIKE 'combo-%'"), 0);
   EXPECT_EQ(count("SELECT COUNT(*) FROM fhir_idx_quantity WHERE param LIKE 'combo-%'"), 0);
   EXPECT_EQ(count("SELECT COUNT(*) FROM fhir_idx_string WHERE param = 'phonetic'"), 0);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM fhir_idx_reference WHERE param = 'patient'"), 0);
   EXPECT_GT(count("SELECT COUNT(*) FROM fhir_idx_token WHERE param = 'code'"), 0);
   EXPECT_THAT(Sorted("Observation", {{"combo-code-value-quantity", "8867-4$120"}}),
               ElementsAre("hr"));

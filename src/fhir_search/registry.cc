@@ -1,6 +1,7 @@
 #include "fhir_search/registry.h"
 
 #include <algorithm>
+#include <regex>
 #include <set>
 
 #include "base/str.h"
@@ -269,6 +270,25 @@ absl::StatusOr<std::shared_ptr<const Registry>> Registry::Build() {
         c.p->stored_as = std::move(by);
       } else {
         kept.push_back(&c);
+      }
+    }
+    // X.where(resolve() is T), X another reference parameter's expression: its rows naming a T.
+    // (resolve() of a reference that cannot be fetched is a stub of the type its path names,
+    // which is the target_type the indexer records for a well-formed reference.)
+    static const std::regex kResolveIs(R"(^(.+)\.where\(resolve\(\) is ([A-Z][A-Za-z]+)\)$)");
+    for (auto& [code, p] : params) {
+      std::smatch m;
+      if (!p.compiled || p.type != ParamType::kReference ||
+          !std::regex_match(p.expression, m, kResolveIs) || !store::IsFhirResourceType(m[2].str())) {
+        continue;
+      }
+      for (auto& [other_code, q] : params) {
+        if (&q != &p && q.compiled && q.type == ParamType::kReference && q.stored_target.empty() &&
+            q.expression == m[1].str()) {
+          p.stored_as = {q.code};
+          p.stored_target = m[2].str();
+          break;
+        }
       }
     }
     auto& list = reg->extracted_[type];

@@ -62,6 +62,10 @@ struct SearchParam {
   // (Observation combo-code = code | component-code), theirs, and it has no rows of its own.
   // A composite's components are then those parameters' components (same group numbers).
   std::vector<std::string> stored_as;
+  // A reference parameter that is another's restricted to one target type (Observation patient
+  // = subject.where(resolve() is Patient)): stored_as that one, only its rows with this
+  // target_type.
+  std::string stored_target;
 };
 
 class Registry {

@@ -79,6 +79,13 @@ struct Sql {
   }
 };
 
+// "<i>.param IN (...)" for the rows that answer `p` (StoredAs), and their target type when `p`
+// is another reference parameter restricted to one (SearchParam::stored_target).
+void RowsOf(Sql& s, const std::string& i, const SearchParam& p) {
+  s.Add(i + ".param").In(StoredAs(p));
+  if (!p.stored_target.empty()) s.Add(" AND " + i + ".target_type = ").Text(p.stored_target);
+}
+
 void Bind(db::Statement& s, const std::vector<Arg>& args) {
   for (size_t i = 0; i < args.size(); ++i) {
     if (const int64_t* v = std::get_if<int64_t>(&args[i])) {
@@ -290,8 +297,12 @@ class Builder {
       const bool composite = p->type == ParamType::kComposite;
       const char* table = IndexTable(composite ? p->components[0].type : p->type);
       const std::string i = NewAlias("i");
-      s.Add(i + ".res_type = ").Text(std::string(type)).Add(" AND " + i + ".param")
-          .In(StoredAs(*p, composite ? 0 : -1));
+      s.Add(i + ".res_type = ").Text(std::string(type)).Add(" AND ");
+      if (composite) {
+        s.Add(i + ".param").In(StoredAs(*p, 0));
+      } else {
+        RowsOf(s, i, *p);
+      }
       Member(alias, value == "true", base::StrCat(table, " ", i), i + ".res_id", s, depth, out);
       return absl::OkStatus();
     }
@@ -332,8 +343,9 @@ class Builder {
     Sql alts;
     ISTHMUS_RETURN_IF_ERROR(Alternatives(value, alt, &alts));
     Sql cond;
-    cond.Add(i + ".res_type = ").Text(std::string(type)).Add(" AND " + i + ".param")
-        .In(StoredAs(*p)).Add(" AND ").Add(alts);
+    cond.Add(i + ".res_type = ").Text(std::string(type)).Add(" AND ");
+    RowsOf(cond, i, *p);
+    cond.Add(" AND ").Add(alts);
     Member(alias, negate, base::StrCat(IndexTable(p->type), " ", i), i + ".res_id", cond, depth,
            out);
     return absl::OkStatus();
@@ -677,7 +689,9 @@ class Builder {
     const bool correlated = correlate_;
     correlate_ = false;  // the inner searches are driven by their one parameter
     Sql s;
-    s.Add(i + ".res_type = " + alias + ".type AND " + i + ".param = ").Text(p.code).Add(" AND (");
+    s.Add(i + ".res_type = " + alias + ".type AND ");
+    RowsOf(s, i, p);
+    s.Add(" AND (");
     for (size_t k = 0; k < targets.size(); ++k) {
       const std::string r = NewAlias("r");
       Sql inner;
@@ -719,8 +733,9 @@ class Builder {
     ISTHMUS_RETURN_IF_ERROR(st);
     Sql cond;
     cond.Add(i + ".target_type = ").Text(std::string(type))
-        .Add(" AND " + i + ".res_type = ").Text(source).Add(" AND " + i + ".param = ")
-        .Text(ref->code).Add(" AND " + i + ".res_id IN (SELECT " + r + ".id FROM fhir_resources " +
+        .Add(" AND " + i + ".res_type = ").Text(source).Add(" AND ");
+    RowsOf(cond, i, *ref);
+    cond.Add(" AND " + i + ".res_id IN (SELECT " + r + ".id FROM fhir_resources " +
                              r + " WHERE " + r + ".type = ").Text(source)
         .Add(" AND " + r + ".deleted = 0").Add(inner).Add(")");
     Member(alias, false, "fhir_idx_reference " + i, i + ".target_id", cond, depth, out);
@@ -775,8 +790,9 @@ absl::Status ParseSort(const Registry& reg, std::string_view type, std::string_v
         default: return Bad(base::StrCat("cannot sort by '", part, "'"));
       }
       k.expr.Add(base::StrCat("(SELECT ", agg, "(s.", col, ") FROM ", IndexTable(p->type),
-                              " s WHERE s.res_type = r.type AND s.res_id = r.id AND s.param"))
-          .In(StoredAs(*p)).Add(")");
+                              " s WHERE s.res_type = r.type AND s.res_id = r.id AND "));
+      RowsOf(k.expr, "s", *p);
+      k.expr.Add(")");
     }
     keys->push_back(std::move(k));
   }
@@ -954,6 +970,7 @@ struct IncludeSpec {
   bool rev = false;
   bool iterate = false;
   std::string source, param, target;
+  const SearchParam* ref = nullptr;  // `param` of `source`; null for *
 };
 
 constexpr int kMaxIncludeDepth = 10;
@@ -997,6 +1014,7 @@ absl::Status ParseInclude(const Registry& reg, std::string_view name, std::strin
     if (p == nullptr || p->type != ParamType::kReference) {
       return reject(base::StrCat("'", spec.param, "' is not a reference parameter of ", spec.source));
     }
+    spec.ref = p;
   }
   if (!spec.iterate && !spec.rev && spec.source != type) {
     return reject(base::StrCat("names another type than ", type, " (use :iterate)"));
@@ -1018,7 +1036,10 @@ absl::Status IncludeStep(db::Connection& conn, const IncludeSpec& spec, const st
     if (spec.source != "*" && spec.source != type) return absl::OkStatus();
     q.Add("SELECT target_type, target_id FROM fhir_idx_reference WHERE res_type = ").Text(type)
         .Add(" AND res_id = ").Text(id);
-    if (spec.param != "*") q.Add(" AND param = ").Text(spec.param);
+    if (spec.ref != nullptr) {
+      q.Add(" AND ");
+      RowsOf(q, "fhir_idx_reference", *spec.ref);
+    }
     if (!spec.target.empty()) q.Add(" AND target_type = ").Text(spec.target);
     q.Add(" AND target_id <> ''");
   } else {
@@ -1026,7 +1047,10 @@ absl::Status IncludeStep(db::Connection& conn, const IncludeSpec& spec, const st
     q.Add("SELECT res_type, res_id FROM fhir_idx_reference WHERE target_type = ").Text(type)
         .Add(" AND target_id = ").Text(id);
     if (spec.source != "*") q.Add(" AND res_type = ").Text(spec.source);
-    if (spec.param != "*") q.Add(" AND param = ").Text(spec.param);
+    if (spec.ref != nullptr) {
+      q.Add(" AND ");
+      RowsOf(q, "fhir_idx_reference", *spec.ref);
+    }
   }
   ISTHMUS_ASSIGN_OR_RETURN(db::Statement* s, conn.PrepareCached(q.text));
   Bind(*s, q.args);
