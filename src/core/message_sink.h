@@ -5,16 +5,22 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
 #include "hl7v2/issue.h"
 
 namespace isthmus::hl7v2 {
 class Message;
 }  // namespace isthmus::hl7v2
+namespace isthmus::db {
+class Connection;
+}  // namespace isthmus::db
 
 namespace isthmus::core {
 
@@ -28,6 +34,14 @@ struct ProcessingResult {
 };
 
 using ProcessingDone = absl::AnyInvocable<void(ProcessingResult) &&>;
+
+// A message's outcome decided before its journal commit: `write` runs in the journal's
+// transaction right after the message is inserted (not for a duplicate), `committed` after the
+// commit (it wakes the destinations' dispatchers).
+struct PreCommitOutcome {
+  std::function<absl::Status(db::Connection&, int64_t message_id)> write;
+  std::function<void()> committed;
+};
 
 class MessageSink {
  public:
@@ -43,6 +57,14 @@ class MessageSink {
                             std::shared_ptr<hl7v2::Message> parsed, ProcessingDone done) {
     (void)parsed;
     Accept(message_id, std::move(channel), std::move(raw), std::move(done));
+  }
+  // For a listener that ACKs after the journal commit: the outcome, if this sink can decide it
+  // now (cheaply, before the commit); std::nullopt means Accept/AcceptParsed after the commit.
+  virtual std::optional<PreCommitOutcome> DecideBeforeCommit(const std::string& channel,
+                                                             hl7v2::Message& msg) {
+    (void)channel;
+    (void)msg;
+    return std::nullopt;
   }
   // Messages accepted but not yet processed. Listeners stop reading while it is above their
   // limit, so a slow pipeline slows senders down instead of growing memory.

@@ -122,7 +122,11 @@ Pipeline::Decision Pipeline::Process(int worker, int64_t id, const std::string& 
     }
   }
   hl7v2::Message& msg = parsed_by_listener != nullptr ? *parsed_by_listener : *parsed;
+  return Decide(worker, id, channel, msg);
+}
 
+Pipeline::Decision Pipeline::Decide(int worker, int64_t id, const ChannelPlan& channel,
+                                    hl7v2::Message& msg) {
   PipelineResult result = Outcome(id, "", "");
   if (channel.validator.has_value()) {
     result.issues = channel.validator->Validate(msg);
@@ -208,19 +212,40 @@ Pipeline::Decision Pipeline::Process(int worker, int64_t id, const std::string& 
   return Decision{std::move(result), rows, payload};
 }
 
+absl::Status Pipeline::WriteOutcome(db::Connection& conn, int64_t id, int64_t now,
+                                    const Decision& d) {
+  ISTHMUS_RETURN_IF_ERROR(store::Journal::WriteEvent(conn, id, now, d.result.state, d.result.reason));
+  for (const auto& [dest, key] : d.rows) {
+    std::optional<std::string_view> body;
+    if (d.payload.has_value()) body = *d.payload;
+    ISTHMUS_RETURN_IF_ERROR(store::Queue::Enqueue(conn, id, dest, key, now, body));
+  }
+  return absl::OkStatus();
+}
+
+std::optional<core::PreCommitOutcome> Pipeline::DecideBeforeCommit(const std::string& channel_name,
+                                                                   hl7v2::Message& msg) {
+  auto ch = channels_.find(channel_name);
+  // A transformer may be slow (Lua, the FHIR converter): it runs on the workers, after the ACK.
+  if (ch == channels_.end() || ch->second.transformer) return std::nullopt;
+  auto d = std::make_shared<const Decision>(Decide(/*worker=*/-1, 0, ch->second, msg));
+  const int64_t now = opts_.clock->NowMicros();
+  core::PreCommitOutcome out;
+  out.write = [d, now](db::Connection& conn, int64_t id) { return WriteOutcome(conn, id, now, *d); };
+  out.committed = [this, d] {
+    if (notify_) {
+      for (const std::string& dest : d->result.destinations) notify_(dest);
+    }
+  };
+  return out;
+}
+
 void Pipeline::Commit(int64_t id, const std::string& channel, uint64_t seq, Decision d, Done done) {
   const int64_t now = opts_.clock->NowMicros();
-  auto result = std::make_shared<PipelineResult>(std::move(d.result));
-  auto rows = std::make_shared<std::vector<std::pair<std::string, std::string>>>(std::move(d.rows));
-  auto payload = std::make_shared<std::optional<std::string>>(std::move(d.payload));
-  store::Writer::Op op = [id, now, rows, payload, result](db::Connection& conn) -> absl::Status {
-    ISTHMUS_RETURN_IF_ERROR(store::Journal::WriteEvent(conn, id, now, result->state, result->reason));
-    for (const auto& [dest, key] : *rows) {
-      std::optional<std::string_view> body;
-      if (payload->has_value()) body = **payload;
-      ISTHMUS_RETURN_IF_ERROR(store::Queue::Enqueue(conn, id, dest, key, now, body));
-    }
-    return absl::OkStatus();
+  auto decision = std::make_shared<Decision>(std::move(d));
+  auto result = std::shared_ptr<PipelineResult>(decision, &decision->result);
+  store::Writer::Op op = [id, now, decision](db::Connection& conn) -> absl::Status {
+    return WriteOutcome(conn, id, now, *decision);
   };
   // Runs on the writer thread once the outcome committed (or failed): must stay quick.
   store::Writer::Done on_commit = [this, result, done = std::move(done)](absl::Status st) mutable {

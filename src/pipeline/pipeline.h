@@ -99,6 +99,10 @@ class Pipeline final : public core::MessageSink {
                     std::shared_ptr<hl7v2::Message> parsed, core::ProcessingDone done) override {
     Submit(message_id, std::move(channel), std::move(raw), std::move(done), std::move(parsed));
   }
+  // A channel without a transformer is decided here, on the listener's thread, and its outcome
+  // written in the journal's transaction (no hand-off to a worker, one op instead of two).
+  std::optional<core::PreCommitOutcome> DecideBeforeCommit(const std::string& channel,
+                                                           hl7v2::Message& msg) override;
   // Messages submitted whose outcome has not committed yet: listeners stop reading while it is
   // high (back-pressure), so memory stays bounded.
   size_t Backlog() const override;
@@ -121,6 +125,10 @@ class Pipeline final : public core::MessageSink {
   };
   Decision Process(int worker, int64_t id, const std::string& channel, const std::string& raw,
                    hl7v2::Message* parsed);
+  // Validation, filter, transformer (with worker's instance; none when worker < 0), routes.
+  Decision Decide(int worker, int64_t id, const ChannelPlan& channel, hl7v2::Message& msg);
+  // The outcome event and the queue rows: one transaction with whatever else the op writes.
+  static absl::Status WriteOutcome(db::Connection& conn, int64_t id, int64_t now, const Decision& d);
   // Hands `d` to the writer (one transaction), after every earlier message of `channel`; `done`
   // runs once it committed.
   void Commit(int64_t id, const std::string& channel, uint64_t seq, Decision d, Done done);

@@ -138,6 +138,53 @@ TEST_F(PipelineTest, UsesTheListenersParseInsteadOfParsingAgain) {
   EXPECT_EQ(Run(a04).state, "filtered");  // without a parse handed over, the raw bytes count
 }
 
+TEST_F(PipelineTest, DecidedBeforeCommitIsWrittenWithTheMessage) {
+  ChannelPlan with_transformer = AdtChannel();
+  with_transformer.name = "converted";
+  with_transformer.transformer = []() -> absl::StatusOr<std::unique_ptr<core::Transformer>> {
+    return std::make_unique<FakeTransformer>();
+  };
+  Start({AdtChannel(), with_transformer});
+  std::string raw = Adt("B1", "I", "MRN9");
+  auto parsed = hl7v2::Message::Parse(raw);
+  ASSERT_TRUE(parsed.ok());
+  // A transformer runs on the workers after the ACK, never on the listener's thread.
+  EXPECT_FALSE(pipeline_->DecideBeforeCommit("converted", *parsed).has_value());
+  EXPECT_FALSE(pipeline_->DecideBeforeCommit("nope", *parsed).has_value());
+
+  auto out = pipeline_->DecideBeforeCommit("adt", *parsed);
+  ASSERT_TRUE(out.has_value());
+  EXPECT_TRUE(notified_.empty());  // nothing is written or woken before the commit
+  store::IncomingMessage m{"adt", "LAB|HOSP", "B1", "ADT^A01", "peer", raw};
+  m.then = out->write;
+  auto id = journal_->AppendAndWait(m);
+  ASSERT_TRUE(id.ok()) << id.status();
+  auto rec = journal_->Get(id->id);
+  ASSERT_TRUE(rec.ok());
+  EXPECT_EQ(rec->state, "queued");
+  ASSERT_EQ(rec->events.size(), 2u);
+  EXPECT_EQ(rec->events[0].state, "received");
+  EXPECT_EQ(rec->events[1].reason, "to all, inpatient");
+  auto items = queue_->Claim("inpatient", "test", 10, absl::Minutes(1));
+  ASSERT_TRUE(items.ok());
+  ASSERT_EQ(items->size(), 1u);
+  EXPECT_EQ((*items)[0].message_id, id->id);
+  EXPECT_EQ((*items)[0].partition_key, "MRN9");
+  out->committed();
+  EXPECT_EQ(notified_, (std::vector<std::string>{"all", "inpatient"}));
+
+  // A duplicate is not routed again: its outcome is not written.
+  store::IncomingMessage again{"adt", "LAB|HOSP", "B1", "ADT^A01", "peer", raw};
+  again.then = out->write;
+  auto dup = journal_->AppendAndWait(again);
+  ASSERT_TRUE(dup.ok());
+  EXPECT_TRUE(dup->duplicate);
+  ASSERT_TRUE(queue_->ReleaseAll(*items).ok());
+  items = queue_->Claim("inpatient", "test", 10, absl::Minutes(1));
+  ASSERT_TRUE(items.ok());
+  EXPECT_EQ(items->size(), 1u);
+}
+
 TEST_F(PipelineTest, ChannelWithoutDestinationsOnlyJournals) {
   ChannelPlan journal_only;
   journal_only.name = "journal-only";

@@ -59,6 +59,14 @@ class SwappableSink final : public core::MessageSink {
     std::shared_ptr<pipeline::Pipeline> p = current();
     p->Accept(id, std::move(channel), std::move(raw), std::move(done));
   }
+  std::optional<core::PreCommitOutcome> DecideBeforeCommit(const std::string& channel,
+                                                           hl7v2::Message& msg) override {
+    std::shared_ptr<pipeline::Pipeline> p = current();
+    std::optional<core::PreCommitOutcome> out = p->DecideBeforeCommit(channel, msg);
+    // The pipeline (its notify) must outlive the commit even if a reload swaps it meanwhile.
+    if (out) out->committed = [p, committed = std::move(out->committed)] { committed(); };
+    return out;
+  }
   void AcceptParsed(int64_t id, std::string channel, std::shared_ptr<const std::string> raw,
                     std::shared_ptr<hl7v2::Message> parsed, core::ProcessingDone done) override {
     std::shared_ptr<pipeline::Pipeline> p = current();

@@ -144,6 +144,7 @@ absl::Status Journal::Insert(db::Connection& conn, const IncomingMessage& m, App
   // row, raw bytes included, for nothing).
   ISTHMUS_RETURN_IF_ERROR(InsertEvent(conn, id, now, m.state,
                                       m.reason.empty() ? base::StrCat("from ", m.peer) : m.reason));
+  if (m.then && m.state == "received") ISTHMUS_RETURN_IF_ERROR(m.then(conn, id));
   *out = AppendResult{id, false};
   return absl::OkStatus();
 }

@@ -20,6 +20,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -50,6 +51,9 @@ struct IncomingMessage {
   // (kept so nothing is silently dropped). Only "received" messages are checked for duplicates.
   std::string state = "received";
   std::string reason;
+  // Written in the same transaction right after the message (not for a duplicate or a
+  // rejected message): the channel's outcome when it was decided before the commit.
+  std::function<absl::Status(db::Connection&, int64_t message_id)> then;
 };
 
 struct AppendResult {

@@ -209,6 +209,13 @@ struct MllpListener::Impl : std::enable_shared_from_this<MllpListener::Impl> {
                                   msg.trigger_event());
     m.peer = peer;
     m.raw = frame;
+    // A channel the sink can decide now has its outcome written with the message: one commit.
+    std::optional<core::PreCommitOutcome> decided;
+    if (opts.sink != nullptr &&
+        (opts.ack_mode == AckMode::kAfterPersist || opts.ack_mode == AckMode::kNone)) {
+      decided = opts.sink->DecideBeforeCommit(opts.channel, *parsed);
+      if (decided) m.then = std::move(decided->write);
+    }
     absl::StatusOr<store::AppendResult> stored = co_await Journal(m);
     hl7v2::AckOptions a;
     a.sending_application = opts.application;
@@ -233,8 +240,10 @@ struct MllpListener::Impl : std::enable_shared_from_this<MllpListener::Impl> {
           a.code = enhanced ? hl7v2::AckCode::kCA : hl7v2::AckCode::kAA;
           replies.push_back(hl7v2::BuildAck(msg, a));
         }
-        // The ACK is built: the parsed message goes with the raw bytes it views.
-        if (process) {
+        if (process && decided) {
+          decided->committed();
+        } else if (process) {
+          // The ACK is built: the parsed message goes with the raw bytes it views.
           opts.sink->AcceptParsed(stored->id, opts.channel, raw,
                                   std::make_shared<hl7v2::Message>(std::move(*parsed)), nullptr);
         }
