@@ -187,6 +187,7 @@ std::vector<absl::Status> FileDestination::DeliverBatch(std::span<const core::De
   absl::Status failure;  // the first failing delivery; the ones after it are not attempted
 
   // 1. Write every file's bytes to a temporary in its target directory.
+  fs::path ensured_dir;
   for (const core::Delivery& d : run) {
     Pending p;
     p.target = fs::path(opts_.directory) / FileName(d);
@@ -195,13 +196,17 @@ std::vector<absl::Status> FileDestination::DeliverBatch(std::span<const core::De
       failure = Fail("mkdir", err, dir.string());
       break;
     }
-    if (opts_.create_directories) {
+    // Once per directory and run (a stat per file otherwise; a run mostly goes to one
+    // directory). A directory removed during the run fails the open below, and the retry
+    // creates it again.
+    if (opts_.create_directories && dir != ensured_dir) {
       std::error_code ec;
       fs::create_directories(dir, ec);
       if (ec) {
         failure = Fail("mkdir", ec.value(), dir.string());
         break;
       }
+      ensured_dir = dir;
     }
     p.temp = dir / base::StrCat(".", p.target.filename().string(), ".tmp.", d.queue_id, ".",
                                 temp_counter.fetch_add(1));

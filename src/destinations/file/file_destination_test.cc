@@ -155,6 +155,18 @@ TEST_F(FileDestinationTest, ARunWritesEveryFileInOrder) {
   EXPECT_EQ(base::ReadFile((dir_ / "out/C3.hl7").string()).value(), "three");
 }
 
+TEST_F(FileDestinationTest, ARunCreatesEachOfItsDirectories) {
+  FileDestinationOptions o = Opts("${channel}/${control_id}.hl7");
+  o.create_directories = true;
+  auto d = FileDestination::Create(o);
+  ASSERT_TRUE(d.ok()) << d.status();
+  std::vector<core::Delivery> run = {D("C1", "one"), D("C2", "two"), D("C3", "three")};
+  run[1].channel = "adt";  // lab, adt, lab: the directory changes twice within the run
+  std::vector<absl::Status> r = (*d)->DeliverBatch(run);
+  for (const auto& s : r) EXPECT_TRUE(s.ok()) << s;
+  EXPECT_THAT(Files(), ElementsAre("out/adt/C2.hl7", "out/lab/C1.hl7", "out/lab/C3.hl7"));
+}
+
 TEST_F(FileDestinationTest, ARunStopsAtTheFirstFailureAndLeavesNoTemporaryFile) {
   for (const char* step : {"write", "rename"}) {
     fs::remove_all(dir_ / "out");
