@@ -138,7 +138,7 @@ absl::Status Journal::Insert(db::Connection& conn, const IncomingMessage& m, App
   ISTHMUS_ASSIGN_OR_RETURN(db::Statement* body, conn.PrepareCached(
       "INSERT INTO message_bodies (id, raw) VALUES (?, ?)"));
   body->BindInt64(1, id);
-  body->BindBlob(2, m.raw);
+  body->BindBlob(2, m.shared_raw ? *m.shared_raw : m.raw);
   ISTHMUS_RETURN_IF_ERROR(body->Step().status());
   // The row was inserted with this state: only the event is new (an UPDATE would rewrite the
   // row, raw bytes included, for nothing).

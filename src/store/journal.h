@@ -47,6 +47,9 @@ struct IncomingMessage {
   std::string message_type;  // MSH-9, for search and display
   std::string peer;          // remote address, for the audit trail
   std::string raw;           // the bytes as received
+  // The same bytes shared with whoever else holds them (the listener hands them to the
+  // pipeline too); when set, `raw` is not used.
+  std::shared_ptr<const std::string> shared_raw;
   // The first event: "received", or e.g. "rejected" for a message that could not be parsed
   // (kept so nothing is silently dropped). Only "received" messages are checked for duplicates.
   std::string state = "received";

@@ -155,6 +155,18 @@ TEST_F(JournalTest, ListFiltersAndEventsChangeState) {
   EXPECT_EQ((*list)[0].id, b->id);  // newest first
 }
 
+TEST_F(JournalTest, SharedRawBytesAreJournaled) {
+  auto j = OpenJournal();
+  ASSERT_TRUE(j.ok());
+  IncomingMessage m = Msg("S1");
+  auto bytes = std::make_shared<const std::string>(m.raw);
+  m.raw.clear();
+  m.shared_raw = bytes;
+  auto r = (*j)->AppendAndWait(m);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ((*j)->Get(r->id)->raw, *bytes);
+}
+
 TEST_F(JournalTest, WriterRejectsInMemoryPath) { EXPECT_FALSE(Writer::Open(":memory:").ok()); }
 
 TEST_F(JournalTest, FailingOpRollsBackAloneWithinAGroup) {

@@ -208,7 +208,7 @@ struct MllpListener::Impl : std::enable_shared_from_this<MllpListener::Impl> {
     m.message_type = base::StrCat(msg.message_type(), msg.trigger_event().empty() ? "" : "^",
                                   msg.trigger_event());
     m.peer = peer;
-    m.raw = frame;
+    m.shared_raw = raw;
     // A channel the sink can decide now has its outcome written with the message: one commit.
     std::optional<core::PreCommitOutcome> decided;
     if (opts.sink != nullptr &&
