@@ -39,7 +39,8 @@ TEST(RegistryTest, OfficialParametersCompiledPerType) {
   EXPECT_EQ(comp->components[0].code, "code");
   EXPECT_EQ(comp->components[0].type, ParamType::kToken);
   EXPECT_EQ(comp->components[1].type, ParamType::kQuantity);
-  EXPECT_EQ(comp->components[1].expression, "value.as(Quantity)");
+  // R4's `value.as(Quantity)`, read as ofType (CollectionSafeCasts).
+  EXPECT_EQ(comp->components[1].expression, "value.ofType(Quantity)");
   // The R4 erratum (relatesto and relation swapped) is corrected at generation.
   const SearchParam* rel = Reg().Find("DocumentReference", "relationship");
   ASSERT_NE(rel, nullptr);
@@ -594,8 +595,9 @@ TEST_F(SearchTest, ParametersAnsweredFromOtherParametersRows) {
     "valueQuantity":{"value":120,"system":"http://unitsofmeasure.org","code":"/min"}})");
   Put("Observation", "note", R"({"resourceType":"Observation","id":"note","status":"final",
     "code":{"coding":[{"system":"http://loinc.org","code":"8251-1"}]},"valueString":"x"})");
-  // One component: `component.value as Quantity` over two components (bp) is an error in
-  // FHIRPath (`as` takes a single item), which leaves bp without component values.
+  // One component. (`component.value as Quantity` over bp's two components would be an error
+  // in FHIRPath, where `as` takes one item; the registry reads it as ofType, so bp's 120 and 80
+  // are both indexed.)
   Put("Observation", "sys", R"({"resourceType":"Observation","id":"sys","status":"final",
     "code":{"coding":[{"system":"http://loinc.org","code":"85354-9"}]},
     "component":[
@@ -609,8 +611,8 @@ TEST_F(SearchTest, ParametersAnsweredFromOtherParametersRows) {
   EXPECT_THAT(Sorted("Observation", {{"combo-code:not", "8480-6"}}), ElementsAre("hr", "note"));
   EXPECT_THAT(Sorted("Observation", {{"code", "8480-6"}}), IsEmpty());  // a component's only
   // combo-value-quantity: the value or a component's value.
-  EXPECT_THAT(Sorted("Observation", {{"combo-value-quantity", "120"}}), ElementsAre("hr"));
-  EXPECT_THAT(Sorted("Observation", {{"combo-value-quantity", "lt100"}}), ElementsAre("sys"));
+  EXPECT_THAT(Sorted("Observation", {{"combo-value-quantity", "120"}}), ElementsAre("bp", "hr"));
+  EXPECT_THAT(Sorted("Observation", {{"combo-value-quantity", "lt100"}}), ElementsAre("bp", "sys"));
   EXPECT_THAT(Sorted("Observation", {{"value-quantity", "lt100"}}), IsEmpty());
   EXPECT_THAT(Sorted("Observation", {{"combo-value-quantity:missing", "true"},
                                      {"_id", "hr,note,sys"}}),
@@ -624,13 +626,21 @@ TEST_F(SearchTest, ParametersAnsweredFromOtherParametersRows) {
   EXPECT_THAT(Sorted("Observation", {{"combo-code-value-quantity", "85354-9$80"}}), IsEmpty());
   EXPECT_THAT(Sorted("Observation", {{"combo-code-value-quantity:missing", "false"}}),
               ElementsAre("bp", "hr", "sys"));
-  // Sorting by a parameter stored as others: sys's 70 before hr's 120.
+  // Sorting by a parameter stored as others, ascending by each resource's lowest value: sys 70,
+  // bp 80 (diastolic), hr 120; descending by the highest: bp and hr 120 (either first), sys 70.
   EXPECT_THAT(Ids("Observation", {{"combo-value-quantity", "gt0"},
                                   {"_sort", "combo-value-quantity"}}),
-              ElementsAre("sys", "hr"));
-  EXPECT_THAT(Ids("Observation", {{"combo-value-quantity", "gt0"},
-                                  {"_sort", "-combo-value-quantity"}}),
-              ElementsAre("hr", "sys"));
+              ElementsAre("sys", "bp", "hr"));
+  std::vector<std::string> desc = Ids("Observation", {{"combo-value-quantity", "gt0"},
+                                                      {"_sort", "-combo-value-quantity"}});
+  ASSERT_EQ(desc.size(), 3u);
+  EXPECT_THAT(std::vector<std::string>(desc.begin(), desc.begin() + 2),
+              ::testing::UnorderedElementsAre("bp", "hr"));
+  EXPECT_EQ(desc[2], "sys");
+  // component-value-quantity over a repeating component: each value (the systolic 120 too).
+  EXPECT_THAT(Sorted("Observation", {{"component-value-quantity", "gt100"}}), ElementsAre("bp"));
+  EXPECT_THAT(Sorted("Observation", {{"component-code-value-quantity", "8480-6$120"}}),
+              ElementsAre("bp"));
   // phonetic: the same rows as name.
   EXPECT_THAT(Sorted("Patient", {{"phonetic", "mül"}}), Sorted("Patient", {{"name", "mül"}}));
   EXPECT_THAT(Sorted("Patient", {{"phonetic", "smith"}}), ElementsAre("c"));

@@ -73,6 +73,17 @@ std::string_view LeadingName(std::string_view alt) {
 
 }  // namespace
 
+std::string CollectionSafeCasts(std::string_view expression) {
+  // `X as T` and `X.as(T)` take one item in FHIRPath: over a repeating element (a blood
+  // pressure's two component values, several useContexts) they are an error, and the resource
+  // would get no rows. The R4 expressions mean "the items of type T", which is ofType(T) (R5
+  // rewrote them so); for a single item the two are the same.
+  static const std::regex kOperator(R"(\(([A-Za-z_][A-Za-z0-9_.]*) as ([A-Za-z][A-Za-z0-9_]*)\))");
+  static const std::regex kFunction(R"(\.as\(([A-Za-z][A-Za-z0-9_]*)\))");
+  std::string s = std::regex_replace(std::string(expression), kOperator, "$1.ofType($2)");
+  return std::regex_replace(s, kFunction, ".ofType($1)");
+}
+
 std::string_view ParamTypeName(ParamType t) {
   switch (t) {
     case ParamType::kString: return "string";
@@ -193,12 +204,13 @@ absl::StatusOr<std::shared_ptr<const Registry>> Registry::Build() {
           parts_ok = false;
           break;
         }
-        absl::StatusOr<fhirpath::Expression> e = fhirpath::Expression::Compile(f[2]);
+        std::string part_expression = CollectionSafeCasts(f[2]);
+        absl::StatusOr<fhirpath::Expression> e = fhirpath::Expression::Compile(part_expression);
         if (!e.ok()) {
           return absl::InternalError(base::StrCat("search parameter ", d.url, " component ",
                                                   f[0], ": ", std::string(e.status().message())));
         }
-        parts.push_back({std::string(f[0]), *ct, std::string(f[2]), *std::move(e)});
+        parts.push_back({std::string(f[0]), *ct, std::move(part_expression), *std::move(e)});
       }
     }
     const bool indexable = !d.expression.empty() &&
@@ -213,7 +225,7 @@ absl::StatusOr<std::shared_ptr<const Registry>> Registry::Build() {
       p.targets = Words(d.targets);
       p.components = parts;
       p.resource_column = common;
-      p.expression = ReduceExpression(d.expression, t);
+      p.expression = CollectionSafeCasts(ReduceExpression(d.expression, t));
       p.supported = common || indexable;
       if (indexable && !common) {
         auto it = compiled.find(p.expression);

@@ -89,5 +89,8 @@ class Registry {
 // "A.x | B.y | (A.z as dateTime)" reduced to the alternatives about `type` ("A.x | (A.z as
 // dateTime)"); the whole text when no alternative names a resource type. Exposed for tests.
 std::string ReduceExpression(std::string_view expression, std::string_view type);
+// `(X as T)` and `X.as(T)` rewritten as `X.ofType(T)`, so a repeating X yields its items of
+// type T instead of an error ("(Observation.component.value as Quantity)").
+std::string CollectionSafeCasts(std::string_view expression);
 
 }  // namespace isthmus::fhir_search

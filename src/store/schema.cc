@@ -192,6 +192,15 @@ INSERT INTO fhir_idx_pending (type, id)
   SELECT r.type, r.id FROM fhir_resources r WHERE r.deleted = 0 AND NOT EXISTS
     (SELECT 1 FROM fhir_idx_pending p WHERE p.type = r.type AND p.id = r.id);
 )sql",
+      // 7: search expressions read `X as T` over a repeating X as ofType(T)
+      // (fhir_search::CollectionSafeCasts): a blood pressure's component values, several
+      // useContexts and the like now have rows. Every stored resource is indexed again at the
+      // next start.
+      R"sql(
+INSERT INTO fhir_idx_pending (type, id)
+  SELECT r.type, r.id FROM fhir_resources r WHERE r.deleted = 0 AND NOT EXISTS
+    (SELECT 1 FROM fhir_idx_pending p WHERE p.type = r.type AND p.id = r.id);
+)sql",
   };
   return kMigrations;
 }
