@@ -55,6 +55,23 @@ TEST_F(FhirpathTest, Errors) {
   EXPECT_EQ(Eval("(1 | 2) + 1").substr(0, 5), "eval:");
 }
 
+TEST_F(FhirpathTest, HostileExpressionsAreRefusedNotOverflowingTheStack) {
+  // A FHIRPath Patch path is client input: these crashed the server (stack overflow) before.
+  auto nested = [](int n) { return std::string(n, '(') + "name" + std::string(n, ')'); };
+  EXPECT_EQ(Eval(nested(50)), Eval("name"));  // deep but reasonable: fine
+  std::string refused = Eval(nested(150));
+  EXPECT_EQ(refused.substr(0, 8), "compile:") << refused.substr(0, 80);
+  EXPECT_NE(refused.find("nested more than"), std::string::npos) << refused.substr(0, 80);
+  EXPECT_NE(Eval(nested(100000)).find("tokens"), std::string::npos);  // refused before parsing
+  EXPECT_EQ(Eval(std::string(5000, '-') + "1").substr(0, 8), "compile:");
+  std::string chain = "name";
+  for (int i = 0; i < 3000; ++i) chain += ".given";  // built by a loop, deep as a tree
+  EXPECT_NE(Eval(chain).find("nested more than"), std::string::npos);
+  std::string sum = "1";
+  for (int i = 0; i < 20000; ++i) sum += "+1";
+  EXPECT_NE(Eval(sum).find("tokens"), std::string::npos);
+}
+
 TEST_F(FhirpathTest, Arithmetic) {
   EXPECT_EQ(Eval("0.1 + 0.2 = 0.3"), R"([{"type":"boolean","value":true}])");
   EXPECT_EQ(Eval("@2014-01-31 + 1 month"), R"([{"type":"date","value":"2014-02-28"}])");

@@ -1,6 +1,9 @@
 // Lexer and recursive-descent parser for FHIRPath, producing the tree of ast.h with function
 // and type names resolved.
+#include <algorithm>
 #include <cstring>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "base/str.h"
@@ -8,6 +11,12 @@
 
 namespace isthmus::fhirpath {
 namespace {
+
+// Limits for client-supplied expressions; the longest R4 search expression has ~100 tokens
+// and a depth under 20.
+constexpr int kMaxDepth = 200;
+constexpr size_t kMaxTokens = 10000;
+
 
 enum class Tok : uint8_t { kEnd, kIdent, kDelimited, kString, kNumber, kDate, kDateTime, kTime,
                            kSpecial, kExternal, kPunct };
@@ -344,7 +353,20 @@ class Parser {
     return -1;
   }
 
+  // Recursion through the grammar (parentheses, unary signs, arguments) is bounded, so a hostile
+  // expression (a FHIRPath Patch path is client input) cannot exhaust the stack.
+  struct DepthGuard {
+    explicit DepthGuard(int& d) : depth(d) { ++depth; }
+    ~DepthGuard() { --depth; }
+    int& depth;
+  };
+  absl::Status TooDeep() const {
+    return Err(Peek(), base::StrCat("expression nested more than ", kMaxDepth, " levels deep"));
+  }
+
   NodeOr Expr(int min_level) {
+    DepthGuard guard(depth_);
+    if (depth_ > kMaxDepth) return TooDeep();
     auto left = Unary();
     if (!left.ok()) return left;
     std::unique_ptr<Node> lhs = *std::move(left);
@@ -380,6 +402,8 @@ class Parser {
   }
 
   NodeOr Unary() {
+    DepthGuard guard(depth_);
+    if (depth_ > kMaxDepth) return TooDeep();
     if (IsPunct("-") || IsPunct("+")) {
       bool neg = Peek().text == "-";
       int col = Peek().pos;
@@ -651,7 +675,25 @@ class Parser {
 
   std::vector<Token> t_;
   size_t p_ = 0;
+  int depth_ = 0;
 };
+
+// The depth of the tree, without recursion: a long chain (a.b.c... or a+a+a...) is built by
+// loops in the parser but would be evaluated recursively.
+size_t TreeDepth(const Node& root) {
+  size_t deepest = 0;
+  std::vector<std::pair<const Node*, size_t>> stack = {{&root, 1}};
+  while (!stack.empty()) {
+    auto [n, d] = stack.back();
+    stack.pop_back();
+    deepest = std::max(deepest, d);
+    if (n->source) stack.push_back({n->source.get(), d + 1});
+    for (const auto& a : n->args) {
+      if (a) stack.push_back({a.get(), d + 1});
+    }
+  }
+  return deepest;
+}
 
 }  // namespace
 
@@ -660,8 +702,18 @@ absl::StatusOr<std::unique_ptr<Node>> Parse(std::string_view text) {
   Lexer lexer(text);
   absl::Status s = lexer.Run(toks);
   if (!s.ok()) return s;
+  // Bounds the tree's size (and so the recursion of its destructor) before it is built.
+  if (toks.size() > kMaxTokens) {
+    return absl::InvalidArgumentError(
+        base::StrCat("expression has more than ", kMaxTokens, " tokens"));
+  }
   Parser parser(std::move(toks));
-  return parser.Run();
+  absl::StatusOr<std::unique_ptr<Node>> tree = parser.Run();
+  if (tree.ok() && TreeDepth(**tree) > static_cast<size_t>(kMaxDepth)) {
+    return absl::InvalidArgumentError(
+        base::StrCat("expression nested more than ", kMaxDepth, " levels deep"));
+  }
+  return tree;
 }
 
 }  // namespace isthmus::fhirpath

@@ -104,6 +104,18 @@ class FhirRestTest(unittest.TestCase):
         status, _, body = http(port, "POST", "/fhir/Patient", "<Patient/>",
                                {"Content-Type": "application/fhir+xml"})
         self.assertEqual(status, 415)
+        # A FHIRPath Patch path is client input: a deeply nested one is a 400, not a crash.
+        for depth in (150, 20000):
+            deep = "(" * depth + "Patient.name" + ")" * depth
+            patch = {"resourceType": "Parameters", "parameter": [{"name": "operation", "part": [
+                {"name": "type", "valueCode": "replace"}, {"name": "path", "valueString": deep},
+                {"name": "value", "valueString": "x"}]}]}
+            status, _, body = http(port, "PATCH", "/fhir/Patient/" + pid, json.dumps(patch),
+                                   {"Content-Type": "application/fhir+json"})
+            self.assertEqual(status, 400, body[-200:])
+            self.assertEqual(json.loads(body)["resourceType"], "OperationOutcome")
+        status, _, _ = http(port, "GET", "/fhir/Patient/" + pid)
+        self.assertEqual(status, 200)  # still serving
         status, _, body = http(port, "GET", "/fhir/Patient/" + pid + "?_pretty=true")
         self.assertIn('\n  "resourceType": "Patient"', body)
         status, _, body = http(port, "PUT", "/fhir/Patient/" + pid,
