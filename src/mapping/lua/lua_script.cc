@@ -7,6 +7,7 @@
 #include "base/file.h"
 #include "base/status_macros.h"
 #include "base/str.h"
+#include "mapping/lua/lua_sandbox.h"
 #include "mapping/lua/lua_transformer.h"
 
 namespace isthmus::mapping {
@@ -57,10 +58,30 @@ absl::StatusOr<std::shared_ptr<const LuaScript>> LuaScript::Compile(std::string_
                                                                     std::string_view name,
                                                                     const LuaOptions& options) {
   // "=name": Lua prints the name as given (truncated after 59 bytes).
-  return CompileChunk(source, name, base::StrCat("=", name), options);
+  ISTHMUS_ASSIGN_OR_RETURN(std::shared_ptr<LuaScript> script,
+                           CompileChunk(source, name, base::StrCat("=", name), options));
+  // Trial instantiation: runs the top level and checks that `transform` exists.
+  ISTHMUS_RETURN_IF_ERROR(LuaTransformer::Create(script).status());
+  return std::shared_ptr<const LuaScript>(std::move(script));
 }
 
-absl::StatusOr<std::shared_ptr<const LuaScript>> LuaScript::CompileChunk(
+absl::StatusOr<std::shared_ptr<const LuaScript>> LuaScript::CompileWithFunctions(
+    std::string_view source, std::string_view name, const std::vector<std::string>& functions,
+    const LuaOptions& options) {
+  ISTHMUS_ASSIGN_OR_RETURN(std::shared_ptr<LuaScript> script,
+                           CompileChunk(source, name, base::StrCat("@", name), options));
+  // Trial instantiation: runs the top level and checks that every entry point exists.
+  ISTHMUS_ASSIGN_OR_RETURN(std::unique_ptr<LuaSandbox> box, LuaSandbox::Create(*script));
+  for (const std::string& f : functions) {
+    if (!box->HasFunction(f.c_str())) {
+      return absl::InvalidArgumentError(
+          base::StrCat("Lua script ", name, " defines no global function '", f, "'"));
+    }
+  }
+  return std::shared_ptr<const LuaScript>(std::move(script));
+}
+
+absl::StatusOr<std::shared_ptr<LuaScript>> LuaScript::CompileChunk(
     std::string_view source, std::string_view name, std::string chunk_name,
     const LuaOptions& options) {
   std::shared_ptr<LuaScript> script(new LuaScript());
@@ -68,16 +89,17 @@ absl::StatusOr<std::shared_ptr<const LuaScript>> LuaScript::CompileChunk(
   script->chunk_name_ = std::move(chunk_name);
   script->options_ = options;
   ISTHMUS_ASSIGN_OR_RETURN(script->bytecode_, ByteCompile(source, script->chunk_name_, name));
-  // Trial instantiation: runs the top level and checks that `transform` exists.
-  ISTHMUS_RETURN_IF_ERROR(LuaTransformer::Create(script).status());
-  return std::shared_ptr<const LuaScript>(std::move(script));
+  return script;
 }
 
 absl::StatusOr<std::shared_ptr<const LuaScript>> LuaScript::CompileFile(
     const std::string& path, const LuaOptions& options) {
   ISTHMUS_ASSIGN_OR_RETURN(std::string source, base::ReadFile(path, kMaxSourceBytes));
   // "@path": Lua prints the path, keeping its end ("...scripts/add-facility.lua") when long.
-  return CompileChunk(source, path, base::StrCat("@", path), options);
+  ISTHMUS_ASSIGN_OR_RETURN(std::shared_ptr<LuaScript> script,
+                           CompileChunk(source, path, base::StrCat("@", path), options));
+  ISTHMUS_RETURN_IF_ERROR(LuaTransformer::Create(script).status());
+  return std::shared_ptr<const LuaScript>(std::move(script));
 }
 
 }  // namespace isthmus::mapping

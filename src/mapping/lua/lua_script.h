@@ -20,6 +20,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -55,6 +56,13 @@ class LuaScript {
   static absl::StatusOr<std::shared_ptr<const LuaScript>> CompileFile(
       const std::string& path, const LuaOptions& options = {});
 
+  // A script whose entry points are the global functions `functions` instead of `transform`
+  // (the v2 -> FHIR converter's hooks). Errors name the script by `name` like CompileFile
+  // ("maps/lua/site.lua:3: ..."); a function it does not define is InvalidArgument.
+  static absl::StatusOr<std::shared_ptr<const LuaScript>> CompileWithFunctions(
+      std::string_view source, std::string_view name, const std::vector<std::string>& functions,
+      const LuaOptions& options = {});
+
   const std::string& name() const { return name_; }
   const LuaOptions& options() const { return options_; }
   // The byte-compiled chunk (lua_dump output), loaded by every LuaTransformer.
@@ -64,9 +72,10 @@ class LuaScript {
 
  private:
   LuaScript() = default;
-  static absl::StatusOr<std::shared_ptr<const LuaScript>> CompileChunk(
-      std::string_view source, std::string_view name, std::string chunk_name,
-      const LuaOptions& options);
+  static absl::StatusOr<std::shared_ptr<LuaScript>> CompileChunk(std::string_view source,
+                                                                 std::string_view name,
+                                                                 std::string chunk_name,
+                                                                 const LuaOptions& options);
   std::string name_;
   std::string chunk_name_;
   std::string bytecode_;

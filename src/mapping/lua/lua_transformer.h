@@ -40,6 +40,8 @@
 
 namespace isthmus::mapping {
 
+class LuaSandbox;
+
 struct TransformResult {
   enum Action { kContinue, kFilter, kReplace };
   Action action = kContinue;
@@ -67,14 +69,13 @@ class LuaTransformer {
   // How many times the state was rebuilt after hitting the memory limit.
   int rebuilds() const { return rebuilds_; }
 
-  struct State;  // defined in lua_transformer.cc
 
  private:
   explicit LuaTransformer(std::shared_ptr<const LuaScript> script);
   absl::Status NewState();
 
   std::shared_ptr<const LuaScript> script_;
-  std::unique_ptr<State> state_;
+  std::unique_ptr<LuaSandbox> box_;
   int rebuilds_ = 0;
 };
 

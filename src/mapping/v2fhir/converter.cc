@@ -9,8 +9,11 @@
 #include "fhir/element_tree.h"
 #include "fhir/ids.h"
 #include "fhir/strings.h"
+#include "absl/container/flat_hash_set.h"
 #include "hl7v2/dictionary.h"
 #include "mapping/v2fhir/grouping.h"
+#include "mapping/v2fhir/hooks.h"
+#include "mapping/v2fhir/loader.h"
 
 namespace isthmus::v2fhir {
 
@@ -86,6 +89,7 @@ struct Instance {
   Tree::NodeId node;
   int group;
   size_t segment;
+  bool dropped = false;  // by a hook: no references to or from it, no more merges into it
 };
 
 struct Applied {
@@ -136,6 +140,14 @@ struct Workspace::State {
   std::vector<const Rule*> rule_stack;
   std::vector<Recorded> recorded;
   std::string scratch, key, id;
+  // Lua hooks: their states, and what they removed (nodes not written) and dropped
+  // ("Type/id" of dropped resources: references to them are not written either).
+  std::unique_ptr<HookRunner> hooks;
+  absl::flat_hash_set<Tree::NodeId> hidden;
+  absl::flat_hash_set<std::string> dropped;
+  // When hooks removed something: the tree written instead, without it, and old -> new nodes.
+  Tree out;
+  std::vector<Tree::NodeId> copied;
 };
 
 Workspace::Workspace() : state_(std::make_unique<State>()) {}
@@ -143,7 +155,7 @@ Workspace::~Workspace() = default;
 
 namespace {
 
-class Run {
+class Run final : public HookHost {
  public:
   Run(const MapSet& maps, const hl7v2::Message& m, const ConvertOptions& o, Workspace::State& s,
       ConvertResult* r)
@@ -155,6 +167,19 @@ class Run {
   }
 
   absl::Status Go();
+
+  // HookHost (hooks.h).
+  bool HookGet(uint32_t res, std::string_view path, HookValue* out, std::string* error) override;
+  bool HookCount(uint32_t res, std::string_view path, int* out, std::string* error) override;
+  bool HookSet(uint32_t res, std::string_view path, const HookValue& v, std::string_view where,
+               std::string* error) override;
+  bool HookRemove(uint32_t res, std::string_view path, std::string* error) override;
+  void HookDrop(uint32_t res) override;
+  void HookResources(std::string_view type, std::vector<uint32_t>* out) override;
+  std::string_view HookType(uint32_t res) override {
+    return t_.value(t_.FindMember(res, "resourceType"));
+  }
+  std::string_view HookId(uint32_t res) override { return t_.value(t_.FindMember(res, "id")); }
 
  private:
   Val Child(Val v, int n) const {
@@ -333,6 +358,18 @@ class Run {
   std::string SystemUri(std::string_view name, std::string_view unknown_prefix = {}) const;
   void WriteReferences();
   void WriteOutcome(const MessageMap& map);
+  // Hooks.
+  absl::Status RunHook(const Hook& hook, Tree::NodeId res, std::string_view segment,
+                       int occurrence);
+  bool Live(Tree::NodeId n) const { return t_.valued(n) && !s_.hidden.contains(n); }
+  // An element of a hook's path: found (create false: kNone when absent) or made.
+  Tree::NodeId HookResolve(Tree::NodeId res, const ElementPath& p, bool create, K leaf,
+                           std::string* error);
+  void Unhide(Tree::NodeId n);
+  // The tree without what hooks removed or dropped (s_.out), for writing.
+  Tree::NodeId CopyLive(Tree::NodeId n, Tree::NodeId parent);
+  // Site ConceptMaps: adds the target codings of the codings of the CodeableConcept `node`.
+  void Translate(Tree::NodeId node, const ConceptMap* named, const Loc& loc);
 
   const MapSet& maps_;
   const hl7v2::Message& m_;
@@ -360,6 +397,8 @@ class Run {
   Tree::NodeId slots_[Rule::kMaxSlots];
   std::string_view control_id_;
   const MessageMap* map_ = nullptr;
+  const Hook* hook_ = nullptr;  // the hook running (for --explain)
+  absl::Status hook_error_;     // the first hook failure: the conversion fails
 };
 
 const MessageMap* Run::ChooseMap(std::string* why) const {
@@ -424,7 +463,8 @@ std::optional<hl7v2::SegmentView> Run::SegmentInScope(std::string_view name, int
 int Run::Nearest(std::string_view type, int group) const {
   for (int g = group; g >= 0; g = s_.grouping.groups[g].parent) {
     for (size_t i = 0; i < s_.instances.size(); ++i) {
-      if (s_.instances[i].type == type && s_.grouping.Within(s_.instances[i].group, g)) {
+      if (s_.instances[i].type == type && !s_.instances[i].dropped &&
+          s_.grouping.Within(s_.instances[i].group, g)) {
         return static_cast<int>(i);
       }
     }
@@ -885,7 +925,11 @@ void Run::Apply(const Rule& rule, Val v, Tree::NodeId base, const Vocabulary* in
     t_.SetString(rn, text);
     Record(rn, loc);
   } else if (rule.datatype != nullptr) {
-    RunDatatype(*rule.datatype, v, Resolve(base, rule.element, K::kObject), vocab, loc);
+    Tree::NodeId n = Resolve(base, rule.element, K::kObject);
+    RunDatatype(*rule.datatype, v, n, vocab, loc);
+    if (rule.conceptmap != nullptr || !maps_.conceptmaps_by_source.empty()) {
+      Translate(n, rule.conceptmap, loc);
+    }
   } else {
     WriteLeaf(rule, v, base, vocab, loc);
   }
@@ -1007,7 +1051,8 @@ void Run::ApplyEntry(const MessageEntry& e, size_t seg) {
   int inst = -1;
   if (e.merge) {
     for (size_t i = 0; i < s_.instances.size() && inst < 0; ++i) {
-      if (s_.instances[i].type == e.resource && s_.grouping.Within(s_.instances[i].group, group)) {
+      if (s_.instances[i].type == e.resource && !s_.instances[i].dropped &&
+          s_.grouping.Within(s_.instances[i].group, group)) {
         inst = static_cast<int>(i);
       }
     }
@@ -1039,6 +1084,7 @@ void Run::ApplyEntry(const MessageEntry& e, size_t seg) {
     // conversion of it stands.
     for (const Instance& i : s_.instances) {
       if (i.type == e.resource && i.id == id) {
+        if (i.dropped) return;  // a hook dropped it: what would add to it is dropped too
         Warn(std::string(sv.name()),
              base::StrCat(e.resource, " from segment ", seg + 1, " has the same business "
                           "identifier as one converted before: converted once"));
@@ -1052,12 +1098,19 @@ void Run::ApplyEntry(const MessageEntry& e, size_t seg) {
   s_.applied.push_back({&e, inst, group});
   owner_ = inst;
   cur_segment_ = seg;
-  if (e.map != nullptr) RunSegmentMap(*e.map, sv, group, s_.instances[inst].node);
+  if (e.map != nullptr) {
+    RunSegmentMap(*e.map, sv, group, s_.instances[inst].node);
+    for (const Hook& h : e.map->hooks) {
+      if (!hook_error_.ok() || s_.instances[inst].dropped) break;
+      hook_error_ = RunHook(h, s_.instances[inst].node, sv.name(), sv.occurrence());
+    }
+  }
   owner_ = -1;
 }
 
 void Run::WriteReferences() {
   for (const Applied& a : s_.applied) {
+    if (s_.instances[a.instance].dropped) continue;
     for (const Reference& ref : a.entry->references) {
       auto write = [&](const Instance& target) {
         Tree::NodeId n = Resolve(s_.instances[a.instance].node, ref.element, K::kObject);
@@ -1073,7 +1126,7 @@ void Run::WriteReferences() {
       };
       if (ref.all) {
         for (const Instance& i : s_.instances) {
-          if (i.type == ref.type && s_.grouping.Within(i.group, a.group)) write(i);
+          if (i.type == ref.type && !i.dropped && s_.grouping.Within(i.group, a.group)) write(i);
         }
       } else {
         int t = Nearest(ref.type, a.group);
@@ -1112,6 +1165,304 @@ void Run::WriteOutcome(const MessageMap& map) {
   }
 }
 
+// ---- Lua hooks (hooks.h) ----------------------------------------------------------------------
+
+absl::Status Run::RunHook(const Hook& hook, Tree::NodeId res, std::string_view segment,
+                          int occurrence) {
+  if (s_.hooks == nullptr) s_.hooks = std::make_unique<HookRunner>();
+  hook_ = &hook;
+  absl::Status st = s_.hooks->Run(maps_, hook, m_, *this, res, segment, occurrence);
+  hook_ = nullptr;
+  return st;
+}
+
+// Hook paths count only the elements that will be written ([2] is the second one in the
+// output, [last] the last one), unlike map rules, which build elements in order.
+Tree::NodeId Run::HookResolve(Tree::NodeId res, const ElementPath& p, bool create, K leaf,
+                              std::string* error) {
+  if (p.steps.empty()) {
+    *error = "a hook path names an element of the resource ('$' is not one)";
+    return Tree::kNone;
+  }
+  Tree::NodeId n = res;
+  for (size_t i = 0; i < p.steps.size(); ++i) {
+    const PathStep& st = p.steps[i];
+    const bool last = i + 1 == p.steps.size();
+    const K k = last ? leaf : K::kObject;
+    if (t_.kind(n) != K::kObject) {
+      *error = base::StrCat("element '", p.text, "': '", st.name, "' is under a value, not an object");
+      return Tree::kNone;
+    }
+    if (!create && (st.mode == PathStep::Mode::kAppend || st.mode == PathStep::Mode::kAppendWhere)) {
+      *error = base::StrCat("element '", p.text, "': [+] makes a new element: use it with set");
+      return Tree::kNone;
+    }
+    Tree::NodeId m = t_.FindMember(n, st.name);
+    if (st.mode == PathStep::Mode::kMember) {
+      if (m != Tree::kNone && (create || Live(m))) {
+        n = m;
+        continue;
+      }
+      if (!create) return Tree::kNone;
+      n = t_.Member(n, t_.Intern(st.name), k);
+      continue;
+    }
+    // An array step.
+    if (m != Tree::kNone && t_.kind(m) != K::kArray) {
+      *error = base::StrCat("element '", p.text, "': '", st.name, "' is not a list");
+      return Tree::kNone;
+    }
+    if (m == Tree::kNone || (!create && !Live(m))) {
+      if (!create) return Tree::kNone;
+      m = t_.Member(n, t_.Intern(st.name), K::kArray);
+    }
+    Tree::NodeId found = Tree::kNone;
+    size_t live = 0;
+    for (Tree::NodeId c = t_.first_child(m); c != Tree::kNone; c = t_.next_sibling(c)) {
+      if (!Live(c)) continue;
+      if (st.mode == PathStep::Mode::kIndex && live == static_cast<size_t>(st.index)) found = c;
+      if (st.mode == PathStep::Mode::kLast) found = c;
+      if (st.mode == PathStep::Mode::kWhere && t_.kind(c) == K::kObject) {
+        Tree::NodeId key = t_.FindMember(c, st.where_key);
+        if (found == Tree::kNone && key != Tree::kNone && Live(key) &&
+            t_.value(key) == st.where_value) {
+          found = c;
+        }
+      }
+      ++live;
+    }
+    if (found == Tree::kNone) {
+      if (!create) return Tree::kNone;
+      if (st.mode == PathStep::Mode::kIndex && static_cast<size_t>(st.index) > live) {
+        *error = base::StrCat("element '", p.text, "': ", st.name, " has ", live,
+                              " elements; [", st.index + 1, "] would leave a gap");
+        return Tree::kNone;
+      }
+      const bool keyed =
+          st.mode == PathStep::Mode::kWhere || st.mode == PathStep::Mode::kAppendWhere;
+      found = t_.Append(m, keyed ? K::kObject : k);
+      if (keyed) {
+        t_.SetString(t_.Member(found, t_.Intern(st.where_key), K::kString), st.where_value);
+      }
+    }
+    n = found;
+  }
+  return n;
+}
+
+void Run::Unhide(Tree::NodeId n) {
+  if (s_.hidden.empty()) return;
+  for (; n != Tree::kNone; n = t_.parent(n)) s_.hidden.erase(n);
+}
+
+bool Run::HookGet(uint32_t res, std::string_view path, HookValue* out, std::string* error) {
+  auto p = ParseElementPath(path);
+  if (!p.ok()) {
+    *error = std::string(p.status().message());
+    return false;
+  }
+  Tree::NodeId n = HookResolve(res, *p, false, K::kString, error);
+  out->kind = HookValue::kNil;
+  out->text.clear();
+  if (n == Tree::kNone) return error->empty();
+  if (!Live(n)) return true;
+  switch (t_.kind(n)) {
+    case K::kString: out->kind = HookValue::kString; break;
+    case K::kNumber: out->kind = HookValue::kNumber; break;
+    case K::kBool: out->kind = HookValue::kBool; break;
+    case K::kObject:
+    case K::kArray:
+      *error = base::StrCat("element '", path, "' is ",
+                            t_.kind(n) == K::kObject ? "an object" : "a list",
+                            ": get one of its values (name[1].family), or count a list");
+      return false;
+  }
+  out->text.assign(t_.value(n));
+  return true;
+}
+
+bool Run::HookCount(uint32_t res, std::string_view path, int* out, std::string* error) {
+  auto p = ParseElementPath(path);
+  if (!p.ok()) {
+    *error = std::string(p.status().message());
+    return false;
+  }
+  *out = 0;
+  Tree::NodeId n = HookResolve(res, *p, false, K::kArray, error);
+  if (n == Tree::kNone) return error->empty();
+  if (!Live(n)) return true;
+  if (t_.kind(n) != K::kArray) {
+    *out = 1;
+    return true;
+  }
+  for (Tree::NodeId c = t_.first_child(n); c != Tree::kNone; c = t_.next_sibling(c)) {
+    *out += Live(c) ? 1 : 0;
+  }
+  return true;
+}
+
+bool Run::HookSet(uint32_t res, std::string_view path, const HookValue& v, std::string_view where,
+                  std::string* error) {
+  auto p = ParseElementPath(path);
+  if (!p.ok()) {
+    *error = std::string(p.status().message());
+    return false;
+  }
+  const K kind = v.kind == HookValue::kNumber ? K::kNumber
+                 : v.kind == HookValue::kBool ? K::kBool
+                                              : K::kString;
+  Tree::NodeId n = HookResolve(res, *p, true, kind, error);
+  if (n == Tree::kNone) return false;
+  if ((t_.kind(n) == K::kObject || t_.kind(n) == K::kArray) && t_.first_child(n) != Tree::kNone) {
+    *error = base::StrCat("element '", path, "' is ",
+                          t_.kind(n) == K::kObject ? "an object" : "a list",
+                          ": set one of its values, or remove it first");
+    return false;
+  }
+  if (v.kind == HookValue::kString && v.text.empty()) {
+    *error = base::StrCat("element '", path, "': FHIR has no empty strings; use nil to remove");
+    return false;
+  }
+  switch (v.kind) {
+    case HookValue::kNumber: t_.SetNumber(n, v.text); break;
+    case HookValue::kBool: t_.SetBool(n, v.text == "true"); break;
+    default: t_.SetString(n, v.text); break;
+  }
+  Unhide(n);
+  if (o_.explain) {
+    // The hook's value replaces what a map rule wrote there: one explanation per element.
+    std::erase_if(s_.recorded, [&](const Recorded& r) { return r.node == n; });
+    std::string by(where);
+    while (!by.empty() && (by.back() == ':' || by.back() == ' ')) by.pop_back();
+    s_.recorded.push_back(
+        {n, "(hook)",
+         base::StrCat(by, " (hook ", hook_ != nullptr ? hook_->function : std::string(), " of ",
+                      hook_ != nullptr ? hook_->src.ToString() : std::string(), ")")});
+  }
+  return true;
+}
+
+bool Run::HookRemove(uint32_t res, std::string_view path, std::string* error) {
+  auto p = ParseElementPath(path);
+  if (!p.ok()) {
+    *error = std::string(p.status().message());
+    return false;
+  }
+  Tree::NodeId n = HookResolve(res, *p, false, K::kString, error);
+  if (n == Tree::kNone) return error->empty();  // absent: nothing to remove
+  if (p->steps.size() == 1 && (p->steps[0].name == "resourceType" || p->steps[0].name == "id")) {
+    *error = "a resource keeps its resourceType and id (drop() removes the resource)";
+    return false;
+  }
+  s_.hidden.insert(n);
+  return true;
+}
+
+void Run::HookDrop(uint32_t res) {
+  Tree::NodeId entry = t_.parent(res);
+  if (entry == Tree::kNone || s_.hidden.contains(entry)) return;
+  s_.hidden.insert(entry);
+  s_.dropped.insert(base::StrCat(HookType(res), "/", HookId(res)));
+  for (Instance& i : s_.instances) {
+    if (i.node == res) i.dropped = true;
+  }
+}
+
+void Run::HookResources(std::string_view type, std::vector<uint32_t>* out) {
+  Tree::NodeId entries = t_.FindMember(bundle_->root(), "entry");
+  if (entries == Tree::kNone) return;
+  for (Tree::NodeId e = t_.first_child(entries); e != Tree::kNone; e = t_.next_sibling(e)) {
+    if (s_.hidden.contains(e)) continue;
+    Tree::NodeId r = t_.FindMember(e, "resource");
+    if (r == Tree::kNone || (!type.empty() && HookType(r) != type)) continue;
+    out->push_back(r);
+  }
+}
+
+Tree::NodeId Run::CopyLive(Tree::NodeId n, Tree::NodeId parent) {
+  Tree& o = s_.out;
+  const K kind = t_.kind(n);
+  Tree::NodeId c;
+  if (parent == Tree::kNone) {
+    c = o.NewObject();
+  } else if (o.kind(parent) == K::kArray) {
+    c = o.Append(parent, kind);
+  } else {
+    c = o.Member(parent, t_.key(n), kind);
+  }
+  s_.copied[n] = c;
+  switch (kind) {
+    case K::kString: o.SetStringRef(c, t_.value(n)); break;  // t_ lives until the next message
+    case K::kNumber: o.SetNumber(c, t_.value(n)); break;
+    case K::kBool: o.SetBool(c, t_.value(n) == "true"); break;
+    case K::kObject:
+    case K::kArray:
+      for (Tree::NodeId x = t_.first_child(n); x != Tree::kNone; x = t_.next_sibling(x)) {
+        if (!Live(x)) continue;
+        if (!s_.dropped.empty() && t_.kind(x) == K::kObject) {
+          // A Reference to a dropped resource goes with it.
+          Tree::NodeId ref = t_.FindMember(x, "reference");
+          if (ref != Tree::kNone &&
+              s_.dropped.contains(absl::string_view(t_.value(ref).data(), t_.value(ref).size()))) {
+            continue;
+          }
+        }
+        CopyLive(x, c);
+      }
+      break;
+  }
+  return c;
+}
+
+// ---- site ConceptMaps ---------------------------------------------------------------------------
+
+void Run::Translate(Tree::NodeId node, const ConceptMap* named, const Loc& loc) {
+  Tree::NodeId codings = t_.FindMember(node, "coding");
+  if (codings == Tree::kNone || t_.kind(codings) != K::kArray) return;
+  const size_t original = t_.child_count(codings);
+  size_t i = 0;
+  for (Tree::NodeId c = t_.first_child(codings); c != Tree::kNone && i < original;
+       c = t_.next_sibling(c), ++i) {
+    if (!t_.valued(c) || t_.kind(c) != K::kObject) continue;
+    Tree::NodeId sn = t_.FindMember(c, "system"), cn = t_.FindMember(c, "code");
+    if (cn == Tree::kNone || !t_.valued(cn)) continue;
+    std::string_view system = sn != Tree::kNone ? t_.value(sn) : std::string_view();
+    std::string_view code = t_.value(cn);
+    auto apply = [&](const ConceptMap& cm, bool any_source) {
+      const std::vector<ConceptMap::Target>* targets = cm.Find(system, code, any_source);
+      if (targets == nullptr) return;
+      for (const ConceptMap::Target& t : *targets) {
+        bool present = false;  // the same coding already there (a second translation)
+        for (Tree::NodeId x = t_.first_child(codings); x != Tree::kNone && !present;
+             x = t_.next_sibling(x)) {
+          Tree::NodeId xs = t_.FindMember(x, "system"), xc = t_.FindMember(x, "code");
+          present = xs != Tree::kNone && xc != Tree::kNone && t_.value(xs) == t.system &&
+                    t_.value(xc) == t.code;
+        }
+        if (present) continue;
+        Tree::NodeId added = t_.Append(codings, K::kObject);
+        t_.SetStringRef(t_.Member(added, "system", K::kString), t.system);
+        Tree::NodeId ac = t_.Member(added, "code", K::kString);
+        t_.SetStringRef(ac, t.code);
+        if (!t.display.empty()) t_.SetStringRef(t_.Member(added, "display", K::kString), t.display);
+        if (o_.explain) {
+          std::string rules;
+          for (const Rule* r : s_.rule_stack) base::StrAppend(&rules, r->src.ToString(), " > ");
+          base::StrAppend(&rules, cm.src.file, " (ConceptMap ", cm.name, ")");
+          s_.recorded.push_back({ac, loc.ToString(), std::move(rules)});
+        }
+      }
+    };
+    if (named != nullptr) {
+      apply(*named, true);
+    } else if (auto it = maps_.conceptmaps_by_source.find(
+                   absl::string_view(system.data(), system.size()));
+               it != maps_.conceptmaps_by_source.end()) {
+      for (const ConceptMap* cm : it->second) apply(*cm, false);
+    }
+  }
+}
+
 absl::Status Run::Go() {
   if (m_.segment_count() == 0 || m_.segment(0).name() != "MSH") {
     return absl::InvalidArgumentError("the message does not start with MSH");
@@ -1137,6 +1488,8 @@ absl::Status Run::Go() {
   s_.recorded.clear();
   s_.rule_stack.clear();
   s_.consumed.assign(m_.segment_count(), false);
+  s_.hidden.clear();
+  s_.dropped.clear();
   fhir::BundleBuilder bundle(&t_, o_.bundle);
   bundle_ = &bundle;
   bundle.SetId(fhir::DeterministicId(
@@ -1149,34 +1502,48 @@ absl::Status Run::Go() {
   }
 
   deferred_.clear();
-  for (size_t i = 0; i < m_.segment_count(); ++i) {
+  for (size_t i = 0; i < m_.segment_count() && hook_error_.ok(); ++i) {
     for (const MessageEntry& e : map_->entries) {
       if (Matches(e, i)) ApplyEntry(e, i);
     }
   }
+  if (!hook_error_.ok()) return hook_error_;
   for (const Deferred& d : deferred_) {
     if (Has(d.node, *d.rule->if_absent)) continue;
     owner_ = d.owner;
     cur_segment_ = d.segment;
     Apply(*d.rule, d.v, d.node, d.vocab, d.loc);
   }
+  // Message hooks: every resource exists; references are not written yet.
+  for (const Hook& h : map_->hooks) {
+    if (absl::Status st = RunHook(h, HookRunner::kNoResource, {}, 0); !st.ok()) return st;
+  }
   WriteReferences();
   WriteOutcome(*map_);
 
   r_->json.clear();
-  t_.WriteJson(bundle.root(), &r_->json, o_.pretty);
+  // What hooks removed or dropped is left out by writing a copy without it.
+  const bool copy = !s_.hidden.empty();
+  if (copy) {
+    s_.out.Clear();
+    s_.copied.assign(t_.size(), Tree::kNone);
+    CopyLive(bundle.root(), Tree::kNone);
+  }
+  const Tree& w = copy ? s_.out : t_;
+  w.WriteJson(copy ? s_.copied[bundle.root()] : bundle.root(), &r_->json, o_.pretty);
   if (o_.explain) {
     for (const Recorded& rec : s_.recorded) {
-      if (!t_.valued(rec.node)) continue;
+      Tree::NodeId node = copy ? s_.copied[rec.node] : rec.node;
+      if (node == Tree::kNone || !w.valued(node)) continue;
       // Find the resource the node belongs to (the child of an entry named "resource").
-      Tree::NodeId res = rec.node;
-      while (res != Tree::kNone && t_.key(res) != "resource") res = t_.parent(res);
+      Tree::NodeId res = node;
+      while (res != Tree::kNone && w.key(res) != "resource") res = w.parent(res);
       std::string element;
       if (res != Tree::kNone) {
-        element = base::StrCat(t_.value(t_.FindMember(res, "resourceType")), "/",
-                               t_.value(t_.FindMember(res, "id")), " ", t_.PathOf(rec.node, res));
+        element = base::StrCat(w.value(w.FindMember(res, "resourceType")), "/",
+                               w.value(w.FindMember(res, "id")), " ", w.PathOf(node, res));
       }
-      r_->explain.push_back({std::move(element), std::string(t_.value(rec.node)), rec.source,
+      r_->explain.push_back({std::move(element), std::string(w.value(node)), rec.source,
                              rec.rules});
     }
   }

@@ -9,6 +9,8 @@
 #include "base/file.h"
 #include "base/str.h"
 #include "base/yaml_util.h"
+#include "rapidjson/document.h"
+#include "rapidjson/error/en.h"
 
 namespace isthmus::v2fhir {
 
@@ -17,6 +19,17 @@ std::string SourceRef::ToString() const { return base::StrCat(file, ":", line); 
 const MessageMap* MapSet::FindMessage(std::string_view name) const {
   auto it = messages.find(absl::string_view(name.data(), name.size()));
   return it == messages.end() ? nullptr : it->second.get();
+}
+
+const std::vector<ConceptMap::Target>* ConceptMap::Find(std::string_view system,
+                                                        std::string_view code,
+                                                        bool any_source) const {
+  std::string key = base::StrCat(system, "|", code);
+  auto it = targets.find(key);
+  if (it == targets.end() && any_source && !system.empty()) {
+    it = targets.find(base::StrCat("|", code));
+  }
+  return it == targets.end() ? nullptr : &it->second;
 }
 
 const MessageMap* MapSet::FindEvent(std::string_view type, std::string_view trigger) const {
@@ -174,7 +187,8 @@ class Compiler {
     for (const YAML::Node& r : list) {
       if (!base::CheckKeys(r, {"field", "component", "when", "element", "type", "datatype",
                                "vocabulary", "components", "value", "resource", "repeat", "join",
-                               "prefix", "as", "into", "rules", "if_absent", "note"},
+                               "prefix", "as", "into", "rules", "if_absent", "conceptmap",
+                               "note"},
                            errors, "a rule")) {
         continue;
       }
@@ -374,9 +388,56 @@ class Compiler {
         }
         rule.if_absent = std::move(check);
       }
+      if (YAML::Node cm = r["conceptmap"]; cm.IsDefined()) {
+        auto it = set_->conceptmaps.find(Scalar(cm));
+        if (it == set_->conceptmaps.end()) {
+          errors.Add(cm, base::StrCat("no ConceptMap '", Scalar(cm), "' (conceptmaps/", Scalar(cm),
+                                      ".json)"));
+          continue;
+        }
+        if (rule.datatype == nullptr || !rule.resource.empty()) {
+          errors.Add(cm, "'conceptmap' goes with a 'datatype' that builds a CodeableConcept "
+                         "(CWE[CodeableConcept])");
+          continue;
+        }
+        rule.conceptmap = it->second.get();
+      }
       out->push_back(std::move(rule));
     }
   }
+
+  // `hooks: [{lua: site.lua, function: after_pid}]`: the script is lua/site.lua of the maps.
+  void CompileHooks(const YAML::Node& list, const std::string& file, std::vector<Hook>* out,
+                    YamlErrors& errors) {
+    if (!list.IsDefined()) return;
+    if (!list.IsSequence()) {
+      errors.Add(list, "'hooks' is a list of {lua: FILE.lua, function: NAME}");
+      return;
+    }
+    for (const YAML::Node& h : list) {
+      if (!base::CheckKeys(h, {"lua", "function", "note"}, errors, "a hook")) continue;
+      Hook hook;
+      hook.src = Ref(file, h);
+      std::string script = Scalar(h["lua"]);
+      hook.function = Scalar(h["function"]);
+      if (script.empty() || hook.function.empty()) {
+        errors.Add(h, "a hook needs 'lua' (a script under lua/) and 'function' (its name)");
+        continue;
+      }
+      auto it = script_index.find(script);
+      if (it == script_index.end()) {
+        errors.Add(h["lua"], base::StrCat("no Lua script '", script, "' (lua/", script, ")"));
+        continue;
+      }
+      hook.script = it->second;
+      functions[it->second].push_back(hook.function);
+      out->push_back(std::move(hook));
+    }
+  }
+  // Scripts under lua/ by name ("site.lua") -> index into MapSet::scripts, and the functions
+  // the hooks need from each (checked when the scripts are compiled).
+  absl::flat_hash_map<std::string, int> script_index;
+  std::vector<std::vector<std::string>> functions;
 
   const DatatypeMap* FindDatatype(const std::string& name) const {
     auto it = set_->datatypes.find(name);
@@ -442,6 +503,108 @@ void LoadVocabulary(const Loaded& l, MapSet* set, YamlErrors& errors) {
   set->vocabularies[v->name] = std::move(v);
 }
 
+// 1-based line and column of byte `offset` in `text`.
+std::string LineColumn(std::string_view text, size_t offset) {
+  int line = 1, column = 1;
+  for (size_t i = 0; i < offset && i < text.size(); ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      column = 1;
+    } else {
+      ++column;
+    }
+  }
+  return base::StrCat(line, ":", column);
+}
+
+// A FHIR R4 ConceptMap (JSON) from conceptmaps/NAME.json. Only what the converter can apply is
+// accepted: groups of element -> target codes, no dependsOn/product conditions, no `unmapped`.
+void LoadConceptMap(const MapFile& f, MapSet* set, std::vector<std::string>* errors) {
+  auto fail = [&](std::string_view why) {
+    errors->push_back(base::StrCat(f.display_path, ": not a usable FHIR R4 ConceptMap: ", why));
+  };
+  rapidjson::Document doc;
+  doc.Parse(f.text.data(), f.text.size());
+  if (doc.HasParseError()) {
+    errors->push_back(base::StrCat(f.display_path, ":", LineColumn(f.text, doc.GetErrorOffset()),
+                                   ": invalid JSON: ", rapidjson::GetParseError_En(doc.GetParseError())));
+    return;
+  }
+  auto str = [](const rapidjson::Value& o, const char* key) -> std::string {
+    if (!o.IsObject()) return {};
+    auto it = o.FindMember(key);
+    return it != o.MemberEnd() && it->value.IsString()
+               ? std::string(it->value.GetString(), it->value.GetStringLength())
+               : std::string();
+  };
+  if (!doc.IsObject() || str(doc, "resourceType") != "ConceptMap") {
+    return fail("resourceType is not \"ConceptMap\"");
+  }
+  auto cm = std::make_unique<ConceptMap>();
+  cm->name = Stem(f.relative_path);
+  if (cm->name.ends_with(".json")) cm->name.resize(cm->name.size() - 5);
+  cm->url = str(doc, "url");
+  cm->src = SourceRef{f.display_path, 1};
+  auto groups = doc.FindMember("group");
+  if (groups == doc.MemberEnd() || !groups->value.IsArray() || groups->value.Empty()) {
+    return fail("'group' must be a non-empty array");
+  }
+  size_t gi = 0;
+  for (const rapidjson::Value& g : groups->value.GetArray()) {
+    std::string where = base::StrCat("group[", gi++, "]");
+    if (!g.IsObject()) return fail(base::StrCat(where, " is not an object"));
+    if (g.HasMember("unmapped")) {
+      return fail(base::StrCat(where, ".unmapped is not supported (an unmapped code is left as "
+                                      "it is)"));
+    }
+    std::string source = str(g, "source"), target = str(g, "target");
+    if (target.empty()) return fail(base::StrCat(where, ".target (the target code system) is missing"));
+    auto elements = g.FindMember("element");
+    if (elements == g.MemberEnd() || !elements->value.IsArray()) {
+      return fail(base::StrCat(where, ".element must be an array"));
+    }
+    if (std::find(cm->sources.begin(), cm->sources.end(), source) == cm->sources.end()) {
+      cm->sources.push_back(source);
+    }
+    size_t ei = 0;
+    for (const rapidjson::Value& e : elements->value.GetArray()) {
+      std::string ew = base::StrCat(where, ".element[", ei++, "]");
+      std::string code = str(e, "code");
+      if (code.empty()) return fail(base::StrCat(ew, ".code is missing"));
+      auto targets = e.FindMember("target");
+      if (targets == e.MemberEnd()) continue;  // no mapping for this code
+      if (!targets->value.IsArray()) return fail(base::StrCat(ew, ".target must be an array"));
+      size_t ti = 0;
+      for (const rapidjson::Value& t : targets->value.GetArray()) {
+        std::string tw = base::StrCat(ew, ".target[", ti++, "]");
+        if (!t.IsObject()) return fail(base::StrCat(tw, " is not an object"));
+        if (t.HasMember("dependsOn") || t.HasMember("product")) {
+          return fail(base::StrCat(tw, ": dependsOn/product are not supported"));
+        }
+        // R4 ConceptMapEquivalence (1..1): what the target means relative to the source code.
+        std::string eq = str(t, "equivalence");
+        static constexpr std::string_view kAdd[] = {"equal", "equivalent", "wider", "subsumes"};
+        static constexpr std::string_view kKeep[] = {"relatedto", "narrower", "specializes",
+                                                     "inexact", "unmatched", "disjoint"};
+        bool add = std::find(std::begin(kAdd), std::end(kAdd), eq) != std::end(kAdd);
+        if (!add && std::find(std::begin(kKeep), std::end(kKeep), eq) == std::end(kKeep)) {
+          return fail(base::StrCat(tw, ".equivalence '", eq, "' is not an R4 ConceptMapEquivalence "
+                                   "(equal, equivalent, wider, subsumes, relatedto, narrower, "
+                                   "specializes, inexact, unmatched, disjoint)"));
+        }
+        if (!add) continue;  // not the same or a broader meaning: not added to the concept
+        std::string tcode = str(t, "code");
+        if (tcode.empty()) return fail(base::StrCat(tw, ".code is missing"));
+        cm->targets[base::StrCat(source, "|", code)].push_back({target, tcode, str(t, "display")});
+      }
+    }
+  }
+  for (const std::string& s : cm->sources) {
+    if (!s.empty()) set->conceptmaps_by_source[s].push_back(cm.get());
+  }
+  set->conceptmaps[cm->name] = std::move(cm);
+}
+
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<const MapSet>> CompileMaps(const std::vector<MapFile>& files) {
@@ -451,7 +614,20 @@ absl::StatusOr<std::shared_ptr<const MapSet>> CompileMaps(const std::vector<MapF
     for (const std::string& m : e.messages()) all_errors.push_back(m);
   };
   std::vector<Loaded> vocab, datatypes, segments, messages;
+  std::vector<const MapFile*> scripts;
+  Compiler compiler(set.get());
   for (const MapFile& f : files) {
+    std::string top = fs::path(f.relative_path).parent_path().string();
+    if (top == "conceptmaps") {
+      LoadConceptMap(f, set.get(), &all_errors);
+      continue;
+    }
+    if (top == "lua") {
+      compiler.script_index[fs::path(f.relative_path).filename().string()] =
+          static_cast<int>(scripts.size());
+      scripts.push_back(&f);
+      continue;
+    }
     auto root = base::ParseYaml(f.text, f.display_path);
     if (!root.ok()) {
       all_errors.push_back(std::string(root.status().message()));
@@ -469,8 +645,8 @@ absl::StatusOr<std::shared_ptr<const MapSet>> CompileMaps(const std::vector<MapF
       messages.push_back(std::move(l));
     } else {
       all_errors.push_back(base::StrCat(f.display_path,
-                                        ": not under messages/, segments/, datatypes/ or "
-                                        "vocabulary/"));
+                                        ": not under messages/, segments/, datatypes/, "
+                                        "vocabulary/, conceptmaps/ or lua/"));
     }
   }
   for (const Loaded& l : vocab) {
@@ -481,7 +657,7 @@ absl::StatusOr<std::shared_ptr<const MapSet>> CompileMaps(const std::vector<MapF
   if (auto it = set->vocabularies.find("CodingSystem"); it != set->vocabularies.end()) {
     set->coding_systems = it->second.get();
   }
-  Compiler compiler(set.get());
+  compiler.functions.resize(scripts.size());
   // Datatype maps may use each other: create them all, then compile their rules.
   for (const Loaded& l : datatypes) {
     auto d = std::make_unique<DatatypeMap>();
@@ -503,7 +679,8 @@ absl::StatusOr<std::shared_ptr<const MapSet>> CompileMaps(const std::vector<MapF
   }
   for (const Loaded& l : segments) {
     YamlErrors e(l.file->display_path);
-    if (base::CheckKeys(l.root, {"segment", "resource", "rules", "note"}, e, "a segment map")) {
+    if (base::CheckKeys(l.root, {"segment", "resource", "rules", "hooks", "note"}, e,
+                        "a segment map")) {
       auto s = std::make_unique<SegmentMap>();
       s->name = Stem(l.file->relative_path);
       s->src = Ref(l.file->display_path, l.root);
@@ -514,6 +691,7 @@ absl::StatusOr<std::shared_ptr<const MapSet>> CompileMaps(const std::vector<MapF
       } else {
         compiler.CompileRules(l.root["rules"], l.file->display_path, s->segment, true, &s->rules,
                               e);
+        compiler.CompileHooks(l.root["hooks"], l.file->display_path, &s->hooks, e);
         set->segments[s->name] = std::move(s);
       }
     }
@@ -523,7 +701,7 @@ absl::StatusOr<std::shared_ptr<const MapSet>> CompileMaps(const std::vector<MapF
     YamlErrors e(l.file->display_path);
     const YAML::Node& root = l.root;
     if (!base::CheckKeys(root, {"message", "structure", "events", "ignore", "include", "resources",
-                                "note"},
+                                "hooks", "note"},
                          e, "a message map")) {
       flush(e);
       continue;
@@ -655,6 +833,7 @@ absl::StatusOr<std::shared_ptr<const MapSet>> CompileMaps(const std::vector<MapF
       if (seg == "MSH" && entry.resource == "Provenance") provenance = true;
       m->entries.push_back(std::move(entry));
     }
+    compiler.CompileHooks(root["hooks"], l.file->display_path, &m->hooks, e);
     if (e.empty() && m->includes.empty() && (!header || !provenance)) {
       e.Add(root, "a message map must map MSH to a MessageHeader and to a Provenance");
     }
@@ -677,6 +856,7 @@ absl::StatusOr<std::shared_ptr<const MapSet>> CompileMaps(const std::vector<MapF
     resolved[m->name] = false;
     std::vector<MessageEntry> entries;
     std::vector<std::string> ignore;
+    std::vector<Hook> hooks;
     for (const std::string& name : m->includes) {
       auto it = set->messages.find(name);
       if (it == set->messages.end()) {
@@ -687,12 +867,15 @@ absl::StatusOr<std::shared_ptr<const MapSet>> CompileMaps(const std::vector<MapF
       if (!resolve(it->second.get())) return false;
       entries.insert(entries.end(), it->second->entries.begin(), it->second->entries.end());
       ignore.insert(ignore.end(), it->second->ignore.begin(), it->second->ignore.end());
+      hooks.insert(hooks.end(), it->second->hooks.begin(), it->second->hooks.end());
     }
     if (!m->includes.empty()) {
       entries.insert(entries.end(), m->entries.begin(), m->entries.end());
       ignore.insert(ignore.end(), m->ignore.begin(), m->ignore.end());
+      hooks.insert(hooks.end(), m->hooks.begin(), m->hooks.end());
       m->entries = std::move(entries);
       m->ignore = std::move(ignore);
+      m->hooks = std::move(hooks);
       bool header = false, provenance = false;
       for (const MessageEntry& x : m->entries) {
         std::string_view seg = x.segment_path.back();
@@ -709,6 +892,17 @@ absl::StatusOr<std::shared_ptr<const MapSet>> CompileMaps(const std::vector<MapF
     return true;
   };
   for (auto& [name, m] : set->messages) resolve(m.get());
+  // Hook scripts: compiled once each, checking that the functions the hooks name exist.
+  for (size_t i = 0; i < scripts.size(); ++i) {
+    auto script = mapping::LuaScript::CompileWithFunctions(
+        scripts[i]->text, scripts[i]->display_path, compiler.functions[i]);
+    if (!script.ok()) {
+      all_errors.push_back(std::string(script.status().message()));
+      set->scripts.push_back(nullptr);
+    } else {
+      set->scripts.push_back(*std::move(script));
+    }
+  }
   if (!all_errors.empty()) {
     std::string msg;
     for (const std::string& s : all_errors) {
@@ -727,11 +921,15 @@ absl::StatusOr<std::shared_ptr<const MapSet>> LoadMaps(const std::vector<std::st
     if (!fs::is_directory(dir, ec)) {
       return absl::NotFoundError(base::StrCat("maps directory not found: ", dir));
     }
-    for (const char* sub : {"messages", "segments", "datatypes", "vocabulary"}) {
+    for (const char* sub :
+         {"messages", "segments", "datatypes", "vocabulary", "conceptmaps", "lua"}) {
       fs::path p = fs::path(dir) / sub;
       if (!fs::is_directory(p, ec)) continue;
+      const char* ext = std::string_view(sub) == "conceptmaps" ? ".json"
+                        : std::string_view(sub) == "lua"       ? ".lua"
+                                                               : ".yaml";
       for (const auto& entry : fs::directory_iterator(p, ec)) {
-        if (!entry.is_regular_file() || entry.path().extension() != ".yaml") continue;
+        if (!entry.is_regular_file() || entry.path().extension() != ext) continue;
         auto text = base::ReadFile(entry.path().string());
         if (!text.ok()) return text.status();
         std::string rel = base::StrCat(sub, "/", entry.path().filename().string());
@@ -747,6 +945,8 @@ absl::StatusOr<std::shared_ptr<const MapSet>> LoadMaps(const std::vector<std::st
 }  // namespace isthmus::v2fhir
 
 namespace isthmus::v2fhir {
+
+absl::StatusOr<ElementPath> ParseElementPath(std::string_view text) { return ParseElement(text); }
 
 std::string DefaultMapsDir() {
   if (const char* env = std::getenv("ISTHMUS_MAPS_DIR"); env != nullptr && *env != '\0') return env;

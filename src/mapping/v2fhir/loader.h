@@ -42,6 +42,10 @@ absl::StatusOr<std::shared_ptr<const MapSet>> CompileMaps(const std::vector<MapF
 
 namespace isthmus::v2fhir {
 
+// Parses an element path as maps write it (`identifier[+].value`, `name[1].family`,
+// `extension[url=X].valueString`); the Lua hooks' resource API takes the same paths.
+absl::StatusOr<ElementPath> ParseElementPath(std::string_view text);
+
 // The shipped maps: $ISTHMUS_MAPS_DIR when set, else <install prefix>/share/isthmus/maps when it
 // exists, else the source tree's maps/ (compiled in, for builds that are not installed).
 std::string DefaultMapsDir();

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "mapping/lua/lua_script.h"
 #include "mapping/v2fhir/condition.h"
 
 namespace isthmus::v2fhir {
@@ -63,6 +64,16 @@ enum class Conversion {
 
 struct DatatypeMap;
 struct Vocabulary;
+struct ConceptMap;
+
+// A Lua hook (`hooks:` of a segment or message map): a global function of a script under lua/.
+// Segment hooks run after each run of their segment map's rules; message hooks once all
+// resources exist, before references are written (docs/mapping-guide.md "Lua hooks").
+struct Hook {
+  SourceRef src;          // where the hook is declared
+  std::string function;   // global function of the script
+  int script = -1;        // index into MapSet::scripts
+};
 
 struct Rule {
   SourceRef src;
@@ -116,6 +127,9 @@ struct Rule {
   std::optional<ElementPath> if_absent;
   int as_slot = -1;
   int into_slot = -1;
+  // `conceptmap: NAME` (with a datatype building a CodeableConcept): that site ConceptMap
+  // translates the codings of the element, whatever their system is.
+  const ConceptMap* conceptmap = nullptr;
 };
 
 struct DatatypeMap {
@@ -131,6 +145,7 @@ struct SegmentMap {
   std::string resource; // "Patient"
   SourceRef src;
   std::vector<Rule> rules;
+  std::vector<Hook> hooks;  // run after the rules, for every segment the map converts
 };
 
 struct Concept {
@@ -194,6 +209,27 @@ struct MessageMap {
   std::vector<std::string> includes;
   SourceRef src;
   std::vector<MessageEntry> entries;
+  std::vector<Hook> hooks;  // run once all resources exist (included maps' hooks first)
+};
+
+// A site ConceptMap (FHIR R4 JSON under conceptmaps/): local codes -> standard codes. A coding
+// whose system is a group's source (any system, for a group without source) and whose code has
+// targets with equivalence equal, equivalent, wider or subsumes gets those targets added next to
+// it in its CodeableConcept.
+struct ConceptMap {
+  struct Target {
+    std::string system, code, display;
+  };
+  std::string name;  // file stem
+  std::string url;
+  SourceRef src;
+  // "source system|code" -> targets; a group without source is keyed "|code".
+  absl::flat_hash_map<std::string, std::vector<Target>> targets;
+  std::vector<std::string> sources;  // the groups' source systems ("" = any)
+  // Targets of `code` in the group whose source is `system`; with `any_source`, else in a group
+  // without source.
+  const std::vector<Target>* Find(std::string_view system, std::string_view code,
+                                  bool any_source) const;
 };
 
 // Every map, by name. Built by LoadMaps (loader.h).
@@ -204,6 +240,12 @@ struct MapSet {
   absl::flat_hash_map<std::string, std::unique_ptr<Vocabulary>> vocabularies;
   absl::flat_hash_map<std::string, const MessageMap*> by_event;  // "ADT^A04" -> map
   const Vocabulary* coding_systems = nullptr;  // vocabulary "CodingSystem", if shipped
+  // Site ConceptMaps by name (conceptmaps/NAME.json), and those applying to every CodeableConcept
+  // a datatype map builds, by source system (groups with a source).
+  absl::flat_hash_map<std::string, std::unique_ptr<ConceptMap>> conceptmaps;
+  absl::flat_hash_map<std::string, std::vector<const ConceptMap*>> conceptmaps_by_source;
+  // Hook scripts (lua/NAME.lua), compiled once; Hook::script indexes this.
+  std::vector<std::shared_ptr<const mapping::LuaScript>> scripts;
 
   const MessageMap* FindMessage(std::string_view name) const;
   const MessageMap* FindEvent(std::string_view type, std::string_view trigger) const;
