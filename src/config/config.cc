@@ -175,9 +175,10 @@ class Reader {
     if (!base::ParseYamlBool(v, out)) Error(v, StrCat("'", key, "' must be true or false"));
   }
 
-  // A file path relative to the config file's directory; must exist when `must_exist`.
+  // A file path relative to the config file's directory; must exist when `must_exist` (as a
+  // directory when `directory`).
   void FilePath(const YAML::Node& v, std::string_view key, std::string* out, bool must_exist,
-                std::string_view expect) {
+                std::string_view expect, bool directory = false) {
     std::string s;
     if (!Str(v, key, &s, expect)) return;
     fs::path p(s);
@@ -185,6 +186,13 @@ class Reader {
     *out = p.lexically_normal().string();
     if (!must_exist) return;
     std::error_code ec;
+    if (directory) {
+      if (!fs::is_directory(*out, ec)) {
+        Error(v, StrCat("'", key, "': ", *out, " is not a directory (expected ", expect,
+                        "; relative paths start at the config file's directory)"));
+      }
+      return;
+    }
     if (!fs::is_regular_file(*out, ec)) {
       Error(v, StrCat("'", key, "': ", *out, " is not a readable file (expected ", expect,
                       "; relative paths start at the config file's directory)"));
@@ -514,7 +522,8 @@ class Reader {
       if (t.type != TransformerType::kFhir) {
         Error(n, StrCat("'", key, "' applies only to transformer type fhir"));
       } else if (key == "maps") {
-        FilePath(n, key, &t.maps, true, "a directory of site maps (docs/mapping-guide.md)");
+        FilePath(n, key, &t.maps, true, "a directory of site maps (docs/mapping-guide.md)",
+                 /*directory=*/true);
       } else if (key == "timezone") {
         absl::TimeZone tz;
         if (Str(n, key, &t.timezone, "a time zone name such as Europe/Paris") &&

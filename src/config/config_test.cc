@@ -396,6 +396,38 @@ TEST(ConfigTest, TlsAndLuaFilesResolveAgainstTheConfigDirectory) {
   fs::remove_all(dir);
 }
 
+TEST(ConfigTest, FhirTransformerMapsIsADirectoryBesideTheConfig) {
+  // `maps` names a directory of site maps (docs/mapping-guide.md), relative to the config file;
+  // a file or a missing path is an error at the key's line and column.
+  namespace fs = std::filesystem;
+  fs::path dir = fs::path(testing::TempDir()) / "isthmus_config_maps_test";
+  fs::create_directories(dir / "site-maps" / "lua");
+  std::ofstream(dir / "notadir.yaml") << "x\n";
+  auto write = [&](std::string_view maps) {
+    std::ofstream(dir / "isthmus.yaml")
+        << "channels:\n"
+           "  - name: c\n"
+           "    transformer: {type: fhir, maps: " << maps << "}\n"
+           "    destinations: [d]\n"
+           "destinations:\n"
+           "  - {name: d, type: fhir_local}\n";
+  };
+  write("site-maps");
+  auto c = LoadConfig((dir / "isthmus.yaml").string());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ((*c)->channels[0].transformer.maps, (dir / "site-maps").string());
+  // "    transformer: {type: fhir, maps: " is 36 characters: the value is at column 37.
+  for (std::string_view bad : {"notadir.yaml", "missing"}) {
+    write(bad);
+    c = LoadConfig((dir / "isthmus.yaml").string());
+    ASSERT_FALSE(c.ok()) << bad;
+    EXPECT_THAT(std::string(c.status().message()),
+                HasSubstr(base::StrCat((dir / "isthmus.yaml").string(), ":3:37: 'maps': ",
+                                       (dir / bad).string(), " is not a directory")));
+  }
+  fs::remove_all(dir);
+}
+
 TEST(ConfigTest, UnreadableFileIsNotInvalid) {
   auto c = LoadConfig("/nonexistent/isthmus.yaml");
   ASSERT_FALSE(c.ok());

@@ -223,6 +223,26 @@ TEST(Hooks, LoadErrors) {
               HasSubstr("maps/segments/PID[Patient].yaml:6:11: no Lua script 'site.lua' (lua/site.lua)"));
 }
 
+TEST(Hooks, AHooksFileHooksMapsWithoutReplacingThem) {
+  // hooks/site.yaml adds a segment hook to PID[Patient] and a message hook to ADT_A01, whose
+  // files declare none; an unknown map name is an error at its line and column.
+  std::vector<MapFile> files = Files("function after_pid(msg, res) res:set('gender', 'other') end\n"
+                                     "function after_msg(msg, bundle)\n"
+                                     "  bundle:find('Patient'):set('active', false)\n"
+                                     "end\n");
+  files.push_back(F("hooks/site.yaml",
+                    "- {segment: \"PID[Patient]\", lua: site.lua, function: after_pid}\n"
+                    "- {message: ADT_A01, lua: site.lua, function: after_msg}\n"));
+  auto r = ConvertWith(files);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_THAT(r->json, HasSubstr(R"("gender":"other","active":false)"));
+  files.back().text = "- {message: ADT_A99, lua: site.lua, function: after_msg}\n";
+  auto e = CompileMaps(files);
+  ASSERT_FALSE(e.ok());
+  EXPECT_THAT(std::string(e.status().message()),
+              HasSubstr("maps/hooks/site.yaml:1:13: no message map 'ADT_A99' (messages/ADT_A99.yaml)"));
+}
+
 // ---- ConceptMaps --------------------------------------------------------------------------
 
 // The maps above with a CWE map that gives each coding the system "urn:local:" + CWE.3 (these

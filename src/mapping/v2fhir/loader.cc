@@ -416,23 +416,28 @@ class Compiler {
     }
     for (const YAML::Node& h : list) {
       if (!base::CheckKeys(h, {"lua", "function", "note"}, errors, "a hook")) continue;
-      Hook hook;
-      hook.src = Ref(file, h);
-      std::string script = Scalar(h["lua"]);
-      hook.function = Scalar(h["function"]);
-      if (script.empty() || hook.function.empty()) {
-        errors.Add(h, "a hook needs 'lua' (a script under lua/) and 'function' (its name)");
-        continue;
-      }
-      auto it = script_index.find(script);
-      if (it == script_index.end()) {
-        errors.Add(h["lua"], base::StrCat("no Lua script '", script, "' (lua/", script, ")"));
-        continue;
-      }
-      hook.script = it->second;
-      functions[it->second].push_back(hook.function);
-      out->push_back(std::move(hook));
+      CompileHook(h, file, out, errors);
     }
+  }
+  // One hook {lua, function} (its keys checked by the caller).
+  void CompileHook(const YAML::Node& h, const std::string& file, std::vector<Hook>* out,
+                   YamlErrors& errors) {
+    Hook hook;
+    hook.src = Ref(file, h);
+    std::string script = Scalar(h["lua"]);
+    hook.function = Scalar(h["function"]);
+    if (script.empty() || hook.function.empty()) {
+      errors.Add(h, "a hook needs 'lua' (a script under lua/) and 'function' (its name)");
+      return;
+    }
+    auto it = script_index.find(script);
+    if (it == script_index.end()) {
+      errors.Add(h["lua"], base::StrCat("no Lua script '", script, "' (lua/", script, ")"));
+      return;
+    }
+    hook.script = it->second;
+    functions[it->second].push_back(hook.function);
+    out->push_back(std::move(hook));
   }
   // Scripts under lua/ by name ("site.lua") -> index into MapSet::scripts, and the functions
   // the hooks need from each (checked when the scripts are compiled).
@@ -613,7 +618,7 @@ absl::StatusOr<std::shared_ptr<const MapSet>> CompileMaps(const std::vector<MapF
   auto flush = [&](YamlErrors& e) {
     for (const std::string& m : e.messages()) all_errors.push_back(m);
   };
-  std::vector<Loaded> vocab, datatypes, segments, messages;
+  std::vector<Loaded> vocab, datatypes, segments, messages, hook_files;
   std::vector<const MapFile*> scripts;
   Compiler compiler(set.get());
   for (const MapFile& f : files) {
@@ -643,10 +648,12 @@ absl::StatusOr<std::shared_ptr<const MapSet>> CompileMaps(const std::vector<MapF
       segments.push_back(std::move(l));
     } else if (dir == "messages") {
       messages.push_back(std::move(l));
+    } else if (dir == "hooks") {
+      hook_files.push_back(std::move(l));
     } else {
       all_errors.push_back(base::StrCat(f.display_path,
                                         ": not under messages/, segments/, datatypes/, "
-                                        "vocabulary/, conceptmaps/ or lua/"));
+                                        "vocabulary/, hooks/, conceptmaps/ or lua/"));
     }
   }
   for (const Loaded& l : vocab) {
@@ -843,6 +850,42 @@ absl::StatusOr<std::shared_ptr<const MapSet>> CompileMaps(const std::vector<MapF
     }
     flush(e);
   }
+  // hooks/*.yaml: hooks added to maps by name, so that a site hooks a shipped map without
+  // replacing it. Before includes are resolved: a map including ADT_A01 gets its hooks too.
+  for (const Loaded& l : hook_files) {
+    YamlErrors e(l.file->display_path);
+    if (!IsSeq(l.root)) {
+      e.Add(l.root, "a hooks file is a list of {message: NAME or segment: NAME, lua: FILE.lua, "
+                    "function: NAME}");
+    }
+    for (const YAML::Node& h : IsSeq(l.root) ? l.root : YAML::Node(YAML::NodeType::Sequence)) {
+      if (!base::CheckKeys(h, {"message", "segment", "lua", "function", "note"}, e, "a hook")) {
+        continue;
+      }
+      const bool message = h["message"].IsDefined();
+      if (message == h["segment"].IsDefined()) {
+        e.Add(h, "a hook names either a 'message' map or a 'segment' map");
+        continue;
+      }
+      std::string name = Scalar(message ? h["message"] : h["segment"]);
+      std::vector<Hook>* target = nullptr;
+      if (message) {
+        if (auto it = set->messages.find(name); it != set->messages.end()) {
+          target = &it->second->hooks;
+        }
+      } else if (auto it = set->segments.find(name); it != set->segments.end()) {
+        target = &it->second->hooks;
+      }
+      if (target == nullptr) {
+        e.Add(message ? h["message"] : h["segment"],
+              base::StrCat("no ", message ? "message" : "segment", " map '", name, "' (",
+                           message ? "messages/" : "segments/", name, ".yaml)"));
+        continue;
+      }
+      compiler.CompileHook(h, l.file->display_path, target, e);
+    }
+    flush(e);
+  }
   // Includes: copy the included maps' entries (resolved recursively) before each map's own.
   absl::flat_hash_map<std::string, bool> resolved;  // name -> done (false: in progress)
   std::function<bool(MessageMap*)> resolve = [&](MessageMap* m) -> bool {
@@ -922,7 +965,7 @@ absl::StatusOr<std::shared_ptr<const MapSet>> LoadMaps(const std::vector<std::st
       return absl::NotFoundError(base::StrCat("maps directory not found: ", dir));
     }
     for (const char* sub :
-         {"messages", "segments", "datatypes", "vocabulary", "conceptmaps", "lua"}) {
+         {"messages", "segments", "datatypes", "vocabulary", "hooks", "conceptmaps", "lua"}) {
       fs::path p = fs::path(dir) / sub;
       if (!fs::is_directory(p, ec)) continue;
       const char* ext = std::string_view(sub) == "conceptmaps" ? ".json"
