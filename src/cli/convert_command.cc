@@ -143,7 +143,9 @@ Run AddConvertCommand(CLI::App& app) {
       "  cat adt.hl7 | isthmus convert -              read standard input\n\n"
       "Shipped maps: $ISTHMUS_MAPS_DIR, else <prefix>/share/isthmus/maps, else the source tree's\n"
       "maps/. A --maps DIR file replaces the shipped file with the same relative path\n"
-      "(segments/PID[Patient].yaml) and adds new ones. Map format: docs/mapping-guide.md.\n\n"
+      "(segments/PID[Patient].yaml) and adds new ones; it may also hold Lua hooks\n"
+      "(hooks/*.yaml naming functions of lua/*.lua) and FHIR R4 ConceptMaps for local codes\n"
+      "(conceptmaps/*.json). A hook error fails that message. Format: docs/mapping-guide.md.\n\n"
       "Exit status: 0 all converted, 1 some message could not be converted (reason on stderr,\n"
       "the others are still converted), 2 bad options or maps.");
   sub->add_option("--type", o->type, "message map to use (ADT_A01) or event (ADT^A04)");

@@ -10,9 +10,10 @@
 // an OperationOutcome entry and a Diagnostic: never silence. Resource ids are deterministic
 // (fhir/ids.h), so the same message always gives the same Bundle.
 //
-// Extension point: site-specific logic that a table cannot say (Lua hooks per message or per
-// segment) is meant to run between "resources created" and "references filled" in Convert();
-// none exists yet.
+// Site logic that a table cannot say: Lua hooks (hooks.h) run after a segment map's rules
+// (segment hooks) and between "resources created" and "references filled" (message hooks); a
+// hook error fails the conversion. Site ConceptMaps add standard codings next to local ones
+// after a datatype map builds a CodeableConcept. Hook states live in the Workspace.
 //
 // Thread-safety: a Converter is immutable and may be shared by any number of threads. Each call
 // needs its own Workspace (one per worker thread, reused across messages so that steady-state

@@ -158,6 +158,33 @@ TEST(Hooks, SegmentHookDropsItsResource) {
   EXPECT_THAT(r->json, Not(HasSubstr(R"("valueString":"x")")));
 }
 
+TEST(Hooks, ReferencesToADroppedResourceAreLeftOut) {
+  // OBX-16 makes a Practitioner (a `resource:` rule writes performer[+] -> Practitioner/<id>
+  // while the OBX is converted); the message hook drops it: the performer References, written
+  // before the hook, are left out with it, and the Observations stay.
+  std::vector<MapFile> files = Files("function after_message(msg, bundle)\n"
+                                     "  bundle:find('Practitioner'):drop()\n"
+                                     "end\n",
+                                     "", "", "after_message");
+  files[3].text += "  - {field: OBX-16, element: \"performer[+]\", datatype: \"XCN[Practitioner]\", "
+                   "resource: Practitioner}\n";
+  files.push_back(F("datatypes/XCN[Practitioner].yaml",
+                    "datatype: XCN\nrules:\n  - {component: 2, element: \"name[+].family\", type: string}\n"));
+  std::string text = kMsg;
+  text.replace(text.find("ninety"), 6, "ninety|||||||||||DOC1^WHO");
+  auto r = ConvertWith(files, false, text.c_str());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_THAT(r->json, Not(HasSubstr("Practitioner")));
+  EXPECT_THAT(r->json, Not(HasSubstr("performer")));
+  EXPECT_EQ(Count(r->json, R"("resourceType":"Observation")"), 3u) << r->json;
+  // Without the hook (same maps but no message hook), the Practitioner and the reference are there.
+  files[0] = Files("", "", "", "")[0];
+  auto without = ConvertWith(files, false, text.c_str());
+  ASSERT_TRUE(without.ok()) << without.status();
+  EXPECT_THAT(without->json, HasSubstr(R"("performer":[{"reference":"Practitioner/)"));
+  EXPECT_THAT(without->json, HasSubstr(R"("family":"WHO")"));
+}
+
 TEST(Hooks, ErrorNamesTheHookAndScriptLine) {
   // error() on line 3 of the script; the hook is declared on line 5 of PID[Patient].yaml
   // (segment, rules, two rules, then `hooks:` on 5 and its item on 6).
