@@ -19,6 +19,7 @@ import datetime
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import subprocess
@@ -33,6 +34,7 @@ P.add_argument("--seconds", type=float, default=20, help="duration of each read/
 P.add_argument("--create-seconds", type=float, default=20, help="duration of the create phase")
 P.add_argument("--bundles", type=int, default=60, help="Bundles in the transaction phase")
 P.add_argument("--load-conns", type=int, default=2, help="connections of the load phase")
+P.add_argument("--create-conns", type=int, default=16, help="connections of the create phase")
 P.add_argument("--isthmus", help="the server binary (default BUILD/isthmus), e.g. for A/B runs "
                "of two builds")
 P.add_argument("--keep", action="store_true", help="keep the data directory afterwards")
@@ -97,8 +99,9 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def thread_cpu_s(pid):
-    """CPU seconds (user + system) of the server's threads: the store's writer thread and all others."""
-    out = {"writer": 0.0, "other": 0.0}
+    """CPU seconds (user + system) of the server's threads: the store's writer thread and all others,
+    and by thread name (`by_name`: writer, net-N event loop, the unnamed HTTP handler pool...)."""
+    out = {"writer": 0.0, "other": 0.0, "by_name": {}}
     try:
         tasks = os.listdir("/proc/%d/task" % pid)
     except OSError:
@@ -109,8 +112,16 @@ def thread_cpu_s(pid):
             f = open("/proc/%d/task/%s/stat" % (pid, t)).read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        out["writer" if comm == "writer" else "other"] += (int(f[11]) + int(f[12])) / CLK_TCK
+        cpu = (int(f[11]) + int(f[12])) / CLK_TCK
+        out["writer" if comm == "writer" else "other"] += cpu
+        out["by_name"][comm] = out["by_name"].get(comm, 0.0) + cpu
     return out
+
+
+def children_cpu_s():
+    """CPU seconds of finished child processes (the load client fhir_load)."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def start_server():
@@ -192,9 +203,9 @@ def main():
     def phase(name, target, mode, conns, *extra):
         load0 = loadavg()
         rss = RssSampler(proc.pid)
-        cpu0 = thread_cpu_s(proc.pid)
+        cpu0, client0 = thread_cpu_s(proc.pid), children_cpu_s()
         r = fhir_load(port, mode, conns, *extra)
-        cpu1 = thread_cpu_s(proc.pid)
+        cpu1, client1 = thread_cpu_s(proc.pid), children_cpu_s()
         r.update(rss.finish())
         # Server CPU per resource: the writer thread (the single-writer bound of write phases) and
         # the whole process; less sensitive to the shared machine's load than resources/s.
@@ -202,6 +213,12 @@ def main():
         r["writer_cpu_ms_per_resource"] = round(1000 * (cpu1["writer"] - cpu0["writer"]) / n, 4)
         r["server_cpu_ms_per_resource"] = round(
             1000 * (cpu1["writer"] + cpu1["other"] - cpu0["writer"] - cpu0["other"]) / n, 4)
+        # Where the rest went: per thread name (ms per resource), and the load client's own CPU
+        # (it shares the 2 cores with the server).
+        r["thread_cpu_ms_per_resource"] = {
+            k: round(1000 * (v - cpu0["by_name"].get(k, 0.0)) / n, 4) for k, v in cpu1["by_name"].items()
+            if v - cpu0["by_name"].get(k, 0.0) > 0}
+        r["client_cpu_ms_per_resource"] = round(1000 * (client1 - client0) / n, 4)
         r.update({"phase": name, "target": target, "load_start": load0, "load_end": loadavg(),
                   "stored_before": stored[0]})
         if mode in ("create", "transaction"):
@@ -214,6 +231,9 @@ def main():
             % (name, conns, r["resources_per_s"], r["p50_ms"], r["p99_ms"], r["max_ms"], r["rss_first_mb"],
                r["rss_max_mb"], r["rss_last_mb"], r["errors"], r["mismatches"], r["load_end"],
                r["writer_cpu_ms_per_resource"], r["server_cpu_ms_per_resource"]))
+        log("   CPU ms/resource by thread: %s; client %.3f" % (
+            ", ".join("%s %.3f" % kv for kv in sorted(r["thread_cpu_ms_per_resource"].items())),
+            r["client_cpu_ms_per_resource"]))
         return r
 
     stored = [0]
@@ -230,7 +250,7 @@ def main():
         if unknown:
             raise SystemExit("unknown phase(s) %s (expected %s)" % (", ".join(sorted(unknown)), ", ".join(PHASES)))
         if "create" in phases:
-            phase("create", ">= 5,000/s", "create", 16, "--seconds", A.create_seconds, "--tag", "C")
+            phase("create", ">= 5,000/s", "create", A.create_conns, "--seconds", A.create_seconds, "--tag", "C")
         if "transaction" in phases:
             phase("transaction (500 entries)", ">= 20,000/s", "transaction", 2, "--requests", A.bundles,
                   "--tag", "T")

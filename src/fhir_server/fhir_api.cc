@@ -1,5 +1,6 @@
 #include "fhir_server/fhir_api.h"
 
+#include <future>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -865,23 +866,39 @@ HttpResponse FhirApi::IdSearch(const HttpRequest& req, const std::string& type) 
 }
 
 HttpResponse FhirApi::Create(const HttpRequest& req) const {
+  std::promise<HttpResponse> promise;
+  std::future<HttpResponse> answered = promise.get_future();
+  CreateAsync(req, [&promise](HttpResponse r) mutable { promise.set_value(std::move(r)); });
+  return answered.get();
+}
+
+void FhirApi::CreateAsync(const HttpRequest& req, net::HttpResponder respond) const {
   const std::string type = req.PathParam("type");
-  if (auto bad = CheckType(req, type)) return *bad;
-  if (auto bad = CheckFormat(req, true)) return *bad;
+  if (auto bad = CheckType(req, type)) return std::move(respond)(*std::move(bad));
+  if (auto bad = CheckFormat(req, true)) return std::move(respond)(*std::move(bad));
   store::FhirWriteOptions o;
   if (std::string cond = req.Header("if-none-exist"); !cond.empty()) {
     // If-None-Exist: "identifier=a|b" (also accepted: "Patient?identifier=a|b", "?...").
     if (size_t q = cond.find('?'); q != std::string::npos) cond.erase(0, q + 1);
     if (!matcher_) {
-      return NotImplemented(req, "conditional create (If-None-Exist) needs search");
+      return std::move(respond)(
+          NotImplemented(req, "conditional create (If-None-Exist) needs search"));
     }
     o.if_none_exist = std::move(cond);
     o.matcher = &matcher_;
   }
-  absl::StatusOr<store::FhirWriteResult> w = store_.Create(type, req.body, o);
-  if (!w.ok()) return FromStatus(req, w.status());
-  if (w->existing) return VersionResponse(req, 200, w->version, false, ParsePrefer(req));
-  return VersionResponse(req, 201, w->version, true, ParsePrefer(req));
+  // Answered from the writer's commit callback: no pool thread waits for the fsync, so every
+  // create in flight can share one commit. `req` lives until `respond` is called.
+  store_.CreateAsync(type, req.body, std::move(o),
+                     [&req, respond = std::move(respond)](
+                         absl::StatusOr<store::FhirWriteResult> w) mutable {
+                       std::move(respond)(
+                           !w.ok()       ? FromStatus(req, w.status())
+                           : w->existing ? VersionResponse(req, 200, w->version, false,
+                                                           ParsePrefer(req))
+                                         : VersionResponse(req, 201, w->version, true,
+                                                           ParsePrefer(req)));
+                     });
 }
 
 HttpResponse FhirApi::Read(const HttpRequest& req) const {
@@ -1398,6 +1415,7 @@ void FhirApi::Register(net::HttpServer& http) {
     std::string pattern;
     std::vector<std::pair<std::string, net::HttpHandler>> handlers;
     std::function<HttpResponse(const HttpRequest&)> otherwise;
+    std::vector<std::pair<std::string, net::AsyncHttpHandler>> async_handlers = {};
   };
   const std::vector<std::string> kMethods = {"GET", "POST", "PUT", "DELETE", "PATCH"};
   auto allow = [](std::string methods) {
@@ -1416,11 +1434,13 @@ void FhirApi::Register(net::HttpServer& http) {
                     allow("GET, POST")});
   routes.push_back({"/fhir/{type}",
                     {{"GET", bind(&FhirApi::Search)},
-                     {"POST", bind(&FhirApi::Create)},
                      {"PUT", bind(&FhirApi::ConditionalUpdate)},
                      {"DELETE", bind(&FhirApi::ConditionalDelete)},
                      {"PATCH", bind(&FhirApi::ConditionalPatch)}},
-                    allow("GET, POST, PUT, DELETE, PATCH")});
+                    allow("GET, POST, PUT, DELETE, PATCH"),
+                    {{"POST", [this](const HttpRequest& r, net::HttpResponder respond) {
+                        CreateAsync(r, std::move(respond));
+                      }}}});
   routes.push_back({"/fhir/{type}/{id}/_history/{vid}", {{"GET", bind(&FhirApi::VRead)}},
                     allow("GET")});
   routes.push_back({"/fhir/{type}/{id}/_history", {{"GET", bind(&FhirApi::InstanceHistory)}},
@@ -1452,9 +1472,13 @@ void FhirApi::Register(net::HttpServer& http) {
                     }});
   for (Route& route : routes) {
     for (auto& [method, handler] : route.handlers) http.Handle(method, route.pattern, handler);
+    for (auto& [method, handler] : route.async_handlers) {
+      http.HandleAsync(method, route.pattern, handler);
+    }
     for (const std::string& method : kMethods) {
       bool taken = false;
       for (const auto& h : route.handlers) taken |= h.first == method;
+      for (const auto& h : route.async_handlers) taken |= h.first == method;
       if (!taken) http.Handle(method, route.pattern, route.otherwise);
     }
   }

@@ -62,6 +62,8 @@ class FhirApi {
   // (and the query string).
   net::HttpResponse SearchPost(const net::HttpRequest& req) const;
   net::HttpResponse Create(const net::HttpRequest& req) const;
+  // The same, answered through `respond` once the commit is durable (the route's handler).
+  void CreateAsync(const net::HttpRequest& req, net::HttpResponder respond) const;
   net::HttpResponse TypeHistory(const net::HttpRequest& req) const;
   net::HttpResponse Read(const net::HttpRequest& req) const;
   net::HttpResponse Update(const net::HttpRequest& req) const;

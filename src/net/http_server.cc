@@ -51,7 +51,17 @@ std::string JsonEscape(std::string_view s) {
 struct Route {
   std::string method;
   std::vector<std::string> parts;  // pattern split on '/'
-  HttpHandler handler;
+  HttpHandler handler;             // one of the two
+  AsyncHttpHandler async;
+};
+
+// An asynchronous handler's pending answer: completes the session's wait once; a 500 if it is
+// dropped unanswered (a handler that threw, or lost its responder).
+struct PendingAnswer {
+  absl::AnyInvocable<void(HttpResponse) &&> complete;
+  ~PendingAnswer() {
+    if (complete) std::move(complete)(HttpResponse::Error(500, "internal error"));
+  }
 };
 
 bool Match(const Route& r, const std::vector<std::string_view>& path,
@@ -128,21 +138,34 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   std::atomic<int> port{0};
   std::atomic<bool> stopping{false};
 
-  HttpResponse Dispatch(HttpRequest& req) {
+  // On the pool: runs the route's handler; `respond` gets the answer (now, or later from an
+  // asynchronous handler).
+  void Dispatch(HttpRequest& req, HttpResponder respond) {
     std::vector<std::string_view> path = base::Split(req.path, '/');
     bool path_matched = false;
     for (const Route& r : routes) {
       if (!Match(r, path, &req.path_params)) continue;
       path_matched = true;
       if (r.method != req.method && !(r.method == "GET" && req.method == "HEAD")) continue;
-      try {
-        return r.handler(req);
-      } catch (const std::exception& e) {
-        return HttpResponse::Error(500, "internal error");
+      if (r.async) {
+        try {
+          r.async(req, std::move(respond));  // a throw drops it: PendingAnswer answers 500
+        } catch (const std::exception&) {
+        }
+        return;
       }
+      HttpResponse out;
+      try {
+        out = r.handler(req);
+      } catch (const std::exception& e) {
+        out = HttpResponse::Error(500, "internal error");
+      }
+      std::move(respond)(std::move(out));
+      return;
     }
-    return path_matched ? HttpResponse::Error(405, "method not allowed")
-                        : HttpResponse::Error(404, base::StrCat("no resource at ", req.path));
+    std::move(respond)(path_matched
+                           ? HttpResponse::Error(405, "method not allowed")
+                           : HttpResponse::Error(404, base::StrCat("no resource at ", req.path)));
   }
 
   asio::awaitable<void> Session(tcp::socket socket) {
@@ -197,9 +220,26 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
         req.body = std::move(msg.body());
         req.peer = peer;
         keep_alive = msg.keep_alive();
-        // Run the handler on the blocking pool; resume here when it is done.
-        HttpResponse out = co_await asio::co_spawn(
-            pool, [this, &req]() -> asio::awaitable<HttpResponse> { co_return Dispatch(req); },
+        // Run the handler on the blocking pool; resume here (on this session's strand) when it
+        // answers. `req` lives in this frame until then.
+        HttpResponse out = co_await asio::async_initiate<decltype(asio::use_awaitable),
+                                                         void(HttpResponse)>(
+            [this, &req](auto handler) {
+              auto answer = std::make_shared<PendingAnswer>();
+              answer->complete = [h = std::move(handler)](HttpResponse r) mutable {
+                auto ex = asio::get_associated_executor(h);
+                asio::post(ex, [h = std::move(h), r = std::move(r)]() mutable {
+                  std::move(h)(std::move(r));
+                });
+              };
+              HttpResponder respond = [answer](HttpResponse r) mutable {
+                std::move(answer->complete)(std::move(r));
+                answer->complete = nullptr;
+              };
+              asio::post(pool, [this, &req, respond = std::move(respond)]() mutable {
+                Dispatch(req, std::move(respond));
+              });
+            },
             asio::use_awaitable);
         res.result(static_cast<unsigned>(out.status));
         res.set(http::field::content_type, out.content_type);
@@ -243,10 +283,20 @@ HttpServer::~HttpServer() {
   impl_->pool.join();
 }
 
-void HttpServer::Handle(std::string method, std::string pattern, HttpHandler handler) {
+namespace {
+std::vector<std::string> PatternParts(std::string_view pattern) {
   std::vector<std::string> parts;
   for (std::string_view p : base::Split(pattern, '/')) parts.emplace_back(p);
-  impl_->routes.push_back(Route{std::move(method), std::move(parts), std::move(handler)});
+  return parts;
+}
+}  // namespace
+
+void HttpServer::Handle(std::string method, std::string pattern, HttpHandler handler) {
+  impl_->routes.push_back(Route{std::move(method), PatternParts(pattern), std::move(handler), {}});
+}
+
+void HttpServer::HandleAsync(std::string method, std::string pattern, AsyncHttpHandler handler) {
+  impl_->routes.push_back(Route{std::move(method), PatternParts(pattern), {}, std::move(handler)});
 }
 
 absl::Status HttpServer::Listen(const std::string& host, int port) {

@@ -3,6 +3,11 @@
 // so they may read the database.
 // Thread-safety: register routes before Listen(); handlers may run concurrently.
 //
+// An asynchronous handler (HandleAsync) also starts on the pool but answers through its
+// HttpResponder, from any thread and later (e.g. a store's commit callback): its pool thread is
+// free meanwhile, so requests in flight are not capped by the pool's size. The request stays
+// valid until the responder is called; a responder destroyed without being called answers 500.
+//
 // Example:
 //   HttpServer http(loop, {});
 //   http.Handle("GET", "/api/messages/{id}", [&](const HttpRequest& r) {
@@ -18,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "net/event_loop.h"
 
@@ -56,6 +62,9 @@ struct HttpResponse {
 };
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+// Call exactly once, from any thread; the response is written on the connection's own executor.
+using HttpResponder = absl::AnyInvocable<void(HttpResponse) &&>;
+using AsyncHttpHandler = std::function<void(const HttpRequest&, HttpResponder)>;
 
 struct HttpServerOptions {
   size_t max_body_bytes = 16u << 20;
@@ -69,6 +78,7 @@ class HttpServer {
   ~HttpServer();
 
   void Handle(std::string method, std::string pattern, HttpHandler handler);
+  void HandleAsync(std::string method, std::string pattern, AsyncHttpHandler handler);
   // Binds and starts accepting. "0" as port picks a free one (see port()).
   absl::Status Listen(const std::string& host, int port);
   int port() const;

@@ -5,7 +5,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <condition_variable>
+#include <mutex>
+#include <stdexcept>
 #include <thread>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -79,6 +83,70 @@ TEST_F(HttpServerTest, BodyLimitAndGarbage) {
   EXPECT_NE(r.find("HTTP/1.1 413"), std::string::npos) << r;
   r = RoundTrip(server_->port(), "\x01\x02 garbage\r\n\r\n");
   EXPECT_NE(r.find("HTTP/1.1 400"), std::string::npos) << r;
+}
+
+// Asynchronous handlers answer later, from another thread, and do not hold a pool thread
+// meanwhile: with a pool of one thread, three requests are all in the handler's hands at once
+// (a blocking handler would see one at a time and this test would time out).
+TEST(HttpServerAsyncTest, AnswersLaterFromAnotherThreadWithoutHoldingThePool) {
+  EventLoop loop{1};
+  HttpServerOptions o;
+  o.handler_threads = 1;
+  HttpServer server(loop, o);
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::pair<std::string, HttpResponder>> pending;
+  server.HandleAsync("GET", "/later/{n}", [&](const HttpRequest& r, HttpResponder respond) {
+    std::lock_guard<std::mutex> lock(mu);
+    pending.emplace_back(r.PathParam("n"), std::move(respond));
+    cv.notify_all();
+  });
+  server.HandleAsync("GET", "/dropped", [](const HttpRequest&, HttpResponder) {});
+  server.HandleAsync("GET", "/throws", [](const HttpRequest&, HttpResponder) {
+    throw std::runtime_error("boom");
+  });
+  server.Handle("GET", "/sync", [](const HttpRequest&) { return HttpResponse::Text(200, "s"); });
+  ASSERT_TRUE(server.Listen("127.0.0.1", 0).ok());
+  std::thread loop_thread([&] { loop.Run(); });
+
+  std::vector<std::string> answers(3);
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 3; ++i) {
+    clients.emplace_back([&, i] {
+      answers[i] = RoundTrip(server.port(), "GET /later/" + std::to_string(i) +
+                                                " HTTP/1.1\r\nConnection: close\r\n\r\n");
+    });
+  }
+  std::thread answerer([&] {
+    std::unique_lock<std::mutex> lock(mu);
+    EXPECT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return pending.size() == 3; }))
+        << pending.size() << " requests reached the handler at once";
+    // Answer what came, newest first, then any latecomer (so that a failing server still ends).
+    for (size_t answered = 0; answered < 3;) {
+      for (auto it = pending.rbegin(); it != pending.rend(); ++it, ++answered) {
+        std::move(it->second)(HttpResponse::Text(202, "answer " + it->first));
+      }
+      pending.clear();
+      if (answered < 3) cv.wait_for(lock, std::chrono::seconds(10), [&] { return !pending.empty(); });
+    }
+  });
+  answerer.join();
+  for (std::thread& t : clients) t.join();
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_NE(answers[i].find("HTTP/1.1 202"), std::string::npos) << answers[i];
+    EXPECT_NE(answers[i].find("answer " + std::to_string(i)), std::string::npos) << answers[i];
+  }
+  // A responder dropped unanswered, or a handler that throws: 500, and the server still serves.
+  std::string r = RoundTrip(server.port(), "GET /dropped HTTP/1.1\r\nConnection: close\r\n\r\n");
+  EXPECT_NE(r.find("HTTP/1.1 500"), std::string::npos) << r;
+  r = RoundTrip(server.port(), "GET /throws HTTP/1.1\r\nConnection: close\r\n\r\n");
+  EXPECT_NE(r.find("HTTP/1.1 500"), std::string::npos) << r;
+  r = RoundTrip(server.port(), "GET /sync HTTP/1.1\r\nConnection: close\r\n\r\n");
+  EXPECT_NE(r.find("HTTP/1.1 200"), std::string::npos) << r;
+
+  server.Stop();
+  loop.Stop();
+  loop_thread.join();
 }
 
 TEST(UrlDecodeTest, Decodes) {

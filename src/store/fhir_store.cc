@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <future>
 #include <optional>
 #include <unordered_map>
 
@@ -696,6 +697,20 @@ absl::Status IdFreeForConditionalCreate(FhirOp& op, std::string_view type, std::
                         409);
 }
 
+// Writer::Run for an op that can fail only when its group's transaction fails anyway (an I/O
+// error, a full disk; a collision of two new random ids), so Writer::Isolation::kGroup: no
+// SAVEPOINT around it. A savepoint makes SQLite copy every page the op first touches into a
+// sub-journal, which spills to a temporary file beyond 64 KiB: for a Bundle of 500 POSTs that was
+// more page writes (to /var/tmp/etilqs_*) than the WAL got (strace of the writer thread).
+absl::Status RunWithoutSavepoint(Writer& writer, Writer::Op op) {
+  std::promise<absl::Status> promise;
+  std::future<absl::Status> committed = promise.get_future();
+  writer.Submit(
+      std::move(op), [&promise](absl::Status s) mutable { promise.set_value(std::move(s)); },
+      Writer::Isolation::kGroup);
+  return committed.get();
+}
+
 absl::Status CheckType(std::string_view type) {
   if (IsFhirResourceType(type)) return absl::OkStatus();
   return absl::InvalidArgumentError(
@@ -715,31 +730,68 @@ absl::Status CheckTypeAndId(std::string_view type, std::string_view id) {
 
 absl::StatusOr<FhirWriteResult> FhirStore::Create(std::string_view type, std::string_view json,
                                                   FhirWriteOptions o) {
-  ISTHMUS_RETURN_IF_ERROR(CheckType(type));
+  std::promise<absl::StatusOr<FhirWriteResult>> promise;
+  std::future<absl::StatusOr<FhirWriteResult>> created = promise.get_future();
+  CreateAsync(type, json, std::move(o), [&promise](absl::StatusOr<FhirWriteResult> r) mutable {
+    promise.set_value(std::move(r));
+  });
+  return created.get();
+}
+
+void FhirStore::CreateAsync(std::string_view type, std::string_view json, FhirWriteOptions o,
+                            WriteDone done) {
   Doc doc;
-  ISTHMUS_RETURN_IF_ERROR(ParseJson(json, doc, "the resource"));
-  ISTHMUS_RETURN_IF_ERROR(CheckResource(doc, "resource", type));
-  if (o.validate) ISTHMUS_RETURN_IF_ERROR(ValidateR4(doc, "the resource"));
+  absl::Status bad = CheckType(type);
+  if (bad.ok()) bad = ParseJson(json, doc, "the resource");
+  if (bad.ok()) bad = CheckResource(doc, "resource", type);
+  if (bad.ok() && o.validate) bad = ValidateR4(doc, "the resource");
+  if (!bad.ok()) {
+    std::move(done)(bad);
+    return;
+  }
   // Serialization and index extraction here, on the caller's thread: the writer only inserts.
-  const std::string id = NewId();
-  const PreparedBody body = PrepareFirstVersion(doc, type, id, nullptr, opts_.indexer);
-  FhirWriteResult out;
-  ISTHMUS_RETURN_IF_ERROR(writer_.Run([&](db::Connection& conn) -> absl::Status {
-    if (!o.if_none_exist.empty()) {
-      ISTHMUS_ASSIGN_OR_RETURN(std::vector<std::string> ids,
-                               MatchCondition(o.matcher, conn, type, o.if_none_exist));
-      if (ids.size() > 1) return TooManyMatches(type, o.if_none_exist);
-      if (ids.size() == 1) {
-        ISTHMUS_ASSIGN_OR_RETURN(out.version, ReadCurrent(conn, type, ids[0]));
-        out.existing = true;
+  struct State {
+    std::string type, id;
+    PreparedBody body;
+    FhirWriteOptions o;
+    FhirWriteResult out;
+    WriteDone done;
+  };
+  auto st = std::make_shared<State>();
+  st->type = std::string(type);
+  st->id = NewId();
+  st->body = PrepareFirstVersion(doc, type, st->id, nullptr, opts_.indexer);
+  st->o = std::move(o);
+  st->done = std::move(done);
+  // A plain create fails only if the group's transaction does: no savepoint
+  // (RunWithoutSavepoint).
+  const Writer::Isolation isolation = st->o.if_none_exist.empty() ? Writer::Isolation::kGroup
+                                                                  : Writer::Isolation::kSavepoint;
+  writer_.Submit(
+      [this, st](db::Connection& conn) -> absl::Status {
+        if (!st->o.if_none_exist.empty()) {
+          ISTHMUS_ASSIGN_OR_RETURN(std::vector<std::string> ids,
+                                   MatchCondition(st->o.matcher, conn, st->type,
+                                                  st->o.if_none_exist));
+          if (ids.size() > 1) return TooManyMatches(st->type, st->o.if_none_exist);
+          if (ids.size() == 1) {
+            ISTHMUS_ASSIGN_OR_RETURN(st->out.version, ReadCurrent(conn, st->type, ids[0]));
+            st->out.existing = true;
+            return absl::OkStatus();
+          }
+        }
+        FhirOp op(*this, conn);
+        ISTHMUS_ASSIGN_OR_RETURN(st->out, op.CreatePrepared(st->type, st->id, st->body));
         return absl::OkStatus();
-      }
-    }
-    FhirOp op(*this, conn);
-    ISTHMUS_ASSIGN_OR_RETURN(out, op.CreatePrepared(type, id, body));
-    return absl::OkStatus();
-  }));
-  return out;
+      },
+      [st](absl::Status s) {
+        if (s.ok()) {
+          std::move(st->done)(std::move(st->out));
+        } else {
+          std::move(st->done)(std::move(s));
+        }
+      },
+      isolation);
 }
 
 absl::StatusOr<FhirWriteResult> FhirStore::ConditionalUpdate(std::string_view type,
@@ -1215,12 +1267,17 @@ absl::StatusOr<FhirTransactionResult> FhirStore::Transaction(std::string_view bu
   // op only resolves conditions and writes.
   ParsedBundle parsed;
   ISTHMUS_RETURN_IF_ERROR(ParseBundle(bundle_json, o, parsed));
-  FhirTransactionResult out;
-  ISTHMUS_RETURN_IF_ERROR(writer_.Run([&](db::Connection& conn) -> absl::Status {
-    ISTHMUS_ASSIGN_OR_RETURN(out, ApplyParsed(conn, parsed, o));
-    return absl::OkStatus();
-  }));
-  return out;
+  // A transaction of prepared POSTs only fails if the group's transaction does (its ids are new,
+  // nothing in it depends on the stored state): no savepoint (RunWithoutSavepoint).
+  const bool only_prepared_posts =
+      !parsed.batch && parsed.ids_assigned &&
+      std::all_of(parsed.entries.begin(), parsed.entries.end(),
+                  [](const Entry& e) { return e.method == "POST" && e.body != nullptr; });
+  Writer::Op apply = [&](db::Connection& conn) { return ApplyParsed(conn, parsed, o); };
+  ISTHMUS_RETURN_IF_ERROR(only_prepared_posts ? RunWithoutSavepoint(writer_, std::move(apply))
+                                              : writer_.Run(std::move(apply)));
+  // The response after the commit, off the writer thread.
+  return BundleResponse(parsed, o);
 }
 
 absl::StatusOr<FhirTransactionResult> FhirStore::ApplyTransaction(db::Connection& conn,
@@ -1228,7 +1285,8 @@ absl::StatusOr<FhirTransactionResult> FhirStore::ApplyTransaction(db::Connection
                                                                   FhirTransactionOptions o) {
   ParsedBundle parsed;
   ISTHMUS_RETURN_IF_ERROR(ParseBundle(bundle_json, o, parsed));
-  return ApplyParsed(conn, parsed, o);
+  ISTHMUS_RETURN_IF_ERROR(ApplyParsed(conn, parsed, o));
+  return BundleResponse(parsed, o);
 }
 
 // New ids for POST entries, and what their fullUrls (and those of PUT entries) stand for.
@@ -1302,9 +1360,8 @@ absl::Status FhirStore::ParseBundle(std::string_view bundle_json, const FhirTran
   return absl::OkStatus();
 }
 
-absl::StatusOr<FhirTransactionResult> FhirStore::ApplyParsed(db::Connection& conn,
-                                                             ParsedBundle& p,
-                                                             const FhirTransactionOptions& o) {
+absl::Status FhirStore::ApplyParsed(db::Connection& conn, ParsedBundle& p,
+                                    const FhirTransactionOptions& o) {
   const bool batch = p.batch;
   std::vector<Entry>& entries = p.entries;
   // An entry that cannot be applied: the transaction fails, a batch entry fails alone.
@@ -1449,8 +1506,6 @@ absl::StatusOr<FhirTransactionResult> FhirStore::ApplyParsed(db::Connection& con
   // Processing order (FHIR R4 transaction rules): DELETE, POST, PUT and PATCH, then GET.
   static constexpr std::array<std::string_view, 5> kOrder = {"DELETE", "POST", "PUT", "PATCH",
                                                              "GET"};
-  FhirTransactionResult result;
-  result.batch = batch;
   for (std::string_view method : kOrder) {
     for (Entry& e : entries) {
       if (!e.prepared.ok() || e.method != method) continue;
@@ -1465,7 +1520,14 @@ absl::StatusOr<FhirTransactionResult> FhirStore::ApplyParsed(db::Connection& con
       ISTHMUS_RETURN_IF_ERROR(conn.Exec("RELEASE fhir_entry"));
     }
   }
-  // The response, in request order.
+  return absl::OkStatus();
+}
+
+FhirTransactionResult FhirStore::BundleResponse(ParsedBundle& p, const FhirTransactionOptions& o) {
+  const bool batch = p.batch;
+  FhirTransactionResult result;
+  result.batch = batch;
+  // In request order.
   rapidjson::StringBuffer buf;
   rapidjson::Writer<rapidjson::StringBuffer> w(buf);
   w.StartObject();
@@ -1477,7 +1539,7 @@ absl::StatusOr<FhirTransactionResult> FhirStore::ApplyParsed(db::Connection& con
   w.String(batch ? "batch-response" : "transaction-response");
   w.Key("entry");
   w.StartArray();
-  for (Entry& e : entries) {
+  for (Entry& e : p.entries) {
     absl::Status failed = !e.prepared.ok() ? e.prepared : e.result;
     w.StartObject();
     if (failed.ok()) {

@@ -67,6 +67,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "base/clock.h"
 #include "db/db.h"
@@ -220,6 +221,12 @@ class FhirStore {
   // returns it (existing = true), more than one is kFailedPrecondition.
   absl::StatusOr<FhirWriteResult> Create(std::string_view type, std::string_view json,
                                          FhirWriteOptions o = {});
+  // Create without waiting: `done` gets the result once the commit is durable (on the writer
+  // thread: keep it quick), or at once on the caller's thread when the request is refused
+  // before the write. o.matcher must outlive the call to `done`.
+  using WriteDone = absl::AnyInvocable<void(absl::StatusOr<FhirWriteResult>) &&>;
+  void CreateAsync(std::string_view type, std::string_view json, FhirWriteOptions o,
+                   WriteDone done);
   // PUT /{type}/{id}: a new version, or the resource created with that id (created = true).
   absl::StatusOr<FhirWriteResult> Update(std::string_view type, std::string_view id,
                                          std::string_view json, FhirWriteOptions o = {});
@@ -289,8 +296,9 @@ class FhirStore {
   absl::Status ParseBundle(std::string_view bundle_json, const FhirTransactionOptions& o,
                            ParsedBundle& p);
   absl::Status AssignIds(ParsedBundle& p);
-  absl::StatusOr<FhirTransactionResult> ApplyParsed(db::Connection& conn, ParsedBundle& p,
-                                                    const FhirTransactionOptions& o);
+  absl::Status ApplyParsed(db::Connection& conn, ParsedBundle& p, const FhirTransactionOptions& o);
+  // The transaction-response / batch-response of an applied Bundle (after the commit).
+  FhirTransactionResult BundleResponse(ParsedBundle& p, const FhirTransactionOptions& o);
   absl::StatusOr<std::unique_ptr<db::Connection>> AcquireReader() const;
   void ReleaseReader(std::unique_ptr<db::Connection> conn) const;
   std::string NewId();
