@@ -366,6 +366,7 @@ class Run final : public HookHost {
   Tree::NodeId HookResolve(Tree::NodeId res, const ElementPath& p, bool create, K leaf,
                            std::string* error);
   void Unhide(Tree::NodeId n);
+  bool Fixed(const ElementPath& p, std::string* error) const;
   // The tree without what hooks removed or dropped (s_.out), for writing.
   Tree::NodeId CopyLive(Tree::NodeId n, Tree::NodeId parent);
   // Site ConceptMaps: adds the target codings of the codings of the CodeableConcept `node`.
@@ -1190,7 +1191,9 @@ Tree::NodeId Run::HookResolve(Tree::NodeId res, const ElementPath& p, bool creat
     const bool last = i + 1 == p.steps.size();
     const K k = last ? leaf : K::kObject;
     if (t_.kind(n) != K::kObject) {
-      *error = base::StrCat("element '", p.text, "': '", st.name, "' is under a value, not an object");
+      *error = base::StrCat("element '", p.text, "': '", st.name, "' is not under an object (",
+                            t_.kind(n) == K::kArray ? "a list needs [n], [last] or [+]" : "a value",
+                            ")");
       return Tree::kNone;
     }
     if (!create && (st.mode == PathStep::Mode::kAppend || st.mode == PathStep::Mode::kAppendWhere)) {
@@ -1248,6 +1251,15 @@ Tree::NodeId Run::HookResolve(Tree::NodeId res, const ElementPath& p, bool creat
     n = found;
   }
   return n;
+}
+
+// resourceType and id: the Bundle entry's fullUrl and request were made from them.
+bool Run::Fixed(const ElementPath& p, std::string* error) const {
+  if (p.steps.size() != 1 || (p.steps[0].name != "resourceType" && p.steps[0].name != "id")) {
+    return false;
+  }
+  *error = "a hook keeps a resource's resourceType and id (drop() removes the resource)";
+  return true;
 }
 
 void Run::Unhide(Tree::NodeId n) {
@@ -1308,6 +1320,7 @@ bool Run::HookSet(uint32_t res, std::string_view path, const HookValue& v, std::
     *error = std::string(p.status().message());
     return false;
   }
+  if (Fixed(*p, error)) return false;
   const K kind = v.kind == HookValue::kNumber ? K::kNumber
                  : v.kind == HookValue::kBool ? K::kBool
                                               : K::kString;
@@ -1350,10 +1363,7 @@ bool Run::HookRemove(uint32_t res, std::string_view path, std::string* error) {
   }
   Tree::NodeId n = HookResolve(res, *p, false, K::kString, error);
   if (n == Tree::kNone) return error->empty();  // absent: nothing to remove
-  if (p->steps.size() == 1 && (p->steps[0].name == "resourceType" || p->steps[0].name == "id")) {
-    *error = "a resource keeps its resourceType and id (drop() removes the resource)";
-    return false;
-  }
+  if (Fixed(*p, error)) return false;
   s_.hidden.insert(n);
   return true;
 }

@@ -203,6 +203,9 @@ TEST(Hooks, BadPathAndReadOnlyMessageAreErrors) {
   auto bad_path = ConvertWith(Files("function after_pid(msg, res)\n  res:set('name[', 'x')\nend\n", "after_pid"));
   ASSERT_FALSE(bad_path.ok());
   EXPECT_THAT(std::string(bad_path.status().message()), HasSubstr("maps/lua/site.lua:2: element 'name['"));
+  auto set_id = ConvertWith(Files("function after_pid(msg, res)\n  res:set('id', 'mine')\nend\n", "after_pid"));
+  ASSERT_FALSE(set_id.ok());
+  EXPECT_THAT(std::string(set_id.status().message()), HasSubstr("maps/lua/site.lua:2: a hook keeps a resource's resourceType and id"));
   auto set_msg = ConvertWith(Files("function after_pid(msg, res)\n  msg:set('PID-8', 'F')\nend\n", "after_pid"));
   ASSERT_FALSE(set_msg.ok());
   EXPECT_THAT(std::string(set_msg.status().message()), HasSubstr("maps/lua/site.lua:2: msg is read-only"));
