@@ -1545,9 +1545,13 @@ absl::Status Run::Go() {
     for (const Recorded& rec : s_.recorded) {
       Tree::NodeId node = copy ? s_.copied[rec.node] : rec.node;
       if (node == Tree::kNone || !w.valued(node)) continue;
-      // Find the resource the node belongs to (the child of an entry named "resource").
+      // Find the resource the node belongs to: the entry's "resource", which has a
+      // resourceType (Linkage.item.resource is an element named "resource" too).
       Tree::NodeId res = node;
-      while (res != Tree::kNone && w.key(res) != "resource") res = w.parent(res);
+      while (res != Tree::kNone &&
+             (w.key(res) != "resource" || w.FindMember(res, "resourceType") == Tree::kNone)) {
+        res = w.parent(res);
+      }
       std::string element;
       if (res != Tree::kNone) {
         element = base::StrCat(w.value(w.FindMember(res, "resourceType")), "/",

@@ -70,6 +70,30 @@ TEST(Converter, TheSameBusinessIdentifierTwiceIsOneEntry) {
   EXPECT_TRUE(warned);
 }
 
+TEST(Converter, ExplainOfAnElementNamedResource) {
+  // MRG[Linkage-Patient] writes Linkage.item[n].resource (a Reference element named "resource"):
+  // --explain must name the Linkage, not stop at that element (it crashed reading the
+  // resourceType it does not have).
+  constexpr char kA40[] =
+      "MSH|^~\\&|REG|HOSP|EHR|HOSP|20240102080000||ADT^A40^ADT_A39|C9|P|2.5.1\r"
+      "EVN|A40|20240102080000\r"
+      "PID|1||111^^^HOSP^MR||DOE^JOHN\r"
+      "MRG|222^^^HOSP^MR\r";
+  ConvertOptions o;
+  o.explain = true;
+  ConvertResult r = Convert(kA40, o);
+  // Both items (the map's item[1] and item[2]; --explain counts from 0) name type Patient.
+  int found = 0;
+  for (const ExplainLine& l : r.explain) {
+    if (l.element.starts_with("Linkage/") && (l.element.ends_with(" item[0].resource.type") ||
+                                              l.element.ends_with(" item[1].resource.type"))) {
+      ++found;
+      EXPECT_EQ(l.value, "Patient");
+    }
+  }
+  EXPECT_EQ(found, 2);
+}
+
 TEST(Converter, ValuesThatWouldBreakFhirPatternsAreCleanedOrLeftOut) {
   // Seen in real feeds (hl7v2-samples): an "ISO" universal id that is a name, a 0000 date used as
   // "no date", a code with stray spaces, a no-break space in text.
