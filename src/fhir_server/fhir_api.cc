@@ -966,38 +966,38 @@ HttpResponse FhirApi::Delete(const HttpRequest& req) const {
   return r;
 }
 
-HttpResponse FhirApi::ConditionalUpdate(const HttpRequest& req) const {
-  const std::string type = req.PathParam("type");
-  if (auto bad = CheckType(req, type)) return *bad;
-  if (auto bad = CheckFormat(req, true)) return *bad;
-  const std::string query = ConditionQuery(req);
-  if (query.empty()) {
+std::optional<HttpResponse> FhirApi::ConditionalChecks(const HttpRequest& req,
+                                                       std::string_view interaction,
+                                                       bool with_body, Conditional& c) const {
+  c.type = req.PathParam("type");
+  if (auto bad = CheckType(req, c.type)) return bad;
+  if (auto bad = CheckFormat(req, with_body)) return bad;
+  c.query = ConditionQuery(req);
+  if (c.query.empty()) {
     return Outcome(req, 400, "invalid",
-                   "PUT needs an id (/{type}/{id}) or search parameters (conditional update)");
+                   base::StrCat(req.method, " needs an id (/{type}/{id}) or search parameters "
+                                            "(conditional ", interaction, ")"));
   }
-  if (!matcher_) return NotImplemented(req, "conditional update needs search");
-  store::FhirWriteOptions o;
-  if (auto bad = TakeIfMatch(req, o)) return *bad;
-  o.matcher = &matcher_;
-  absl::StatusOr<store::FhirWriteResult> w = store_.ConditionalUpdate(type, query, req.body, o);
+  if (!matcher_) return NotImplemented(req, base::StrCat("conditional ", interaction,
+                                                         " needs search"));
+  if (auto bad = TakeIfMatch(req, c.o)) return bad;
+  c.o.matcher = &matcher_;
+  return std::nullopt;
+}
+
+HttpResponse FhirApi::ConditionalUpdate(const HttpRequest& req) const {
+  Conditional c;
+  if (auto bad = ConditionalChecks(req, "update", true, c)) return *bad;
+  absl::StatusOr<store::FhirWriteResult> w =
+      store_.ConditionalUpdate(c.type, c.query, req.body, c.o);
   if (!w.ok()) return FromStatus(req, w.status());
   return VersionResponse(req, w->created ? 201 : 200, w->version, true, ParsePrefer(req));
 }
 
 HttpResponse FhirApi::ConditionalDelete(const HttpRequest& req) const {
-  const std::string type = req.PathParam("type");
-  if (auto bad = CheckType(req, type)) return *bad;
-  if (auto bad = CheckFormat(req, false)) return *bad;
-  const std::string query = ConditionQuery(req);
-  if (query.empty()) {
-    return Outcome(req, 400, "invalid",
-                   "DELETE needs an id (/{type}/{id}) or search parameters (conditional delete)");
-  }
-  if (!matcher_) return NotImplemented(req, "conditional delete needs search");
-  store::FhirWriteOptions o;
-  if (auto bad = TakeIfMatch(req, o)) return *bad;
-  o.matcher = &matcher_;
-  absl::StatusOr<store::FhirWriteResult> w = store_.ConditionalDelete(type, query, o);
+  Conditional c;
+  if (auto bad = ConditionalChecks(req, "delete", false, c)) return *bad;
+  absl::StatusOr<store::FhirWriteResult> w = store_.ConditionalDelete(c.type, c.query, c.o);
   if (!w.ok()) return FromStatus(req, w.status());
   HttpResponse r = ParsePrefer(req) == Prefer::kMinimal
                        ? HttpResponse{204, kFhirJson, "", {}}
@@ -1043,22 +1043,12 @@ HttpResponse FhirApi::Patch(const HttpRequest& req) const {
 }
 
 HttpResponse FhirApi::ConditionalPatch(const HttpRequest& req) const {
-  const std::string type = req.PathParam("type");
-  if (auto bad = CheckType(req, type)) return *bad;
-  if (auto bad = CheckFormat(req, false)) return *bad;
-  const std::string query = ConditionQuery(req);
-  if (query.empty()) {
-    return Outcome(req, 400, "invalid",
-                   "PATCH needs an id (/{type}/{id}) or search parameters (conditional patch)");
-  }
+  Conditional c;
+  if (auto bad = ConditionalChecks(req, "patch", false, c)) return *bad;
   const std::string ct = req.Header("content-type");
   if (auto bad = CheckPatchBody(req, ct)) return *bad;
-  if (!matcher_) return NotImplemented(req, "conditional patch needs search");
-  store::FhirWriteOptions o;
-  if (auto bad = TakeIfMatch(req, o)) return *bad;
-  o.matcher = &matcher_;
   absl::StatusOr<store::FhirWriteResult> w =
-      store_.ConditionalPatch(type, query, ct, req.body, patcher_, o);
+      store_.ConditionalPatch(c.type, c.query, ct, req.body, patcher_, c.o);
   if (!w.ok()) return FromStatus(req, w.status());
   return VersionResponse(req, 200, w->version, true, ParsePrefer(req));
 }

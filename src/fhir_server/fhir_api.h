@@ -36,7 +36,9 @@
 // Thread-safety: handlers run concurrently on the HTTP server's pool; the store is thread-safe.
 #pragma once
 
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "fhir_search/search.h"
 #include "net/http_server.h"
@@ -89,6 +91,15 @@ class FhirApi {
   net::HttpResponse TypeOperation(const net::HttpRequest& req) const;
 
  private:
+  // PUT, DELETE and PATCH /{type}?search: the checks they share (type, _format, search
+  // parameters present, search available, If-Match); an error response, or none with `c` set.
+  struct Conditional {
+    std::string type, query;
+    store::FhirWriteOptions o;
+  };
+  std::optional<net::HttpResponse> ConditionalChecks(const net::HttpRequest& req,
+                                                     std::string_view interaction, bool with_body,
+                                                     Conditional& c) const;
   net::HttpResponse History(const net::HttpRequest& req, std::string type, std::string id) const;
   net::HttpResponse IdSearch(const net::HttpRequest& req, const std::string& type) const;
   net::HttpResponse ParamSearch(const net::HttpRequest& req, const std::string& type,

@@ -436,6 +436,15 @@ absl::Status TooManyMatches(std::string_view type, std::string_view query) {
       "the condition (", ConditionNames(query), ") matches more than one ", type));
 }
 
+// The one resource a condition matches: "" when none, 412 (TooManyMatches) when several.
+absl::StatusOr<std::string> MatchAtMostOne(const FhirMatcher* matcher, db::Connection& conn,
+                                           std::string_view type, std::string_view query) {
+  ISTHMUS_ASSIGN_OR_RETURN(std::vector<std::string> ids,
+                           MatchCondition(matcher, conn, type, query));
+  if (ids.size() > 1) return TooManyMatches(type, query);
+  return ids.empty() ? std::string() : std::move(ids[0]);
+}
+
 }  // namespace
 
 // One writer op's view of the store: every write of the op shares its time.
@@ -770,12 +779,11 @@ void FhirStore::CreateAsync(std::string_view type, std::string_view json, FhirWr
   writer_.Submit(
       [this, st](db::Connection& conn) -> absl::Status {
         if (!st->o.if_none_exist.empty()) {
-          ISTHMUS_ASSIGN_OR_RETURN(std::vector<std::string> ids,
-                                   MatchCondition(st->o.matcher, conn, st->type,
-                                                  st->o.if_none_exist));
-          if (ids.size() > 1) return TooManyMatches(st->type, st->o.if_none_exist);
-          if (ids.size() == 1) {
-            ISTHMUS_ASSIGN_OR_RETURN(st->out.version, ReadCurrent(conn, st->type, ids[0]));
+          ISTHMUS_ASSIGN_OR_RETURN(
+              const std::string match,
+              MatchAtMostOne(st->o.matcher, conn, st->type, st->o.if_none_exist));
+          if (!match.empty()) {
+            ISTHMUS_ASSIGN_OR_RETURN(st->out.version, ReadCurrent(conn, st->type, match));
             st->out.existing = true;
             return absl::OkStatus();
           }
@@ -806,21 +814,20 @@ absl::StatusOr<FhirWriteResult> FhirStore::ConditionalUpdate(std::string_view ty
   const std::string body_id(StringMember(doc, "id"));
   FhirWriteResult out;
   ISTHMUS_RETURN_IF_ERROR(writer_.Run([&](db::Connection& conn) -> absl::Status {
-    ISTHMUS_ASSIGN_OR_RETURN(std::vector<std::string> ids,
-                             MatchCondition(o.matcher, conn, type, query));
-    if (ids.size() > 1) return TooManyMatches(type, query);
+    ISTHMUS_ASSIGN_OR_RETURN(const std::string match,
+                             MatchAtMostOne(o.matcher, conn, type, query));
     FhirOp op(*this, conn);
-    if (ids.empty() && body_id.empty()) {
+    if (match.empty() && body_id.empty()) {
       if (o.if_match_version > 0) return VersionConflict(o.if_match_version, 0);
       ISTHMUS_ASSIGN_OR_RETURN(out, op.Create(type, doc, nullptr, ""));
       return absl::OkStatus();
     }
-    if (ids.size() == 1 && !body_id.empty() && body_id != ids[0]) {
+    if (!match.empty() && !body_id.empty() && body_id != match) {
       return absl::InvalidArgumentError(
           "resource.id is not the id of the resource the condition matches");
     }
-    if (ids.empty()) ISTHMUS_RETURN_IF_ERROR(IdFreeForConditionalCreate(op, type, body_id));
-    const std::string id = ids.empty() ? body_id : ids[0];
+    if (match.empty()) ISTHMUS_RETURN_IF_ERROR(IdFreeForConditionalCreate(op, type, body_id));
+    const std::string id = match.empty() ? body_id : match;
     ISTHMUS_ASSIGN_OR_RETURN(out, op.Update(type, id, doc, o.if_match_version, nullptr));
     return absl::OkStatus();
   }));
@@ -833,17 +840,16 @@ absl::StatusOr<FhirWriteResult> FhirStore::ConditionalDelete(std::string_view ty
   ISTHMUS_RETURN_IF_ERROR(CheckType(type));
   FhirWriteResult out;
   ISTHMUS_RETURN_IF_ERROR(writer_.Run([&](db::Connection& conn) -> absl::Status {
-    ISTHMUS_ASSIGN_OR_RETURN(std::vector<std::string> ids,
-                             MatchCondition(o.matcher, conn, type, query));
-    if (ids.size() > 1) return TooManyMatches(type, query);
+    ISTHMUS_ASSIGN_OR_RETURN(const std::string match,
+                             MatchAtMostOne(o.matcher, conn, type, query));
     out = FhirWriteResult{};
     out.version.type = std::string(type);
-    if (ids.empty()) {
+    if (match.empty()) {
       if (o.if_match_version > 0) return VersionConflict(o.if_match_version, 0);
       return absl::OkStatus();  // nothing to delete
     }
     FhirOp op(*this, conn);
-    ISTHMUS_ASSIGN_OR_RETURN(out, op.Delete(type, ids[0], o.if_match_version));
+    ISTHMUS_ASSIGN_OR_RETURN(out, op.Delete(type, match, o.if_match_version));
     return absl::OkStatus();
   }));
   return out;
@@ -874,17 +880,16 @@ absl::StatusOr<FhirWriteResult> FhirStore::ConditionalPatch(std::string_view typ
   ISTHMUS_RETURN_IF_ERROR(CheckType(type));
   FhirWriteResult out;
   ISTHMUS_RETURN_IF_ERROR(writer_.Run([&](db::Connection& conn) -> absl::Status {
-    ISTHMUS_ASSIGN_OR_RETURN(std::vector<std::string> ids,
-                             MatchCondition(o.matcher, conn, type, query));
-    if (ids.size() > 1) return TooManyMatches(type, query);
-    if (ids.empty()) {
+    ISTHMUS_ASSIGN_OR_RETURN(const std::string match,
+                             MatchAtMostOne(o.matcher, conn, type, query));
+    if (match.empty()) {
       return absl::NotFoundError(base::StrCat("the condition (", ConditionNames(query),
                                               ") matches no ", type, " to patch"));
     }
     FhirOp op(*this, conn);
     op.validate = o.validate;
     ISTHMUS_ASSIGN_OR_RETURN(
-        out, op.Patch(type, ids[0], o.if_match_version, content_type, patch, patcher, nullptr));
+        out, op.Patch(type, match, o.if_match_version, content_type, patch, patcher, nullptr));
     return absl::OkStatus();
   }));
   return out;
@@ -1379,14 +1384,12 @@ absl::Status FhirStore::ApplyParsed(db::Connection& conn, ParsedBundle& p,
       continue;
     }
     if (e.condition.empty()) continue;
-    absl::StatusOr<std::vector<std::string>> ids =
-        MatchCondition(o.matcher, conn, e.type, e.condition);
-    if (ids.ok() && ids->size() > 1) ids = TooManyMatches(e.type, e.condition);
-    if (!ids.ok()) {
-      ISTHMUS_RETURN_IF_ERROR(fail(e, ids.status()));
+    absl::StatusOr<std::string> matched = MatchAtMostOne(o.matcher, conn, e.type, e.condition);
+    if (!matched.ok()) {
+      ISTHMUS_RETURN_IF_ERROR(fail(e, matched.status()));
       continue;
     }
-    const std::string match = ids->empty() ? std::string() : (*ids)[0];
+    const std::string match = *std::move(matched);
     if (e.method == "PATCH" && match.empty()) {  // http.html#patch: no match is 404
       ISTHMUS_RETURN_IF_ERROR(fail(e, absl::NotFoundError(base::StrCat(
           "the condition (", ConditionNames(e.condition), ") matches no ", e.type, " to patch"))));

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <set>
 #include <sstream>
 
@@ -461,6 +462,40 @@ class PreparingIndexer : public FhirIndexer {
   }
   std::vector<std::string> written;
 };
+
+// CreateAsync: a refused request answers at once, on the caller's thread; an accepted one only
+// once its commit returned, so the resource is already visible to a new reader connection when
+// `done` runs (it would not be before the COMMIT).
+TEST_F(FhirStoreTest, CreateAsyncAnswersAfterTheCommitAndRefusesAtOnce) {
+  bool refused = false;
+  store_->CreateAsync("Patient", "{not json", {}, [&](absl::StatusOr<FhirWriteResult> r) {
+    refused = true;
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  });
+  EXPECT_TRUE(refused);  // before CreateAsync returned
+
+  std::promise<absl::StatusOr<FhirWriteResult>> created;
+  std::promise<int64_t> visible_when_answered;
+  store_->CreateAsync("Patient", R"({"resourceType":"Patient","gender":"female"})", {},
+                      [&](absl::StatusOr<FhirWriteResult> r) {
+                        int64_t n = -1;
+                        if (r.ok()) {
+                          n = Count("SELECT COUNT(*) FROM fhir_resources WHERE type = 'Patient' "
+                                    "AND id = '" + r->version.id + "'");
+                        }
+                        visible_when_answered.set_value(n);
+                        created.set_value(std::move(r));
+                      });
+  absl::StatusOr<FhirWriteResult> r = created.get_future().get();
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->created);
+  EXPECT_EQ(r->version.version_id, 1);
+  EXPECT_THAT(r->version.json, HasSubstr(R"("gender":"female")"));
+  EXPECT_EQ(visible_when_answered.get_future().get(), 1);
+  absl::StatusOr<FhirVersion> read = store_->Read("Patient", r->version.id);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->json, r->version.json);
+}
 
 TEST_F(FhirStoreTest, CreatesAndBundlePostsArePreparedBeforeTheWriterOp) {
   PreparingIndexer indexer;
