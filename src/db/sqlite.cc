@@ -147,8 +147,13 @@ absl::StatusOr<std::unique_ptr<Connection>> OpenSqlite(const std::string& path,
     if (!s.ok()) return s;
   }
   if (!opts.read_only) {
+    // temp_store=MEMORY: a multi-row UPDATE or DELETE inside a larger transaction (a delivery
+    // run's claim or ack) keeps a statement journal, which SQLite spills to a temporary file in
+    // /var/tmp past 64 KiB: an open, writes and an unlink per run on the writer's thread. In
+    // memory it is bounded by the pages one statement changes.
     absl::Status s = conn->Exec(
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; "
+        "PRAGMA temp_store=MEMORY;");
     if (!s.ok()) return s;
     if (opts.wal_autocheckpoint_pages > 0) {
       s = conn->Exec(base::StrCat("PRAGMA wal_autocheckpoint=", opts.wal_autocheckpoint_pages));
