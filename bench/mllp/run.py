@@ -121,6 +121,10 @@ class Server:
         self.dir = os.path.join(WORK, re.sub(r"[^A-Za-z0-9_.-]", "_", name))
         shutil.rmtree(self.dir, ignore_errors=True)
         os.makedirs(self.dir)
+        # Every measurement starts with nothing dirty in the page cache: the workload files
+        # written just before the first run and the previous server's data directory would
+        # otherwise be flushed during this one, and its fsyncs would wait for them.
+        os.sync()
         self.ready = os.path.join(self.dir, ready_name)
         self.cmd = [c.replace("{dir}", self.dir).replace("{ready}", self.ready) for c in cmd]
         self.log = open(os.path.join(self.dir, "server.log"), "w")
