@@ -1,9 +1,12 @@
 #include "pipeline/pipeline.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <future>
+#include <utility>
 
 #include "base/status_macros.h"
+#include "base/thread_name.h"
 #include "base/str.h"
 
 namespace isthmus::pipeline {
@@ -47,11 +50,40 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(
   int workers = std::max(1, opts.workers);
   p->transformers_.resize(static_cast<size_t>(workers));
   p->pool_ = std::make_unique<base::ThreadPool>(workers, "pipeline");
+  p->retry_thread_ = std::thread([raw = p.get()] {
+    base::SetThreadName("pipeline-retry");
+    raw->RetryLoop();
+  });
   return p;
 }
 
 Pipeline::~Pipeline() {
   pool_.reset();
+  {
+    std::lock_guard<std::mutex> lock(retry_mu_);
+    retry_stop_ = true;
+  }
+  retry_cv_.notify_all();
+  if (retry_thread_.joinable()) retry_thread_.join();
+  // Every outcome op is with the writer now (the workers are gone); after them, outcomes still
+  // kept are given up: they stay `received`, and Recover() processes them at the next start.
+  // (Only after a storage failure: otherwise nothing is kept and there is nothing to wait for.)
+  if (parked_ever_.load()) {
+    std::promise<void> given_up;
+    auto give_up = [this, &given_up](absl::Status) {
+      for (auto& [channel, s] : sequences_) {
+        s.shut_down = true;
+        while (!s.parked.empty()) {
+          Parked p = std::move(s.parked.front());
+          s.parked.pop_front();
+          Finish(std::move(p), absl::UnavailableError("shut down before the store took the outcome"));
+        }
+      }
+      given_up.set_value();
+    };
+    writer_.Submit([](db::Connection&) { return absl::OkStatus(); }, std::move(give_up));
+    given_up.get_future().wait();
+  }
   // Outcomes handed to the writer finish (and call back into this object) before it goes.
   std::unique_lock<std::mutex> lock(seq_mu_);
   seq_cv_.wait(lock, [&] { return in_flight_ == 0; });
@@ -241,43 +273,135 @@ std::optional<core::PreCommitOutcome> Pipeline::DecideBeforeCommit(const std::st
 }
 
 void Pipeline::Commit(int64_t id, const std::string& channel, uint64_t seq, Decision d, Done done) {
-  const int64_t now = opts_.clock->NowMicros();
-  auto decision = std::make_shared<Decision>(std::move(d));
-  auto result = std::shared_ptr<PipelineResult>(decision, &decision->result);
-  store::Writer::Op op = [id, now, decision](db::Connection& conn) -> absl::Status {
-    return WriteOutcome(conn, id, now, *decision);
-  };
-  // Runs on the writer thread once the outcome committed (or failed): must stay quick.
-  store::Writer::Done on_commit = [this, result, done = std::move(done)](absl::Status st) mutable {
-    PipelineResult r = std::move(*result);
-    if (!st.ok()) {
-      // Not committed: the message stays `received` and Recover() picks it up after a restart.
-      r.state = "error";
-      r.reason = base::StrCat("could not record the outcome: ", std::string(st.message()));
-      r.destinations.clear();
-    } else if (notify_) {
-      for (const std::string& dest : r.destinations) notify_(dest);
-    }
-    if (done) std::move(done)(std::move(r));
-    {
-      std::lock_guard<std::mutex> lock(seq_mu_);
-      --in_flight_;
-    }
-    seq_cv_.notify_all();
-  };
+  auto p = std::make_shared<Parked>(
+      Parked{id, opts_.clock->NowMicros(), std::make_shared<Decision>(std::move(d)), std::move(done)});
   // Outcomes of one channel reach the writer in arrival order, so its queue rows are in arrival
   // order too (the writer runs ops in submission order): processing is parallel, recording is
   // not. The worker does not wait for the commit: outcomes share group commits.
+  std::unique_lock<std::mutex> lock(seq_mu_);
+  auto node = sequences_.try_emplace(channel).first;  // a map node: stays where it is
+  Sequence* s = &node->second;
+  const std::string* name = &node->first;
+  store::Writer::Op op = [s, p](db::Connection& conn) -> absl::Status {
+    if (!s->parked.empty()) {  // an earlier outcome of the channel waits: keep the order
+      p->deferred = true;
+      return absl::OkStatus();
+    }
+    return WriteOutcome(conn, p->id, p->now, *p->decision);
+  };
+  // Runs on the writer thread once the outcome committed (or failed): must stay quick.
+  store::Writer::Done on_commit = [this, name, s, p](absl::Status st) {
+    if (p->deferred || !st.ok()) {
+      Park(*name, s, std::move(*p), st);
+    } else {
+      Finish(std::move(*p), st);
+    }
+  };
+  seq_cv_.wait(lock, [&] { return s->next_submit == seq; });
+  // The outcome's statements fail only on I/O errors or a full disk (destination names were
+  // checked with the config), when the whole group fails too: no savepoint of its own.
+  writer_.Submit(std::move(op), std::move(on_commit), store::Writer::Isolation::kGroup);
+  ++s->next_submit;
+  lock.unlock();
+  seq_cv_.notify_all();
+}
+
+void Pipeline::Finish(Parked p, const absl::Status& committed) {
+  PipelineResult r = std::move(p.decision->result);
+  if (!committed.ok()) {
+    // Not committed: the message stays `received` and Recover() picks it up after a restart.
+    r.state = "error";
+    r.reason = base::StrCat("could not record the outcome: ", std::string(committed.message()));
+    r.destinations.clear();
+  } else if (notify_) {
+    for (const std::string& dest : r.destinations) notify_(dest);
+  }
+  if (p.done) std::move(p.done)(std::move(r));
   {
-    std::unique_lock<std::mutex> lock(seq_mu_);
-    Sequence& s = sequences_[channel];
-    seq_cv_.wait(lock, [&] { return s.next_submit == seq; });
-    // The outcome's statements fail only on I/O errors or a full disk (destination names were
-    // checked with the config), when the whole group fails too: no savepoint of its own.
-    writer_.Submit(std::move(op), std::move(on_commit), store::Writer::Isolation::kGroup);
-    ++s.next_submit;
+    std::lock_guard<std::mutex> lock(seq_mu_);
+    --in_flight_;
   }
   seq_cv_.notify_all();
+}
+
+void Pipeline::Park(const std::string& channel, Sequence* s, Parked p, const absl::Status& why) {
+  if (s->shut_down) {
+    Finish(std::move(p), why.ok() ? absl::UnavailableError("shut down") : why);
+    return;
+  }
+  const bool first = s->parked.empty();
+  parked_ever_.store(true);
+  s->parked.push_back(std::move(p));
+  if (first && !why.ok()) {
+    // Ids and status only: no message content in logs.
+    std::fprintf(stderr,
+                 "isthmus serve: channel '%s': the outcome of message %lld could not be recorded "
+                 "(%s); it and the channel's later outcomes are kept in order and written again "
+                 "when the store takes them\n",
+                 channel.c_str(), static_cast<long long>(s->parked.front().id),
+                 std::string(why.message()).c_str());
+  }
+  if (!s->retry_pending) ScheduleRetry(s, std::chrono::milliseconds(100));
+}
+
+void Pipeline::ScheduleRetry(Sequence* s, std::chrono::milliseconds delay) {
+  s->retry_pending = true;
+  {
+    std::lock_guard<std::mutex> lock(retry_mu_);
+    retry_due_.emplace_back(std::chrono::steady_clock::now() + delay, s);
+  }
+  retry_cv_.notify_all();
+}
+
+void Pipeline::RetryLoop() {
+  std::unique_lock<std::mutex> lock(retry_mu_);
+  while (!retry_stop_) {
+    if (retry_due_.empty()) {
+      retry_cv_.wait(lock);
+      continue;
+    }
+    auto next = std::min_element(retry_due_.begin(), retry_due_.end());
+    if (std::chrono::steady_clock::now() < next->first) {
+      retry_cv_.wait_until(lock, next->first);
+      continue;
+    }
+    Sequence* s = next->second;
+    retry_due_.erase(next);
+    lock.unlock();
+    SubmitRetry(s);
+    lock.lock();
+  }
+}
+
+void Pipeline::SubmitRetry(Sequence* s) {
+  store::Writer::Op op = [s](db::Connection& conn) -> absl::Status {
+    s->in_retry = s->parked.size();
+    for (size_t i = 0; i < s->in_retry; ++i) {
+      const Parked& p = s->parked[i];
+      ISTHMUS_RETURN_IF_ERROR(WriteOutcome(conn, p.id, p.now, *p.decision));
+    }
+    return absl::OkStatus();
+  };
+  store::Writer::Done done = [this, s](absl::Status st) {
+    s->retry_pending = false;
+    const size_t written = std::exchange(s->in_retry, 0);
+    if (s->shut_down) return;  // the destructor finishes what is kept
+    if (!st.ok()) {
+      s->attempts = std::min(s->attempts + 1, 7);
+      ScheduleRetry(s, std::chrono::milliseconds(100 << s->attempts));  // 0.2 s .. 12.8 s
+      return;
+    }
+    s->attempts = 0;
+    for (size_t i = 0; i < written && !s->parked.empty(); ++i) {
+      Parked p = std::move(s->parked.front());
+      s->parked.pop_front();
+      Finish(std::move(p), absl::OkStatus());
+    }
+    // Outcomes deferred in the retry's own group joined after it: write them next.
+    if (!s->parked.empty()) ScheduleRetry(s, std::chrono::milliseconds(0));
+  };
+  // Its own savepoint: a failing retry leaves the other ops of its group alone.
+  writer_.Submit(std::move(op), std::move(done), store::Writer::Isolation::kSavepoint);
 }
 
 }  // namespace isthmus::pipeline

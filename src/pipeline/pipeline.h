@@ -17,17 +17,27 @@
 // Crash safety: a message that was journaled (`received`) but whose outcome was not committed is
 // processed again by Recover() at startup.
 //
+// Storage failures (a full disk, an I/O error): an outcome whose commit fails is kept in memory
+// with every later outcome of its channel (in order, so deliveries keep arrival order) and written
+// again with backoff (0.1 s, then 0.2 s doubling to 12.8 s) until the store takes it; the channel's messages are
+// still processed meanwhile, and back-pressure (Backlog) stops the listeners if it lasts. At
+// shutdown what is still kept stays `received` for Recover().
+//
 // Thread-safety: Submit and Recover from any thread; callbacks run on a worker thread.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <mutex>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
@@ -119,9 +129,25 @@ class Pipeline final : public core::MessageSink {
     std::vector<std::pair<std::string, std::string>> rows;  // destination, partition key
     std::optional<std::string> payload;                     // transformed payload, if any
   };
+  // An outcome on its way to the writer, or kept after its commit failed.
+  struct Parked {
+    int64_t id = 0;
+    int64_t now = 0;
+    std::shared_ptr<Decision> decision;
+    Done done;
+    bool deferred = false;  // its op found the channel's earlier outcomes kept, and wrote nothing
+  };
   struct Sequence {
     uint64_t next_assign = 0;  // given to the next Submit of the channel
     uint64_t next_submit = 0;  // the next outcome allowed to reach the writer
+    // Writer thread only (ops and their callbacks): outcomes whose commit failed, and the later
+    // ones of the channel, in order. While `parked` is not empty, the channel's outcome ops write
+    // nothing and join it, and a retry op writes the first `in_retry` of it in one savepoint.
+    std::deque<Parked> parked;
+    size_t in_retry = 0;
+    int attempts = 0;          // failed retries in a row (backoff)
+    bool retry_pending = false;
+    bool shut_down = false;    // the pipeline is going: keep nothing more
   };
   Decision Process(int worker, int64_t id, const std::string& channel, const std::string& raw,
                    hl7v2::Message* parsed);
@@ -132,6 +158,14 @@ class Pipeline final : public core::MessageSink {
   // Hands `d` to the writer (one transaction), after every earlier message of `channel`; `done`
   // runs once it committed.
   void Commit(int64_t id, const std::string& channel, uint64_t seq, Decision d, Done done);
+  // Writer thread: the outcome's commit failed, or its channel has outcomes kept already.
+  void Park(const std::string& channel, Sequence* s, Parked p, const absl::Status& why);
+  // Writer thread: asks the retry thread to submit the channel's retry op after `delay`.
+  void ScheduleRetry(Sequence* s, std::chrono::milliseconds delay);
+  void SubmitRetry(Sequence* s);
+  void RetryLoop();
+  // Reports the outcome (notify the dispatchers, `done`) and ends its back-pressure count.
+  void Finish(Parked p, const absl::Status& committed);
 
   store::Writer& writer_;
   store::Journal& journal_;
@@ -142,7 +176,15 @@ class Pipeline final : public core::MessageSink {
   mutable std::mutex seq_mu_;
   std::condition_variable seq_cv_;
   size_t in_flight_ = 0;  // submitted, outcome not yet committed; guarded by seq_mu_
-  std::map<std::string, Sequence, std::less<>> sequences_;  // guarded by seq_mu_
+  std::map<std::string, Sequence, std::less<>> sequences_;  // guarded by seq_mu_ (the Sequence
+                                                            // nodes' writer-thread fields: no lock)
+  // Retries of kept outcomes, submitted to the writer when due.
+  std::mutex retry_mu_;
+  std::condition_variable retry_cv_;
+  std::vector<std::pair<std::chrono::steady_clock::time_point, Sequence*>> retry_due_;  // retry_mu_
+  bool retry_stop_ = false;  // guarded by retry_mu_
+  std::atomic<bool> parked_ever_{false};
+  std::thread retry_thread_;
   // transformers_[worker][channel]: one instance per worker (Lua states are not thread-safe).
   std::vector<std::map<std::string, std::unique_ptr<core::Transformer>, std::less<>>> transformers_;
   std::unique_ptr<base::ThreadPool> pool_;  // last: destroyed (drained) first

@@ -1,7 +1,10 @@
 #include "pipeline/pipeline.h"
 
+#include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <future>
+#include <thread>
 
 #include "gtest/gtest.h"
 
@@ -183,6 +186,89 @@ TEST_F(PipelineTest, DecidedBeforeCommitIsWrittenWithTheMessage) {
   items = queue_->Claim("inpatient", "test", 10, absl::Minutes(1));
   ASSERT_TRUE(items.ok());
   EXPECT_EQ(items->size(), 1u);
+}
+
+// The store stops taking writes (SQLite's max_page_count makes it answer SQLITE_FULL, as a full
+// disk does) while outcomes are being recorded: the outcomes are kept, not dropped, and once the
+// store takes writes again every one is recorded exactly once, in the channel's order.
+TEST_F(PipelineTest, OutcomesThatCouldNotBeStoredAreKeptAndWrittenInOrderLater) {
+  Start({AdtChannel()});
+  constexpr int kMessages = 300;
+  std::vector<int64_t> ids;
+  for (int i = 0; i < kMessages; ++i) {
+    auto id = journal_->AppendAndWait(
+        store::IncomingMessage{"adt", "LAB|HOSP", "F" + std::to_string(i), "ADT^A01", "peer", Adt("F" + std::to_string(i))});
+    ASSERT_TRUE(id.ok()) << id.status();
+    ids.push_back(id->id);
+  }
+  auto set_max_pages = [this](std::string value) {
+    return writer_->Run([value](db::Connection& c) mutable -> absl::Status {
+      if (value.empty()) {
+        auto q = c.Prepare("PRAGMA page_count");
+        if (!q.ok()) return q.status();
+        auto row = (*q)->Step();
+        if (!row.ok()) return row.status();
+        value = std::to_string((*q)->ColumnInt64(0));  // no page can be added: "disk full"
+      }
+      return c.Exec("PRAGMA max_page_count = " + value);
+    });
+  };
+  ASSERT_TRUE(set_max_pages("").ok());
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::string> states;
+  for (int i = 0; i < kMessages; ++i) {
+    std::string raw = Adt("F" + std::to_string(i));
+    pipeline_->Submit(ids[i], "adt", std::make_shared<const std::string>(raw), [&](PipelineResult r) {
+      std::lock_guard<std::mutex> lock(mu);
+      states.push_back(r.state);
+      cv.notify_all();
+    });
+  }
+  // The store refuses: some outcomes (each writes an event and three queue rows) stay unrecorded.
+  auto held = [&] {
+    return pipeline_->Backlog() > 0 && writer_->stats().failed_commits + writer_->stats().failed_ops > 0;
+  };
+  for (int i = 0; i < 500 && !held(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_TRUE(held()) << "the store never refused a write";
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_LT(states.size(), static_cast<size_t>(kMessages));
+    for (const std::string& s : states) EXPECT_EQ(s, "queued");  // none reported as lost
+  }
+
+  ASSERT_TRUE(set_max_pages("1073741823").ok());  // space again
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(30), [&] { return states.size() == kMessages; }))
+        << states.size() << " of " << kMessages << " outcomes recorded";
+    for (const std::string& s : states) EXPECT_EQ(s, "queued");
+  }
+  EXPECT_EQ(pipeline_->Backlog(), 0u);
+
+  auto reader = writer_->OpenReader();
+  ASSERT_TRUE(reader.ok());
+  auto events = (*reader)->Prepare("SELECT COUNT(*), COUNT(DISTINCT message_id) FROM message_events WHERE state = 'queued'");
+  ASSERT_TRUE(events.ok());
+  ASSERT_TRUE(*(*events)->Step());
+  EXPECT_EQ((*events)->ColumnInt64(0), kMessages);  // once each
+  EXPECT_EQ((*events)->ColumnInt64(1), kMessages);
+  auto rows = (*reader)->Prepare("SELECT message_id FROM queue WHERE destination = 'all' ORDER BY id");
+  ASSERT_TRUE(rows.ok());
+  std::vector<int64_t> order;
+  while (true) {
+    auto row = (*rows)->Step();
+    ASSERT_TRUE(row.ok());
+    if (!*row) break;
+    order.push_back((*rows)->ColumnInt64(0));
+  }
+  // Every message routed to "all" (once, or twice when inpatient) in arrival order.
+  std::vector<int64_t> distinct;
+  for (int64_t id : order) {
+    if (distinct.empty() || distinct.back() != id) distinct.push_back(id);
+  }
+  EXPECT_EQ(distinct, ids);
 }
 
 TEST_F(PipelineTest, ChannelWithoutDestinationsOnlyJournals) {

@@ -38,12 +38,14 @@ def adt(control_id, sender="LAB"):
 class Server:
     """Runs `isthmus serve` on free ports in a temporary data directory."""
 
-    def __init__(self, data_dir, extra=()):
+    def __init__(self, data_dir, extra=(), log_dir=None):
+        """log_dir: where the ready file and serve.log go (default data_dir)."""
         self.data_dir = data_dir
-        self.ready = os.path.join(data_dir, "ready")
+        self.log_dir = log_dir or data_dir
+        self.ready = os.path.join(self.log_dir, "ready")
         if os.path.exists(self.ready):
             os.remove(self.ready)
-        self.log = open(os.path.join(data_dir, "serve.log"), "ab")
+        self.log = open(os.path.join(self.log_dir, "serve.log"), "ab")
         self.proc = subprocess.Popen(
             [BIN, "serve", "--data", data_dir, "--mllp", "127.0.0.1:0", "--http", "127.0.0.1:0",
              "--ready-file", self.ready, *extra],
@@ -57,7 +59,7 @@ class Server:
             self.mllp_port, self.http_port = map(int, f.read().split())
 
     def read_log(self):
-        with open(os.path.join(self.data_dir, "serve.log"), "rb") as f:
+        with open(os.path.join(self.log_dir, "serve.log"), "rb") as f:
             return f.read().decode(errors="replace")
 
     def get(self, path):
