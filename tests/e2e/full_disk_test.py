@@ -7,7 +7,9 @@ test; that needs root, so the test skips with a message elsewhere. What must hol
 - when space comes back the same server stores messages again, with no restart;
 - nothing ACKed is lost or stored twice, nothing NAKed is stored, and every ACKed message is
   processed (the default channel converts it to FHIR and stores it: that write also hit the full
-  disk and must have been retried, not dropped).
+  disk and must have been retried, not dropped);
+- a file destination on a full disk retries (not dead letters), leaves no partial file, and
+  delivers every message exactly once, byte for byte, when space returns.
 """
 import os
 import shutil
@@ -21,6 +23,27 @@ from serve_test import MllpClient, Server, msa, wait_for
 
 SIZE_MB = 64
 BALLAST_MB = 8
+
+# A file destination writing to the small disk; the journal is on the normal one.
+FILE_CONFIG = """
+listeners:
+  - name: main
+    address: 127.0.0.1:0
+    channel: feed
+channels:
+  - name: feed
+    destinations: [files]
+destinations:
+  - name: files
+    type: file
+    directory: {out}
+    filename: "${{control_id}}-${{message_id}}.hl7"
+    batch_size: 20
+    retry:
+      max_attempts: 10000
+      initial_backoff: 100ms
+      max_backoff: 500ms
+"""
 
 
 def padded_adt(control_id):
@@ -124,6 +147,48 @@ class FullDiskTest(unittest.TestCase):
         self.server = server = Server(data, log_dir=logs)
         for cid in acked[::25] + acked[-3:]:
             self.assertEqual(self.state_of(server, cid)[0], 1, cid)
+
+    def test_file_destination_on_a_full_disk_retries_and_delivers_everything_once(self):
+        # 512 KB of the small disk stays free: room for some of the 300 files (4 KB each), not all.
+        with open(os.path.join(self.mnt, "ballast"), "wb") as f:
+            f.write(b"\0" * ((SIZE_MB << 20) - (512 << 10)))
+        out = os.path.join(self.mnt, "out")
+        data = os.path.join(self.tmp, "data")
+        os.makedirs(data)
+        config = os.path.join(self.tmp, "isthmus.yaml")
+        with open(config, "w") as f:
+            f.write(FILE_CONFIG.format(out=out))
+        self.server = server = Server(data, extra=("--config", config))
+        client = MllpClient(server.mllp_port, timeout=30)
+        sent = {}
+        for i in range(300):
+            cid = "D%05d" % i
+            sent[cid] = padded_adt(cid)
+            self.assertEqual(msa(client.send(sent[cid]))[1], "AA", cid)  # the journal has room
+        client.close()
+
+        def files():
+            return {d["name"]: d for d in server.get("/api/destinations")[1]["destinations"]}["files"]
+        # The disk fills: deliveries fail as retryable (ENOSPC), none is dead-lettered.
+        stuck = wait_for(files, lambda d: d["retrying"] + d["queued"] > 0 and d["delivered"] > 0, timeout=30)
+        time.sleep(1.0)
+        stuck = files()
+        self.assertLess(stuck["delivered"], 300, stuck)
+        self.assertEqual(stuck["dead"], 0)
+        # A failed run leaves no partial or temporary file behind.
+        names = os.listdir(out)
+        self.assertFalse([n for n in names if not n.endswith(".hl7") or n.startswith(".")], names)
+
+        os.remove(os.path.join(self.mnt, "ballast"))
+        done = wait_for(files, lambda d: d["delivered"] == 300, timeout=60)
+        self.assertEqual((done["queued"], done["retrying"], done["dead"]), (0, 0, 0))
+        names = sorted(os.listdir(out))
+        self.assertEqual(len(names), 300, names[:5])
+        by_cid = {n.split("-")[0]: n for n in names}
+        self.assertEqual(sorted(by_cid), sorted(sent))  # each message once, nothing else
+        for cid, raw in sent.items():
+            with open(os.path.join(out, by_cid[cid]), "rb") as f:
+                self.assertEqual(f.read(), raw.encode(), cid)
 
 
 if __name__ == "__main__":
