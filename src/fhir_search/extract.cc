@@ -1,6 +1,9 @@
 #include "fhir_search/extract.h"
 
+#include <algorithm>
 #include <array>
+#include <set>
+#include <tuple>
 
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
@@ -366,6 +369,36 @@ const char* IndexTable(ParamType t) {
 
 std::string OfTypeParam(std::string_view code) { return base::StrCat(code, ":of-type"); }
 
+namespace {
+
+// A parameter answered from its parts' rows too (stored_as after its own code: Patient name
+// from family and given): its rows repeating a part's row are dropped, one row per value.
+void DropValuesOfParts(const SearchParam& p, IndexRows& rows) {
+  auto is_part = [&](const std::string& param) {
+    return param != p.code && std::find(p.stored_as.begin(), p.stored_as.end(), param) !=
+                                  p.stored_as.end();
+  };
+  if (p.type == ParamType::kString) {
+    std::set<std::tuple<std::string, std::string, int>> parts;
+    for (const auto& r : rows.strings) {
+      if (is_part(r.param)) parts.emplace(r.norm, r.exact, r.grp);
+    }
+    std::erase_if(rows.strings, [&](const IndexRows::String& r) {
+      return r.param == p.code && parts.count({r.norm, r.exact, r.grp}) > 0;
+    });
+  } else if (p.type == ParamType::kToken) {
+    std::set<std::tuple<std::string, std::string, std::string, int>> parts;
+    for (const auto& r : rows.tokens) {
+      if (is_part(r.param)) parts.emplace(r.system, r.code, r.text, r.grp);
+    }
+    std::erase_if(rows.tokens, [&](const IndexRows::Token& r) {
+      return r.param == p.code && parts.count({r.system, r.code, r.text, r.grp}) > 0;
+    });
+  }
+}
+
+}  // namespace
+
 absl::StatusOr<IndexRows> Extract(const Registry& registry, std::string_view type,
                                   std::string_view json) {
   rapidjson::Document doc;
@@ -427,6 +460,9 @@ absl::StatusOr<IndexRows> Extract(const Registry& registry, std::string_view typ
         rows.uris.resize(before[6]);
       }
     }
+  }
+  for (const SearchParam* p : registry.Extracted(type)) {
+    if (p->stored_as.size() > 1) DropValuesOfParts(*p, rows);
   }
   return rows;
 }

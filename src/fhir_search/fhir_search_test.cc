@@ -63,9 +63,21 @@ TEST(RegistryTest, ParametersRepeatingOthersAreStoredAsThem) {
   auto stored_as = [](std::string_view type, std::string_view code) {
     return Reg().Find(type, code)->stored_as;
   };
-  // Patient.name for both.
-  EXPECT_THAT(stored_as("Patient", "phonetic"), ElementsAre("name"));
-  EXPECT_THAT(stored_as("Patient", "name"), ElementsAre("name"));
+  // Patient.name for both; family (Patient.name.family) and given are parts of it: HumanName
+  // strings that a string search on a HumanName reads (R4 search.html#string), so name is also
+  // answered from their rows, and phonetic, answered from name's, too.
+  EXPECT_THAT(stored_as("Patient", "phonetic"), ElementsAre("name", "family", "given"));
+  EXPECT_THAT(stored_as("Patient", "name"), ElementsAre("name", "family", "given"));
+  EXPECT_THAT(stored_as("Practitioner", "name"), ElementsAre("name", "family", "given"));
+  // Address parts (Patient.address.city...); address-use is a token, not part of the string.
+  EXPECT_THAT(stored_as("Patient", "address"),
+              ElementsAre("address", "address-city", "address-country", "address-postalcode",
+                          "address-state"));
+  // A where() filter of the same items: phone = telecom.where(system='phone').
+  EXPECT_THAT(stored_as("Patient", "telecom"), ElementsAre("telecom", "email", "phone"));
+  EXPECT_THAT(stored_as("Patient", "family"), ElementsAre("family"));
+  // Organization.name is a string, not a HumanName: no parts.
+  EXPECT_THAT(stored_as("Organization", "name"), ElementsAre("name"));
   // Observation.code | Observation.component.code.
   EXPECT_THAT(stored_as("Observation", "combo-code"),
               UnorderedElementsAre("code", "component-code"));
@@ -150,7 +162,9 @@ TEST(ExtractTest, EveryParameterTypeOfPatientAndObservation) {
     return out;
   };
   EXPECT_THAT(strings("family"), ElementsAre("muller"));
-  EXPECT_THAT(strings("name"), UnorderedElementsAre("muller", "anna", "maria"));
+  EXPECT_THAT(strings("given"), UnorderedElementsAre("anna", "maria"));
+  // name's values are all family or given values: stored once, as those (stored_as).
+  EXPECT_THAT(strings("name"), IsEmpty());
   bool identifier = false, gender = false, active = false, phone = false, tag = false;
   for (const auto& t : p->tokens) {
     identifier |= t.param == "identifier" && t.system == "urn:mrn" && t.code == "12345" &&
@@ -292,6 +306,45 @@ TEST_F(SearchTest, Strings) {
   EXPECT_THAT(Sorted("Patient", {{"name", "smith,anna"}}), ElementsAre("a", "c"));  // OR
   EXPECT_THAT(Sorted("Patient", {{"name", "m"}, {"given", "b"}}), ElementsAre("b"));  // AND
   EXPECT_THAT(Sorted("Patient", {{"name:contains", "100%"}}), IsEmpty());
+}
+
+// A parameter answered from its parts' rows too (name from family and given, address from
+// address-city..., telecom from phone and email) finds every value it found when it had a row
+// per value, and the parts still find only their own.
+TEST_F(SearchTest, ParametersAnsweredFromTheirPartsToo) {
+  Put("Patient", "p", R"({"resourceType":"Patient","id":"p",
+    "name":[{"text":"Dr Ann Lee","prefix":["Dr"],"family":"Lee","given":["Ann"]}],
+    "address":[{"line":["1 Main St"],"city":"Springfield","postalCode":"12345","country":"US"}],
+    "telecom":[{"system":"phone","value":"555-1"},{"system":"email","value":"a@x.org"},
+               {"system":"fax","value":"555-2"}]})");
+  Put("Patient", "q", R"({"resourceType":"Patient","id":"q","name":[{"family":"Ann"}]})");
+  EXPECT_THAT(Sorted("Patient", {{"name", "lee"}}), ElementsAre("p"));
+  EXPECT_THAT(Sorted("Patient", {{"name", "ann"}}), ElementsAre("p", "q"));
+  EXPECT_THAT(Sorted("Patient", {{"name", "dr"}}), ElementsAre("p"));  // prefix: name's own
+  EXPECT_THAT(Sorted("Patient", {{"name:exact", "Lee"}}), ElementsAre("p"));
+  EXPECT_THAT(Sorted("Patient", {{"phonetic", "lee"}}), ElementsAre("p"));
+  EXPECT_THAT(Sorted("Patient", {{"family", "ann"}}), ElementsAre("q"));
+  EXPECT_THAT(Sorted("Patient", {{"given", "lee"}}), IsEmpty());
+  EXPECT_THAT(Sorted("Patient", {{"name:missing", "false"}}), ElementsAre("p", "q"));
+  EXPECT_THAT(Sorted("Patient", {{"name:missing", "true"}}), IsEmpty());
+  EXPECT_THAT(Sorted("Patient", {{"address", "springfield"}}), ElementsAre("p"));
+  EXPECT_THAT(Sorted("Patient", {{"address", "1 main"}}), ElementsAre("p"));  // line: own
+  EXPECT_THAT(Sorted("Patient", {{"address", "12345"}}), ElementsAre("p"));
+  EXPECT_THAT(Sorted("Patient", {{"address-city", "1 main"}}), IsEmpty());
+  EXPECT_THAT(Sorted("Patient", {{"address:missing", "true"}}), ElementsAre("q"));
+  EXPECT_THAT(Sorted("Patient", {{"telecom", "555-1"}}), ElementsAre("p"));
+  EXPECT_THAT(Sorted("Patient", {{"telecom", "a@x.org"}}), ElementsAre("p"));
+  EXPECT_THAT(Sorted("Patient", {{"telecom", "555-2"}}), ElementsAre("p"));  // fax: own
+  EXPECT_THAT(Sorted("Patient", {{"telecom", "email|a@x.org"}}), ElementsAre("p"));
+  EXPECT_THAT(Sorted("Patient", {{"telecom:not", "555-1"}}), ElementsAre("q"));
+  EXPECT_THAT(Sorted("Patient", {{"phone", "a@x.org"}}), IsEmpty());
+  // _sort reads the parts' rows too: by the lowest value, r ("abe", its family) comes before s
+  // ("ann"); from name's own rows alone ("cy", "bo") it would be the other way round.
+  Put("Patient", "r", R"({"resourceType":"Patient","id":"r",
+    "name":[{"prefix":["Cy"],"family":"Abe"}]})");
+  Put("Patient", "s", R"({"resourceType":"Patient","id":"s",
+    "name":[{"text":"Bo","family":"Ann"}]})");
+  EXPECT_THAT(Ids("Patient", {{"_id", "r,s"}, {"_sort", "name"}}), ElementsAre("r", "s"));
 }
 
 TEST_F(SearchTest, Tokens) {

@@ -179,7 +179,7 @@ absl::Status SearchIndexer::DropRowsOfAliases(db::Connection& conn) {
   if (!*stored) return absl::OkStatus();  // a new store has none
   for (std::string_view type : store::FhirResourceTypes()) {
     for (const SearchParam* p : registry_->Supported(type)) {
-      if (!p->compiled || (p->stored_as.size() == 1 && p->stored_as[0] == p->code)) continue;
+      if (!p->compiled || HasOwnRows(*p)) continue;
       std::vector<std::pair<const char*, std::string>> rows;  // table, param
       if (p->type == ParamType::kComposite) {
         for (size_t k = 0; k < p->components.size(); ++k) {

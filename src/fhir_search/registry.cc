@@ -1,11 +1,13 @@
 #include "fhir_search/registry.h"
 
 #include <algorithm>
+#include <cctype>
 #include <regex>
 #include <set>
 
 #include "base/str.h"
 #include "fhir_search/search_params_data.h"
+#include "fhirpath/model.h"
 #include "store/fhir_store.h"
 
 namespace isthmus::fhir_search {
@@ -120,6 +122,94 @@ namespace {
 
 // The alternatives of a top-level union ("A.x | (A.y as Quantity)"), sorted and distinct; the
 // whole expression as the one alternative when it is not a plain union.
+// A path of element names from a type ("Patient.contact.name"): the type of its items, or null
+// (a function, a choice element, an unknown name).
+const fhirpath::TypeInfo* PathType(std::string_view expression) {
+  std::vector<std::string_view> names = base::Split(expression, '.');
+  const fhirpath::TypeInfo* t = fhirpath::Model::Get().Find(names[0]);
+  for (size_t i = 1; t != nullptr && i < names.size(); ++i) {
+    const fhirpath::ElementInfo* e = t->Element(names[i]);
+    t = e == nullptr || e->choice || e->types.size() != 1 ? nullptr : e->types[0];
+  }
+  return t;
+}
+
+bool IsPath(std::string_view expression) {
+  return !expression.empty() && std::all_of(expression.begin(), expression.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_';
+  });
+}
+
+// True when every value `part`'s expression yields is one of `whole`'s, extracted the same way:
+// `whole` a plain path and `part` the same items filtered (`whole.where(...)`), or, for
+// strings, one of the HumanName or Address elements whose strings a string parameter on such an
+// element indexes (extract.cc: Extractor::String).
+bool IsPartOf(const SearchParam& part, const SearchParam& whole) {
+  if (part.type != whole.type || !IsPath(whole.expression)) return false;
+  const std::string& w = whole.expression;
+  std::string_view rest = part.expression;
+  if (!rest.starts_with(w) || rest.size() <= w.size() + 1 || rest[w.size()] != '.') return false;
+  rest.remove_prefix(w.size() + 1);
+  if (rest.starts_with("where(") && rest.ends_with(")")) {
+    int depth = 0;  // the where( must close at the very end
+    for (size_t i = 5; i < rest.size(); ++i) {
+      depth += rest[i] == '(' ? 1 : rest[i] == ')' ? -1 : 0;
+      if (depth == 0 && i + 1 < rest.size()) return false;
+    }
+    return depth == 0;
+  }
+  if (part.type != ParamType::kString || !IsPath(rest) || rest.find('.') != rest.npos) return false;
+  const fhirpath::TypeInfo* t = PathType(w);
+  if (t == nullptr) return false;
+  static const std::set<std::string_view> kHumanName = {"family", "given", "prefix", "suffix",
+                                                        "text"};
+  static const std::set<std::string_view> kAddress = {"line",  "city",       "district", "state",
+                                                      "postalCode", "country", "text"};
+  return (t->name == "HumanName" && kHumanName.count(rest) > 0) ||
+         (t->name == "Address" && kAddress.count(rest) > 0);
+}
+
+// Parts (IsPartOf) of string and token parameters with rows of their own: the whole lists them
+// in stored_as, and so does every parameter answered from the whole's rows. A part that has
+// parts itself is left alone (one level).
+void AddParts(std::map<std::string, SearchParam, std::less<>>& params) {
+  std::vector<std::pair<SearchParam*, SearchParam*>> pairs;  // whole, part
+  std::set<const SearchParam*> wholes;
+  for (auto& [code, whole] : params) {
+    if (!HasOwnRows(whole) || whole.stored_as.size() != 1 ||
+        (whole.type != ParamType::kString && whole.type != ParamType::kToken)) {
+      continue;
+    }
+    for (auto& [part_code, part] : params) {
+      if (&part != &whole && HasOwnRows(part) && part.stored_as.size() == 1 &&
+          IsPartOf(part, whole)) {
+        pairs.emplace_back(&whole, &part);
+        wholes.insert(&whole);
+      }
+    }
+  }
+  std::map<std::string, std::vector<std::string>> added;  // whole code -> its parts
+  for (auto [whole, part] : pairs) {
+    if (wholes.count(part) > 0) continue;
+    whole->stored_as.push_back(part->code);
+    added[whole->code].push_back(part->code);
+  }
+  for (auto& [code, p] : params) {  // aliases of a whole (Patient phonetic = name)
+    if (HasOwnRows(p)) continue;
+    std::vector<std::string> more;
+    for (const std::string& s : p.stored_as) {
+      if (auto it = added.find(s); it != added.end()) {
+        more.insert(more.end(), it->second.begin(), it->second.end());
+      }
+    }
+    for (std::string& m : more) {
+      if (std::find(p.stored_as.begin(), p.stored_as.end(), m) == p.stored_as.end()) {
+        p.stored_as.push_back(std::move(m));
+      }
+    }
+  }
+}
+
 std::vector<std::string> UnionAlternatives(std::string_view expression) {
   std::vector<std::string> out;
   int depth = 0;
@@ -303,9 +393,10 @@ absl::StatusOr<std::shared_ptr<const Registry>> Registry::Build() {
         }
       }
     }
+    AddParts(params);
     auto& list = reg->extracted_[type];
     for (auto& [code, p] : params) {
-      if (p.compiled && p.stored_as.size() == 1 && p.stored_as[0] == p.code) list.push_back(&p);
+      if (HasOwnRows(p)) list.push_back(&p);
     }
   }
   return std::shared_ptr<const Registry>(std::move(reg));

@@ -21,6 +21,7 @@
 //   const SearchParam* p = reg->Find("Patient", "birthdate");  // type kDate
 #pragma once
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <optional>
@@ -61,12 +62,23 @@ struct SearchParam {
   // another parameter's of the same type (Patient phonetic = name) or the union of others'
   // (Observation combo-code = code | component-code), theirs, and it has no rows of its own.
   // A composite's components are then those parameters' components (same group numbers).
+  // A parameter whose values are part of another's (Patient family and given of name,
+  // address-city of address, phone of telecom) keeps its rows, and the other one lists it here
+  // after its own code: the other's rows repeating one of the part's are not stored
+  // (Extract drops them), so it is answered from both.
   std::vector<std::string> stored_as;
   // A reference parameter that is another's restricted to one target type (Observation patient
   // = subject.where(resolve() is Patient)): stored_as that one, only its rows with this
   // target_type.
   std::string stored_target;
 };
+
+// True when `p` is extracted into rows under its own code (it may also be answered from
+// others': stored_as).
+inline bool HasOwnRows(const SearchParam& p) {
+  return p.compiled && std::find(p.stored_as.begin(), p.stored_as.end(), p.code) !=
+                           p.stored_as.end();
+}
 
 class Registry {
  public:
