@@ -16,6 +16,7 @@
 #   FHIR_BENCH_KEEP=1     keep the data directory (BUILD/fhir-work/data) afterwards
 #   FHIR_BENCH_PHASES     phases after the load, comma-separated (default all: create,transaction,
 #                         read,search-identifier,search-code-subject)
+#   FHIR_BENCH_CREATE_CONNS  client connections of the create phase (default 16)
 #   FHIR_BENCH_SERVER     server config keys for the run, space-separated KEY=VALUE (e.g.
 #                         "http_threads=2 sqlite_cache=256MiB")
 set -euo pipefail
@@ -48,5 +49,6 @@ KEEP=()
 [[ "${FHIR_BENCH_KEEP:-0}" == 1 ]] && KEEP=(--keep)
 [[ -n "${FHIR_BENCH_PHASES:-}" ]] && KEEP+=(--phases "$FHIR_BENCH_PHASES")
 for kv in ${FHIR_BENCH_SERVER:-}; do KEEP+=(--server "$kv"); done
+[[ -n "${FHIR_BENCH_CREATE_CONNS:-}" ]] && KEEP+=(--create-conns "$FHIR_BENCH_CREATE_CONNS")
 "$PY" "$ROOT/bench/fhir/run.py" --build "$BUILD" --resources "$RESOURCES" \
   --seconds "$SECONDS_PER_PHASE" --create-seconds "$SECONDS_PER_PHASE" --bundles "$BUNDLES" "${KEEP[@]}"
