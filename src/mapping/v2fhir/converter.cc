@@ -103,6 +103,7 @@ struct Applied {
 struct Dependent {
   std::string_view key;
   std::string_view id;
+  Tree::NodeId node;
 };
 
 struct Recorded {
@@ -396,6 +397,12 @@ class Run final : public HookHost {
   std::vector<Deferred> deferred_;
   // Resources the `as:` rules of the segment map being run made (Rule::as_slot), for `into:`.
   Tree::NodeId slots_[Rule::kMaxSlots];
+  // Per slot: the resource was made before this segment (found by its key), so `into` rules
+  // fill its absent elements only.
+  bool slot_made_before_[Rule::kMaxSlots] = {};
+  // The `as` slot of the rule whose datatype map is running, until a `resource` rule of the
+  // map (at any depth) takes it; -1 when none.
+  int pending_as_ = -1;
   std::string_view control_id_;
   const MessageMap* map_ = nullptr;
   const Hook* hook_ = nullptr;  // the hook running (for --explain)
@@ -902,16 +909,27 @@ void Run::Apply(const Rule& rule, Val v, Tree::NodeId base, const Vocabulary* in
       }
     }
     std::string_view id;
+    // `as`: this rule's own name, else the name of the calling rule waiting for the first
+    // resource its datatype map makes (RXA-27 -> the Location its PL refers to).
+    int slot = rule.as_slot >= 0 ? rule.as_slot : pending_as_;
+    pending_as_ = -1;  // the partOf parents the datatype map makes next are not it
     if (found != nullptr) {
       id = found->id;
+      if (slot >= 0 && slots_[slot] == Tree::kNone) {
+        slots_[slot] = found->node;
+        slot_made_before_[slot] = true;
+      }
     } else {
       s_.id.clear();
       fhir::AppendDeterministicId(rule.resource, s_.key, &s_.id);
       Tree::NodeId target = bundle_->AddResource(rule.resource, s_.id);
       id = t_.value(t_.FindMember(target, "id"));
-      s_.dependents.push_back({t_.Intern(s_.key), id});
+      s_.dependents.push_back({t_.Intern(s_.key), id, target});
+      if (slot >= 0 && slots_[slot] == Tree::kNone) {
+        slots_[slot] = target;
+        slot_made_before_[slot] = false;
+      }
       RunDatatype(*rule.datatype, v, target, vocab, loc);
-      if (rule.as_slot >= 0 && slots_[rule.as_slot] == Tree::kNone) slots_[rule.as_slot] = target;
     }
     if (rule.no_reference) {
       s_.rule_stack.pop_back();
@@ -927,7 +945,11 @@ void Run::Apply(const Rule& rule, Val v, Tree::NodeId base, const Vocabulary* in
     Record(rn, loc);
   } else if (rule.datatype != nullptr) {
     Tree::NodeId n = Resolve(base, rule.element, K::kObject);
+    // `as` on a rule whose datatype map makes the resource (PL[Reference-Location]): the first
+    // `resource` rule the map runs names it.
+    if (rule.as_slot >= 0) pending_as_ = rule.as_slot;
     RunDatatype(*rule.datatype, v, n, vocab, loc);
+    pending_as_ = -1;
     if (rule.conceptmap != nullptr || !maps_.conceptmaps_by_source.empty()) {
       Translate(n, rule.conceptmap, loc);
     }
@@ -940,6 +962,7 @@ void Run::Apply(const Rule& rule, Val v, Tree::NodeId base, const Vocabulary* in
 void Run::RunSegmentMap(const SegmentMap& map, hl7v2::SegmentView seg, int group,
                         Tree::NodeId node) {
   std::fill(std::begin(slots_), std::end(slots_), Tree::kNone);
+  pending_as_ = -1;
   RunRules(map.rules, seg, group, node, nullptr);
 }
 
@@ -953,7 +976,13 @@ void Run::RunRules(const std::vector<Rule>& rules, hl7v2::SegmentView seg, int g
     Tree::NodeId node = segment_node;
     if (rule.into_slot >= 0) {
       node = slots_[rule.into_slot];
-      if (node == Tree::kNone) continue;  // the `as` rule made no new resource here
+      if (node == Tree::kNone) continue;  // the `as` rule named no resource here
+      // A resource an earlier segment made (the same insurer, the same place): filled, not
+      // added to, so the rule writes only when the first member of its element is absent.
+      if (slot_made_before_[rule.into_slot] && !rule.element.steps.empty() &&
+          t_.FindMember(node, rule.element.steps[0].name) != Tree::kNone) {
+        continue;
+      }
     }
     Loc loc;
     loc.segment = seg.name();

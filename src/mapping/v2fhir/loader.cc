@@ -331,8 +331,9 @@ class Compiler {
       }
       if (YAML::Node a = r["as"]; a.IsDefined()) {
         std::string name = Scalar(a);
-        if (!segment || rule.resource.empty()) {
-          errors.Add(a, "'as' names the resource a segment map rule with 'resource' makes");
+        if (!segment || (rule.resource.empty() && rule.datatype == nullptr)) {
+          errors.Add(a, "'as' names the resource a segment map rule with 'resource' makes, or "
+                        "that its datatype map makes (a rule with 'datatype')");
           continue;
         }
         auto it = std::find(labels.begin(), labels.end(), name);
@@ -351,7 +352,7 @@ class Compiler {
         auto it = std::find(labels.begin(), labels.end(), name);
         if (!segment || it == labels.end()) {
           errors.Add(in, base::StrCat("'into: ", name, "' needs an earlier rule of this segment "
-                                      "map with 'resource' and 'as: ", name, "'"));
+                                      "map with 'as: ", name, "'"));
           continue;
         }
         rule.into_slot = static_cast<int>(it - labels.begin());
