@@ -39,8 +39,11 @@ using ProcessingDone = absl::AnyInvocable<void(ProcessingResult) &&>;
 // transaction right after the message is inserted (not for a duplicate), `committed` after the
 // commit (it wakes the destinations' dispatchers).
 struct PreCommitOutcome {
+  // Writes the outcome's event and queue rows; the message's row is inserted with `state`
+  // already (no UPDATE of the row just written).
   std::function<absl::Status(db::Connection&, int64_t message_id)> write;
   std::function<void()> committed;
+  std::string state;  // the message's state once the outcome is written ("queued", "filtered", ...)
 };
 
 class MessageSink {

@@ -245,8 +245,10 @@ Pipeline::Decision Pipeline::Decide(int worker, int64_t id, const ChannelPlan& c
 }
 
 absl::Status Pipeline::WriteOutcome(db::Connection& conn, int64_t id, int64_t now,
-                                    const Decision& d) {
-  ISTHMUS_RETURN_IF_ERROR(store::Journal::WriteEvent(conn, id, now, d.result.state, d.result.reason));
+                                    const Decision& d, bool row_has_state) {
+  ISTHMUS_RETURN_IF_ERROR(row_has_state
+                              ? store::Journal::AddEvent(conn, id, now, d.result.state, d.result.reason)
+                              : store::Journal::WriteEvent(conn, id, now, d.result.state, d.result.reason));
   for (const auto& [dest, key] : d.rows) {
     std::optional<std::string_view> body;
     if (d.payload.has_value()) body = *d.payload;
@@ -263,7 +265,11 @@ std::optional<core::PreCommitOutcome> Pipeline::DecideBeforeCommit(const std::st
   auto d = std::make_shared<const Decision>(Decide(/*worker=*/-1, 0, ch->second, msg));
   const int64_t now = opts_.clock->NowMicros();
   core::PreCommitOutcome out;
-  out.write = [d, now](db::Connection& conn, int64_t id) { return WriteOutcome(conn, id, now, *d); };
+  // The journal inserts the message's row with the outcome's state: only the event is written.
+  out.write = [d, now](db::Connection& conn, int64_t id) {
+    return WriteOutcome(conn, id, now, *d, /*row_has_state=*/true);
+  };
+  out.state = d->result.state;
   out.committed = [this, d] {
     if (notify_) {
       for (const std::string& dest : d->result.destinations) notify_(dest);

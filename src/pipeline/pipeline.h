@@ -154,7 +154,10 @@ class Pipeline final : public core::MessageSink {
   // Validation, filter, transformer (with worker's instance; none when worker < 0), routes.
   Decision Decide(int worker, int64_t id, const ChannelPlan& channel, hl7v2::Message& msg);
   // The outcome event and the queue rows: one transaction with whatever else the op writes.
-  static absl::Status WriteOutcome(db::Connection& conn, int64_t id, int64_t now, const Decision& d);
+  // `row_has_state`: the message's row was inserted with the outcome's state in this transaction
+  // (decided before the commit), so only the event is written, not an UPDATE of the row.
+  static absl::Status WriteOutcome(db::Connection& conn, int64_t id, int64_t now, const Decision& d,
+                                   bool row_has_state = false);
   // Hands `d` to the writer (one transaction), after every earlier message of `channel`; `done`
   // runs once it committed.
   void Commit(int64_t id, const std::string& channel, uint64_t seq, Decision d, Done done);

@@ -160,6 +160,8 @@ TEST_F(PipelineTest, DecidedBeforeCommitIsWrittenWithTheMessage) {
   EXPECT_TRUE(notified_.empty());  // nothing is written or woken before the commit
   store::IncomingMessage m{"adt", "LAB|HOSP", "B1", "ADT^A01", "peer", raw};
   m.then = out->write;
+  EXPECT_EQ(out->state, "queued");
+  m.then_state = out->state;
   auto id = journal_->AppendAndWait(m);
   ASSERT_TRUE(id.ok()) << id.status();
   auto rec = journal_->Get(id->id);
@@ -179,6 +181,7 @@ TEST_F(PipelineTest, DecidedBeforeCommitIsWrittenWithTheMessage) {
   // A duplicate is not routed again: its outcome is not written.
   store::IncomingMessage again{"adt", "LAB|HOSP", "B1", "ADT^A01", "peer", raw};
   again.then = out->write;
+  again.then_state = out->state;
   auto dup = journal_->AppendAndWait(again);
   ASSERT_TRUE(dup.ok());
   EXPECT_TRUE(dup->duplicate);

@@ -68,11 +68,8 @@ absl::Status Journal::RecordEvent(int64_t id, std::string state, std::string rea
   });
 }
 
-namespace {
-
-// The event row only; WriteEvent also moves the message's state.
-absl::Status InsertEvent(db::Connection& conn, int64_t id, int64_t at_micros,
-                         std::string_view state, std::string_view reason) {
+absl::Status Journal::AddEvent(db::Connection& conn, int64_t id, int64_t at_micros,
+                              std::string_view state, std::string_view reason) {
   ISTHMUS_ASSIGN_OR_RETURN(db::Statement* ev, conn.PrepareCached(
       "INSERT INTO message_events (message_id, at, state, reason) VALUES (?, ?, ?, ?)"));
   ev->BindInt64(1, id);
@@ -82,11 +79,9 @@ absl::Status InsertEvent(db::Connection& conn, int64_t id, int64_t at_micros,
   return ev->Step().status();
 }
 
-}  // namespace
-
 absl::Status Journal::WriteEvent(db::Connection& conn, int64_t id, int64_t at_micros,
                                  std::string_view state, std::string_view reason) {
-  ISTHMUS_RETURN_IF_ERROR(InsertEvent(conn, id, at_micros, state, reason));
+  ISTHMUS_RETURN_IF_ERROR(AddEvent(conn, id, at_micros, state, reason));
   ISTHMUS_ASSIGN_OR_RETURN(db::Statement* up, conn.PrepareCached(
       "UPDATE messages SET state = ? WHERE id = ?"));
   up->BindText(1, state);
@@ -132,7 +127,13 @@ absl::Status Journal::Insert(db::Connection& conn, const IncomingMessage& m, App
   ins->BindText(4, m.message_type);
   ins->BindText(5, m.peer);
   ins->BindInt64(6, now);
-  ins->BindText(7, m.state);
+  // A message whose outcome is written in this transaction goes in with that outcome's state
+  // (its events still tell "received", then the outcome).
+  const bool then = m.then && m.state == "received";
+  if (then && m.then_state.empty()) {
+    return absl::InvalidArgumentError("journal: an outcome written with the message needs its state");
+  }
+  ins->BindText(7, then ? m.then_state : m.state);
   ISTHMUS_RETURN_IF_ERROR(ins->Step().status());
   int64_t id = conn.LastInsertId();
   ISTHMUS_ASSIGN_OR_RETURN(db::Statement* body, conn.PrepareCached(
@@ -142,9 +143,9 @@ absl::Status Journal::Insert(db::Connection& conn, const IncomingMessage& m, App
   ISTHMUS_RETURN_IF_ERROR(body->Step().status());
   // The row was inserted with this state: only the event is new (an UPDATE would rewrite the
   // row, raw bytes included, for nothing).
-  ISTHMUS_RETURN_IF_ERROR(InsertEvent(conn, id, now, m.state,
-                                      m.reason.empty() ? base::StrCat("from ", m.peer) : m.reason));
-  if (m.then && m.state == "received") ISTHMUS_RETURN_IF_ERROR(m.then(conn, id));
+  ISTHMUS_RETURN_IF_ERROR(AddEvent(conn, id, now, m.state,
+                                   m.reason.empty() ? base::StrCat("from ", m.peer) : m.reason));
+  if (then) ISTHMUS_RETURN_IF_ERROR(m.then(conn, id));
   *out = AppendResult{id, false};
   return absl::OkStatus();
 }

@@ -55,8 +55,11 @@ struct IncomingMessage {
   std::string state = "received";
   std::string reason;
   // Written in the same transaction right after the message (not for a duplicate or a
-  // rejected message): the channel's outcome when it was decided before the commit.
+  // rejected message): the channel's outcome when it was decided before the commit. The row is
+  // inserted in `then_state` (the outcome's, required with `then`), its events still being
+  // "received" then the outcome's, so `then` writes the outcome's event without an UPDATE.
   std::function<absl::Status(db::Connection&, int64_t message_id)> then;
+  std::string then_state;
 };
 
 struct AppendResult {
@@ -110,6 +113,9 @@ class Journal {
   // The same as a writer op, to combine with other writes in one transaction.
   static absl::Status WriteEvent(db::Connection& conn, int64_t id, int64_t at_micros,
                                  std::string_view state, std::string_view reason);
+  // The event row only, for a message whose row has that state already.
+  static absl::Status AddEvent(db::Connection& conn, int64_t id, int64_t at_micros,
+                               std::string_view state, std::string_view reason);
 
   absl::StatusOr<MessageRecord> Get(int64_t id) const;
   // Newest first unless `oldest_first`; `total` is the number of matches ignoring `limit`.

@@ -167,6 +167,31 @@ TEST_F(JournalTest, SharedRawBytesAreJournaled) {
   EXPECT_EQ((*j)->Get(r->id)->raw, *bytes);
 }
 
+// An outcome written with the message: the row goes in with the outcome's state, the events
+// tell "received" then the outcome; without the state the append is refused (the row would
+// stay "received" and be processed again after a restart).
+TEST_F(JournalTest, OutcomeWrittenWithTheMessageSetsItsState) {
+  auto j = OpenJournal();
+  ASSERT_TRUE(j.ok());
+  IncomingMessage m = Msg("T1");
+  m.then = [](db::Connection& conn, int64_t id) {
+    return Journal::AddEvent(conn, id, 7, "filtered", "test patient");
+  };
+  m.then_state = "filtered";
+  auto r = (*j)->AppendAndWait(m);
+  ASSERT_TRUE(r.ok()) << r.status();
+  auto rec = (*j)->Get(r->id);
+  ASSERT_TRUE(rec.ok());
+  EXPECT_EQ(rec->state, "filtered");
+  ASSERT_EQ(rec->events.size(), 2u);
+  EXPECT_EQ(rec->events[0].state, "received");
+  EXPECT_EQ(rec->events[1].state, "filtered");
+
+  IncomingMessage no_state = Msg("T2");
+  no_state.then = m.then;
+  EXPECT_EQ((*j)->AppendAndWait(no_state).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(JournalTest, WriterRejectsInMemoryPath) { EXPECT_FALSE(Writer::Open(":memory:").ok()); }
 
 TEST_F(JournalTest, FailingOpRollsBackAloneWithinAGroup) {

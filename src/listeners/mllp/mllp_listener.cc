@@ -214,7 +214,10 @@ struct MllpListener::Impl : std::enable_shared_from_this<MllpListener::Impl> {
     if (opts.sink != nullptr &&
         (opts.ack_mode == AckMode::kAfterPersist || opts.ack_mode == AckMode::kNone)) {
       decided = opts.sink->DecideBeforeCommit(opts.channel, *parsed);
-      if (decided) m.then = std::move(decided->write);
+      if (decided) {
+        m.then = std::move(decided->write);
+        m.then_state = decided->state;
+      }
     }
     absl::StatusOr<store::AppendResult> stored = co_await Journal(m);
     hl7v2::AckOptions a;
