@@ -278,6 +278,16 @@ absl::Status Queue::AckAll(const std::vector<QueueItem>& items, std::vector<bool
         "partition_key = ? AND id >= ? AND id <= ?"));
     ISTHMUS_ASSIGN_OR_RETURN(db::Statement* del, conn.PrepareCached(
         "DELETE FROM queue WHERE destination = ? AND partition_key = ? AND id >= ? AND id <= ?"));
+    // The run's `delivered:` events and message states, one statement each (as WriteDeliveredEvent
+    // writes them row by row: same rows, same order, without a statement per message).
+    ISTHMUS_ASSIGN_OR_RETURN(db::Statement* events, conn.PrepareCached(
+        "INSERT INTO message_events (message_id, at, state, reason) SELECT message_id, ?, ?, "
+        "'attempt ' || (attempt + 1) FROM queue WHERE destination = ? AND partition_key = ? AND "
+        "id >= ? AND id <= ? ORDER BY id"));
+    ISTHMUS_ASSIGN_OR_RETURN(db::Statement* states, conn.PrepareCached(
+        "UPDATE messages SET state = ? WHERE id IN (SELECT message_id FROM queue WHERE "
+        "destination = ? AND partition_key = ? AND id >= ? AND id <= ?)"));
+    std::string delivered_state;
     for (const Run& run : Runs(items)) {
       const QueueItem& head = items[run.first];
       const int64_t n = static_cast<int64_t>(run.last - run.first + 1);
@@ -291,15 +301,23 @@ absl::Status Queue::AckAll(const std::vector<QueueItem>& items, std::vector<bool
       const bool whole = row && count->ColumnInt64(0) == n && count->ColumnInt64(1) == n;
       count->Reset();
       if (!whole) continue;
-      del->BindText(1, head.destination);
-      del->BindText(2, head.partition_key);
-      del->BindInt64(3, head.id);
-      del->BindInt64(4, items[run.last].id);
-      ISTHMUS_RETURN_IF_ERROR(StepDone(del));
-      for (size_t i = run.first; i <= run.last; ++i) {
-        ISTHMUS_RETURN_IF_ERROR(WriteDeliveredEvent(conn, items[i], now));
-        acked[i] = true;
-      }
+      delivered_state = base::StrCat("delivered:", head.destination);
+      events->BindInt64(1, now);
+      events->BindText(2, delivered_state);
+      states->BindText(1, delivered_state);
+      // Each statement ends with "destination = ? AND partition_key = ? AND id >= ? AND id <= ?"
+      // from parameter `first` on; the events and states are written before the rows go.
+      auto over_run = [&](db::Statement* st, int first) {
+        st->BindText(first, head.destination);
+        st->BindText(first + 1, head.partition_key);
+        st->BindInt64(first + 2, head.id);
+        st->BindInt64(first + 3, items[run.last].id);
+        return StepDone(st);
+      };
+      ISTHMUS_RETURN_IF_ERROR(over_run(events, 3));
+      ISTHMUS_RETURN_IF_ERROR(over_run(states, 2));
+      ISTHMUS_RETURN_IF_ERROR(over_run(del, 1));
+      for (size_t i = run.first; i <= run.last; ++i) acked[i] = true;
       counts[head.destination] += n;
     }
     for (size_t i = 0; i < items.size(); ++i) {

@@ -286,8 +286,13 @@ TEST_F(QueueTest, RunsFollowTheHeadOfEachPartitionInOrder) {
   std::vector<bool> lost;
   ASSERT_TRUE(queue_->AckAll(run_a, &lost).ok());
   EXPECT_THAT(lost, ::testing::ElementsAre(false, false, false));
-  EXPECT_THAT(States(run_a[1].message_id), ::testing::ElementsAre("received", "routed",
-                                                                  "delivered:out"));
+  for (const QueueItem& it : run_a) {  // one statement each for the run's events and states
+    EXPECT_THAT(States(it.message_id), ::testing::ElementsAre("received", "routed", "delivered:out"));
+    auto rec = journal_->Get(it.message_id);
+    ASSERT_TRUE(rec.ok());
+    EXPECT_EQ(rec->state, "delivered:out");
+    EXPECT_EQ(rec->events.back().reason, "attempt 1");
+  }
   EXPECT_EQ(queue_->CountsFor("out")->delivered, 3);
   auto next = queue_->Claim("out", "node-a", 10, absl::Minutes(1), 3);
   ASSERT_TRUE(next.ok());
