@@ -337,6 +337,17 @@ void Pipeline::Park(const std::string& channel, Sequence* s, Parked p, const abs
   }
   const bool first = s->parked.empty();
   parked_ever_.store(true);
+  if (p.done) {
+    // Whoever waits for the outcome (an application ACK) hears now, as for any failure, not
+    // when the store is back: the outcome itself is still recorded later.
+    PipelineResult r = p.decision->result;
+    r.state = "error";
+    r.reason = why.ok() ? "could not record the outcome yet: an earlier message of the channel waits for the store"
+                        : base::StrCat("could not record the outcome: ", std::string(why.message()));
+    r.destinations.clear();
+    std::move(p.done)(std::move(r));
+    p.done = nullptr;
+  }
   s->parked.push_back(std::move(p));
   if (first && !why.ok()) {
     // Ids and status only: no message content in logs.

@@ -18,10 +18,11 @@
 // processed again by Recover() at startup.
 //
 // Storage failures (a full disk, an I/O error): an outcome whose commit fails is kept in memory
-// with every later outcome of its channel (in order, so deliveries keep arrival order) and written
-// again with backoff (0.1 s, then 0.2 s doubling to 12.8 s) until the store takes it; the channel's messages are
-// still processed meanwhile, and back-pressure (Backlog) stops the listeners if it lasts. At
-// shutdown what is still kept stays `received` for Recover().
+// with every later outcome of its channel (in order, so deliveries keep arrival order) and
+// written again with backoff (0.1 s, then 0.2 s doubling to 12.8 s) until the store takes it.
+// Its `done` hears at once (state "error", the reason; an application ACK is not held back),
+// the channel's messages are still processed meanwhile, and back-pressure (Backlog) stops the
+// listeners if it lasts. At shutdown what is still kept stays `received` for Recover().
 //
 // Thread-safety: Submit and Recover from any thread; callbacks run on a worker thread.
 #pragma once

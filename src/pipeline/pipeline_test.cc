@@ -1,5 +1,6 @@
 #include "pipeline/pipeline.h"
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
@@ -235,18 +236,19 @@ TEST_F(PipelineTest, OutcomesThatCouldNotBeStoredAreKeptAndWrittenInOrderLater) 
   };
   for (int i = 0; i < 500 && !held(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   ASSERT_TRUE(held()) << "the store never refused a write";
-  {
-    std::lock_guard<std::mutex> lock(mu);
-    EXPECT_LT(states.size(), static_cast<size_t>(kMessages));
-    for (const std::string& s : states) EXPECT_EQ(s, "queued");  // none reported as lost
-  }
-
-  ASSERT_TRUE(set_max_pages("1073741823").ok());  // space again
+  // Every caller hears at once (an application ACK is not held back): "queued" for those that
+  // made it, "error" for those kept.
   {
     std::unique_lock<std::mutex> lock(mu);
     ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(30), [&] { return states.size() == kMessages; }))
-        << states.size() << " of " << kMessages << " outcomes recorded";
-    for (const std::string& s : states) EXPECT_EQ(s, "queued");
+        << states.size() << " of " << kMessages << " callers answered";
+    EXPECT_GT(std::count(states.begin(), states.end(), "error"), 0);
+  }
+  EXPECT_GT(pipeline_->Backlog(), 0u);  // the kept ones still count: back-pressure
+
+  ASSERT_TRUE(set_max_pages("1073741823").ok());  // space again
+  for (int i = 0; i < 3000 && pipeline_->Backlog() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   EXPECT_EQ(pipeline_->Backlog(), 0u);
 
