@@ -147,13 +147,12 @@ absl::StatusOr<std::unique_ptr<Connection>> OpenSqlite(const std::string& path,
     if (!s.ok()) return s;
   }
   if (!opts.read_only) {
-    // temp_store=MEMORY: a multi-row UPDATE or DELETE inside a larger transaction (a delivery
-    // run's claim or ack) keeps a statement journal, which SQLite spills to a temporary file in
-    // /var/tmp past 64 KiB: an open, writes and an unlink per run on the writer's thread. In
-    // memory it is bounded by the pages one statement changes.
+    // temp_store stays SQLite's default: statement journals and savepoint sub-journals past
+    // 64 KiB go to a temporary file. MEMORY saved a delivery run's file (open, ~17 writes,
+    // unlink) but measured slower for a savepoint around a 500-entry Bundle (megabytes of
+    // sub-journal); docs/PERFORMANCE.md.
     absl::Status s = conn->Exec(
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; "
-        "PRAGMA temp_store=MEMORY;");
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
     if (!s.ok()) return s;
     if (opts.wal_autocheckpoint_pages > 0) {
       s = conn->Exec(base::StrCat("PRAGMA wal_autocheckpoint=", opts.wal_autocheckpoint_pages));

@@ -52,25 +52,6 @@ TEST(SqliteTest, PageCacheFollowsTheOptions) {
             absl::StatusCode::kInvalidArgument);
 }
 
-TEST(SqliteTest, WritableConnectionsKeepTemporaryDataInMemory) {
-  // A statement journal past 64 KiB (a delivery run's multi-row UPDATE/DELETE) would otherwise
-  // go to a temporary file in /var/tmp on the writer's thread. 2 = MEMORY; readers keep SQLite's
-  // default (0), so a large sort spills to disk instead of growing the process.
-  auto dir = std::filesystem::temp_directory_path() / "isthmus_sqlite_temp_store_test";
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  const std::string path = (dir / "t.db").string();
-  auto w = OpenSqlite(path);
-  ASSERT_TRUE(w.ok()) << w.status();
-  EXPECT_EQ(PragmaValue(**w, "temp_store"), 2);
-  auto r = OpenSqlite(path, {.read_only = true});
-  ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(PragmaValue(**r, "temp_store"), 0);
-  w->reset();
-  r->reset();
-  std::filesystem::remove_all(dir);
-}
-
 TEST(SqliteTest, CachedStatementsAreReusedAndReset) {
   auto conn = OpenSqlite(":memory:");
   ASSERT_TRUE(conn.ok());
