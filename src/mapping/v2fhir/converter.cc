@@ -106,6 +106,16 @@ struct Dependent {
   Tree::NodeId node;
 };
 
+// A resource an `as` rule named while its segment map ran for one segment, for message entries
+// with `into: SEG.NAME` (IN2 writing into the employer Organization its IN1 made).
+struct Exported {
+  const SegmentMap* map;
+  int slot;
+  int group;  // the segment's group instance
+  Tree::NodeId node;
+  bool made_before;  // the resource existed before that segment: later segments only fill it
+};
+
 struct Recorded {
   Tree::NodeId node;
   std::string source;
@@ -137,6 +147,7 @@ struct Workspace::State {
   std::vector<Instance> instances;
   std::vector<Applied> applied;
   std::vector<Dependent> dependents;  // resources made by datatype maps (`resource:`)
+  std::vector<Exported> exported;     // resources `as` rules named, per segment
   std::vector<bool> consumed;
   std::vector<const Rule*> rule_stack;
   std::vector<Recorded> recorded;
@@ -400,6 +411,9 @@ class Run final : public HookHost {
   // Per slot: the resource was made before this segment (found by its key), so `into` rules
   // fill its absent elements only.
   bool slot_made_before_[Rule::kMaxSlots] = {};
+  // Filling a resource made before this segment (`into` entries): see RunRules.
+  bool fill_only_ = false;
+  Tree::NodeId fill_mark_ = 0;  // the first node made by the segment being converted
   // The `as` slot of the rule whose datatype map is running, until a `resource` rule of the
   // map (at any depth) takes it; -1 when none.
   int pending_as_ = -1;
@@ -963,6 +977,7 @@ void Run::RunSegmentMap(const SegmentMap& map, hl7v2::SegmentView seg, int group
                         Tree::NodeId node) {
   std::fill(std::begin(slots_), std::end(slots_), Tree::kNone);
   pending_as_ = -1;
+  fill_mark_ = static_cast<Tree::NodeId>(t_.size());
   RunRules(map.rules, seg, group, node, nullptr);
 }
 
@@ -977,12 +992,14 @@ void Run::RunRules(const std::vector<Rule>& rules, hl7v2::SegmentView seg, int g
     if (rule.into_slot >= 0) {
       node = slots_[rule.into_slot];
       if (node == Tree::kNone) continue;  // the `as` rule named no resource here
-      // A resource an earlier segment made (the same insurer, the same place): filled, not
-      // added to, so the rule writes only when the first member of its element is absent.
-      if (slot_made_before_[rule.into_slot] && !rule.element.steps.empty() &&
-          t_.FindMember(node, rule.element.steps[0].name) != Tree::kNone) {
-        continue;
-      }
+    }
+    // A resource an earlier segment made (the same insurer, the same place): filled, not added
+    // to, so a rule writes only when the first member of its element was absent before this
+    // segment (members this segment's rules made, ids from fill_mark_ on, do not count).
+    if (outer == nullptr && !rule.element.steps.empty() &&
+        (rule.into_slot >= 0 ? slot_made_before_[rule.into_slot] : fill_only_)) {
+      Tree::NodeId had = t_.FindMember(node, rule.element.steps[0].name);
+      if (had != Tree::kNone && had < fill_mark_) continue;
     }
     Loc loc;
     loc.segment = seg.name();
@@ -1075,6 +1092,30 @@ void Run::ApplyEntry(const MessageEntry& e, size_t seg) {
       })) {
     return;
   }
+  if (e.into_map != nullptr) {
+    // `into: IN1.holder`: the resource that rule named for the nearest such segment in scope.
+    const Exported* x = nullptr;
+    for (size_t i = s_.exported.size(); i-- > 0;) {
+      const Exported& c = s_.exported[i];
+      if (c.map == e.into_map && c.slot == e.into_slot && s_.grouping.Within(group, c.group)) {
+        x = &c;
+        break;
+      }
+    }
+    if (x == nullptr) return;
+    const Tree::NodeId node = x->node;
+    s_.consumed[seg] = true;
+    owner_ = -1;
+    cur_segment_ = seg;
+    fill_only_ = x->made_before;
+    RunSegmentMap(*e.map, sv, group, node);
+    fill_only_ = false;
+    for (const Hook& h : e.map->hooks) {
+      if (!hook_error_.ok()) break;
+      hook_error_ = RunHook(h, node, sv.name(), sv.occurrence());
+    }
+    return;
+  }
   s_.consumed[seg] = true;
   // A merge adds to the first instance of the type in this segment's group instance (PD1 into
   // the Patient of its PID, NTE into its OBSERVATION's Observation), else creates it.
@@ -1130,6 +1171,11 @@ void Run::ApplyEntry(const MessageEntry& e, size_t seg) {
   cur_segment_ = seg;
   if (e.map != nullptr) {
     RunSegmentMap(*e.map, sv, group, s_.instances[inst].node);
+    for (size_t k = 0; k < e.map->as_names.size(); ++k) {
+      if (slots_[k] != Tree::kNone) {
+        s_.exported.push_back({e.map, static_cast<int>(k), group, slots_[k], slot_made_before_[k]});
+      }
+    }
     for (const Hook& h : e.map->hooks) {
       if (!hook_error_.ok() || s_.instances[inst].dropped) break;
       hook_error_ = RunHook(h, s_.instances[inst].node, sv.name(), sv.occurrence());
@@ -1524,6 +1570,7 @@ absl::Status Run::Go() {
   s_.instances.clear();
   s_.applied.clear();
   s_.dependents.clear();
+  s_.exported.clear();
   s_.recorded.clear();
   s_.rule_stack.clear();
   s_.consumed.assign(m_.segment_count(), false);

@@ -177,13 +177,15 @@ class Compiler {
 
   // Rules of a segment map (`segment` true) or datatype map.
   void CompileRules(const YAML::Node& list, const std::string& file, const std::string& scope,
-                    bool segment, std::vector<Rule>* out, YamlErrors& errors) {
+                    bool segment, std::vector<Rule>* out, YamlErrors& errors,
+                    std::vector<std::string>* as_names = nullptr) {
     if (!list.IsDefined()) return;
     if (!list.IsSequence()) {
       errors.Add(list, "'rules' must be a list");
       return;
     }
-    std::vector<std::string> labels;  // `as:` names, index = slot
+    std::vector<std::string> own;  // `as:` names, index = slot
+    std::vector<std::string>& labels = as_names != nullptr ? *as_names : own;
     for (const YAML::Node& r : list) {
       if (!base::CheckKeys(r, {"field", "component", "when", "element", "type", "datatype",
                                "vocabulary", "components", "value", "resource", "repeat", "join",
@@ -698,7 +700,7 @@ absl::StatusOr<std::shared_ptr<const MapSet>> CompileMaps(const std::vector<MapF
         e.Add(l.root, "a segment map needs 'segment' (e.g. PID)");
       } else {
         compiler.CompileRules(l.root["rules"], l.file->display_path, s->segment, true, &s->rules,
-                              e);
+                              e, &s->as_names);
         compiler.CompileHooks(l.root["hooks"], l.file->display_path, &s->hooks, e);
         set->segments[s->name] = std::move(s);
       }
@@ -743,7 +745,7 @@ absl::StatusOr<std::shared_ptr<const MapSet>> CompileMaps(const std::vector<MapF
     bool header = false, provenance = false;
     for (const YAML::Node& r : IsSeq(list) ? list : YAML::Node(YAML::NodeType::Sequence)) {
       if (!base::CheckKeys(r, {"segment", "resource", "merge", "map", "when", "id", "references",
-                               "note"},
+                               "into", "note"},
                            e, "a resource entry")) {
         continue;
       }
@@ -835,6 +837,35 @@ absl::StatusOr<std::shared_ptr<const MapSet>> CompileMaps(const std::vector<MapF
             continue;
           }
           entry.references.push_back(std::move(ref));
+        }
+      }
+      if (YAML::Node in = r["into"]; in.IsDefined()) {
+        // `into: IN1.holder`: the resource the `as: holder` rule of an earlier entry's segment
+        // map made for that segment (the one in this segment's group or an enclosing one).
+        std::string text = Scalar(in);
+        size_t dot = text.find('.');
+        std::string from = text.substr(0, dot == std::string::npos ? 0 : dot);
+        std::string name = dot == std::string::npos ? "" : text.substr(dot + 1);
+        for (const MessageEntry& prev : m->entries) {
+          if (prev.segment_path.back() != from || prev.map == nullptr) continue;
+          auto it = std::find(prev.map->as_names.begin(), prev.map->as_names.end(), name);
+          if (it == prev.map->as_names.end()) continue;
+          entry.into_map = prev.map;
+          entry.into_slot = static_cast<int>(it - prev.map->as_names.begin());
+          break;
+        }
+        if (entry.into_map == nullptr) {
+          e.Add(in, base::StrCat("'into: ", text, "' needs an earlier entry of this message map "
+                                 "for segment ", from.empty() ? "SEG" : from,
+                                 " whose segment map has a rule with 'as: ",
+                                 name.empty() ? "NAME" : name, "' (write it SEG.NAME)"));
+          continue;
+        }
+        if (entry.merge || !entry.id.empty() || r["references"].IsDefined() ||
+            entry.map == nullptr) {
+          e.Add(in, "an 'into' entry writes with its 'map' into a resource another segment made: "
+                    "no 'merge', 'id' or 'references'");
+          continue;
         }
       }
       if (seg == "MSH" && entry.resource == "MessageHeader") header = true;

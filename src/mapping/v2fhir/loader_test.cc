@@ -69,6 +69,31 @@ TEST(Loader, IncludeCopiesEntriesFirst) {
   EXPECT_NE(e.find("includes itself"), std::string::npos) << e;
 }
 
+TEST(Loader, AnIntoEntryNamesAnEarlierEntrysAs) {
+  // IN1[C] names IN1-11's Organization `holder`; `payer` is a typo, PID has no such entry, and an
+  // `into` entry has no resource of its own to merge into.
+  std::string e = Errors({
+      F("datatypes/XON[O].yaml", "datatype: XON\nrules:\n  - {component: 1, element: name, type: string}\n"),
+      F("segments/IN1[C].yaml", "segment: IN1\nresource: Coverage\nrules:\n"
+        "  - {field: IN1-11, element: policyHolder, datatype: \"XON[O]\", resource: Organization, as: holder}\n"),
+      F("segments/IN2[O].yaml", "segment: IN2\nresource: Organization\nrules:\n"
+        "  - {field: IN2-49, element: \"contact[+].name.text\", type: string}\n"),
+      F("messages/X_Y.yaml",
+        "resources:\n"
+        "  - {segment: IN1, resource: Coverage, map: \"IN1[C]\"}\n"
+        "  - {segment: IN2, resource: Organization, into: IN1.payer, map: \"IN2[O]\"}\n"
+        "  - {segment: IN2, resource: Organization, into: PID.holder, map: \"IN2[O]\"}\n"
+        "  - {segment: IN2, resource: Organization, into: IN1.holder, merge: true, map: \"IN2[O]\"}\n"
+        "  - {segment: IN2, resource: Organization, into: IN1.holder, map: \"IN2[O]\"}\n")});
+  EXPECT_NE(e.find("X_Y.yaml:3:"), std::string::npos) << e;
+  EXPECT_NE(e.find("'into: IN1.payer' needs an earlier entry of this message map for segment IN1"),
+            std::string::npos) << e;
+  EXPECT_NE(e.find("'into: PID.holder' needs an earlier entry"), std::string::npos) << e;
+  EXPECT_NE(e.find("X_Y.yaml:5:"), std::string::npos) << e;
+  EXPECT_NE(e.find("no 'merge', 'id' or 'references'"), std::string::npos) << e;
+  EXPECT_EQ(e.find("X_Y.yaml:6:"), std::string::npos) << e;  // the good one
+}
+
 TEST(Loader, IntoNeedsAnEarlierAs) {
   std::string e = Errors({F("segments/IN1[Coverage].yaml",
                             "segment: IN1\nrules:\n"

@@ -104,11 +104,13 @@ struct Rule {
   // (a namespace id made a system URI under a site's base). With type coding-system: the base
   // for a name CodingSystem does not know, instead of its unknown_prefix (identifier systems).
   std::string prefix;
-  // Segment maps only. `as: NAME` (with `resource`): the resource this rule makes is known to
-  // the later rules of the map as NAME; `into: NAME`: the rule writes into that resource (its
-  // `element` relative to it) instead of the segment's resource, and is skipped when the `as`
-  // rule made none in this segment (no value) or found it made already (the same value earlier
-  // in the message: the first segment fills it). Compiled to slot numbers.
+  // Segment maps only. `as: NAME` (with `resource`, or a `datatype` whose map makes resources:
+  // the first one it makes, the one `element` refers to): that resource is known to the later
+  // rules of the map, and to message entries with `into: SEG.NAME`, as NAME; `into: NAME`: the
+  // rule writes into that resource (its `element` relative to it) instead of the segment's
+  // resource, and is skipped when the `as` rule named none in this segment. When the resource
+  // was made before this segment (the same value earlier in the message), the rule only fills:
+  // it is skipped when the first member of its element was there before. Compiled to slots.
   // Segment maps only: `rules:` run once per repetition of `field` (each repetition when the
   // element has [+]), relative to the element this rule resolves (`component[+]`): a nested
   // rule without `field` (and `$` in its conditions) reads that repetition, and the outer field
@@ -146,6 +148,9 @@ struct SegmentMap {
   SourceRef src;
   std::vector<Rule> rules;
   std::vector<Hook> hooks;  // run after the rules, for every segment the map converts
+  // The `as:` names of the rules, index = slot (Rule::as_slot): what `into` rules and message
+  // entries with `into: SEG.NAME` name.
+  std::vector<std::string> as_names;
 };
 
 struct Concept {
@@ -195,6 +200,11 @@ struct MessageEntry {
   // enclosing groups (AIS in SIU's RESOURCES.SERVICE adds to the Appointment of SCH).
   bool merge_scope = false;
   const SegmentMap* map = nullptr;
+  // `into: IN1.holder`: no resource of its own; `map` writes into the resource that slot
+  // `into_slot` of segment map `into_map` (run by an earlier entry) named for the nearest such
+  // segment whose group is this segment's group or encloses it. Skipped when there is none.
+  const SegmentMap* into_map = nullptr;
+  int into_slot = -1;
   std::vector<KeyPart> id;
   std::vector<Reference> references;
 };
