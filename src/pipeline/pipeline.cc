@@ -279,8 +279,7 @@ std::optional<core::PreCommitOutcome> Pipeline::DecideBeforeCommit(const std::st
 }
 
 void Pipeline::Commit(int64_t id, const std::string& channel, uint64_t seq, Decision d, Done done) {
-  auto p = std::make_shared<Parked>(
-      Parked{id, opts_.clock->NowMicros(), std::make_shared<Decision>(std::move(d)), std::move(done)});
+  auto p = std::make_shared<Parked>(Parked{id, opts_.clock->NowMicros(), std::move(d), std::move(done)});
   // Outcomes of one channel reach the writer in arrival order, so its queue rows are in arrival
   // order too (the writer runs ops in submission order): processing is parallel, recording is
   // not. The worker does not wait for the commit: outcomes share group commits.
@@ -293,7 +292,7 @@ void Pipeline::Commit(int64_t id, const std::string& channel, uint64_t seq, Deci
       p->deferred = true;
       return absl::OkStatus();
     }
-    return WriteOutcome(conn, p->id, p->now, *p->decision);
+    return WriteOutcome(conn, p->id, p->now, p->decision);
   };
   // Runs on the writer thread once the outcome committed (or failed): must stay quick.
   store::Writer::Done on_commit = [this, name, s, p](absl::Status st) {
@@ -312,13 +311,19 @@ void Pipeline::Commit(int64_t id, const std::string& channel, uint64_t seq, Deci
   seq_cv_.notify_all();
 }
 
+PipelineResult Pipeline::NotRecorded(PipelineResult r, std::string reason) {
+  r.state = "error";
+  r.reason = std::move(reason);
+  r.destinations.clear();
+  return r;
+}
+
 void Pipeline::Finish(Parked p, const absl::Status& committed) {
-  PipelineResult r = std::move(p.decision->result);
+  PipelineResult r = std::move(p.decision.result);
   if (!committed.ok()) {
     // Not committed: the message stays `received` and Recover() picks it up after a restart.
-    r.state = "error";
-    r.reason = base::StrCat("could not record the outcome: ", std::string(committed.message()));
-    r.destinations.clear();
+    r = NotRecorded(std::move(r), base::StrCat("could not record the outcome: ",
+                                               std::string(committed.message())));
   } else if (notify_) {
     for (const std::string& dest : r.destinations) notify_(dest);
   }
@@ -340,12 +345,10 @@ void Pipeline::Park(const std::string& channel, Sequence* s, Parked p, const abs
   if (p.done) {
     // Whoever waits for the outcome (an application ACK) hears now, as for any failure, not
     // when the store is back: the outcome itself is still recorded later.
-    PipelineResult r = p.decision->result;
-    r.state = "error";
-    r.reason = why.ok() ? "could not record the outcome yet: an earlier message of the channel waits for the store"
-                        : base::StrCat("could not record the outcome: ", std::string(why.message()));
-    r.destinations.clear();
-    std::move(p.done)(std::move(r));
+    std::move(p.done)(NotRecorded(
+        p.decision.result,
+        why.ok() ? "could not record the outcome yet: an earlier message of the channel waits for the store"
+                 : base::StrCat("could not record the outcome: ", std::string(why.message()))));
     p.done = nullptr;
   }
   s->parked.push_back(std::move(p));
@@ -395,7 +398,7 @@ void Pipeline::SubmitRetry(Sequence* s) {
     s->in_retry = s->parked.size();
     for (size_t i = 0; i < s->in_retry; ++i) {
       const Parked& p = s->parked[i];
-      ISTHMUS_RETURN_IF_ERROR(WriteOutcome(conn, p.id, p.now, *p.decision));
+      ISTHMUS_RETURN_IF_ERROR(WriteOutcome(conn, p.id, p.now, p.decision));
     }
     return absl::OkStatus();
   };

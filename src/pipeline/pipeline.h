@@ -134,7 +134,7 @@ class Pipeline final : public core::MessageSink {
   struct Parked {
     int64_t id = 0;
     int64_t now = 0;
-    std::shared_ptr<Decision> decision;
+    Decision decision;
     Done done;
     bool deferred = false;  // its op found the channel's earlier outcomes kept, and wrote nothing
   };
@@ -170,6 +170,8 @@ class Pipeline final : public core::MessageSink {
   void RetryLoop();
   // Reports the outcome (notify the dispatchers, `done`) and ends its back-pressure count.
   void Finish(Parked p, const absl::Status& committed);
+  // What a caller hears of an outcome that was not recorded (state "error", the reason).
+  static PipelineResult NotRecorded(PipelineResult r, std::string reason);
 
   store::Writer& writer_;
   store::Journal& journal_;
