@@ -154,7 +154,7 @@ for (const file of ['profiles-types.json', 'profiles-resources.json']) {
       const choice = name.endsWith('[x]');
       if (choice) name = name.substring(0, name.length - 3);
       const e = { name, min: el.min || 0, many: el.max !== '1', choice, types: [],
-                  underscore: true, binding: -1 };
+                  underscore: true, binding: -1, targets: null };
       if (el.contentReference) {
         pendingRefs.push([e, el.contentReference.replace(/^.*#/, '')]);
       } else {
@@ -173,6 +173,12 @@ for (const file of ['profiles-types.json', 'profiles-resources.json']) {
           codes = [path];
         }
         e.types = codes;
+        // Reference(Patient | Group): the resource types a reference may name (null: any).
+        const ref = (el.type || []).find((t) => t.code === 'Reference');
+        if (ref && ref.targetProfile && ref.targetProfile.length) {
+          const names = ref.targetProfile.map((u) => u.replace(/^.*\//, ''));
+          if (!names.includes('Resource')) e.targets = names;
+        }
       }
       if (el.binding && el.binding.strength === 'required' && el.binding.valueSet &&
           e.types.some((c) => c === 'code' || c === 'Coding' || c === 'CodeableConcept')) {
@@ -209,6 +215,7 @@ const upper = (s) => s[0].toUpperCase() + s.substring(1);
 const elementRows = [];
 const keyRows = [];
 const typeRows = [];
+const targetRows = [];  // type indices of reference targets
 const byteCmp = (a, b) => (a < b ? -1 : a > b ? 1 : 0);  // ASCII keys: UTF-16 order == byte order
 for (const n of names) {
   const t = types.get(n);
@@ -231,8 +238,13 @@ for (const n of names) {
       }
       keys.push([e.name, i, typeIdx[0]]);
     }
+    // Targets that are R4 resource types (Medplum's own, such as Bot, are not in R4).
+    const targets = (e.targets || []).filter((c) => index.has(c) && types.get(c).kind === 'kResource');
+    const firstTarget = targetRows.length;
+    if (e.targets && targets.length) for (const c of targets) targetRows.push(index.get(c));
     elementRows.push(`{${lit(e.name)}, ${e.choice ? 0xffff : typeIdx[0]}, ${e.binding}, ` +
-                     `${e.min}, ${e.many}, ${e.choice}, ${e.underscore}}`);
+                     `${e.min}, ${e.many}, ${e.choice}, ${e.underscore}, ${firstTarget}, ` +
+                     `${targetRows.length - firstTarget}}`);
   });
   // By length, then bytes: most probes of the binary search are decided by the length alone.
   keys.sort((a, b) => a[0].length - b[0].length || byteCmp(a[0], b[0]));
@@ -246,7 +258,7 @@ if (widest > 160) {  // kMaxElements in validator.cc
   console.error(`a type has ${widest} elements: raise kMaxElements in validator.cc`);
   process.exit(1);
 }
-if (elementRows.length > 65000 || keyRows.length > 65000) {
+if (elementRows.length > 65000 || keyRows.length > 65000 || targetRows.length > 65000) {
   console.error('tables outgrew 16-bit indices');
   process.exit(1);
 }
@@ -289,7 +301,12 @@ const out = [
   `const VCode kVCodes[${Math.max(1, codeRows.length)}] = {`,
   ...codeRows.map((r) => `    ${r},`),
   '};',
+  `const uint16_t kVTargets[${Math.max(1, targetRows.length)}] = {`,
+  ...Array.from({ length: Math.ceil(targetRows.length / 16) },
+                (_, i) => `    ${targetRows.slice(i * 16, i * 16 + 16).join(', ')},`),
+  '};',
   `const int kVElementType = ${idx('Element')};`,
+  `const int kVReferenceType = ${idx('Reference')};`,
   `const int kVExtensionType = ${idx('Extension')};`,
   `const int kVResourceType = ${idx('Resource')};`,
   '',

@@ -387,6 +387,23 @@ int FindResourceType(std::string_view name) {
   return static_cast<int>(it - first);
 }
 
+// The resource type of a relative literal reference `Type/id` or `Type/id/_history/vid` (an R4
+// type and an id by the id regex), else empty.
+std::string_view RelativeReferenceType(std::string_view ref) {
+  size_t slash = ref.find('/');
+  if (slash == std::string_view::npos) return {};
+  std::string_view type = ref.substr(0, slash);
+  std::string_view rest = ref.substr(slash + 1);
+  size_t h = rest.find('/');
+  if (h != std::string_view::npos) {
+    std::string_view history = rest.substr(h + 1);
+    if (!history.starts_with("_history/") || !IsId(history.substr(9))) return {};
+    rest = rest.substr(0, h);
+  }
+  if (!IsId(rest) || FindResourceType(type) < 0) return {};
+  return type;
+}
+
 bool InBinding(int binding, std::string_view code, const std::string_view* system) {
   const VCode* first = kVCodes + kVBindings[binding].first_code;
   const VCode* last = first + kVBindings[binding].code_count;
@@ -610,6 +627,7 @@ class Walker {
         }
         Object(v, type, depth + 1);
         if (e.binding >= 0) CodingBinding(v, e, t);
+        if (e.target_count > 0 && type == internal::kVReferenceType) ReferenceTarget(v, e);
         return;
     }
   }
@@ -626,6 +644,34 @@ class Walker {
         (meta->value.HasMember("versionId") || meta->value.HasMember("lastUpdated"))) {
       Add(Severity::kError, "invariant",
           "dom-4: a contained resource must not have meta.versionId or meta.lastUpdated", "meta");
+    }
+  }
+
+  // Reference(Patient | Group): the type a relative literal reference names (`Patient/1`,
+  // `Patient/1/_history/2`) and Reference.type must be among the element's targets. Absolute,
+  // urn: and contained (`#x`) references are not checked here.
+  void ReferenceTarget(const Value& v, const VElement& e) {
+    auto check = [&](std::string_view type_name, std::string_view member) {
+      std::string allowed;
+      for (int k = 0; k < e.target_count; ++k) {
+        std::string_view target = kVTypes[internal::kVTargets[e.first_target + k]].name;
+        if (target == type_name) return;
+        base::StrAppend(&allowed, k > 0 ? " | " : "", target);
+      }
+      Add(Severity::kError, "structure",
+          base::StrCat("a reference to a ", type_name, " is not allowed here: ", e.name,
+                       " is Reference(", allowed, ")"),
+          member);
+    };
+    auto ref = v.FindMember("reference");
+    if (ref != v.MemberEnd() && IsJsonString(ref->value)) {
+      std::string_view type_name = RelativeReferenceType(Str(ref->value));
+      if (!type_name.empty()) check(type_name, "reference");
+    }
+    auto type = v.FindMember("type");
+    if (type != v.MemberEnd() && IsJsonString(type->value) &&
+        FindResourceType(Str(type->value)) >= 0) {
+      check(Str(type->value), "type");
     }
   }
 

@@ -18,11 +18,15 @@
 //   - REQUIRED bindings on code, Coding and CodeableConcept elements whose ValueSet expands to a
 //     finite code list from the definitions (222 of the 228 ValueSets; mime types, UCUM units,
 //     currencies and two others are not checked; the list is at the end of the generated file);
+//   - reference targets: a relative literal reference `Type/id` (`Type/id/_history/v`) and
+//     Reference.type name a type the element allows (Observation.subject: Patient | Group |
+//     Device | Location); absolute, urn: and contained (#id) references are not checked;
 //   - resources inside resources (contained, Bundle.entry.resource, Parameters.parameter.resource)
 //     as the type their `resourceType` names; contained ones without contained resources (dom-2)
 //     or meta.versionId/lastUpdated (dom-4).
 // Not checked: other invariants (FHIRPath constraints such as dom-3 or obs-6), profiles in
-// meta.profile, reference targets, extensible/preferred bindings, xhtml content rules.
+// meta.profile (fhir_conformance/conformance.h, which needs FHIRPath), extensible/preferred
+// bindings, xhtml content rules.
 //
 // JSON numbers may be RapidJSON numbers or, as the FHIR store parses them, strings holding the
 // number's text after a 0xFF byte (never valid UTF-8): both are accepted as JSON numbers, and the

@@ -61,6 +61,10 @@ struct VElement {
   bool many;  // max "*" (max is always 1 or * in R4)
   bool choice;
   bool underscore;  // a primitive that may have a `_name` sibling (not Element.id)
+  // Reference(Patient | Group): the resource types it may name, kVTargets[first_target, +
+  // target_count); none: any (Reference(Resource) or not a Reference).
+  uint16_t first_target;
+  uint16_t target_count;
 };
 
 struct VKey {
@@ -92,8 +96,10 @@ extern const VKey kVKeys[];
 extern const VBinding kVBindings[];
 extern const int kVBindingCount;
 extern const VCode kVCodes[];
+extern const uint16_t kVTargets[];  // type indices (reference targets)
 extern const int kVElementType;    // "Element"
 extern const int kVExtensionType;  // "Extension"
 extern const int kVResourceType;   // "Resource"
+extern const int kVReferenceType;  // "Reference"
 
 }  // namespace isthmus::fhir::internal

@@ -404,6 +404,46 @@ TEST(Validator, ContainedInvariants) {
               IsEmpty());
 }
 
+TEST(Validator, ReferenceTargets) {
+  // Observation.subject is Reference(Patient | Group | Device | Location) in R4.
+  EXPECT_THAT(Issues(Edit(kObservation, R"("Patient/pat-1")", R"("Practitioner/pr-1")")),
+              ElementsAre("structure@Observation.subject.reference"));
+  for (std::string_view ok : {R"("Group/g1")", R"("Device/d.1")", R"("Location/l-1")",
+                              R"("Patient/p1/_history/2")"}) {
+    EXPECT_THAT(Issues(Edit(kObservation, R"("Patient/pat-1")", ok)), IsEmpty()) << ok;
+  }
+  EXPECT_THAT(Issues(Edit(kObservation, R"("Patient/pat-1")",
+                          R"("Practitioner/pr-1/_history/1")")),
+              ElementsAre("structure@Observation.subject.reference"));
+  // Not relative Type/id: absolute, urn:, contained, unknown types and odd shapes are left alone.
+  for (std::string_view other :
+       {R"("http://example.org/fhir/Practitioner/1")", R"("urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a")",
+        R"("#pr")", R"("Foo/1")", R"("Practitioner/1/2")", R"("Practitioner")"}) {
+    EXPECT_THAT(Issues(Edit(kObservation, R"("Patient/pat-1")", other)), IsEmpty()) << other;
+  }
+  // Reference.type names the target type too.
+  EXPECT_THAT(Issues(Edit(kObservation, R"("reference": "Patient/pat-1")",
+                          R"("type": "Practitioner", "identifier": {"value": "x"})")),
+              ElementsAre("structure@Observation.subject.type"));
+  // The message names the element's targets in the spec's order (observation.html: subject
+  // Reference(Patient | Group | Device | Location)), not the reference's text.
+  auto issues = ValidateResourceJson(Edit(kObservation, R"("Patient/pat-1")", R"("Medication/secret")"));
+  ASSERT_EQ(issues.size(), 1u);
+  EXPECT_EQ(issues[0].message,
+            "a reference to a Medication is not allowed here: subject is "
+            "Reference(Patient | Group | Device | Location)");
+  // Reference(Any): Observation.focus takes every type; in backbones and choices too.
+  EXPECT_THAT(Issues(Edit(kObservation, R"("issued")",
+                          R"("focus": [{"reference": "Medication/m"}], "issued")")),
+              IsEmpty());
+  EXPECT_THAT(Issues(Edit(kPatient, R"("managingOrganization": {"reference": "Organization/1")",
+                          R"("managingOrganization": {"reference": "Patient/1")")),
+              ElementsAre("structure@Patient.managingOrganization.reference"));
+  EXPECT_THAT(Issues(Edit(kPatient, R"("name": {"text": "John Doe"})",
+                          R"("name": {"text": "John Doe"}, "organization": {"reference": "Group/1"})")),
+              ElementsAre("structure@Patient.contact[0].organization.reference"));
+}
+
 TEST(Validator, IssuesCarryMessagesWithoutValues) {
   auto issues = ValidateResourceJson(
       Edit(kPatient, R"("birthDate": "1974-12-25")", R"("birthDate": "SECRET-1974")"));
