@@ -89,6 +89,8 @@ struct Instance {
   Tree::NodeId node;
   int group;
   size_t segment;
+  std::string_view label;  // the making entry's `label` ("" = none)
+  uint32_t touched = 0;    // when an entry last made or merged into it (`merge: last`)
   bool dropped = false;  // by a hook: no references to or from it, no more merges into it
 };
 
@@ -345,7 +347,13 @@ class Run final : public HookHost {
   bool Matches(const MessageEntry& e, size_t seg) const;
   std::optional<hl7v2::SegmentView> SegmentInScope(std::string_view name, int group,
                                                     size_t self) const;
-  int Nearest(std::string_view type, int group) const;
+  // The first instance of `type` in `group`, else in the enclosing groups; with `label`, only
+  // one that carries it.
+  int Nearest(std::string_view type, int group, const std::string* label = nullptr) const;
+  // `merge: last`: of the instances in scope (the segment's group, else the nearest enclosing
+  // group with any) whose type some `merge: last` entry for this segment name makes, the one an
+  // entry made or merged into most recently; -1 when none.
+  int LastTouched(std::string_view segment, int group) const;
   void ApplyEntry(const MessageEntry& e, size_t seg);
   std::string_view SegmentOperand(const Operand& op, hl7v2::SegmentView seg, int group,
                                   int field, int rep, std::string* scratch) const;
@@ -394,6 +402,7 @@ class Run final : public HookHost {
   fhir::BundleBuilder* bundle_ = nullptr;
   int owner_ = -1;  // the instance whose segment map is running (type: segment-resource)
   size_t cur_segment_ = 0;  // the segment whose entry is being applied
+  uint32_t touches_ = 0;    // counts entries applied to instances (Instance::touched)
   // `if_absent` rules whose conditions held: applied once every segment was converted, each
   // only when its element is still absent then (a default, whichever segment came first).
   struct Deferred {
@@ -482,14 +491,35 @@ std::optional<hl7v2::SegmentView> Run::SegmentInScope(std::string_view name, int
   return std::nullopt;
 }
 
-int Run::Nearest(std::string_view type, int group) const {
+int Run::Nearest(std::string_view type, int group, const std::string* label) const {
   for (int g = group; g >= 0; g = s_.grouping.groups[g].parent) {
     for (size_t i = 0; i < s_.instances.size(); ++i) {
       if (s_.instances[i].type == type && !s_.instances[i].dropped &&
+          (label == nullptr || s_.instances[i].label == *label) &&
           s_.grouping.Within(s_.instances[i].group, g)) {
         return static_cast<int>(i);
       }
     }
+  }
+  return -1;
+}
+
+int Run::LastTouched(std::string_view segment, int group) const {
+  auto candidate = [&](std::string_view type) {
+    for (const MessageEntry& o : map_->entries) {
+      if (o.merge_last && o.resource == type && o.segment_path.back() == segment) return true;
+    }
+    return false;
+  };
+  for (int g = group; g >= 0; g = s_.grouping.groups[g].parent) {
+    int best = -1;
+    for (size_t i = 0; i < s_.instances.size(); ++i) {
+      const Instance& in = s_.instances[i];
+      if (in.dropped || !s_.grouping.Within(in.group, g)) continue;
+      if (best >= 0 && in.touched <= s_.instances[best].touched) continue;
+      if (candidate(in.type)) best = static_cast<int>(i);
+    }
+    if (best >= 0) return best;
   }
   return -1;
 }
@@ -855,7 +885,7 @@ void Run::RunDatatype(const DatatypeMap& dt, Val v, Tree::NodeId node, const Voc
       });
       if (!ok) continue;
     }
-    if (rule.if_absent) {
+    if (!rule.if_absent.empty()) {
       deferred_.push_back({&rule, c, node, vocab, l, owner_, cur_segment_});
       continue;
     }
@@ -1014,7 +1044,7 @@ void Run::RunRules(const std::vector<Rule>& rules, hl7v2::SegmentView seg, int g
           })) {
         continue;
       }
-      if (rule.if_absent) {
+      if (!rule.if_absent.empty()) {
         deferred_.push_back({&rule, v, node, nullptr, loc, owner_, cur_segment_});
         continue;
       }
@@ -1068,7 +1098,7 @@ void Run::RunRules(const std::vector<Rule>& rules, hl7v2::SegmentView seg, int g
         s_.rule_stack.pop_back();
         continue;
       }
-      if (rule.if_absent) {
+      if (!rule.if_absent.empty()) {
         deferred_.push_back({&rule, v, node, nullptr, l, owner_, cur_segment_});
         continue;
       }
@@ -1116,18 +1146,35 @@ void Run::ApplyEntry(const MessageEntry& e, size_t seg) {
     }
     return;
   }
-  s_.consumed[seg] = true;
-  // A merge adds to the first instance of the type in this segment's group instance (PD1 into
-  // the Patient of its PID, NTE into its OBSERVATION's Observation), else creates it.
+  // `from: ORC`: the map reads the nearest ORC in scope, not this segment.
+  hl7v2::SegmentView reads = sv;
+  int reads_group = group;
+  if (!e.from.empty()) {
+    std::optional<hl7v2::SegmentView> f = SegmentInScope(e.from, group, seg);
+    if (!f) return;
+    reads = *f;
+    reads_group = s_.grouping.segments[f->index()].group;
+  }
   int inst = -1;
-  if (e.merge) {
+  if (e.merge_last) {
+    // `merge: last`: the resource the previous order segment filled (TQ1/RXR after RXO: the
+    // order's MedicationRequest; after RXE: the encoded one; RXR after RXD: the dispense),
+    // whatever groups the message's segment order allowed. Skipped when that is another type.
+    inst = LastTouched(sv.name(), group);
+    if (inst < 0 || s_.instances[inst].type != e.resource) return;
+  }
+  s_.consumed[seg] = true;
+  // A merge adds to the first instance of the type (with the entry's label) in this segment's
+  // group instance (PD1 into the Patient of its PID, NTE into its OBSERVATION's Observation),
+  // else creates it.
+  if (e.merge && inst < 0) {
     for (size_t i = 0; i < s_.instances.size() && inst < 0; ++i) {
       if (s_.instances[i].type == e.resource && !s_.instances[i].dropped &&
-          s_.grouping.Within(s_.instances[i].group, group)) {
+          s_.instances[i].label == e.label && s_.grouping.Within(s_.instances[i].group, group)) {
         inst = static_cast<int>(i);
       }
     }
-    if (inst < 0 && e.merge_scope) inst = Nearest(e.resource, group);
+    if (inst < 0 && e.merge_scope) inst = Nearest(e.resource, group, &e.label);
   }
   if (inst < 0) {
     // Business key: the `id` fields, else control id + segment position.
@@ -1163,22 +1210,25 @@ void Run::ApplyEntry(const MessageEntry& e, size_t seg) {
       }
     }
     Tree::NodeId node = bundle_->AddResource(e.resource, id);
-    s_.instances.push_back({e.resource, t_.value(t_.FindMember(node, "id")), node, group, seg});
+    s_.instances.push_back(
+        {e.resource, t_.value(t_.FindMember(node, "id")), node, group, seg, e.label});
     inst = static_cast<int>(s_.instances.size()) - 1;
   }
   s_.applied.push_back({&e, inst, group});
+  s_.instances[inst].touched = ++touches_;
   owner_ = inst;
   cur_segment_ = seg;
   if (e.map != nullptr) {
-    RunSegmentMap(*e.map, sv, group, s_.instances[inst].node);
+    RunSegmentMap(*e.map, reads, reads_group, s_.instances[inst].node);
     for (size_t k = 0; k < e.map->as_names.size(); ++k) {
       if (slots_[k] != Tree::kNone) {
-        s_.exported.push_back({e.map, static_cast<int>(k), group, slots_[k], slot_made_before_[k]});
+        s_.exported.push_back(
+            {e.map, static_cast<int>(k), reads_group, slots_[k], slot_made_before_[k]});
       }
     }
     for (const Hook& h : e.map->hooks) {
       if (!hook_error_.ok() || s_.instances[inst].dropped) break;
-      hook_error_ = RunHook(h, s_.instances[inst].node, sv.name(), sv.occurrence());
+      hook_error_ = RunHook(h, s_.instances[inst].node, reads.name(), reads.occurrence());
     }
   }
   owner_ = -1;
@@ -1202,10 +1252,13 @@ void Run::WriteReferences() {
       };
       if (ref.all) {
         for (const Instance& i : s_.instances) {
-          if (i.type == ref.type && !i.dropped && s_.grouping.Within(i.group, a.group)) write(i);
+          if (i.type == ref.type && !i.dropped && s_.grouping.Within(i.group, a.group) &&
+              (!ref.label || i.label == *ref.label)) {
+            write(i);
+          }
         }
       } else {
-        int t = Nearest(ref.type, a.group);
+        int t = Nearest(ref.type, a.group, ref.label ? &*ref.label : nullptr);
         if (t >= 0 && t != a.instance) write(s_.instances[t]);
       }
     }
@@ -1595,7 +1648,9 @@ absl::Status Run::Go() {
   }
   if (!hook_error_.ok()) return hook_error_;
   for (const Deferred& d : deferred_) {
-    if (Has(d.node, *d.rule->if_absent)) continue;
+    bool present = false;
+    for (const ElementPath& p : d.rule->if_absent) present = present || Has(d.node, p);
+    if (present) continue;
     owner_ = d.owner;
     cur_segment_ = d.segment;
     Apply(*d.rule, d.v, d.node, d.vocab, d.loc);

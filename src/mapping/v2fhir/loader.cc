@@ -375,21 +375,30 @@ class Compiler {
         rule.join_repetitions = v == "join";
       }
       if (YAML::Node ia = r["if_absent"]; ia.IsDefined()) {
-        std::string v = Scalar(ia);
-        ElementPath check = rule.element;
-        bool ok = rule.children.empty();
-        if (ok && v != "true") {
-          auto p = ParseElement(v);
-          ok = p.ok();
-          if (ok) check = *p;
+        // true (the rule's element), an element, or a list of elements (any present: skipped).
+        std::vector<std::string> texts;
+        if (ia.IsSequence()) {
+          for (const YAML::Node& x : ia) texts.push_back(Scalar(x));
+        } else {
+          texts.push_back(Scalar(ia));
         }
-        for (const PathStep& st : check.steps) ok = ok && st.mode == PathStep::Mode::kMember;
-        if (!ok || check.steps.empty()) {
-          errors.Add(ia, "'if_absent' (true or an element) needs an element of plain member "
-                         "names and a rule without nested 'rules'");
+        bool ok = rule.children.empty() && !texts.empty();
+        for (const std::string& v : texts) {
+          ElementPath check = rule.element;
+          if (ok && (v != "true" || ia.IsSequence())) {
+            auto p = ParseElement(v);
+            ok = p.ok();
+            if (ok) check = *p;
+          }
+          for (const PathStep& st : check.steps) ok = ok && st.mode == PathStep::Mode::kMember;
+          ok = ok && !check.steps.empty();
+          if (ok) rule.if_absent.push_back(std::move(check));
+        }
+        if (!ok) {
+          errors.Add(ia, "'if_absent' (true or an element, or a list of elements) needs "
+                         "elements of plain member names and a rule without nested 'rules'");
           continue;
         }
-        rule.if_absent = std::move(check);
       }
       if (YAML::Node cm = r["conceptmap"]; cm.IsDefined()) {
         auto it = set_->conceptmaps.find(Scalar(cm));
@@ -745,7 +754,7 @@ absl::StatusOr<std::shared_ptr<const MapSet>> CompileMaps(const std::vector<MapF
     bool header = false, provenance = false;
     for (const YAML::Node& r : IsSeq(list) ? list : YAML::Node(YAML::NodeType::Sequence)) {
       if (!base::CheckKeys(r, {"segment", "resource", "merge", "map", "when", "id", "references",
-                               "into", "note"},
+                               "into", "label", "from", "note"},
                            e, "a resource entry")) {
         continue;
       }
@@ -768,9 +777,31 @@ absl::StatusOr<std::shared_ptr<const MapSet>> CompileMaps(const std::vector<MapF
       }
       if (YAML::Node mg = r["merge"]; mg.IsDefined() && mg.IsScalar() && mg.Scalar() == "scope") {
         entry.merge = entry.merge_scope = true;
+      } else if (mg.IsDefined() && mg.IsScalar() && mg.Scalar() == "last") {
+        entry.merge = entry.merge_last = true;
       } else if (mg.IsDefined() && !base::ParseYamlBool(mg, &entry.merge)) {
-        e.Add(mg, "'merge' is true, false or scope");
+        e.Add(mg, "'merge' is true, false, scope or last");
         continue;
+      }
+      if (YAML::Node lb = r["label"]; lb.IsDefined()) {
+        entry.label = Scalar(lb);
+        if (entry.label.empty()) {
+          e.Add(lb, "'label' is a name (order, encoded) telling resources of one type apart");
+          continue;
+        }
+      }
+      if (entry.merge_last && !entry.label.empty()) {
+        e.Add(r["label"], "'merge: last' adds to the last resource filled, whatever its label: no "
+                          "'label'");
+        continue;
+      }
+      if (YAML::Node fr = r["from"]; fr.IsDefined()) {
+        entry.from = Scalar(fr);
+        if (entry.from.size() != 3 || !r["map"].IsDefined()) {
+          e.Add(fr, "'from' is a segment name (ORC) whose nearest occurrence in scope the "
+                    "entry's 'map' reads");
+          continue;
+        }
       }
       if (YAML::Node mp = r["map"]; mp.IsDefined()) {
         entry.map = compiler.FindSegment(Scalar(mp));
@@ -778,9 +809,10 @@ absl::StatusOr<std::shared_ptr<const MapSet>> CompileMaps(const std::vector<MapF
           e.Add(mp, base::StrCat("no segment map '", Scalar(mp), "' (segments/", Scalar(mp), ".yaml)"));
           continue;
         }
-        if (entry.map->segment != seg) {
+        const std::string& reads = entry.from.empty() ? seg : entry.from;
+        if (entry.map->segment != reads) {
           e.Add(mp, base::StrCat("segment map '", Scalar(mp), "' is for ", entry.map->segment,
-                                 ", not ", seg));
+                                 ", not ", reads));
           continue;
         }
       }
@@ -818,7 +850,7 @@ absl::StatusOr<std::shared_ptr<const MapSet>> CompileMaps(const std::vector<MapF
           continue;
         }
         for (const YAML::Node& x : refs) {
-          if (!base::CheckKeys(x, {"element", "to"}, e, "a reference")) continue;
+          if (!base::CheckKeys(x, {"element", "to", "label"}, e, "a reference")) continue;
           Reference ref;
           ref.src = Ref(l.file->display_path, x);
           auto path = ParseElement(Scalar(x["element"]));
@@ -836,6 +868,7 @@ absl::StatusOr<std::shared_ptr<const MapSet>> CompileMaps(const std::vector<MapF
             e.Add(x, "'to' names a resource type (Patient) or all of a type in the group (Observation[*])");
             continue;
           }
+          if (x["label"].IsDefined()) ref.label = Scalar(x["label"]);
           entry.references.push_back(std::move(ref));
         }
       }
@@ -862,9 +895,9 @@ absl::StatusOr<std::shared_ptr<const MapSet>> CompileMaps(const std::vector<MapF
           continue;
         }
         if (entry.merge || !entry.id.empty() || r["references"].IsDefined() ||
-            entry.map == nullptr) {
+            entry.map == nullptr || !entry.label.empty() || !entry.from.empty()) {
           e.Add(in, "an 'into' entry writes with its 'map' into a resource another segment made: "
-                    "no 'merge', 'id' or 'references'");
+                    "no 'merge', 'id', 'references', 'label' or 'from'");
           continue;
         }
       }

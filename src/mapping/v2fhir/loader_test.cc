@@ -90,8 +90,38 @@ TEST(Loader, AnIntoEntryNamesAnEarlierEntrysAs) {
             std::string::npos) << e;
   EXPECT_NE(e.find("'into: PID.holder' needs an earlier entry"), std::string::npos) << e;
   EXPECT_NE(e.find("X_Y.yaml:5:"), std::string::npos) << e;
-  EXPECT_NE(e.find("no 'merge', 'id' or 'references'"), std::string::npos) << e;
+  EXPECT_NE(e.find("no 'merge', 'id', 'references', 'label' or 'from'"), std::string::npos) << e;
   EXPECT_EQ(e.find("X_Y.yaml:6:"), std::string::npos) << e;  // the good one
+}
+
+TEST(Loader, LabelFromAndMergeLast) {
+  // `from` names the segment the entry's map reads (the map must be that segment's), `label` is
+  // a name, and `merge: last` takes whatever label the last resource filled has.
+  std::string e = Errors({
+      F("segments/ORC[MR].yaml", "segment: ORC\nresource: MedicationRequest\nrules:\n"
+        "  - {element: intent, value: order}\n"),
+      F("segments/RXE[MR].yaml", "segment: RXE\nresource: MedicationRequest\nrules:\n"
+        "  - {element: intent, value: filler-order}\n"),
+      F("messages/X_Y.yaml",
+        "resources:\n"
+        "  - {segment: MSH, resource: MessageHeader}\n"
+        "  - {segment: MSH, resource: Provenance}\n"
+        "  - {segment: ORC, resource: MedicationRequest, label: order, map: \"ORC[MR]\"}\n"
+        "  - {segment: RXE, resource: MedicationRequest, label: enc, from: ORC, map: \"ORC[MR]\",\n"
+        "     references: [{element: basedOn, to: MedicationRequest, label: order}]}\n"
+        "  - {segment: RXE, resource: MedicationRequest, label: enc, from: ORC, map: \"RXE[MR]\"}\n"
+        "  - {segment: RXE, resource: MedicationRequest, label: enc, merge: last, map: \"RXE[MR]\"}\n"
+        "  - {segment: RXE, resource: MedicationRequest, label: \"\", map: \"RXE[MR]\"}\n"
+        "  - {segment: RXE, resource: MedicationRequest, merge: last, map: \"RXE[MR]\"}\n")});
+  EXPECT_EQ(e.find("X_Y.yaml:4:"), std::string::npos) << e;
+  EXPECT_EQ(e.find("X_Y.yaml:5:"), std::string::npos) << e;
+  EXPECT_EQ(e.find("X_Y.yaml:6:"), std::string::npos) << e;
+  EXPECT_NE(e.find("segment map 'RXE[MR]' is for RXE, not ORC"), std::string::npos) << e;
+  EXPECT_NE(e.find("X_Y.yaml:8:"), std::string::npos) << e;
+  EXPECT_NE(e.find("'merge: last' adds to the last resource filled"), std::string::npos) << e;
+  EXPECT_NE(e.find("X_Y.yaml:9:"), std::string::npos) << e;
+  EXPECT_NE(e.find("'label' is a name"), std::string::npos) << e;
+  EXPECT_EQ(e.find("X_Y.yaml:10:"), std::string::npos) << e;
 }
 
 TEST(Loader, IntoNeedsAnEarlierAs) {
@@ -110,11 +140,15 @@ TEST(Loader, IfAbsentNeedsMemberNames) {
                             "segment: OBR\nrules:\n"
                             "  - {element: status, value: unknown, if_absent: true}\n"
                             "  - {field: OBR-4, element: code.text, type: string, if_absent: true}\n"
-                            "  - {element: note.text, value: x, if_absent: \"note[+].text\"}\n")});
+                            "  - {element: note.text, value: x, if_absent: \"note[+].text\"}\n"
+                            "  - {element: note.text, value: x, if_absent: [note, code]}\n"
+                            "  - {element: note.text, value: x, if_absent: [note, \"code[1]\"]}\n")});
   EXPECT_EQ(e.find("OBR[ServiceRequest].yaml:3:"), std::string::npos) << e;
   EXPECT_EQ(e.find("OBR[ServiceRequest].yaml:4:"), std::string::npos) << e;
   EXPECT_NE(e.find("OBR[ServiceRequest].yaml:5:"), std::string::npos) << e;
-  EXPECT_NE(e.find("'if_absent' (true or an element) needs"), std::string::npos) << e;
+  EXPECT_EQ(e.find("OBR[ServiceRequest].yaml:6:"), std::string::npos) << e;  // a list of members
+  EXPECT_NE(e.find("OBR[ServiceRequest].yaml:7:"), std::string::npos) << e;  // one is not
+  EXPECT_NE(e.find("'if_absent' (true or an element, or a list of elements) needs"), std::string::npos) << e;
 }
 
 TEST(Loader, YamlSyntaxError) {

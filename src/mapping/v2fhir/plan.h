@@ -126,7 +126,9 @@ struct Rule {
   // ORC of the group set one). `if_absent: PATH` (plain member names): skipped when PATH is
   // present (data-absent-reason on `_endpoint` when no rule wrote `endpoint`; OBR-6
   // occurrenceDateTime unless TQ1 wrote occurrenceTiming: one type per choice element).
-  std::optional<ElementPath> if_absent;
+  // `if_absent: [A, B]`: skipped when any of them is present (data-absent medicationCodeableConcept
+  // unless medicationCodeableConcept or medicationReference was written). Empty: not deferred.
+  std::vector<ElementPath> if_absent;
   int as_slot = -1;
   int into_slot = -1;
   // `conceptmap: NAME` (with a datatype building a CodeableConcept): that site ConceptMap
@@ -182,6 +184,9 @@ struct Reference {
   ElementPath element;  // where the Reference goes ("subject", "result[+]")
   std::string type;     // target resource type
   bool all = false;     // "Observation[*]": every instance of the type inside this entry's group
+  // `label: order`: only instances an entry with that label made (MedicationRequest of ORC+RXO,
+  // not the one of RXE); none: any instance of the type.
+  std::optional<std::string> label;
 };
 
 // A field whose value forms the business key of a resource's id (PID-3.1, PV1-19).
@@ -199,6 +204,20 @@ struct MessageEntry {
   // `merge: scope`: when the segment's own group has no instance, the nearest one in the
   // enclosing groups (AIS in SIU's RESOURCES.SERVICE adds to the Appointment of SCH).
   bool merge_scope = false;
+  // `merge: last`: adds to the resource an entry most recently made or merged into, of the
+  // types the map's `merge: last` entries for this segment name make, in the segment's group or
+  // else the nearest enclosing group with one (RXR after RXO, RXE or RXD: the order's or the
+  // encoded MedicationRequest, or the MedicationDispense). The entry is skipped when that
+  // resource is of another type (another entry for the segment takes it) or there is none.
+  bool merge_last = false;
+  // `label: encoded`: tells resources of one type in one group apart (RDE: the MedicationRequest
+  // of ORC+RXO, label order, and the pharmacy's of RXE, label encoded). The instance the entry
+  // makes carries the label; a merge adds only to an instance with the same label ("" = none).
+  std::string label;
+  // `from: ORC`: `map` (a map of that segment) reads the nearest such segment in scope instead of
+  // the entry's own (RXE's MedicationRequest gets ORC's identifiers, status, requester). The
+  // entry is skipped when there is none.
+  std::string from;
   const SegmentMap* map = nullptr;
   // `into: IN1.holder`: no resource of its own; `map` writes into the resource that slot
   // `into_slot` of segment map `into_map` (run by an earlier entry) named for the nearest such
