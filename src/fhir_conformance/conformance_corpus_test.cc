@@ -1,0 +1,173 @@
+// The invariants over every Bundle the v2 -> FHIR converter makes from the shared corpus (the
+// messages of fhir-converter-hl7v2 and hl7v2-samples): errors are listed by kind
+// ("key ResourceType.path") and must be those of invariants_corpus_known.txt (converter output
+// an invariant flags, reported to the maps' owner); a kind no longer seen must leave the list.
+// Also prints what the invariants cost per resource (one thread), the figure behind running them
+// only in $validate (docs/fhir-validation.md). Skips when the corpus is absent.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "base/file.h"
+#include "fhir/validator.h"
+#include "fhir_conformance/conformance.h"
+#include "gtest/gtest.h"
+#include "hl7v2/batch.h"
+#include "hl7v2/message.h"
+#include "mapping/v2fhir/converter.h"
+#include "mapping/v2fhir/loader.h"
+#include "rapidjson/document.h"
+#include "rapidjson/stringbuffer.h"
+#include "rapidjson/writer.h"
+
+namespace isthmus::fhir_conformance {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::vector<std::string> ConvertDir(const fs::path& dir) {
+  auto maps = v2fhir::LoadMaps({std::string(ISTHMUS_SOURCE_DIR) + "/maps"});
+  EXPECT_TRUE(maps.ok()) << maps.status();
+  if (!maps.ok()) return {};
+  v2fhir::Converter converter(*maps);
+  std::vector<fs::path> files;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    if (e.is_regular_file()) files.push_back(e.path());
+  }
+  std::sort(files.begin(), files.end());
+  std::vector<std::string> out;
+  for (const fs::path& f : files) {
+    auto bytes = base::ReadFile(f.string());
+    if (!bytes.ok()) continue;
+    auto batch = hl7v2::SplitBatch(*bytes);
+    if (!batch.ok()) continue;
+    for (const hl7v2::MessageSpan& span : batch->messages) {
+      auto m = hl7v2::Message::Parse(span.bytes);
+      if (!m.ok()) continue;
+      auto r = converter.Convert(*m, v2fhir::ConvertOptions{});
+      if (r.ok()) out.push_back(std::move(r->json));
+    }
+  }
+  return out;
+}
+
+// "obs-6 Observation.component" from an issue on "Bundle.entry[3].resource.component[0]".
+std::string Kind(const fhir::ValidationIssue& i, const rapidjson::Value& bundle) {
+  std::string key = i.message.substr(0, i.message.find(':'));
+  std::string path;
+  int entry = -1;
+  size_t rest = 0;
+  if (std::sscanf(i.expression.c_str(), "Bundle.entry[%d].resource%zn", &entry, &rest) == 1 &&
+      entry >= 0 && bundle["entry"][entry]["resource"].HasMember("resourceType")) {
+    path = std::string(bundle["entry"][entry]["resource"]["resourceType"].GetString()) +
+           i.expression.substr(rest);
+  } else {
+    path = i.expression;
+  }
+  std::string out;
+  for (size_t k = 0; k < path.size(); ++k) {
+    if (path[k] == '[') {
+      while (k < path.size() && path[k] != ']') ++k;
+      continue;
+    }
+    out += path[k];
+  }
+  return i.code + " " + key + " " + out;
+}
+
+// The element an issue's expression names ("Bundle.entry[3].resource.code"), or null.
+const rapidjson::Value* At(const rapidjson::Value& root, std::string_view path) {
+  const rapidjson::Value* v = &root;
+  size_t dot = path.find('.');
+  if (dot == std::string_view::npos) return v;
+  path = path.substr(dot + 1);
+  while (!path.empty() && v != nullptr) {
+    size_t end = path.find('.');
+    std::string_view step = path.substr(0, end);
+    path = end == std::string_view::npos ? "" : path.substr(end + 1);
+    size_t br = step.find('[');
+    std::string name(step.substr(0, br));
+    if (!v->IsObject() || !v->HasMember(name.c_str())) return nullptr;
+    v = &(*v)[name.c_str()];
+    if (br != std::string_view::npos) {
+      size_t i = std::stoul(std::string(step.substr(br + 1)));
+      if (!v->IsArray() || i >= v->Size()) return nullptr;
+      v = &(*v)[static_cast<rapidjson::SizeType>(i)];
+    }
+  }
+  return v;
+}
+
+std::string ToJson(const rapidjson::Value& v) {
+  rapidjson::StringBuffer b;
+  rapidjson::Writer<rapidjson::StringBuffer> w(b);
+  v.Accept(w);
+  return std::string(b.GetString(), std::min<size_t>(b.GetSize(), 400));
+}
+
+void RunCorpus(const char* corpus, const fs::path& dir) {
+  if (!fs::exists(dir)) GTEST_SKIP() << "corpus absent: " << dir;
+  std::vector<std::string> bundles = ConvertDir(dir);
+  ASSERT_GE(bundles.size(), 80u);
+  std::vector<rapidjson::Document> docs(bundles.size());
+  std::map<std::string, int> errors, warnings;
+  size_t resources = 0;
+  for (size_t b = 0; b < bundles.size(); ++b) {
+    docs[b].Parse(bundles[b].c_str());
+    ASSERT_TRUE(docs[b].IsObject() && docs[b].HasMember("entry"));
+    resources += docs[b]["entry"].Size();
+    for (const fhir::ValidationIssue& i : CheckInvariants(docs[b], {.max_issues = 100000})) {
+      auto& counts = i.severity == fhir::ValidationIssue::Severity::kError ? errors : warnings;
+      std::string kind = Kind(i, docs[b]);
+      if (counts[kind]++ == 0 && i.severity == fhir::ValidationIssue::Severity::kError) {
+        // The first element of each kind (the corpus is public test data).
+        const rapidjson::Value* at = At(docs[b], i.expression);
+        std::printf("%s first %s: %s\n", corpus, kind.c_str(), at ? ToJson(*at).c_str() : "?");
+      }
+    }
+  }
+  std::set<std::string> known;
+  std::ifstream in(std::string(ISTHMUS_SOURCE_DIR) +
+                   "/src/fhir_conformance/invariants_corpus_known.txt");
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    if (line.rfind(std::string(corpus) + " ", 0) == 0) known.insert(line.substr(strlen(corpus) + 1));
+  }
+  for (const auto& [kind, n] : errors) {
+    std::printf("%s error %s x%d\n", corpus, kind.c_str(), n);
+    EXPECT_TRUE(known.count(kind)) << "new invariant error on the converter's output: " << kind;
+  }
+  for (const std::string& k : known) {
+    EXPECT_TRUE(errors.count(k)) << "listed but no longer seen (remove it): " << k;
+  }
+  for (const auto& [kind, n] : warnings) std::printf("%s warning %s x%d\n", corpus, kind.c_str(), n);
+  // Cost: the invariants of every resource, repeated for a second.
+  int passes = 0;
+  auto start = std::chrono::steady_clock::now();
+  std::chrono::duration<double> elapsed{};
+  do {
+    for (const rapidjson::Document& d : docs) CheckInvariants(d, {.max_issues = 100000});
+    ++passes;
+    elapsed = std::chrono::steady_clock::now() - start;
+  } while (elapsed.count() < 1.0);
+  std::printf("%s: %zu Bundles, %zu resources; invariants %.0f resources/s (%.1f us each), "
+              "%d passes, 1 thread\n",
+              corpus, bundles.size(), resources, resources * passes / elapsed.count(),
+              1e6 * elapsed.count() / (resources * passes), passes);
+}
+
+TEST(InvariantsCorpus, ConverterPairs) {
+  RunCorpus("pairs", fs::path(ISTHMUS_CORPUS_DIR) / "fhir-converter-hl7v2" / "hl7v2");
+}
+
+TEST(InvariantsCorpus, Samples) { RunCorpus("samples", fs::path(ISTHMUS_CORPUS_DIR) / "hl7v2-samples"); }
+
+}  // namespace
+}  // namespace isthmus::fhir_conformance
