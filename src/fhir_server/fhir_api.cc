@@ -12,6 +12,7 @@
 #include "base/status_macros.h"
 #include "base/str.h"
 #include "fhir/validator.h"
+#include "fhir_conformance/conformance.h"
 #include "fhir_server/fhirpath_patch.h"
 #include "fhir_server/json_patch.h"
 #include "fhir_server/json_util.h"
@@ -459,8 +460,8 @@ FhirApi::FhirApi(store::FhirStore& store, const fhir_search::Searcher* search)
         "and FHIRPath Patch (a Parameters resource, application/fhir+json, also in "
         "transactions); Patient/{id}/$everything (start, end, _since, _type, _count). Every write is "
         "checked against the R4 StructureDefinitions (types, cardinality, required bindings, "
-        "primitive formats; not invariants or profiles), and $validate (mode create, update, "
-        "delete; no profile) reports the same.");
+        "primitive formats, reference targets); $validate (mode create, update, delete, "
+        "profile) reports the same plus the R4 invariants and profiles (meta.profile, profile=).");
   } else {
     w.String(
         "Read, vread, create, update (and update-as-create), delete, history, "
@@ -1086,7 +1087,8 @@ HttpResponse FhirApi::Validate(const HttpRequest& req) const {
   rapidjson::Document doc;
   const rapidjson::Value* res = nullptr;
   std::string mode = req.Query("mode");
-  bool profile = !req.Query("profile").empty();
+  std::vector<std::string> profiles;  // $validate?profile= and the Parameters' profile
+  if (!req.Query("profile").empty()) profiles.push_back(req.Query("profile"));
   if (req.method == "POST" && !req.body.empty()) {
     std::string error;
     if (!fhir::ParseFhirJsonKeepingNumbers(req.body, doc, &error)) {
@@ -1106,7 +1108,9 @@ HttpResponse FhirApi::Validate(const HttpRequest& req) const {
                      mode.empty()) {
             mode = std::string(internal::Str(p["valueCode"]));
           } else if (name == "profile") {
-            profile = true;
+            for (const char* k : {"valueUri", "valueCanonical"}) {
+              if (p.HasMember(k) && p[k].IsString()) profiles.emplace_back(internal::Str(p[k]));
+            }
           }
         }
       }
@@ -1115,12 +1119,12 @@ HttpResponse FhirApi::Validate(const HttpRequest& req) const {
       }
     }
   }
-  if (profile || mode == "profile") {
-    return Outcome(req, 400, "not-supported",
-                   "$validate against a profile is not supported (the R4 base definitions are)");
+  if (mode == "profile" && profiles.empty()) {
+    return Outcome(req, 400, "required", "$validate mode=profile needs a profile");
   }
-  if (!mode.empty() && mode != "create" && mode != "update" && mode != "delete") {
-    return Outcome(req, 400, "invalid", "$validate mode must be create, update or delete");
+  if (!mode.empty() && mode != "create" && mode != "update" && mode != "delete" &&
+      mode != "profile") {
+    return Outcome(req, 400, "invalid", "$validate mode must be create, update, delete or profile");
   }
   if ((mode == "update" || mode == "delete") && id.empty()) {
     return Outcome(req, 400, "required",
@@ -1179,6 +1183,18 @@ HttpResponse FhirApi::Validate(const HttpRequest& req) const {
                         .message = "the resource's id is not the id in the URL",
                         .expression = base::StrCat(type, ".id")});
     }
+  }
+  // What needs FHIRPath (fhir_conformance): the R4 invariants, meta.profile, and the profiles
+  // asked for (unknown ones are errors here, warnings in meta.profile). Numbers as numbers.
+  rapidjson::Document plain;
+  fhir_conformance::WithJsonNumbers(*res, plain);
+  for (auto more : {fhir_conformance::CheckInvariants(plain),
+                    fhir_conformance::CheckMetaProfiles(plain)}) {
+    issues.insert(issues.end(), more.begin(), more.end());
+  }
+  for (const std::string& url : profiles) {
+    auto more = fhir_conformance::CheckProfile(plain, url, fhir::ValidationIssue::Severity::kError);
+    issues.insert(issues.end(), more.begin(), more.end());
   }
   // $validate answers 200 with the outcome whether or not the resource is valid.
   return Fhir(req, 200, fhir::ValidationOutcomeJson(issues));

@@ -85,7 +85,9 @@ class FhirApi {
   // and POST /{type}/{id}/$validate with the resource (or a Parameters body holding it), GET
   // /{type}/{id}/$validate for the stored version. 200 with an OperationOutcome either way.
   // `mode` (query or Parameters): create, update (the body's id must be the URL's), delete (the
-  // content is ignored; deletion is never restricted here); profile validation is 400.
+  // content is ignored; deletion is never restricted here), profile (with `profile`). Besides the
+  // write-time checks it evaluates the R4 invariants and the profiles in meta.profile and
+  // `profile` (fhir_conformance/conformance.h; an unknown `profile` is an error).
   net::HttpResponse Validate(const net::HttpRequest& req) const;
   // POST /{type}/{id} where {id} is an operation name ($validate).
   net::HttpResponse TypeOperation(const net::HttpRequest& req) const;
