@@ -3,12 +3,14 @@
 
 #include "base/status_macros.h"
 #include "base/str.h"
+#include "db/sqlite.h"
 #include "fhir_search/extract.h"
 #include "fhir_search/indexer.h"
 #include "fhir_search/registry.h"
 #include "fhir_search/search.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "store/schema.h"
 
 namespace isthmus::fhir_search {
 namespace {
@@ -1047,6 +1049,102 @@ TEST_F(SearchTest, BackfillIndexesResourcesStoredBeforeTheIndex) {
   EXPECT_THAT(Sorted("Patient", {{"family", "ear"}}), ElementsAre("old1"));
   ASSERT_TRUE(indexer_->Backfill(*writer_).ok());  // nothing left: a no-op
   EXPECT_THAT(Sorted("Patient", {{"family", "ear"}}), ElementsAre("old1"));
+}
+
+// Migration 8 on a database written at schema version 7: the index tables and fhir_resources
+// become WITHOUT ROWID tables with the same rows (a row repeated within a resource once), and
+// the store writes and searches them as before.
+TEST(SchemaMigrationTest, IndexTablesBecomeWithoutRowidKeepingTheirRows) {
+  const std::filesystem::path dir =
+      std::filesystem::path(::testing::TempDir()) / "fhir_search_migration_8";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "isthmus.db").string();
+  {
+    auto conn = std::move(db::OpenSqlite(path)).value();
+    const auto& all = store::SchemaMigrations();
+    ASSERT_GE(all.size(), 8u);
+    ASSERT_TRUE(db::Migrate(*conn, {all.begin(), all.begin() + 7}).ok());
+    // What version 7 held for a Patient: its version, current pointer and index rows, one of
+    // them twice (the old heaps had no key).
+    ASSERT_TRUE(conn->Exec(
+        "INSERT INTO fhir_resource_versions (seq, type, id, version_id, last_updated, deleted, "
+        "method, body) VALUES (1, 'Patient', 'old', 1, 1000, 0, 'PUT', "
+        "'{\"resourceType\":\"Patient\",\"id\":\"old\",\"gender\":\"female\","
+        "\"name\":[{\"family\":\"Early\"}]}');"
+        "INSERT INTO fhir_resources (type, id, version_id, last_updated, deleted, version_seq) "
+        "VALUES ('Patient', 'old', 1, 1000, 0, 1);"
+        "INSERT INTO fhir_idx_string (res_type, res_id, param, norm, exact, grp) VALUES "
+        "('Patient', 'old', 'family', 'early', 'Early', 0);"
+        "INSERT INTO fhir_idx_token (res_type, res_id, param, system, code, text, grp) VALUES "
+        "('Patient', 'old', 'gender', 'http://hl7.org/fhir/administrative-gender', 'female', "
+        "'', 0), ('Patient', 'old', 'gender', 'http://hl7.org/fhir/administrative-gender', "
+        "'female', '', 0);")
+                    .ok());
+  }
+  base::FakeClock clock{absl::FromUnixSeconds(1735689600)};
+  auto writer = std::move(store::Writer::Open(path)).value();  // migrates to the last version
+  auto count = [&](const std::string& sql) {
+    int64_t n = -1;
+    absl::Status s = writer->Run([&](db::Connection& c) -> absl::Status {
+      ISTHMUS_ASSIGN_OR_RETURN(auto q, c.Prepare(sql));
+      ISTHMUS_ASSIGN_OR_RETURN(bool row, q->Step());
+      if (row) n = q->ColumnInt64(0);
+      return absl::OkStatus();
+    });
+    return s.ok() ? n : -2;
+  };
+  EXPECT_EQ(count("SELECT MAX(version) FROM schema_version"),
+            static_cast<int64_t>(store::SchemaMigrations().size()));
+  for (const char* table : {"fhir_idx_string", "fhir_idx_token", "fhir_idx_date",
+                            "fhir_idx_number", "fhir_idx_quantity", "fhir_idx_reference",
+                            "fhir_idx_uri", "fhir_resources"}) {
+    EXPECT_EQ(count(base::StrCat("SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND "
+                                 "name = '", table, "' AND sql LIKE '%WITHOUT ROWID'")), 1)
+        << table;
+    EXPECT_EQ(count(base::StrCat("SELECT COUNT(rowid) FROM ", table)), -2) << table;  // no rowid
+  }
+  EXPECT_EQ(count("SELECT COUNT(*) FROM fhir_resources"), 1);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM fhir_idx_string"), 1);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM fhir_idx_token"), 1);  // the repeated row once
+
+  auto registry = std::move(Registry::Build()).value();
+  SearchIndexer indexer(registry);
+  store::FhirStoreOptions o;
+  o.clock = &clock;
+  o.indexer = &indexer;
+  auto fhir = std::move(store::FhirStore::Open(*writer, o)).value();
+  Searcher searcher(*writer, registry, &clock);
+  auto ids = [&](std::string_view type, Params params) {
+    std::vector<std::string> out;
+    absl::StatusOr<SearchResult> r = searcher.Search(type, params);
+    EXPECT_TRUE(r.ok()) << r.status();
+    if (r.ok()) {
+      for (const auto& v : r->matches) out.push_back(v.id);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  EXPECT_THAT(ids("Patient", {{"family", "ear"}}), ElementsAre("old"));
+  EXPECT_THAT(ids("Patient", {{"gender", "female"}}), ElementsAre("old"));
+  // Writes after the migration: a new version replaces the copied rows, a new resource whose
+  // name repeats a value has it once.
+  ASSERT_TRUE(fhir->Update("Patient", "old",
+                           R"({"resourceType":"Patient","id":"old","gender":"male",
+                             "name":[{"family":"Later"}]})", {.validate = false})
+                  .ok());
+  ASSERT_TRUE(fhir->Update("Patient", "new",
+                           R"({"resourceType":"Patient","id":"new","gender":"male",
+                             "name":[{"family":"Twice"},{"family":"Twice"}]})",
+                           {.validate = false})
+                  .ok());
+  EXPECT_THAT(ids("Patient", {{"family", "ear"}}), IsEmpty());
+  EXPECT_THAT(ids("Patient", {{"family", "later"}}), ElementsAre("old"));
+  EXPECT_THAT(ids("Patient", {{"family", "twice"}}), ElementsAre("new"));
+  EXPECT_THAT(ids("Patient", {{"gender", "male"}}), ElementsAre("new", "old"));
+  EXPECT_EQ(count("SELECT COUNT(*) FROM fhir_idx_string WHERE res_id = 'new' AND "
+                  "param = 'family'"), 1);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM fhir_resources"), 2);
 }
 
 // A latency measurement, not a check: ISTHMUS_SEARCH_BENCH=N stores N Patients and N

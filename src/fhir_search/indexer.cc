@@ -82,7 +82,7 @@ absl::Status SearchIndexer::InsertRows(db::Connection& conn, const store::FhirVe
   };
   if (!rows.strings.empty()) {
     ISTHMUS_ASSIGN_OR_RETURN(db::Statement* s, prepare(
-        "INSERT INTO fhir_idx_string (res_type, res_id, param, norm, exact, grp) "
+        "INSERT OR IGNORE INTO fhir_idx_string (res_type, res_id, param, norm, exact, grp) "
         "VALUES (?, ?, ?, ?, ?, ?)"));
     for (const auto& r : rows.strings) {
       head(s, r.param);
@@ -94,8 +94,8 @@ absl::Status SearchIndexer::InsertRows(db::Connection& conn, const store::FhirVe
   }
   if (!rows.tokens.empty()) {
     ISTHMUS_ASSIGN_OR_RETURN(db::Statement* s, prepare(
-        "INSERT INTO fhir_idx_token (res_type, res_id, param, system, code, text, grp) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)"));
+        "INSERT OR IGNORE INTO fhir_idx_token (res_type, res_id, param, system, code, text, "
+        "grp) VALUES (?, ?, ?, ?, ?, ?, ?)"));
     for (const auto& r : rows.tokens) {
       head(s, r.param);
       s->BindText(4, r.system);
@@ -107,7 +107,7 @@ absl::Status SearchIndexer::InsertRows(db::Connection& conn, const store::FhirVe
   }
   if (!rows.dates.empty()) {
     ISTHMUS_ASSIGN_OR_RETURN(db::Statement* s, prepare(
-        "INSERT INTO fhir_idx_date (res_type, res_id, param, low, high, grp) "
+        "INSERT OR IGNORE INTO fhir_idx_date (res_type, res_id, param, low, high, grp) "
         "VALUES (?, ?, ?, ?, ?, ?)"));
     for (const auto& r : rows.dates) {
       head(s, r.param);
@@ -119,7 +119,7 @@ absl::Status SearchIndexer::InsertRows(db::Connection& conn, const store::FhirVe
   }
   if (!rows.numbers.empty()) {
     ISTHMUS_ASSIGN_OR_RETURN(db::Statement* s, prepare(
-        "INSERT INTO fhir_idx_number (res_type, res_id, param, value, grp) "
+        "INSERT OR IGNORE INTO fhir_idx_number (res_type, res_id, param, value, grp) "
         "VALUES (?, ?, ?, CAST(? AS REAL), ?)"));
     for (const auto& r : rows.numbers) {
       head(s, r.param);
@@ -130,7 +130,7 @@ absl::Status SearchIndexer::InsertRows(db::Connection& conn, const store::FhirVe
   }
   if (!rows.quantities.empty()) {
     ISTHMUS_ASSIGN_OR_RETURN(db::Statement* s, prepare(
-        "INSERT INTO fhir_idx_quantity (res_type, res_id, param, value, system, code, "
+        "INSERT OR IGNORE INTO fhir_idx_quantity (res_type, res_id, param, value, system, code, "
         "canonical_value, canonical_unit, grp) VALUES (?, ?, ?, CAST(? AS REAL), ?, ?, "
         "CAST(? AS REAL), ?, ?)"));
     for (const auto& r : rows.quantities) {
@@ -146,8 +146,8 @@ absl::Status SearchIndexer::InsertRows(db::Connection& conn, const store::FhirVe
   }
   if (!rows.references.empty()) {
     ISTHMUS_ASSIGN_OR_RETURN(db::Statement* s, prepare(
-        "INSERT INTO fhir_idx_reference (res_type, res_id, param, target_type, target_id, url, "
-        "grp) VALUES (?, ?, ?, ?, ?, ?, ?)"));
+        "INSERT OR IGNORE INTO fhir_idx_reference (res_type, res_id, param, target_type, "
+        "target_id, url, grp) VALUES (?, ?, ?, ?, ?, ?, ?)"));
     for (const auto& r : rows.references) {
       head(s, r.param);
       s->BindText(4, r.target_type);
@@ -159,7 +159,8 @@ absl::Status SearchIndexer::InsertRows(db::Connection& conn, const store::FhirVe
   }
   if (!rows.uris.empty()) {
     ISTHMUS_ASSIGN_OR_RETURN(db::Statement* s, prepare(
-        "INSERT INTO fhir_idx_uri (res_type, res_id, param, uri, grp) VALUES (?, ?, ?, ?, ?)"));
+        "INSERT OR IGNORE INTO fhir_idx_uri (res_type, res_id, param, uri, grp) "
+        "VALUES (?, ?, ?, ?, ?)"));
     for (const auto& r : rows.uris) {
       head(s, r.param);
       s->BindText(4, r.uri);

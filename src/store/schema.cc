@@ -201,6 +201,103 @@ INSERT INTO fhir_idx_pending (type, id)
   SELECT r.type, r.id FROM fhir_resources r WHERE r.deleted = 0 AND NOT EXISTS
     (SELECT 1 FROM fhir_idx_pending p WHERE p.type = r.type AND p.id = r.id);
 )sql",
+      // 8: the search index tables and fhir_resources are WITHOUT ROWID, clustered by resource
+      // (res_type, res_id, param, value..., grp): the per-resource index (`_by_res`) is the table
+      // itself, so an index row is one B-tree insert fewer (a heap row plus by-value and by-res
+      // indexes before; now the table plus by-value), and with time-ordered ids (FhirStore::NewId)
+      // the table's inserts append at its right edge. The primary key is the whole row (but
+      // quantities' canonical value and unit, which follow from value, system and code), so a
+      // row repeated within one resource is stored once (INSERT OR IGNORE; searches never
+      // counted rows). Existing rows are copied as they are; fhir_idx_pending is untouched.
+      // SQLite only: a PostgreSQL schema would drop `WITHOUT ROWID` (its tables are heaps).
+      R"sql(
+CREATE TABLE fhir_idx_string_new (
+  res_type TEXT NOT NULL, res_id TEXT NOT NULL, param TEXT NOT NULL,
+  norm TEXT NOT NULL, exact TEXT NOT NULL, grp INTEGER NOT NULL,
+  PRIMARY KEY (res_type, res_id, param, norm, exact, grp)
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO fhir_idx_string_new (res_type, res_id, param, norm, exact, grp)
+  SELECT res_type, res_id, param, norm, exact, grp FROM fhir_idx_string;
+DROP TABLE fhir_idx_string;
+ALTER TABLE fhir_idx_string_new RENAME TO fhir_idx_string;
+CREATE INDEX fhir_idx_string_by_value ON fhir_idx_string (res_type, param, norm);
+CREATE TABLE fhir_idx_token_new (
+  res_type TEXT NOT NULL, res_id TEXT NOT NULL, param TEXT NOT NULL,
+  system TEXT NOT NULL, code TEXT NOT NULL, text TEXT NOT NULL, grp INTEGER NOT NULL,
+  PRIMARY KEY (res_type, res_id, param, code, system, text, grp)
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO fhir_idx_token_new (res_type, res_id, param, system, code, text, grp)
+  SELECT res_type, res_id, param, system, code, text, grp FROM fhir_idx_token;
+DROP TABLE fhir_idx_token;
+ALTER TABLE fhir_idx_token_new RENAME TO fhir_idx_token;
+CREATE INDEX fhir_idx_token_by_value ON fhir_idx_token (res_type, param, code, system);
+CREATE TABLE fhir_idx_date_new (
+  res_type TEXT NOT NULL, res_id TEXT NOT NULL, param TEXT NOT NULL,
+  low INTEGER NOT NULL, high INTEGER NOT NULL, grp INTEGER NOT NULL,
+  PRIMARY KEY (res_type, res_id, param, low, high, grp)
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO fhir_idx_date_new (res_type, res_id, param, low, high, grp)
+  SELECT res_type, res_id, param, low, high, grp FROM fhir_idx_date;
+DROP TABLE fhir_idx_date;
+ALTER TABLE fhir_idx_date_new RENAME TO fhir_idx_date;
+CREATE INDEX fhir_idx_date_by_value ON fhir_idx_date (res_type, param, low);
+CREATE TABLE fhir_idx_number_new (
+  res_type TEXT NOT NULL, res_id TEXT NOT NULL, param TEXT NOT NULL,
+  value REAL NOT NULL, grp INTEGER NOT NULL,
+  PRIMARY KEY (res_type, res_id, param, value, grp)
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO fhir_idx_number_new (res_type, res_id, param, value, grp)
+  SELECT res_type, res_id, param, value, grp FROM fhir_idx_number;
+DROP TABLE fhir_idx_number;
+ALTER TABLE fhir_idx_number_new RENAME TO fhir_idx_number;
+CREATE INDEX fhir_idx_number_by_value ON fhir_idx_number (res_type, param, value);
+CREATE TABLE fhir_idx_quantity_new (
+  res_type TEXT NOT NULL, res_id TEXT NOT NULL, param TEXT NOT NULL,
+  value REAL NOT NULL, system TEXT NOT NULL, code TEXT NOT NULL,
+  canonical_value REAL NOT NULL, canonical_unit TEXT NOT NULL, grp INTEGER NOT NULL,
+  PRIMARY KEY (res_type, res_id, param, value, system, code, grp)
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO fhir_idx_quantity_new (res_type, res_id, param, value, system, code, canonical_value, canonical_unit, grp)
+  SELECT res_type, res_id, param, value, system, code, canonical_value, canonical_unit, grp FROM fhir_idx_quantity;
+DROP TABLE fhir_idx_quantity;
+ALTER TABLE fhir_idx_quantity_new RENAME TO fhir_idx_quantity;
+CREATE INDEX fhir_idx_quantity_by_value ON fhir_idx_quantity (res_type, param, value);
+CREATE TABLE fhir_idx_reference_new (
+  res_type TEXT NOT NULL, res_id TEXT NOT NULL, param TEXT NOT NULL,
+  target_type TEXT NOT NULL, target_id TEXT NOT NULL, url TEXT NOT NULL, grp INTEGER NOT NULL,
+  PRIMARY KEY (res_type, res_id, param, target_id, target_type, url, grp)
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO fhir_idx_reference_new (res_type, res_id, param, target_type, target_id, url, grp)
+  SELECT res_type, res_id, param, target_type, target_id, url, grp FROM fhir_idx_reference;
+DROP TABLE fhir_idx_reference;
+ALTER TABLE fhir_idx_reference_new RENAME TO fhir_idx_reference;
+CREATE INDEX fhir_idx_reference_by_value ON fhir_idx_reference (res_type, param, target_id);
+CREATE INDEX fhir_idx_reference_by_target ON fhir_idx_reference (target_type, target_id);
+CREATE TABLE fhir_idx_uri_new (
+  res_type TEXT NOT NULL, res_id TEXT NOT NULL, param TEXT NOT NULL,
+  uri TEXT NOT NULL, grp INTEGER NOT NULL,
+  PRIMARY KEY (res_type, res_id, param, uri, grp)
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO fhir_idx_uri_new (res_type, res_id, param, uri, grp)
+  SELECT res_type, res_id, param, uri, grp FROM fhir_idx_uri;
+DROP TABLE fhir_idx_uri;
+ALTER TABLE fhir_idx_uri_new RENAME TO fhir_idx_uri;
+CREATE INDEX fhir_idx_uri_by_value ON fhir_idx_uri (res_type, param, uri);
+CREATE TABLE fhir_resources_new (
+  type TEXT NOT NULL,
+  id TEXT NOT NULL,
+  version_id INTEGER NOT NULL,
+  last_updated INTEGER NOT NULL,
+  deleted INTEGER NOT NULL,
+  version_seq INTEGER NOT NULL REFERENCES fhir_resource_versions(seq),
+  PRIMARY KEY (type, id)
+) WITHOUT ROWID;
+INSERT INTO fhir_resources_new (type, id, version_id, last_updated, deleted, version_seq)
+  SELECT type, id, version_id, last_updated, deleted, version_seq FROM fhir_resources;
+DROP TABLE fhir_resources;
+ALTER TABLE fhir_resources_new RENAME TO fhir_resources;
+CREATE INDEX fhir_resources_by_updated ON fhir_resources (type, last_updated);
+)sql",
   };
   return kMigrations;
 }
