@@ -2,6 +2,7 @@
 
 #include "gtest/gtest.h"
 #include "mapping/v2fhir/loader.h"
+#include "rapidjson/document.h"
 
 namespace isthmus::v2fhir {
 namespace {
@@ -46,6 +47,45 @@ TEST(Converter, OruValuesByType) {
   EXPECT_TRUE(Has(j, R"("status":"unknown")")) << j;
   EXPECT_TRUE(Has(j, R"("effectiveDateTime":"2024-01-02T07:30:00+00:00")")) << j;
   EXPECT_TRUE(r.diagnostics.empty()) << r.diagnostics[0].message;
+}
+
+TEST(Converter, Msh17IsTheSendersCountryOnly) {
+  // IG MSH[MessageHeader] row 23: MSH-17 -> sender(Organization.address.country). The receiving
+  // facility's Organization (MSH-6, row 11) gets no country (Microsoft's converter copies it
+  // there: an intended difference, whose path glob cannot check our sender's copy).
+  constexpr char kA01[] =
+      "MSH|^~\\&|REG|SENDFAC|EHR|RECVFAC|20240102080000||ADT^A01^ADT_A01|C17|P|2.5.1|||||USA\r"
+      "EVN|A01|20240102080000\r"
+      "PID|1||111^^^HOSP^MR||DOE^JOHN\r"
+      "PV1|1|I\r";
+  ConvertResult r = Convert(kA01);
+  rapidjson::Document d;
+  d.Parse(r.json.c_str());
+  ASSERT_FALSE(d.HasParseError()) << r.json;
+  std::string sender, receiver;
+  for (const auto& e : d["entry"].GetArray()) {
+    const auto& res = e["resource"];
+    if (std::string(res["resourceType"].GetString()) != "MessageHeader") continue;
+    sender = res["sender"]["reference"].GetString();
+    receiver = res["destination"][0]["receiver"]["reference"].GetString();
+  }
+  ASSERT_FALSE(sender.empty()) << r.json;
+  ASSERT_FALSE(receiver.empty()) << r.json;
+  ASSERT_NE(sender, receiver);
+  int checked = 0;
+  for (const auto& e : d["entry"].GetArray()) {
+    const auto& res = e["resource"];
+    std::string ref = std::string(res["resourceType"].GetString()) + "/" + res["id"].GetString();
+    if (ref == sender) {
+      ASSERT_TRUE(res.HasMember("address")) << r.json;
+      EXPECT_EQ(std::string(res["address"][0]["country"].GetString()), "USA");
+      ++checked;
+    } else if (ref == receiver) {
+      EXPECT_FALSE(res.HasMember("address")) << r.json;
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 2) << r.json;
 }
 
 TEST(Converter, TheSameBusinessIdentifierTwiceIsOneEntry) {
