@@ -16,13 +16,9 @@
 #include <string>
 #include <vector>
 
-#include "base/file.h"
 #include "fhir/validator.h"
+#include "fhir/validator_corpus_util.h"
 #include "gtest/gtest.h"
-#include "hl7v2/batch.h"
-#include "hl7v2/message.h"
-#include "mapping/v2fhir/converter.h"
-#include "mapping/v2fhir/loader.h"
 #include "rapidjson/document.h"
 
 namespace isthmus::fhir {
@@ -30,41 +26,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Converted {
-  std::string where;  // file and message number
-  std::string json;
-};
-
-// Converts every message of every .hl7/.txt file under `dir` (sorted, recursive).
-std::vector<Converted> ConvertDir(const fs::path& dir) {
-  auto maps = v2fhir::LoadMaps({std::string(ISTHMUS_SOURCE_DIR) + "/maps"});
-  EXPECT_TRUE(maps.ok()) << maps.status();
-  if (!maps.ok()) return {};
-  v2fhir::Converter converter(*maps);
-  std::vector<fs::path> files;
-  for (const auto& e : fs::recursive_directory_iterator(dir)) {
-    if (e.is_regular_file()) files.push_back(e.path());
-  }
-  std::sort(files.begin(), files.end());
-  std::vector<Converted> out;
-  for (const fs::path& f : files) {
-    auto bytes = base::ReadFile(f.string());
-    if (!bytes.ok()) continue;
-    auto batch = hl7v2::SplitBatch(*bytes);
-    if (!batch.ok()) continue;  // not HL7 v2 (README and the like)
-    int n = 0;
-    for (const hl7v2::MessageSpan& span : batch->messages) {
-      ++n;
-      auto m = hl7v2::Message::Parse(span.bytes);
-      if (!m.ok()) continue;
-      auto r = converter.Convert(*m, v2fhir::ConvertOptions{});
-      if (!r.ok()) continue;  // no map for the message type: nothing to validate
-      out.push_back(
-          {fs::relative(f, dir).string() + " message " + std::to_string(n), std::move(r->json)});
-    }
-  }
-  return out;
-}
+using testing::Converted;
+using testing::ConvertDir;
 
 // Removes "[n]" indices: "Patient.name[0].given[1]" -> "Patient.name.given".
 std::string WithoutIndices(std::string_view s) {

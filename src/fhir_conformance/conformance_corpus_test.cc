@@ -15,14 +15,10 @@
 #include <string>
 #include <vector>
 
-#include "base/file.h"
 #include "fhir/validator.h"
+#include "fhir/validator_corpus_util.h"
 #include "fhir_conformance/conformance.h"
 #include "gtest/gtest.h"
-#include "hl7v2/batch.h"
-#include "hl7v2/message.h"
-#include "mapping/v2fhir/converter.h"
-#include "mapping/v2fhir/loader.h"
 #include "rapidjson/document.h"
 #include "rapidjson/stringbuffer.h"
 #include "rapidjson/writer.h"
@@ -31,32 +27,6 @@ namespace isthmus::fhir_conformance {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::vector<std::string> ConvertDir(const fs::path& dir) {
-  auto maps = v2fhir::LoadMaps({std::string(ISTHMUS_SOURCE_DIR) + "/maps"});
-  EXPECT_TRUE(maps.ok()) << maps.status();
-  if (!maps.ok()) return {};
-  v2fhir::Converter converter(*maps);
-  std::vector<fs::path> files;
-  for (const auto& e : fs::recursive_directory_iterator(dir)) {
-    if (e.is_regular_file()) files.push_back(e.path());
-  }
-  std::sort(files.begin(), files.end());
-  std::vector<std::string> out;
-  for (const fs::path& f : files) {
-    auto bytes = base::ReadFile(f.string());
-    if (!bytes.ok()) continue;
-    auto batch = hl7v2::SplitBatch(*bytes);
-    if (!batch.ok()) continue;
-    for (const hl7v2::MessageSpan& span : batch->messages) {
-      auto m = hl7v2::Message::Parse(span.bytes);
-      if (!m.ok()) continue;
-      auto r = converter.Convert(*m, v2fhir::ConvertOptions{});
-      if (r.ok()) out.push_back(std::move(r->json));
-    }
-  }
-  return out;
-}
 
 // "obs-6 Observation.component" from an issue on "Bundle.entry[3].resource.component[0]".
 std::string Kind(const fhir::ValidationIssue& i, const rapidjson::Value& bundle) {
@@ -114,13 +84,13 @@ std::string ToJson(const rapidjson::Value& v) {
 
 void RunCorpus(const char* corpus, const fs::path& dir) {
   if (!fs::exists(dir)) GTEST_SKIP() << "corpus absent: " << dir;
-  std::vector<std::string> bundles = ConvertDir(dir);
+  std::vector<fhir::testing::Converted> bundles = fhir::testing::ConvertDir(dir);
   ASSERT_GE(bundles.size(), 80u);
   std::vector<rapidjson::Document> docs(bundles.size());
   std::map<std::string, int> errors, warnings;
   size_t resources = 0;
   for (size_t b = 0; b < bundles.size(); ++b) {
-    docs[b].Parse(bundles[b].c_str());
+    docs[b].Parse(bundles[b].json.c_str());
     ASSERT_TRUE(docs[b].IsObject() && docs[b].HasMember("entry"));
     resources += docs[b]["entry"].Size();
     for (const fhir::ValidationIssue& i : CheckInvariants(docs[b], {.max_issues = 100000})) {
