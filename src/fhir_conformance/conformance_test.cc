@@ -3,6 +3,7 @@
 // datatypes.html, domainresource.html, patient.html, the vital signs profiles in
 // observation-vitalsigns.html), each written down beside its case.
 #include "fhir_conformance/conformance.h"
+#include "fhir_conformance/conformance_defs.h"
 
 #include <string>
 #include <vector>
@@ -205,6 +206,25 @@ TEST(Profiles, UnknownAndWrongType) {
               ElementsAre("E invalid the profile http @resourceType"));
   // A base resource definition is a profile with no more rules.
   EXPECT_THAT(Profile(kWeight, "http://hl7.org/fhir/StructureDefinition/Observation"), IsEmpty());
+}
+
+// Every rule of every profile compiles and evaluates on a bare resource of its type (what cannot
+// be turned into rules at all is listed in the generated kCSkipped and reported as warnings).
+TEST(Profiles, EveryRuleCompilesAndEvaluates) {
+  int profiles = 0;
+  for (int i = 0; i < internal::kCProfileCount; ++i) {
+    const internal::CProfile& p = internal::kCProfiles[i];
+    std::string bare = R"({"resourceType": ")" + std::string(p.type) + R"("})";
+    rapidjson::Document doc;
+    doc.Parse(bare.c_str());
+    for (const fhir::ValidationIssue& issue : CheckProfile(doc, p.url, Severity::kError)) {
+      EXPECT_NE(issue.code, "processing") << p.url << ": " << issue.message;
+      EXPECT_EQ(issue.message.find("does not compile"), std::string::npos)
+          << p.url << ": " << issue.message;
+    }
+    ++profiles;
+  }
+  EXPECT_EQ(profiles, 189);  // 145 R4 resource types + 44 profiles of profiles-others.json
 }
 
 TEST(Profiles, MetaProfile) {
