@@ -1051,6 +1051,37 @@ TEST_F(SearchTest, BackfillIndexesResourcesStoredBeforeTheIndex) {
   EXPECT_THAT(Sorted("Patient", {{"family", "ear"}}), ElementsAre("old1"));
 }
 
+// A table's rows go in statements of up to 16 rows: a resource with more rows than that in one
+// table (40 identifiers) has them all, each findable; an update replaces them.
+TEST_F(SearchTest, ResourcesWithManyRowsInOneTableAreIndexedWhole) {
+  auto patient = [](int from, int n) {
+    std::string ids;
+    for (int i = from; i < from + n; ++i) {
+      if (!ids.empty()) ids += ",";
+      ids += base::StrCat(R"({"system":"urn:many","value":"V)", i, R"("})");
+    }
+    return base::StrCat(R"({"resourceType":"Patient","id":"many","identifier":[)", ids, "]}");
+  };
+  Put("Patient", "many", patient(0, 40));
+  for (int i : {0, 15, 16, 17, 32, 39}) {
+    EXPECT_THAT(Ids("Patient", {{"identifier", base::StrCat("urn:many|V", i)}}),
+                ElementsAre("many")) << i;
+  }
+  EXPECT_THAT(Ids("Patient", {{"identifier", "urn:many|V40"}}), IsEmpty());
+  Put("Patient", "many", patient(100, 17));
+  EXPECT_THAT(Ids("Patient", {{"identifier", "urn:many|V0"}}), IsEmpty());
+  EXPECT_THAT(Ids("Patient", {{"identifier", "urn:many|V116"}}), ElementsAre("many"));
+  int64_t n = -1;
+  ASSERT_TRUE(writer_->Run([&](db::Connection& c) -> absl::Status {
+    ISTHMUS_ASSIGN_OR_RETURN(auto q, c.Prepare(
+        "SELECT COUNT(*) FROM fhir_idx_token WHERE res_id = 'many' AND param = 'identifier'"));
+    ISTHMUS_ASSIGN_OR_RETURN(bool row, q->Step());
+    if (row) n = q->ColumnInt64(0);
+    return absl::OkStatus();
+  }).ok());
+  EXPECT_EQ(n, 17);
+}
+
 // Migration 8 on a database written at schema version 7: the index tables and fhir_resources
 // become WITHOUT ROWID tables with the same rows (a row repeated within a resource once), and
 // the store writes and searches them as before.

@@ -22,6 +22,8 @@
 
 namespace isthmus::fhir_search {
 
+struct DoubleTexts;  // the doubles of IndexRows as SQL text (indexer.cc)
+
 class SearchIndexer : public store::FhirIndexer {
  public:
   explicit SearchIndexer(std::shared_ptr<const Registry> registry)
@@ -48,7 +50,7 @@ class SearchIndexer : public store::FhirIndexer {
   // Drops the rows of the version before `v` (none for a first version).
   absl::Status DeleteRows(db::Connection& conn, const store::FhirVersion& v);
   absl::Status InsertRows(db::Connection& conn, const store::FhirVersion& v,
-                          const IndexRows& rows);
+                          const IndexRows& rows, const DoubleTexts& doubles);
 
   std::shared_ptr<const Registry> registry_;
   std::atomic<uint64_t> errors_{0};
