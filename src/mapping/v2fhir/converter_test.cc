@@ -88,6 +88,17 @@ TEST(Converter, Msh17IsTheSendersCountryOnly) {
   EXPECT_EQ(checked, 2) << r.json;
 }
 
+TEST(Converter, CalledByIsASecondNameWithUseNickname) {
+  // IG XPN[HumanName] rows 18-19: XPN.15 "called by" -> [2].given, [2].use "nickname" (the map
+  // had "usual", the first name's use of XPN.7 D).
+  constexpr char kA01[] =
+      "MSH|^~\\&|REG|HOSP|EHR|HOSP|20240102080000||ADT^A01^ADT_A01|C15|P|2.5.1\r"
+      "EVN|A01|20240102080000\r"
+      "PID|1||111^^^HOSP^MR||DOE^JOHN^^^^^D^^^^^^^^JJ\r";
+  ConvertResult r = Convert(kA01);
+  EXPECT_TRUE(Has(r.json, R"("name":[{"family":"DOE","given":["JOHN"],"use":"usual"},{"given":["JJ"],"use":"nickname"}])")) << r.json;
+}
+
 TEST(Converter, TheSameBusinessIdentifierTwiceIsOneEntry) {
   // A merge with two PATIENT groups whose PID-18 is the same account: one Account entry (a
   // transaction with two entries for one resource is refused by every FHIR server).
