@@ -99,6 +99,28 @@ TEST(Converter, CalledByIsASecondNameWithUseNickname) {
   EXPECT_TRUE(Has(r.json, R"("name":[{"family":"DOE","given":["JOHN"],"use":"usual"},{"given":["JJ"],"use":"nickname"}])")) << r.json;
 }
 
+TEST(Converter, EncounterStatusFromPatientClass) {
+  // IG PV1[Encounter] row 5 (no PV1-45: PV1-2 through ConceptMap PatientClass[EncounterStatus],
+  // P -> planned, I -> in-progress), rows 7-8 (assigned location active, planned for P), row 72
+  // (PV1-45 -> finished). PV1-44 (admit time) does not decide it.
+  auto status = [](const char* pv1) {
+    std::string msg = std::string(
+        "MSH|^~\\&|REG|HOSP|EHR|HOSP|20240102080000||ADT^A01^ADT_A01|C5|P|2.5.1\r"
+        "PID|1||111^^^HOSP^MR||DOE^JOHN\r") + pv1 + "\r";
+    ConvertResult r = Convert(msg);
+    size_t p = r.json.find("\"resourceType\":\"Encounter\"");
+    return p == std::string::npos ? std::string("(none)") : r.json.substr(p, 400);
+  };
+  std::string pre = status("PV1|1|P|W4^412^B");
+  EXPECT_TRUE(Has(pre, R"("status":"planned","class")")) << pre;
+  EXPECT_TRUE(Has(pre, R"(},"status":"planned"}])")) << pre;  // the assigned location
+  std::string in = status("PV1|1|I|W4^412^B");
+  EXPECT_TRUE(Has(in, R"("status":"in-progress","class")")) << in;
+  EXPECT_TRUE(Has(in, R"(},"status":"active"}])")) << in;
+  std::string done = status("PV1|1|I|W4^412^B|||||||||||||||||||||||||||||||||||||||||202401010800|202401020800");
+  EXPECT_TRUE(Has(done, R"("status":"finished","class")")) << done;
+}
+
 TEST(Converter, TheSameBusinessIdentifierTwiceIsOneEntry) {
   // A merge with two PATIENT groups whose PID-18 is the same account: one Account entry (a
   // transaction with two entries for one resource is refused by every FHIR server).
