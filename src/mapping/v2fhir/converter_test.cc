@@ -121,6 +121,17 @@ TEST(Converter, EncounterStatusFromPatientClass) {
   EXPECT_TRUE(Has(done, R"("status":"finished","class")")) << done;
 }
 
+TEST(Converter, ObservationInstanceIdentifierIsTypedFill) {
+  // IG OBX[Observation] rows 61-62: OBX-21 -> identifier, identifier.type.coding.code "FILL".
+  constexpr char kOru21[] =
+      "MSH|^~\\&|LAB|HOSP|EHR|HOSP|20240102080000||ORU^R01^ORU_R01|C21|P|2.5.1\r"
+      "PID|1||777^^^HOSP^MR||ROE^RICHARD\r"
+      "OBR|1|P1|F1|24317-0^CBC^LN\r"
+      "OBX|1|NM|718-7^Hemoglobin^LN||13.5|g/dL|||||F||||||||||OI-7^LAB\r";
+  ConvertResult r = Convert(kOru21);
+  EXPECT_TRUE(Has(r.json, R"("identifier":[{"value":"OI-7","system":"http://example.com/v2-to-fhir-converter/Identifier/LAB","type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0203","code":"FILL","display":"Filler Identifier"}]}}])")) << r.json;
+}
+
 TEST(Converter, TheSameBusinessIdentifierTwiceIsOneEntry) {
   // A merge with two PATIENT groups whose PID-18 is the same account: one Account entry (a
   // transaction with two entries for one resource is refused by every FHIR server).
