@@ -4,6 +4,7 @@
 #include <future>
 #include <thread>
 
+#include "base/str.h"
 #include "db/sqlite.h"
 #include "gtest/gtest.h"
 #include "store/schema.h"
@@ -290,6 +291,29 @@ TEST_F(JournalTest, MigrationThreeMovesBodiesOutOfTheMessageRows) {
   auto r = (*j)->AppendAndWait(Msg("NEW1"));
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ((*j)->Get(r->id)->raw, Msg("NEW1").raw);
+}
+
+TEST_F(JournalTest, EventsOfOneMessageKeepTheirOrderAcrossTransactions) {
+  auto j = OpenJournal();
+  ASSERT_TRUE(j.ok());
+  auto a = (*j)->AppendAndWait(Msg("E1"));
+  auto b = (*j)->AppendAndWait(Msg("E2"));
+  ASSERT_TRUE(a.ok() && b.ok());
+  // Events of the two messages interleave in time; each message's list keeps its own order.
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE((*j)->RecordEvent(a->id, "step", base::StrCat("a", i)).ok());
+    ASSERT_TRUE((*j)->RecordEvent(b->id, "step", base::StrCat("b", i)).ok());
+  }
+  // A retransmission is an event of the original.
+  auto dup = (*j)->AppendAndWait(Msg("E1"));
+  ASSERT_TRUE(dup.ok());
+  EXPECT_TRUE(dup->duplicate);
+  auto got = (*j)->Get(a->id);
+  ASSERT_TRUE(got.ok());
+  ASSERT_EQ(got->events.size(), 7u);
+  EXPECT_EQ(got->events[0].state, "received");
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(got->events[1 + i].reason, base::StrCat("a", i));
+  EXPECT_EQ(got->events[6].state, "duplicate");
 }
 
 }  // namespace

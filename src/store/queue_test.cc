@@ -369,5 +369,26 @@ TEST_F(QueueTest, AckAllSkipsRowsWhoseLeaseWasLost) {
   EXPECT_THAT(ControlIds(Claim("out")), ::testing::ElementsAre("m-1"));
 }
 
+TEST_F(QueueTest, AckAllOfARunWithOneMessageTwiceRecordsBothDeliveries) {
+  // A message reprocessed while its first queue row still waits: two rows of one message in
+  // one run (the run's set-based path must not merge or drop either). Each delivery is its own
+  // event, after the message's earlier ones.
+  const int64_t id = Route("m-1", "out");
+  ASSERT_TRUE(writer_->Run([&](db::Connection& c) {
+    return Queue::Enqueue(c, id, "out", "", clock_.NowMicros());
+  }).ok());
+  Route("m-2", "out");
+  auto r = queue_->Claim("out", "node-a", 1, absl::Minutes(1), 3);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->size(), 3u);
+  std::vector<bool> lost;
+  ASSERT_TRUE(queue_->AckAll(*r, &lost).ok());
+  EXPECT_THAT(lost, ::testing::ElementsAre(false, false, false));
+  EXPECT_EQ(queue_->CountsFor("out")->delivered, 3);
+  EXPECT_THAT(States(id), ::testing::ElementsAre("received", "routed", "delivered:out",
+                                                 "delivered:out"));
+  EXPECT_THAT(Claim("out"), ::testing::IsEmpty());
+}
+
 }  // namespace
 }  // namespace isthmus::store

@@ -48,6 +48,13 @@ class Fd {
 
 std::atomic<uint64_t> temp_counter{0};
 
+// Unnamed files (O_TMPFILE) are given their name with linkat through /proc/self/fd (linkat's
+// AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH); without /proc, named temporaries are used.
+bool ProcFdAvailable() {
+  static const bool ok = ::access("/proc/self/fd", X_OK) == 0;
+  return ok;
+}
+
 }  // namespace
 
 absl::Status FileErrnoToStatus(int err, std::string_view what) {
@@ -132,6 +139,11 @@ absl::StatusOr<std::unique_ptr<FileDestination>> FileDestination::Create(
   return std::unique_ptr<FileDestination>(new FileDestination(std::move(opts), std::move(pieces)));
 }
 
+FileDestination::FileDestination(FileDestinationOptions opts, std::vector<Piece> pieces)
+    : opts_(std::move(opts)),
+      pieces_(std::move(pieces)),
+      unnamed_(opts_.unnamed_files && ProcFdAvailable()) {}
+
 std::string FileDestination::FileName(const core::Delivery& d) const {
   std::string out;
   for (const Piece& p : pieces_) {
@@ -169,106 +181,180 @@ absl::Status FileDestination::Deliver(const core::Delivery& d) {
   return DeliverBatch(std::span<const core::Delivery>(&d, 1)).back();
 }
 
-// A run of N files costs N writes and renames but one data sync (fsync of the file for one,
-// syncfs of the file system for several) and one fsync per directory, instead of 2N fsyncs.
-// Durability is the same: every file's data is on disk before it is renamed into place, and
-// every rename is on disk before the run reports OK.
+namespace {
+
+// A run holds at most this many unnamed files open between their write and their link; a
+// longer run is written, synced and linked in chunks of this size.
+constexpr size_t kMaxOpenPerChunk = 64;
+
+}  // namespace
+
+// One file of a run between its write and its name.
+struct FileDestination::Pending {
+  std::filesystem::path target;
+  std::filesystem::path temp;  // a named temporary, or empty for an unnamed file
+  int fd = -1;                 // the unnamed file, open until it is linked
+
+  ~Pending() { Discard(); }
+  Pending() = default;
+  Pending(Pending&& o) noexcept : target(std::move(o.target)), temp(std::move(o.temp)), fd(o.fd) {
+    o.temp.clear();
+    o.fd = -1;
+  }
+  Pending& operator=(Pending&&) = delete;
+  // Leaves nothing behind: an unnamed file vanishes when closed, a named one is unlinked.
+  void Discard() {
+    if (fd >= 0) ::close(fd);
+    fd = -1;
+    if (!temp.empty()) ::unlink(temp.c_str());
+    temp.clear();
+  }
+};
+
+std::filesystem::path FileDestination::TempName(const std::filesystem::path& target,
+                                                const core::Delivery& d) const {
+  return target.parent_path() / base::StrCat(".", target.filename().string(), ".tmp.", d.queue_id,
+                                             ".", temp_counter.fetch_add(1));
+}
+
+// Creates the file's bytes under no final name: an unnamed file in the target directory when the
+// file system supports it (nothing to clean up after a crash, and one directory entry per file
+// instead of a temporary entry added, looked up, renamed and removed), else a named temporary.
+absl::Status FileDestination::WriteOne(const core::Delivery& d, bool sync, Pending& p) {
+  const std::filesystem::path dir = p.target.parent_path();
+  int err = Fault("open");
+  if (err == 0 && unnamed_.load(std::memory_order_relaxed)) {
+    p.fd = ::open(dir.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, opts_.file_mode);
+    if (p.fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+      unnamed_.store(false, std::memory_order_relaxed);  // this file system cannot: named from now
+    } else if (p.fd < 0) {
+      return Fail("create", errno, dir.string());
+    }
+  }
+  if (err == 0 && p.fd < 0) {
+    p.temp = TempName(p.target, d);
+    p.fd = ::open(p.temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, opts_.file_mode);
+    if (p.fd < 0) {
+      err = errno;
+      p.temp.clear();
+    }
+  }
+  if (p.fd < 0) return Fail("create", err, p.temp.empty() ? dir.string() : p.temp.string());
+  size_t off = 0;
+  while (off < d.payload.size()) {
+    if (err = Fault("write"); err != 0) break;
+    ssize_t n = ::write(p.fd, d.payload.data() + off, d.payload.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      err = errno;
+      break;
+    }
+    off += static_cast<size_t>(n);
+  }
+  if (err != 0) return Fail("write", err, p.target.string());
+  if (sync && ((err = Fault("fsync")) != 0 || ::fsync(p.fd) != 0)) {
+    return Fail("fsync", err != 0 ? err : errno, p.target.string());
+  }
+  if (!p.temp.empty()) {  // a named file is renamed by name: close it now
+    int fd = p.fd;
+    p.fd = -1;
+    if (::close(fd) != 0) return Fail("close", errno, p.temp.string());
+  }
+  return absl::OkStatus();
+}
+
+// Gives the written file its final name, replacing a file of that name (a redelivery).
+absl::Status FileDestination::Publish(const core::Delivery& d, Pending& p) {
+  if (int err = Fault("rename"); err != 0) return Fail("rename to", err, p.target.string());
+  if (p.temp.empty()) {
+    char proc[40];
+    std::snprintf(proc, sizeof proc, "/proc/self/fd/%d", p.fd);
+    if (::linkat(AT_FDCWD, proc, AT_FDCWD, p.target.c_str(), AT_SYMLINK_FOLLOW) == 0) {
+      p.Discard();  // closes the file, which now has its name
+      return absl::OkStatus();
+    }
+    if (errno != EEXIST) return Fail("link to", errno, p.target.string());
+    // The name exists: link under a temporary name, then rename over it (atomic replace).
+    p.temp = TempName(p.target, d);
+    if (::linkat(AT_FDCWD, proc, AT_FDCWD, p.temp.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+      int err = errno;
+      p.temp.clear();
+      return Fail("link to", err, p.target.string());
+    }
+  }
+  if (::rename(p.temp.c_str(), p.target.c_str()) != 0) {
+    return Fail("rename to", errno, p.target.string());
+  }
+  p.temp.clear();
+  p.Discard();
+  return absl::OkStatus();
+}
+
+// A run of N files costs N writes and N links but one data sync per chunk of up to 64 files
+// (fsync of the file for one, syncfs of the file system for several) and one fsync per
+// directory, instead of 2N fsyncs. Durability is the same: every file's data is on disk before
+// it gets its name, and every name is on disk before the run reports OK.
 std::vector<absl::Status> FileDestination::DeliverBatch(std::span<const core::Delivery> run) {
   namespace fs = std::filesystem;
-  struct Pending {
-    fs::path temp, target;
-  };
-  std::vector<Pending> pending;
-  pending.reserve(run.size());
-  auto cleanup_from = [&](size_t i) {
-    for (; i < pending.size(); ++i) ::unlink(pending[i].temp.c_str());
-  };
   const bool single = run.size() == 1;
   absl::Status failure;  // the first failing delivery; the ones after it are not attempted
-
-  // 1. Write every file's bytes to a temporary in its target directory.
+  size_t published = 0;
+  std::vector<fs::path> dirs;  // directories of the published files
   fs::path ensured_dir;
-  for (const core::Delivery& d : run) {
-    Pending p;
-    p.target = fs::path(opts_.directory) / FileName(d);
-    const fs::path dir = p.target.parent_path();
-    if (int err = Fault("mkdir"); err != 0) {
-      failure = Fail("mkdir", err, dir.string());
-      break;
-    }
-    // Once per directory and run (a stat per file otherwise; a run mostly goes to one
-    // directory). A directory removed during the run fails the open below, and the retry
-    // creates it again.
-    if (opts_.create_directories && dir != ensured_dir) {
-      std::error_code ec;
-      fs::create_directories(dir, ec);
-      if (ec) {
-        failure = Fail("mkdir", ec.value(), dir.string());
+  std::vector<Pending> pending;
+  while (published < run.size() && failure.ok()) {
+    // 1. Write each file of the chunk under no final name.
+    pending.clear();
+    const size_t end = std::min(run.size(), published + kMaxOpenPerChunk);
+    for (size_t i = published; i < end; ++i) {
+      const core::Delivery& d = run[i];
+      Pending p;
+      p.target = fs::path(opts_.directory) / FileName(d);
+      const fs::path dir = p.target.parent_path();
+      if (int err = Fault("mkdir"); err != 0) {
+        failure = Fail("mkdir", err, dir.string());
         break;
       }
-      ensured_dir = dir;
+      // Once per directory and run (a stat per file otherwise; a run mostly goes to one
+      // directory). A directory removed during the run fails the open below, and the retry
+      // creates it again.
+      if (opts_.create_directories && dir != ensured_dir) {
+        std::error_code ec;
+        fs::create_directories(dir, ec);
+        if (ec) {
+          failure = Fail("mkdir", ec.value(), dir.string());
+          break;
+        }
+        ensured_dir = dir;
+      }
+      failure = WriteOne(d, single, p);
+      if (!failure.ok()) break;
+      pending.push_back(std::move(p));
     }
-    p.temp = dir / base::StrCat(".", p.target.filename().string(), ".tmp.", d.queue_id, ".",
-                                temp_counter.fetch_add(1));
-    int err = Fault("open");
-    Fd fd(err != 0 ? -1
-                   : ::open(p.temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-                            opts_.file_mode));
-    if (fd.get() < 0) {
-      failure = Fail("create", err != 0 ? err : errno, p.temp.string());
-      break;
+    // 2. Several files: one syncfs makes all their data durable.
+    if (!single && !pending.empty()) {
+      int err = Fault("fsync");
+      const fs::path dir = pending.front().target.parent_path();
+      Fd dfd(err != 0 ? -1 : ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      if (dfd.get() < 0 || ::syncfs(dfd.get()) != 0) {
+        failure = Fail("syncfs", err != 0 ? err : errno, dir.string());
+        break;  // the chunk's files are discarded with `pending`
+      }
     }
-    size_t off = 0;
-    while (off < d.payload.size()) {
-      if (err = Fault("write"); err != 0) break;
-      ssize_t n = ::write(fd.get(), d.payload.data() + off, d.payload.size() - off);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        err = errno;
+    // 3. Name each, in order.
+    for (size_t k = 0; k < pending.size(); ++k) {
+      const core::Delivery& d = run[published];
+      if (absl::Status s = Publish(d, pending[k]); !s.ok()) {
+        failure = std::move(s);
         break;
       }
-      off += static_cast<size_t>(n);
-    }
-    if (err != 0) {
-      failure = Fail("write", err, p.temp.string());
-    } else if (single && ((err = Fault("fsync")) != 0 || ::fsync(fd.get()) != 0)) {
-      failure = Fail("fsync", err != 0 ? err : errno, p.temp.string());
-    } else if (fd.Close() != 0) {
-      failure = Fail("close", errno, p.temp.string());
-    }
-    if (!failure.ok()) {
-      ::unlink(p.temp.c_str());
-      break;
-    }
-    pending.push_back(std::move(p));
-  }
-  // 2. Several files: one syncfs makes all their data durable.
-  if (!single && !pending.empty()) {
-    int err = Fault("fsync");
-    const fs::path dir = pending.front().temp.parent_path();
-    Fd dfd(err != 0 ? -1 : ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (dfd.get() < 0 || ::syncfs(dfd.get()) != 0) {
-      cleanup_from(0);
-      return {Fail("syncfs", err != 0 ? err : errno, dir.string())};
+      fs::path dir = pending[k].target.parent_path();
+      if (std::find(dirs.begin(), dirs.end(), dir) == dirs.end()) dirs.push_back(std::move(dir));
+      ++published;
     }
   }
-  // 3. Rename each into place, in order.
-  size_t renamed = 0;
-  for (; renamed < pending.size(); ++renamed) {
-    const Pending& p = pending[renamed];
-    int err = Fault("rename");
-    if (err != 0 || ::rename(p.temp.c_str(), p.target.c_str()) != 0) {
-      failure = Fail("rename to", err != 0 ? err : errno, p.target.string());
-      cleanup_from(renamed);
-      break;
-    }
-  }
-  // 4. The renames are durable only once their directories are synced.
-  std::vector<fs::path> dirs;
-  for (size_t i = 0; i < renamed; ++i) {
-    fs::path dir = pending[i].target.parent_path();
-    if (std::find(dirs.begin(), dirs.end(), dir) == dirs.end()) dirs.push_back(std::move(dir));
-  }
+  pending.clear();  // anything not named is discarded
+  // 4. The names are durable only once their directories are synced.
   for (const fs::path& dir : dirs) {
     int err = Fault("fsync-dir");
     Fd dfd(err != 0 ? -1 : ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -277,7 +363,7 @@ std::vector<absl::Status> FileDestination::DeliverBatch(std::span<const core::De
       return {Fail("fsync directory", err != 0 ? err : errno, dir.string())};
     }
   }
-  std::vector<absl::Status> out(renamed, absl::OkStatus());
+  std::vector<absl::Status> out(published, absl::OkStatus());
   if (!failure.ok()) out.push_back(failure);
   return out;
 }

@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "base/file.h"
+#include "base/str.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -12,11 +13,13 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class FileDestinationTest : public ::testing::Test {
+// Every test runs twice: with unnamed files (O_TMPFILE, linked into place) and with named
+// temporaries (the path taken where the file system has no O_TMPFILE).
+class FileDestinationTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
     dir_ = fs::path(::testing::TempDir()) /
-           ("filedest_" +
+           ("filedest_" + std::to_string(GetParam()) + "_" +
             std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
     fs::remove_all(dir_);
     fs::create_directories(dir_);
@@ -27,6 +30,7 @@ class FileDestinationTest : public ::testing::Test {
     o.directory = (dir_ / "out").string();
     o.filename = std::move(filename);
     o.clock = &clock_;
+    o.unnamed_files = GetParam();
     return o;
   }
   static core::Delivery D(std::string_view control_id, std::string_view payload) {
@@ -53,7 +57,7 @@ class FileDestinationTest : public ::testing::Test {
 
 using ::testing::ElementsAre;
 
-TEST_F(FileDestinationTest, WritesTheExpandedNameAtomically) {
+TEST_P(FileDestinationTest, WritesTheExpandedNameAtomically) {
   auto d = FileDestination::Create(Opts("${channel}/${type}-${control_id}-${message_id}.hl7"));
   ASSERT_TRUE(d.ok()) << d.status();
   ASSERT_TRUE((*d)->Deliver(D("C1", "MSH|first\r")).ok());
@@ -65,13 +69,13 @@ TEST_F(FileDestinationTest, WritesTheExpandedNameAtomically) {
   EXPECT_EQ(base::ReadFile((dir_ / "out/lab/ORU_R01-C1-42.hl7").string()).value(), "MSH|second\r");
 }
 
-TEST_F(FileDestinationTest, TimestampAndQueueId) {
+TEST_P(FileDestinationTest, TimestampAndQueueId) {
   auto d = FileDestination::Create(Opts("${timestamp}_${queue_id}.txt"));
   ASSERT_TRUE(d.ok());
   EXPECT_EQ((*d)->FileName(D("C1", "")), "20231114221320123456_7.txt");
 }
 
-TEST_F(FileDestinationTest, ValuesCannotEscapeTheDirectory) {
+TEST_P(FileDestinationTest, ValuesCannotEscapeTheDirectory) {
   auto d = FileDestination::Create(Opts("${control_id}.hl7"));
   ASSERT_TRUE(d.ok());
   EXPECT_EQ((*d)->FileName(D("../../etc/passwd", "")), ".._.._etc_passwd.hl7");
@@ -81,7 +85,7 @@ TEST_F(FileDestinationTest, ValuesCannotEscapeTheDirectory) {
   EXPECT_THAT(Files(), ElementsAre("out/.._x.hl7"));
 }
 
-TEST_F(FileDestinationTest, BadTemplatesAreRejectedAtCreate) {
+TEST_P(FileDestinationTest, BadTemplatesAreRejectedAtCreate) {
   for (const char* t : {"${nope}.hl7", "${channel", "/abs/${message_id}", "../${message_id}",
                         "a//b", "dir/", ""}) {
     auto d = FileDestination::Create(Opts(t));
@@ -92,7 +96,7 @@ TEST_F(FileDestinationTest, BadTemplatesAreRejectedAtCreate) {
   EXPECT_EQ(FileDestination::Create(o).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
-TEST_F(FileDestinationTest, DiskFullIsRetryableAndLeavesNoTemporaryFile) {
+TEST_P(FileDestinationTest, DiskFullIsRetryableAndLeavesNoTemporaryFile) {
   FileDestinationOptions o = Opts("${message_id}.hl7");
   o.fault_for_test = [](std::string_view step) { return step == "write" ? ENOSPC : 0; };
   auto d = FileDestination::Create(o);
@@ -104,7 +108,7 @@ TEST_F(FileDestinationTest, DiskFullIsRetryableAndLeavesNoTemporaryFile) {
   EXPECT_TRUE(Files().empty());
 }
 
-TEST_F(FileDestinationTest, PermissionDeniedIsNotRetryable) {
+TEST_P(FileDestinationTest, PermissionDeniedIsNotRetryable) {
   FileDestinationOptions o = Opts("${message_id}.hl7");
   o.fault_for_test = [](std::string_view step) { return step == "open" ? EACCES : 0; };
   auto d = FileDestination::Create(o);
@@ -114,7 +118,7 @@ TEST_F(FileDestinationTest, PermissionDeniedIsNotRetryable) {
   EXPECT_FALSE(core::IsRetryable(s));
 }
 
-TEST_F(FileDestinationTest, FailedRenameOrFsyncLeavesNoFile) {
+TEST_P(FileDestinationTest, FailedRenameOrFsyncLeavesNoFile) {
   for (const char* step : {"fsync", "rename"}) {
     FileDestinationOptions o = Opts("${message_id}.hl7");
     o.fault_for_test = [step](std::string_view s) { return s == step ? EIO : 0; };
@@ -126,7 +130,7 @@ TEST_F(FileDestinationTest, FailedRenameOrFsyncLeavesNoFile) {
   }
 }
 
-TEST_F(FileDestinationTest, MissingDirectoryWithoutCreateIsAPrecondition) {
+TEST_P(FileDestinationTest, MissingDirectoryWithoutCreateIsAPrecondition) {
   FileDestinationOptions o = Opts("${message_id}.hl7");
   o.create_directories = false;
   auto d = FileDestination::Create(o);
@@ -136,7 +140,7 @@ TEST_F(FileDestinationTest, MissingDirectoryWithoutCreateIsAPrecondition) {
   EXPECT_FALSE(core::IsRetryable(s));
 }
 
-TEST_F(FileDestinationTest, DirectoryIsAFileIsNotRetryable) {
+TEST_P(FileDestinationTest, DirectoryIsAFileIsNotRetryable) {
   ASSERT_TRUE(base::WriteFileAtomic((dir_ / "out").string(), "not a directory").ok());
   auto d = FileDestination::Create(Opts("${message_id}.hl7"));
   ASSERT_TRUE(d.ok());
@@ -144,7 +148,7 @@ TEST_F(FileDestinationTest, DirectoryIsAFileIsNotRetryable) {
   EXPECT_FALSE(core::IsRetryable(s)) << s;
 }
 
-TEST_F(FileDestinationTest, ARunWritesEveryFileInOrder) {
+TEST_P(FileDestinationTest, ARunWritesEveryFileInOrder) {
   auto d = FileDestination::Create(Opts("${control_id}.hl7"));
   ASSERT_TRUE(d.ok());
   std::vector<core::Delivery> run = {D("C1", "one"), D("C2", "two"), D("C3", "three")};
@@ -155,7 +159,7 @@ TEST_F(FileDestinationTest, ARunWritesEveryFileInOrder) {
   EXPECT_EQ(base::ReadFile((dir_ / "out/C3.hl7").string()).value(), "three");
 }
 
-TEST_F(FileDestinationTest, ARunCreatesEachOfItsDirectories) {
+TEST_P(FileDestinationTest, ARunCreatesEachOfItsDirectories) {
   FileDestinationOptions o = Opts("${channel}/${control_id}.hl7");
   o.create_directories = true;
   auto d = FileDestination::Create(o);
@@ -167,7 +171,7 @@ TEST_F(FileDestinationTest, ARunCreatesEachOfItsDirectories) {
   EXPECT_THAT(Files(), ElementsAre("out/adt/C2.hl7", "out/lab/C1.hl7", "out/lab/C3.hl7"));
 }
 
-TEST_F(FileDestinationTest, ARunStopsAtTheFirstFailureAndLeavesNoTemporaryFile) {
+TEST_P(FileDestinationTest, ARunStopsAtTheFirstFailureAndLeavesNoTemporaryFile) {
   for (const char* step : {"write", "rename"}) {
     fs::remove_all(dir_ / "out");
     int calls = 0;
@@ -187,7 +191,7 @@ TEST_F(FileDestinationTest, ARunStopsAtTheFirstFailureAndLeavesNoTemporaryFile) 
   }
 }
 
-TEST_F(FileDestinationTest, ARunWhoseDataSyncFailsDeliversNothing) {
+TEST_P(FileDestinationTest, ARunWhoseDataSyncFailsDeliversNothing) {
   FileDestinationOptions o = Opts("${control_id}.hl7");
   o.fault_for_test = [](std::string_view s) { return s == "fsync" ? EIO : 0; };
   auto d = FileDestination::Create(o);
@@ -198,6 +202,107 @@ TEST_F(FileDestinationTest, ARunWhoseDataSyncFailsDeliversNothing) {
   EXPECT_EQ(r[0].code(), absl::StatusCode::kUnavailable) << r[0];
   EXPECT_TRUE(Files().empty());
 }
+
+TEST_P(FileDestinationTest, NoNamedTemporaryWithUnnamedFiles) {
+  // Just before the first file is named, the directory holds a named temporary only when
+  // unnamed files are off.
+  std::vector<std::string> seen;
+  bool looked = false;
+  FileDestinationOptions o = Opts("${control_id}.hl7");
+  o.fault_for_test = [&](std::string_view s) {
+    if (s == "rename" && !looked) seen = Files();
+    looked = looked || s == "rename";
+    return 0;
+  };
+  auto d = FileDestination::Create(o);
+  ASSERT_TRUE(d.ok());
+  std::vector<core::Delivery> run = {D("C1", "one"), D("C2", "two")};
+  for (const auto& s : (*d)->DeliverBatch(run)) EXPECT_TRUE(s.ok()) << s;
+  ASSERT_TRUE(looked);
+  if (GetParam()) {
+    EXPECT_THAT(seen, ::testing::IsEmpty());
+  } else {
+    ASSERT_EQ(seen.size(), 2u);
+    EXPECT_THAT(seen[0], ::testing::StartsWith("out/.C1.hl7.tmp."));
+  }
+  EXPECT_THAT(Files(), ElementsAre("out/C1.hl7", "out/C2.hl7"));
+}
+
+TEST_P(FileDestinationTest, ARunReplacesFilesOfTheSameName) {
+  auto d = FileDestination::Create(Opts("${control_id}.hl7"));
+  ASSERT_TRUE(d.ok());
+  std::vector<core::Delivery> first = {D("C1", "one"), D("C2", "two")};
+  for (const auto& s : (*d)->DeliverBatch(first)) EXPECT_TRUE(s.ok()) << s;
+  // A redelivery of both (at least once) and a new one.
+  std::vector<core::Delivery> again = {D("C1", "one again"), D("C2", "two again"), D("C3", "3")};
+  for (const auto& s : (*d)->DeliverBatch(again)) EXPECT_TRUE(s.ok()) << s;
+  EXPECT_THAT(Files(), ElementsAre("out/C1.hl7", "out/C2.hl7", "out/C3.hl7"));
+  EXPECT_EQ(base::ReadFile((dir_ / "out/C1.hl7").string()).value(), "one again");
+  EXPECT_EQ(base::ReadFile((dir_ / "out/C2.hl7").string()).value(), "two again");
+}
+
+// 150 files: three chunks (64 + 64 + 22) of writes, a data sync each, and names.
+std::vector<core::Delivery> LongRun(std::vector<std::string>& ids) {
+  ids.clear();
+  for (int i = 0; i < 150; ++i) ids.push_back(base::StrCat("M", 1000 + i));
+  std::vector<core::Delivery> run;
+  for (const std::string& id : ids) {
+    core::Delivery d;
+    d.queue_id = 1;
+    d.channel = "lab";
+    d.control_id = id;
+    d.payload = id;
+    run.push_back(d);
+  }
+  return run;
+}
+
+TEST_P(FileDestinationTest, ARunLongerThanAChunkWritesEveryFile) {
+  int syncs = 0;
+  FileDestinationOptions o = Opts("${control_id}.hl7");
+  o.fault_for_test = [&](std::string_view s) { return (syncs += s == "fsync"), 0; };
+  auto d = FileDestination::Create(o);
+  ASSERT_TRUE(d.ok());
+  std::vector<std::string> ids;
+  std::vector<core::Delivery> run = LongRun(ids);
+  std::vector<absl::Status> r = (*d)->DeliverBatch(run);
+  ASSERT_EQ(r.size(), 150u);
+  for (const auto& s : r) EXPECT_TRUE(s.ok()) << s;
+  EXPECT_EQ(syncs, 3);
+  std::vector<std::string> want;
+  for (const std::string& id : ids) want.push_back(base::StrCat("out/", id, ".hl7"));
+  EXPECT_EQ(Files(), want);
+  EXPECT_EQ(base::ReadFile((dir_ / "out/M1149.hl7").string()).value(), "M1149");
+}
+
+TEST_P(FileDestinationTest, AFailureInALaterChunkKeepsTheEarlierChunksDelivered) {
+  for (const char* step : {"fsync", "write"}) {
+    fs::remove_all(dir_ / "out");
+    int calls = 0;
+    // "fsync": the second chunk's data sync fails (nothing of it is named); "write": the
+    // 71st file's write fails (the 70 before it are named).
+    const int fail_at = std::string_view(step) == "fsync" ? 2 : 71;
+    FileDestinationOptions o = Opts("${control_id}.hl7");
+    o.fault_for_test = [&](std::string_view s) { return s == step && ++calls == fail_at ? EIO : 0; };
+    auto d = FileDestination::Create(o);
+    ASSERT_TRUE(d.ok());
+    std::vector<std::string> ids;
+    std::vector<core::Delivery> run = LongRun(ids);
+    std::vector<absl::Status> r = (*d)->DeliverBatch(run);
+    const size_t ok = std::string_view(step) == "fsync" ? 64 : 70;
+    ASSERT_EQ(r.size(), ok + 1) << step;
+    for (size_t i = 0; i < ok; ++i) EXPECT_TRUE(r[i].ok()) << step << " " << i << ": " << r[i];
+    EXPECT_EQ(r[ok].code(), absl::StatusCode::kUnavailable) << step << ": " << r[ok];
+    std::vector<std::string> want;
+    for (size_t i = 0; i < ok; ++i) want.push_back(base::StrCat("out/", ids[i], ".hl7"));
+    EXPECT_EQ(Files(), want) << step;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Unnamed, FileDestinationTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& i) {
+                           return i.param ? "UnnamedFiles" : "NamedTemporaries";
+                         });
 
 }  // namespace
 }  // namespace isthmus::destinations
