@@ -28,6 +28,11 @@ class Statement {
   virtual void BindInt64(int index, int64_t value) = 0;
   virtual void BindText(int index, std::string_view value) = 0;
   virtual void BindBlob(int index, std::string_view value) = 0;
+  // As BindText/BindBlob without a copy: the bytes must stay valid and unchanged until the
+  // statement's last Step() with this binding returns. For hot paths that bind and step in one
+  // function; a temporary (StrCat(...)) outlives the Step only within one full expression.
+  virtual void BindTextRef(int index, std::string_view value) = 0;
+  virtual void BindBlobRef(int index, std::string_view value) = 0;
   virtual void BindNull(int index) = 0;
   // Advances to the next row: true when a row is available, false when done. A busy or full
   // database is kUnavailable / kResourceExhausted (retryable), a constraint violation

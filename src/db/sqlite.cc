@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <map>
+#include <unordered_map>
 
 #include "absl/status/status.h"
 #include "base/str.h"
@@ -43,6 +44,12 @@ class SqliteStatement final : public Statement {
   void BindBlob(int i, std::string_view v) override {
     sqlite3_bind_blob64(stmt_, i, v.data(), v.size(), SQLITE_TRANSIENT);
   }
+  void BindTextRef(int i, std::string_view v) override {
+    sqlite3_bind_text64(stmt_, i, v.data(), v.size(), SQLITE_STATIC, SQLITE_UTF8);
+  }
+  void BindBlobRef(int i, std::string_view v) override {
+    sqlite3_bind_blob64(stmt_, i, v.data(), v.size(), SQLITE_STATIC);
+  }
   void BindNull(int i) override { sqlite3_bind_null(stmt_, i); }
 
   absl::StatusOr<bool> Step() override {
@@ -74,6 +81,7 @@ class SqliteConnection final : public Connection {
  public:
   explicit SqliteConnection(sqlite3* db) : db_(db) {}
   ~SqliteConnection() override {
+    by_address_.clear();
     cache_.clear();
     sqlite3_close_v2(db_);
   }
@@ -97,16 +105,27 @@ class SqliteConnection final : public Connection {
   }
 
   absl::StatusOr<Statement*> PrepareCached(std::string_view sql) override {
-    auto it = cache_.find(sql);
-    if (it != cache_.end()) {
-      it->second->Reset();
-      return it->second.get();
+    // Most callers pass the same string literal every time: look it up by its address first
+    // (a hash of one pointer instead of string compares down a tree of long, alike SQL texts),
+    // and check the text, since a temporary's address may be reused for another statement.
+    if (auto fast = by_address_.find(sql.data());
+        fast != by_address_.end() && fast->second.first == sql) {
+      fast->second.second->Reset();
+      return fast->second.second;
     }
-    auto stmt = Prepare(sql);
-    if (!stmt.ok()) return stmt.status();
-    Statement* raw = stmt->get();
-    cache_.emplace(std::string(sql), std::move(stmt).value());
-    return raw;
+    auto it = cache_.find(sql);
+    if (it == cache_.end()) {
+      auto stmt = Prepare(sql);
+      if (!stmt.ok()) return stmt.status();
+      it = cache_.emplace(std::string(sql), std::move(stmt).value()).first;
+    } else {
+      it->second->Reset();
+    }
+    // Bounded: SQL built at run time (a new address every call) must not grow it forever;
+    // when full it starts again, and the literals come back at their next use.
+    if (by_address_.size() >= kMaxAddresses) by_address_.clear();
+    by_address_[sql.data()] = {std::string_view(it->first), it->second.get()};
+    return it->second.get();
   }
 
   int64_t LastInsertId() const override { return sqlite3_last_insert_rowid(db_); }
@@ -116,6 +135,9 @@ class SqliteConnection final : public Connection {
   sqlite3* db_;
   // Declared after db_ so statements are finalized before the connection closes.
   std::map<std::string, std::unique_ptr<Statement>, std::less<>> cache_;
+  // PrepareCached's fast path: a caller's SQL address -> the cached text and statement.
+  static constexpr size_t kMaxAddresses = 512;
+  std::unordered_map<const void*, std::pair<std::string_view, Statement*>> by_address_;
 };
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "db/sqlite.h"
 
+#include <cstdio>
 #include <filesystem>
 
 #include "base/str.h"
@@ -68,6 +69,37 @@ TEST(SqliteTest, CachedStatementsAreReusedAndReset) {
   EXPECT_EQ(*a, *b);
   ASSERT_TRUE(*(*b)->Step());
   EXPECT_EQ((*b)->ColumnInt64(0), 3);
+}
+
+TEST(SqliteTest, CachedStatementsFollowTheTextNotItsAddress) {
+  auto conn = OpenSqlite(":memory:");
+  ASSERT_TRUE(conn.ok());
+  // One buffer holding different SQL over time, as a reused temporary's address would.
+  char sql[32];
+  std::snprintf(sql, sizeof sql, "SELECT 1");
+  auto one = (*conn)->PrepareCached(std::string_view(sql));
+  ASSERT_TRUE(one.ok());
+  std::snprintf(sql, sizeof sql, "SELECT 2");
+  auto two = (*conn)->PrepareCached(std::string_view(sql));
+  ASSERT_TRUE(two.ok());
+  EXPECT_NE(*one, *two);
+  ASSERT_TRUE(*(*two)->Step());
+  EXPECT_EQ((*two)->ColumnInt64(0), 2);
+  // The same text from another address is the same statement.
+  std::string copy = "SELECT 1";
+  auto again = (*conn)->PrepareCached(copy);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, *one);
+  ASSERT_TRUE(*(*again)->Step());
+  EXPECT_EQ((*again)->ColumnInt64(0), 1);
+  // Many run-time texts (more than the address table holds) stay correct.
+  for (int i = 0; i < 1200; ++i) {
+    std::string text = "SELECT " + std::to_string(i % 7);
+    auto st = (*conn)->PrepareCached(text);
+    ASSERT_TRUE(st.ok());
+    ASSERT_TRUE(*(*st)->Step());
+    ASSERT_EQ((*st)->ColumnInt64(0), i % 7);
+  }
 }
 
 TEST(SqliteTest, ConstraintViolationIsAlreadyExists) {

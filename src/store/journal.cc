@@ -74,8 +74,8 @@ absl::Status Journal::AddEvent(db::Connection& conn, int64_t id, int64_t at_micr
       "INSERT INTO message_events (message_id, at, state, reason) VALUES (?, ?, ?, ?)"));
   ev->BindInt64(1, id);
   ev->BindInt64(2, at_micros);
-  ev->BindText(3, state);
-  ev->BindText(4, reason);
+  ev->BindTextRef(3, state);
+  ev->BindTextRef(4, reason);
   return ev->Step().status();
 }
 
@@ -121,11 +121,11 @@ absl::Status Journal::Insert(db::Connection& conn, const IncomingMessage& m, App
   ISTHMUS_ASSIGN_OR_RETURN(db::Statement* ins, conn.PrepareCached(
       "INSERT INTO messages (channel, sender, control_id, message_type, peer, received_at, "
       "state) VALUES (?, ?, ?, ?, ?, ?, ?)"));
-  ins->BindText(1, m.channel);
-  ins->BindText(2, m.sender);
-  ins->BindText(3, m.control_id);
-  ins->BindText(4, m.message_type);
-  ins->BindText(5, m.peer);
+  ins->BindTextRef(1, m.channel);
+  ins->BindTextRef(2, m.sender);
+  ins->BindTextRef(3, m.control_id);
+  ins->BindTextRef(4, m.message_type);
+  ins->BindTextRef(5, m.peer);
   ins->BindInt64(6, now);
   // A message whose outcome is written in this transaction goes in with that outcome's state
   // (its events still tell "received", then the outcome).
@@ -133,13 +133,13 @@ absl::Status Journal::Insert(db::Connection& conn, const IncomingMessage& m, App
   if (then && m.then_state.empty()) {
     return absl::InvalidArgumentError("journal: an outcome written with the message needs its state");
   }
-  ins->BindText(7, then ? m.then_state : m.state);
+  ins->BindTextRef(7, then ? m.then_state : m.state);
   ISTHMUS_RETURN_IF_ERROR(ins->Step().status());
   int64_t id = conn.LastInsertId();
   ISTHMUS_ASSIGN_OR_RETURN(db::Statement* body, conn.PrepareCached(
       "INSERT INTO message_bodies (id, raw) VALUES (?, ?)"));
   body->BindInt64(1, id);
-  body->BindBlob(2, m.shared_raw ? *m.shared_raw : m.raw);
+  body->BindBlobRef(2, m.shared_raw ? *m.shared_raw : m.raw);
   ISTHMUS_RETURN_IF_ERROR(body->Step().status());
   // The row was inserted with this state: only the event is new (an UPDATE would rewrite the
   // row, raw bytes included, for nothing).

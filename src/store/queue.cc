@@ -66,13 +66,13 @@ absl::Status Queue::Enqueue(db::Connection& conn, int64_t message_id,
       "INSERT INTO queue (destination, message_id, partition_key, attempt, next_attempt_at, "
       "enqueued_at, lease_owner, lease_until, last_error, payload) "
       "VALUES (?, ?, ?, 0, ?, ?, NULL, 0, '', ?)"));
-  ins->BindText(1, destination);
+  ins->BindTextRef(1, destination);
   ins->BindInt64(2, message_id);
-  ins->BindText(3, partition_key);
+  ins->BindTextRef(3, partition_key);
   ins->BindInt64(4, now_micros);
   ins->BindInt64(5, now_micros);
   if (payload) {
-    ins->BindBlob(6, *payload);
+    ins->BindBlobRef(6, *payload);
   } else {
     ins->BindNull(6);
   }
