@@ -99,9 +99,19 @@ TEST(RegistryTest, ParametersRepeatingOthersAreStoredAsThem) {
   std::vector<std::string> extracted;
   for (const SearchParam* p : Reg().Extracted("Observation")) extracted.push_back(p->code);
   EXPECT_THAT(extracted, ::testing::IsSupersetOf({"code", "component-code", "value-quantity",
-                                                  "code-value-quantity", "subject"}));
+                                                  "component-code-value-quantity", "subject"}));
+  // Composites over the whole Observation are answered from code and value-* rows (group 0);
+  // combo- from those and the component composite's groups.
+  const SearchParam* cvq = Reg().Find("Observation", "code-value-quantity");
+  EXPECT_THAT(cvq->component_rows, ElementsAre("code", "value-quantity"));
+  EXPECT_THAT(Reg().Find("Observation", "code-value-concept")->component_rows,
+              ElementsAre("code", "value-concept"));
+  EXPECT_THAT(Reg().Find("Observation", "combo-code-value-quantity")->component_params,
+              ElementsAre(ElementsAre("code", "component-code-value-quantity$0"),
+                          ElementsAre("value-quantity", "component-code-value-quantity$1")));
+  EXPECT_TRUE(Reg().Find("Observation", "component-code-value-quantity")->component_rows.empty());
   for (const char* alias : {"combo-code", "combo-value-quantity", "combo-code-value-quantity",
-                            "patient"}) {
+                            "code-value-quantity", "patient"}) {
     EXPECT_THAT(extracted, ::testing::Not(::testing::Contains(alias)));
   }
   // A union is split only at its top level, and only when nothing looser than | is there.
@@ -620,9 +630,13 @@ TEST_F(SearchTest, CompositeParametersMatchWithinOneElement) {
   EXPECT_THAT(Sorted("Observation", {{"component-code-value-quantity", "8480-6$gt100"},
                                      {"component-code-value-quantity", "8462-4$lt90"}}),
               ElementsAre("bp"));
-  // :missing on a composite.
+  // :missing on a composite: present when one element has every part (code alone is not).
   EXPECT_THAT(Sorted("Observation", {{"component-code-value-quantity:missing", "false"}}),
               ElementsAre("bp"));
+  EXPECT_THAT(Sorted("Observation", {{"code-value-quantity:missing", "false"}}),
+              ElementsAre("hr"));
+  EXPECT_THAT(Sorted("Observation", {{"code-value-string:missing", "false"}}),
+              ElementsAre("note"));
   EXPECT_THAT(Sorted("Observation", {{"code-value-quantity:missing", "true"}}),
               ElementsAre("bp", "note", "onset", "smoker"));
   // Malformed: the wrong number of parts, an empty part, a modifier.

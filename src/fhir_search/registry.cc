@@ -258,6 +258,53 @@ std::vector<std::string> UnionAlternatives(std::string_view expression) {
   return out;
 }
 
+// Composites over the whole resource answered from other parameters' rows (component_rows),
+// and every composite's component_params. Run after stored_as is settled.
+void ResolveComposites(std::string_view type,
+                       std::map<std::string, SearchParam, std::less<>>& params) {
+  for (auto& [code, p] : params) {
+    if (p.type != ParamType::kComposite || !HasOwnRows(p) || p.expression != type) continue;
+    std::vector<std::string> from;
+    for (const SearchParam::Component& c : p.components) {
+      const std::string whole = base::StrCat(type, ".", c.expression);
+      for (auto& [other_code, q] : params) {
+        // An Identifier's rows may carry a group (:of-type): only parameters without one.
+        if (q.type != c.type || !HasOwnRows(q) || q.stored_as.size() != 1 ||
+            q.expression.find("identifier") != std::string::npos) {
+          continue;
+        }
+        std::vector<std::string> alts = UnionAlternatives(q.expression);
+        // SampledData has no `value`: it never yields a quantity row (value-quantity's second
+        // alternative).
+        std::erase_if(alts, [&](const std::string& a) {
+          return q.type == ParamType::kQuantity && a.ends_with(".ofType(SampledData)");
+        });
+        if (alts.size() == 1 && alts[0] == whole) {
+          from.push_back(q.code);
+          break;
+        }
+      }
+      if (from.size() < static_cast<size_t>(&c - p.components.data()) + 1) break;
+    }
+    if (from.size() == p.components.size()) p.component_rows = std::move(from);
+  }
+  for (auto& [code, p] : params) {
+    if (p.type != ParamType::kComposite) continue;
+    p.component_params.assign(p.components.size(), {});
+    const std::vector<std::string> by =
+        p.stored_as.empty() ? std::vector<std::string>{p.code} : p.stored_as;
+    for (const std::string& s : by) {
+      auto it = params.find(s);
+      const std::vector<std::string>* rows =
+          it == params.end() || it->second.component_rows.empty() ? nullptr
+                                                                  : &it->second.component_rows;
+      for (size_t k = 0; k < p.components.size(); ++k) {
+        p.component_params[k].push_back(rows != nullptr ? (*rows)[k] : base::StrCat(s, "$", k));
+      }
+    }
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<const Registry>> Registry::Build() {
@@ -394,6 +441,7 @@ absl::StatusOr<std::shared_ptr<const Registry>> Registry::Build() {
       }
     }
     AddParts(params);
+    ResolveComposites(type, params);
     auto& list = reg->extracted_[type];
     for (auto& [code, p] : params) {
       if (HasOwnRows(p)) list.push_back(&p);

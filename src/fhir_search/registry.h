@@ -71,13 +71,21 @@ struct SearchParam {
   // = subject.where(resolve() is Patient)): stored_as that one, only its rows with this
   // target_type.
   std::string stored_target;
+  // A composite over the whole resource (Observation code-value-quantity: the Observation's code
+  // and value.as(Quantity)) whose every component is another parameter's expression (code,
+  // value-quantity): those parameters, one per component; the composite then has no rows of its
+  // own and is answered from theirs, joined on the resource (their rows have group 0).
+  std::vector<std::string> component_rows;
+  // Composites: the index parameter names of component k's rows, over stored_as
+  // ("code-value-quantity$1", or "value-quantity" from component_rows).
+  std::vector<std::vector<std::string>> component_params;
 };
 
 // True when `p` is extracted into rows under its own code (it may also be answered from
 // others': stored_as).
 inline bool HasOwnRows(const SearchParam& p) {
-  return p.compiled && std::find(p.stored_as.begin(), p.stored_as.end(), p.code) !=
-                           p.stored_as.end();
+  return p.compiled && p.component_rows.empty() &&
+         std::find(p.stored_as.begin(), p.stored_as.end(), p.code) != p.stored_as.end();
 }
 
 class Registry {

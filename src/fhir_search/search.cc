@@ -21,6 +21,9 @@ using Arg = std::variant<int64_t, std::string>;
 // The index parameter names whose rows answer `p` (SearchParameter::stored_as): its own code,
 // or those of the parameters it repeats; `component` >= 0: that part of a composite.
 std::vector<std::string> StoredAs(const SearchParam& p, int component = -1) {
+  if (component >= 0 && static_cast<size_t>(component) < p.component_params.size()) {
+    return p.component_params[component];  // may name other parameters' rows (component_rows)
+  }
   std::vector<std::string> out = p.stored_as.empty() ? std::vector<std::string>{p.code}
                                                      : p.stored_as;
   if (component >= 0) {
@@ -293,17 +296,20 @@ class Builder {
         out->Add(value == "true" ? " AND 1=0" : "");
         return absl::OkStatus();
       }
-      // A composite is present when its first component is.
-      const bool composite = p->type == ParamType::kComposite;
-      const char* table = IndexTable(composite ? p->components[0].type : p->type);
+      // A composite is present when one element has every component (a group of rows; or,
+      // answered from other parameters' rows, the resource has rows of each).
+      if (p->type == ParamType::kComposite) {
+        std::vector<std::string> c;
+        std::string from;
+        CompositeJoin(type, *p, &c, &from, &s);
+        Member(alias, value == "true", from, c[0] + ".res_id", s, depth, out);
+        return absl::OkStatus();
+      }
       const std::string i = NewAlias("i");
       s.Add(i + ".res_type = ").Text(std::string(type)).Add(" AND ");
-      if (composite) {
-        s.Add(i + ".param").In(StoredAs(*p, 0));
-      } else {
-        RowsOf(s, i, *p);
-      }
-      Member(alias, value == "true", base::StrCat(table, " ", i), i + ".res_id", s, depth, out);
+      RowsOf(s, i, *p);
+      Member(alias, value == "true", base::StrCat(IndexTable(p->type), " ", i), i + ".res_id", s,
+             depth, out);
       return absl::OkStatus();
     }
     if (p->type == ParamType::kComposite) {
@@ -652,19 +658,36 @@ class Builder {
       s->Add(")");
       return absl::OkStatus();
     }, &alts));
-    // The joins' parameter names go into the condition (a Sql's arguments follow its text).
-    std::string from = base::StrCat(IndexTable(p.components[0].type), " ", c[0]);
+    std::string from;
     Sql cond;
-    for (size_t k = 1; k < n; ++k) {
-      from += base::StrCat(" JOIN ", IndexTable(p.components[k].type), " ", c[k], " ON ", c[k],
-                           ".res_type = ", c[0], ".res_type AND ", c[k], ".res_id = ", c[0],
-                           ".res_id AND ", c[k], ".grp = ", c[0], ".grp");
-      cond.Add(c[k] + ".param").In(StoredAs(p, static_cast<int>(k))).Add(" AND ");
-    }
-    cond.Add(c[0] + ".res_type = ").Text(std::string(type))
-        .Add(" AND " + c[0] + ".param").In(StoredAs(p, 0)).Add(" AND ").Add(alts);
+    CompositeJoin(type, p, &c, &from, &cond);
+    cond.Add(" AND ").Add(alts);
     Member(alias, false, from, c[0] + ".res_id", cond, depth, out);
     return absl::OkStatus();
+  }
+
+  // The rows of one element of composite `p`: its components' tables joined on the resource and
+  // the group (aliases `c`, new ones when empty), in `from`, and their parameters in `cond`.
+  // Components answered from other parameters' rows (component_rows) have group 0 throughout,
+  // so the join is on the resource; a combo composite mixes those with groups >= 1 of its other
+  // parts, which never meet group 0.
+  void CompositeJoin(std::string_view type, const SearchParam& p, std::vector<std::string>* c,
+                     std::string* from, Sql* cond) {
+    const size_t n = p.components.size();
+    if (c->empty()) {
+      for (size_t k = 0; k < n; ++k) c->push_back(NewAlias("c"));
+    }
+    const std::vector<std::string>& a = *c;
+    // The joins' parameter names go into the condition (a Sql's arguments follow its text).
+    *from = base::StrCat(IndexTable(p.components[0].type), " ", a[0]);
+    for (size_t k = 1; k < n; ++k) {
+      *from += base::StrCat(" JOIN ", IndexTable(p.components[k].type), " ", a[k], " ON ", a[k],
+                            ".res_type = ", a[0], ".res_type AND ", a[k], ".res_id = ", a[0],
+                            ".res_id AND ", a[k], ".grp = ", a[0], ".grp");
+      cond->Add(a[k] + ".param").In(StoredAs(p, static_cast<int>(k))).Add(" AND ");
+    }
+    cond->Add(a[0] + ".res_type = ").Text(std::string(type))
+        .Add(" AND " + a[0] + ".param").In(StoredAs(p, 0));
   }
 
   // subject:Patient.name=x: resources whose reference targets a resource matching `chain=x`.
