@@ -783,7 +783,8 @@ TEST_F(SearchTest, BackfillDropsRowsOfParametersStoredAsOthers) {
     return c.Exec(
         "INSERT INTO fhir_idx_token (res_type, res_id, param, system, code, text, grp) VALUES "
         "('Observation', 'hr', 'combo-code', 'http://loinc.org', '8867-4', '', 0), "
-        "('Observation', 'hr', 'combo-code-value-quantity$0', 'http://loinc.org', '8867-4', '', 9);"
+        "('Observation', 'hr', 'combo-code-value-quantity$0', 'http://loinc.org', '8867-4', '', "
+        "9), ('Observation', 'hr', 'code-value-quantity$0', 'http://loinc.org', '8867-4', '', 8);"
         "INSERT INTO fhir_idx_quantity (res_type, res_id, param, value, system, code, "
         "canonical_value, canonical_unit, grp) VALUES "
         "('Observation', 'hr', 'combo-code-value-quantity$1', 120, '', '/min', 2, '/s', 9);"
@@ -794,8 +795,9 @@ TEST_F(SearchTest, BackfillDropsRowsOfParametersStoredAsOthers) {
   }).ok());
   const int64_t tokens = count("SELECT COUNT(*) FROM fhir_idx_token");
   ASSERT_TRUE(indexer_->Backfill(*writer_).ok());
-  EXPECT_EQ(count("SELECT COUNT(*) FROM fhir_idx_token"), tokens - 2);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM fhir_idx_token"), tokens - 3);
   EXPECT_EQ(count("SELECT COUNT(*) FROM fhir_idx_token WHERE param LIKE 'combo-%'"), 0);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM fhir_idx_token WHERE param LIKE 'code-value-%'"), 0);
   EXPECT_EQ(count("SELECT COUNT(*) FROM fhir_idx_quantity WHERE param LIKE 'combo-%'"), 0);
   EXPECT_EQ(count("SELECT COUNT(*) FROM fhir_idx_string WHERE param = 'phonetic'"), 0);
   EXPECT_EQ(count("SELECT COUNT(*) FROM fhir_idx_reference WHERE param = 'patient'"), 0);
