@@ -132,19 +132,6 @@ TEST(Converter, ObservationInstanceIdentifierIsTypedFill) {
   EXPECT_TRUE(Has(r.json, R"("identifier":[{"value":"OI-7","system":"http://example.com/v2-to-fhir-converter/Identifier/LAB","type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0203","code":"FILL","display":"Filler Identifier"}]}}])")) << r.json;
 }
 
-TEST(Converter, EdValueIsAnAttachmentExtension) {
-  // IG OBX[Observation] rows 26-27: OBX-2 ED with OBX-5.4 Base64 -> extension
-  // ".../extension-Observation.valueAttachment" valueAttachment (ED[Attachment]: ED.3 JPEG ->
-  // image/jpeg by MimeSubtype, ED.5 the data).
-  constexpr char kOruEd[] =
-      "MSH|^~\\&|LAB|HOSP|EHR|HOSP|20240102080000||ORU^R01^ORU_R01|C22|P|2.5.1\r"
-      "PID|1||777^^^HOSP^MR||ROE^RICHARD\r"
-      "OBR|1|P1|F1|24317-0^CBC^LN\r"
-      "OBX|1|ED|IMG^Image^L||^IM^JPEG^Base64^VGhpcw==||||||F\r";
-  ConvertResult r = Convert(kOruEd);
-  EXPECT_TRUE(Has(r.json, R"({"url":"https://hl7.org/fhir/5.0/StructureDefinition/extension-Observation.valueAttachment","valueAttachment":{"contentType":"image/jpeg","data":"VGhpcw=="}})")) << r.json;
-}
-
 TEST(Converter, TheSameBusinessIdentifierTwiceIsOneEntry) {
   // A merge with two PATIENT groups whose PID-18 is the same account: one Account entry (a
   // transaction with two entries for one resource is refused by every FHIR server).
