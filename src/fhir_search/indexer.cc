@@ -58,7 +58,8 @@ constexpr size_t kRowsPerStatement = 16;
 // Inserts `rows` into the table of `insert` ("INSERT OR IGNORE INTO t (res_type, res_id, param,
 // ...) VALUES "; `values` is one row's placeholder list, "(?, ?, ?, ...)" with `columns`
 // parameters, the first two res_type and res_id). bind(statement, first, i) binds row i's
-// other columns from parameter `first`.
+// other columns from parameter `first`. Text is bound without a copy (BindTextRef): `v`, the
+// rows and their double texts outlive the statement's Step here.
 template <typename Bind>
 absl::Status InsertInStatements(db::Connection& conn, const store::FhirVersion& v,
                                 std::string_view insert, std::string_view values, int columns,
@@ -73,8 +74,8 @@ absl::Status InsertInStatements(db::Connection& conn, const store::FhirVersion& 
     ISTHMUS_ASSIGN_OR_RETURN(db::Statement* s, conn.PrepareCached(sql));
     for (size_t i = 0; i < k; ++i) {
       const int first = static_cast<int>(i) * columns + 1;
-      s->BindText(first, v.type);
-      s->BindText(first + 1, v.id);
+      s->BindTextRef(first, v.type);
+      s->BindTextRef(first + 1, v.id);
       bind(s, first + 2, done + i);
     }
     ISTHMUS_RETURN_IF_ERROR(StepDone(s));
@@ -134,9 +135,9 @@ absl::Status SearchIndexer::InsertRows(db::Connection& conn, const store::FhirVe
       "VALUES ", "(?, ?, ?, ?, ?, ?)", 6, rows.strings.size(),
       [&](db::Statement* s, int c, size_t i) {
         const auto& r = rows.strings[i];
-        s->BindText(c, r.param);
-        s->BindText(c + 1, r.norm);
-        s->BindText(c + 2, r.exact);
+        s->BindTextRef(c, r.param);
+        s->BindTextRef(c + 1, r.norm);
+        s->BindTextRef(c + 2, r.exact);
         s->BindInt64(c + 3, r.grp);
       }));
   ISTHMUS_RETURN_IF_ERROR(InsertInStatements(
@@ -144,10 +145,10 @@ absl::Status SearchIndexer::InsertRows(db::Connection& conn, const store::FhirVe
       "grp) VALUES ", "(?, ?, ?, ?, ?, ?, ?)", 7, rows.tokens.size(),
       [&](db::Statement* s, int c, size_t i) {
         const auto& r = rows.tokens[i];
-        s->BindText(c, r.param);
-        s->BindText(c + 1, r.system);
-        s->BindText(c + 2, r.code);
-        s->BindText(c + 3, r.text);
+        s->BindTextRef(c, r.param);
+        s->BindTextRef(c + 1, r.system);
+        s->BindTextRef(c + 2, r.code);
+        s->BindTextRef(c + 3, r.text);
         s->BindInt64(c + 4, r.grp);
       }));
   ISTHMUS_RETURN_IF_ERROR(InsertInStatements(
@@ -155,7 +156,7 @@ absl::Status SearchIndexer::InsertRows(db::Connection& conn, const store::FhirVe
       "VALUES ", "(?, ?, ?, ?, ?, ?)", 6, rows.dates.size(),
       [&](db::Statement* s, int c, size_t i) {
         const auto& r = rows.dates[i];
-        s->BindText(c, r.param);
+        s->BindTextRef(c, r.param);
         s->BindInt64(c + 1, r.low);
         s->BindInt64(c + 2, r.high);
         s->BindInt64(c + 3, r.grp);
@@ -165,8 +166,8 @@ absl::Status SearchIndexer::InsertRows(db::Connection& conn, const store::FhirVe
       "VALUES ", "(?, ?, ?, CAST(? AS REAL), ?)", 5, rows.numbers.size(),
       [&](db::Statement* s, int c, size_t i) {
         const auto& r = rows.numbers[i];
-        s->BindText(c, r.param);
-        s->BindText(c + 1, doubles.numbers[i]);
+        s->BindTextRef(c, r.param);
+        s->BindTextRef(c + 1, doubles.numbers[i]);
         s->BindInt64(c + 2, r.grp);
       }));
   ISTHMUS_RETURN_IF_ERROR(InsertInStatements(
@@ -175,12 +176,12 @@ absl::Status SearchIndexer::InsertRows(db::Connection& conn, const store::FhirVe
       "(?, ?, ?, CAST(? AS REAL), ?, ?, CAST(? AS REAL), ?, ?)", 9, rows.quantities.size(),
       [&](db::Statement* s, int c, size_t i) {
         const auto& r = rows.quantities[i];
-        s->BindText(c, r.param);
-        s->BindText(c + 1, doubles.quantities[2 * i]);
-        s->BindText(c + 2, r.system);
-        s->BindText(c + 3, r.code);
-        s->BindText(c + 4, doubles.quantities[2 * i + 1]);
-        s->BindText(c + 5, r.canonical_unit);
+        s->BindTextRef(c, r.param);
+        s->BindTextRef(c + 1, doubles.quantities[2 * i]);
+        s->BindTextRef(c + 2, r.system);
+        s->BindTextRef(c + 3, r.code);
+        s->BindTextRef(c + 4, doubles.quantities[2 * i + 1]);
+        s->BindTextRef(c + 5, r.canonical_unit);
         s->BindInt64(c + 6, r.grp);
       }));
   ISTHMUS_RETURN_IF_ERROR(InsertInStatements(
@@ -188,18 +189,18 @@ absl::Status SearchIndexer::InsertRows(db::Connection& conn, const store::FhirVe
       "target_id, url, grp) VALUES ", "(?, ?, ?, ?, ?, ?, ?)", 7, rows.references.size(),
       [&](db::Statement* s, int c, size_t i) {
         const auto& r = rows.references[i];
-        s->BindText(c, r.param);
-        s->BindText(c + 1, r.target_type);
-        s->BindText(c + 2, r.target_id);
-        s->BindText(c + 3, r.url);
+        s->BindTextRef(c, r.param);
+        s->BindTextRef(c + 1, r.target_type);
+        s->BindTextRef(c + 2, r.target_id);
+        s->BindTextRef(c + 3, r.url);
         s->BindInt64(c + 4, r.grp);
       }));
   return InsertInStatements(
       conn, v, "INSERT OR IGNORE INTO fhir_idx_uri (res_type, res_id, param, uri, grp) VALUES ",
       "(?, ?, ?, ?, ?)", 5, rows.uris.size(), [&](db::Statement* s, int c, size_t i) {
         const auto& r = rows.uris[i];
-        s->BindText(c, r.param);
-        s->BindText(c + 1, r.uri);
+        s->BindTextRef(c, r.param);
+        s->BindTextRef(c + 1, r.uri);
         s->BindInt64(c + 2, r.grp);
       });
 }

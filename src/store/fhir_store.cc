@@ -485,13 +485,14 @@ struct FhirOp {
     ISTHMUS_ASSIGN_OR_RETURN(db::Statement* ins, conn.PrepareCached(
         "INSERT INTO fhir_resource_versions (type, id, version_id, last_updated, deleted, "
         "method, body) VALUES (?, ?, ?, ?, ?, ?, ?)"));
-    ins->BindText(1, type);
-    ins->BindText(2, id);
+    // Without copies (BindTextRef): the arguments outlive both steps.
+    ins->BindTextRef(1, type);
+    ins->BindTextRef(2, id);
     ins->BindInt64(3, version);
     ins->BindInt64(4, now);
     ins->BindInt64(5, deleted ? 1 : 0);
-    ins->BindText(6, method);
-    ins->BindText(7, json);
+    ins->BindTextRef(6, method);
+    ins->BindTextRef(7, json);
     ISTHMUS_RETURN_IF_ERROR(StepDone(ins));
     const int64_t seq = conn.LastInsertId();
     ISTHMUS_ASSIGN_OR_RETURN(db::Statement* up, conn.PrepareCached(
@@ -499,8 +500,8 @@ struct FhirOp {
         "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (type, id) DO UPDATE SET "
         "version_id = excluded.version_id, last_updated = excluded.last_updated, "
         "deleted = excluded.deleted, version_seq = excluded.version_seq"));
-    up->BindText(1, type);
-    up->BindText(2, id);
+    up->BindTextRef(1, type);
+    up->BindTextRef(2, id);
     up->BindInt64(3, version);
     up->BindInt64(4, now);
     up->BindInt64(5, deleted ? 1 : 0);
