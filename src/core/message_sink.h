@@ -69,6 +69,14 @@ class MessageSink {
     (void)msg;
     return std::nullopt;
   }
+  // Whether deciding or processing `channel`'s messages reads more than their MSH (a filter,
+  // validation, a transformer, route conditions, partition keys). When false, a listener may
+  // parse only the header (hl7v2::ParseOptions::header_only) before DecideBeforeCommit and must
+  // then hand the message over with Accept (raw bytes), never AcceptParsed.
+  virtual bool NeedsMessageBody(const std::string& channel) const {
+    (void)channel;
+    return true;
+  }
   // Messages accepted but not yet processed. Listeners stop reading while it is above their
   // limit, so a slow pipeline slows senders down instead of growing memory.
   virtual size_t Backlog() const { return 0; }

@@ -263,6 +263,7 @@ absl::Status Message::ParseInto(std::string_view bytes, const ParseOptions& opts
         "message of ", bytes.size(), " bytes exceeds the limit of ", opts.max_bytes, " bytes"));
   }
   input_ = bytes;
+  header_only_ = opts.header_only;
   size_t pos = 0;
   if (bytes.substr(0, kBom.size()) == kBom) pos = kBom.size();
   while (pos < bytes.size() && (IsTerminator(bytes[pos]) || bytes[pos] == ' ' ||
@@ -298,7 +299,7 @@ absl::Status Message::ParseInto(std::string_view bytes, const ParseOptions& opts
 
   OccurrenceCounter occurrences;
   TerminatorScanner terminators(body);
-  fields_.reserve(body.size() / 6 + 16);
+  fields_.reserve(opts.header_only ? body.size() / 48 + 32 : body.size() / 6 + 16);
   segments_.reserve(body.size() / 48 + 4);
   pos = 0;
   while (pos < body.size()) {
@@ -329,7 +330,11 @@ absl::Status Message::ParseInto(std::string_view bytes, const ParseOptions& opts
     }
     Segment seg;
     seg.first = fields_.size();
-    ISTHMUS_RETURN_IF_ERROR(SplitFields(raw, is_msh, opts.max_fields_per_segment));
+    if (!is_msh && opts.header_only) {
+      fields_.push_back(name);
+    } else {
+      ISTHMUS_RETURN_IF_ERROR(SplitFields(raw, is_msh, opts.max_fields_per_segment));
+    }
     seg.count = fields_.size() - seg.first;
     seg.raw = raw;
     seg.terminator = body.substr(end, term_end - end);

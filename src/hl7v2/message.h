@@ -38,6 +38,11 @@ struct ParseOptions {
   size_t max_bytes = 64u << 20;      // larger input: ResourceExhausted
   size_t max_segments = 100'000;     // more segments: ResourceExhausted
   size_t max_fields_per_segment = 10'000;
+  // Only MSH is split into fields; every other segment is still checked (a valid name, no
+  // second MSH, the limits above but the per-segment field count) and kept as read, with only
+  // its name as field 0. Enough for ACKs, duplicate detection and MSH-based routing, at a
+  // fraction of the cost; Message::header_only() tells a reader it has no other fields.
+  bool header_only = false;
 };
 
 class Message;
@@ -112,6 +117,9 @@ class Message {
   // terminators; modified and added ones end with the message's first terminator (CR if none).
   std::string Encode() const;
   bool modified() const { return modified_; }
+  // Parsed with ParseOptions::header_only: segments other than MSH have no fields (Get and
+  // GetText read them as empty). Parse the bytes again for anything but the header.
+  bool header_only() const { return header_only_; }
 
   // Header shortcuts (raw values). Empty when absent.
   std::string_view message_type() const { return Header(9, 1); }         // MSH-9.1
@@ -152,6 +160,7 @@ class Message {
   Delimiters delims_;
   CharsetInfo charset_;
   bool modified_ = false;
+  bool header_only_ = false;
 };
 
 // Splits a field (or repetition, component) on `sep`; returns the `index`-th part (1-based), or

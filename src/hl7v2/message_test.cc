@@ -102,6 +102,50 @@ TEST(MessageTest, RejectsWhatCannotBeSplit) {
   }
 }
 
+TEST(MessageTest, HeaderOnlyKeepsTheHeaderAndTheSegmentsButNoOtherFields) {
+  ParseOptions o;
+  o.header_only = true;
+  auto m = Message::Parse(kAdt, o);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_TRUE(m->header_only());
+  EXPECT_EQ(m->segment_count(), 5u);
+  EXPECT_EQ(m->message_type(), "ADT");
+  EXPECT_EQ(m->trigger_event(), "A01");
+  EXPECT_EQ(m->control_id(), "MSG0001");
+  EXPECT_EQ(m->Header(3, 0), "REG");
+  EXPECT_EQ(m->Get("MSH-12"), "2.5.1");
+  // The other segments: names and occurrences, no fields.
+  EXPECT_EQ(m->segment(2).field(0), "PID");
+  EXPECT_EQ(m->segment(2).field_count(), 1u);
+  EXPECT_EQ(m->Get("PID-3"), "");
+  EXPECT_EQ(m->CountSegments("OBX"), 2);
+  EXPECT_EQ(m->FindSegment("OBX", 2)->occurrence(), 2);
+  // Bytes as read.
+  EXPECT_EQ(m->Encode(), kAdt);
+  // A full parse of the same bytes is not header_only.
+  EXPECT_FALSE(Message::Parse(kAdt)->header_only());
+}
+
+TEST(MessageTest, HeaderOnlyStillRejectsWhatCannotBeSplit) {
+  ParseOptions o;
+  o.header_only = true;
+  struct Case { std::string input; std::string expect; };
+  std::vector<Case> cases = {
+      {"PID|1", "does not start with an MSH"},
+      {"MSH|^~\\&|A\rpid|1\r", "segment 2 has no valid segment name"},
+      {"MSH|^~\\&|A\rMSH|^~\\&|B\r", "second message"},
+  };
+  for (const Case& c : cases) {
+    auto m = Message::Parse(c.input, o);
+    ASSERT_FALSE(m.ok()) << c.input;
+    EXPECT_NE(m.status().message().find(c.expect), std::string::npos)
+        << c.input << " -> " << m.status();
+  }
+  ParseOptions few = o;
+  few.max_segments = 3;
+  EXPECT_EQ(Message::Parse(kAdt, few).status().code(), absl::StatusCode::kResourceExhausted);
+}
+
 TEST(MessageTest, ParseErrorCarriesHl7Location) {
   auto m = Message::Parse("MSH|^~\\&|A\rMSH|^~\\&|B\r");
   ASSERT_FALSE(m.ok());

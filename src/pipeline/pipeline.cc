@@ -257,11 +257,29 @@ absl::Status Pipeline::WriteOutcome(db::Connection& conn, int64_t id, int64_t no
   return absl::OkStatus();
 }
 
+bool Pipeline::NeedsMessageBody(const std::string& channel_name) const {
+  auto ch = channels_.find(channel_name);
+  if (ch == channels_.end()) return true;
+  const ChannelPlan& c = ch->second;
+  if (c.validator.has_value() || c.filter || c.transformer) return true;
+  for (const RoutePlan& route : c.routes) {
+    if (route.when) return true;
+    for (const std::string& to : route.to) {
+      auto d = destinations_.find(to);
+      if (d == destinations_.end() || d->second.partition_by.has_value()) return true;
+    }
+  }
+  return false;  // routed by nothing but the channel: the header is enough
+}
+
 std::optional<core::PreCommitOutcome> Pipeline::DecideBeforeCommit(const std::string& channel_name,
                                                                    hl7v2::Message& msg) {
   auto ch = channels_.find(channel_name);
   // A transformer may be slow (Lua, the FHIR converter): it runs on the workers, after the ACK.
   if (ch == channels_.end() || ch->second.transformer) return std::nullopt;
+  // Only the header was parsed but the channel reads more (it changed since the listener
+  // asked): decide after the commit, from the raw bytes.
+  if (msg.header_only() && NeedsMessageBody(channel_name)) return std::nullopt;
   auto d = std::make_shared<const Decision>(Decide(/*worker=*/-1, 0, ch->second, msg));
   const int64_t now = opts_.clock->NowMicros();
   core::PreCommitOutcome out;

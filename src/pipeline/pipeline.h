@@ -112,6 +112,7 @@ class Pipeline final : public core::MessageSink {
   }
   // A channel without a transformer is decided here, on the listener's thread, and its outcome
   // written in the journal's transaction (no hand-off to a worker, one op instead of two).
+  bool NeedsMessageBody(const std::string& channel) const override;
   std::optional<core::PreCommitOutcome> DecideBeforeCommit(const std::string& channel,
                                                            hl7v2::Message& msg) override;
   // Messages submitted whose outcome has not committed yet: listeners stop reading while it is

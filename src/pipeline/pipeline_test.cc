@@ -192,6 +192,52 @@ TEST_F(PipelineTest, DecidedBeforeCommitIsWrittenWithTheMessage) {
   EXPECT_EQ(items->size(), 1u);
 }
 
+TEST_F(PipelineTest, OnlyChannelsRoutedByNothingButTheHeaderGoWithoutTheBody) {
+  ChannelPlan plain;  // every message to "all": the header is enough
+  plain.name = "plain";
+  plain.routes.push_back(RoutePlan{nullptr, {"all"}});
+  ChannelPlan journal_only;
+  journal_only.name = "journal";
+  ChannelPlan filtered = plain;
+  filtered.name = "filtered";
+  filtered.filter = [](const hl7v2::Message& m) { return m.GetText("PV1-2") == "I"; };
+  ChannelPlan validated = plain;
+  validated.name = "validated";
+  validated.validator = hl7v2::Validator::Create({}).value();
+  ChannelPlan partitioned;  // "inpatient" is partitioned by PID-3.1
+  partitioned.name = "partitioned";
+  partitioned.routes.push_back(RoutePlan{nullptr, {"inpatient"}});
+  ChannelPlan transformed = plain;
+  transformed.name = "transformed";
+  transformed.transformer = []() -> absl::StatusOr<std::unique_ptr<core::Transformer>> {
+    return std::make_unique<FakeTransformer>();
+  };
+  Start({plain, journal_only, filtered, validated, partitioned, transformed, AdtChannel()});
+  EXPECT_FALSE(pipeline_->NeedsMessageBody("plain"));
+  EXPECT_FALSE(pipeline_->NeedsMessageBody("journal"));
+  EXPECT_TRUE(pipeline_->NeedsMessageBody("filtered"));
+  EXPECT_TRUE(pipeline_->NeedsMessageBody("validated"));
+  EXPECT_TRUE(pipeline_->NeedsMessageBody("partitioned"));
+  EXPECT_TRUE(pipeline_->NeedsMessageBody("transformed"));
+  EXPECT_TRUE(pipeline_->NeedsMessageBody("adt"));  // a route with a condition on PV1-2
+  EXPECT_TRUE(pipeline_->NeedsMessageBody("nope"));
+
+  hl7v2::ParseOptions header_only;
+  header_only.header_only = true;
+  std::string raw = Adt("H1", "I", "MRN7");
+  auto head = hl7v2::Message::Parse(raw, header_only);
+  ASSERT_TRUE(head.ok());
+  // A header-only parse is decided for a channel that needs nothing more...
+  auto out = pipeline_->DecideBeforeCommit("plain", *head);
+  ASSERT_TRUE(out.has_value());
+  EXPECT_EQ(out->state, "queued");
+  // ...and never for one that reads the body (its conditions would read empty fields): that
+  // message is decided after the commit, from its bytes.
+  EXPECT_FALSE(pipeline_->DecideBeforeCommit("adt", *head).has_value());
+  EXPECT_FALSE(pipeline_->DecideBeforeCommit("partitioned", *head).has_value());
+  EXPECT_FALSE(pipeline_->DecideBeforeCommit("filtered", *head).has_value());
+}
+
 // The store stops taking writes (SQLite's max_page_count makes it answer SQLITE_FULL, as a full
 // disk does) while outcomes are being recorded: the outcomes are kept, not dropped, and once the
 // store takes writes again every one is recorded exactly once, in the channel's order.

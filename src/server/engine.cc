@@ -72,6 +72,10 @@ class SwappableSink final : public core::MessageSink {
     std::shared_ptr<pipeline::Pipeline> p = current();
     p->AcceptParsed(id, std::move(channel), std::move(raw), std::move(parsed), std::move(done));
   }
+  bool NeedsMessageBody(const std::string& channel) const override {
+    std::shared_ptr<pipeline::Pipeline> p = current();
+    return p == nullptr || p->NeedsMessageBody(channel);
+  }
   size_t Backlog() const override {
     std::shared_ptr<pipeline::Pipeline> p = current();
     return p ? p->Backlog() : 0;

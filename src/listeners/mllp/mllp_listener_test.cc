@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "gtest/gtest.h"
+#include "hl7v2/message.h"
 #include "base/str.h"
 #include "net/mllp_codec.h"
 #include "net/test_tls.h"
@@ -139,6 +140,7 @@ class MllpListenerTest : public ::testing::Test {
     listener_ = std::move(l).value();
     thread_ = std::thread([this] { loop_.Run(); });
   }
+  void CheckParse(bool needs_body);
   void TearDown() override {
     if (listener_) listener_->Stop();
     loop_.Stop();
@@ -280,8 +282,28 @@ class FakeSink : public core::MessageSink {
       std::move(done)(std::move(r));
     }
   }
+  void AcceptParsed(int64_t id, std::string channel, std::shared_ptr<const std::string> raw,
+                    std::shared_ptr<hl7v2::Message> parsed, core::ProcessingDone done) override {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      parsed_header_only.push_back(parsed->header_only());
+    }
+    Accept(id, std::move(channel), std::move(raw), std::move(done));
+  }
+  bool NeedsMessageBody(const std::string&) const override { return needs_body; }
+  std::optional<core::PreCommitOutcome> DecideBeforeCommit(const std::string&,
+                                                           hl7v2::Message& msg) override {
+    std::lock_guard<std::mutex> lock(mu);
+    decided_header_only.push_back(msg.header_only());
+    decided_pid3.push_back(msg.GetText("PID-3.1"));
+    return std::nullopt;
+  }
   size_t Backlog() const override { return backlog.load(); }
   std::mutex mu;
+  bool needs_body = true;
+  std::vector<bool> decided_header_only;  // per DecideBeforeCommit: was only MSH parsed?
+  std::vector<std::string> decided_pid3;
+  std::vector<bool> parsed_header_only;   // per AcceptParsed
   std::vector<int64_t> accepted;
   std::vector<std::string> channels;
   core::ProcessingResult result;
@@ -320,6 +342,31 @@ TEST_F(MllpListenerTest, AfterPersistHandsMessagesToTheSinkOnce) {
   EXPECT_EQ(sink.accepted.size(), 2u);  // the duplicate is not processed twice
   EXPECT_EQ(sink.channels, (std::vector<std::string>{"adt", "adt"}));
 }
+
+// The listener parses only MSH when the sink reads nothing more (needs_body false), and then
+// never hands that parse over; otherwise the whole message.
+void MllpListenerTest::CheckParse(bool needs_body) {
+  FakeSink sink;
+  sink.needs_body = needs_body;
+  MllpListenerOptions o;
+  o.sink = &sink;
+  o.channel = "adt";
+  StartListener(o);
+  Client c(listener_->port());
+  EXPECT_NE(c.Send(Adt("N1")).find("MSA|AA|N1"), std::string::npos);
+  std::lock_guard<std::mutex> lock(sink.mu);
+  ASSERT_EQ(sink.decided_header_only.size(), 1u);
+  EXPECT_EQ(sink.decided_header_only[0], !needs_body);
+  // The body's fields are there only when the sink said it reads them.
+  EXPECT_EQ(sink.decided_pid3[0], needs_body ? "123" : "");
+  EXPECT_EQ(sink.accepted.size(), 1u);
+  // A header-only parse is never handed over: the sink parses the raw bytes itself.
+  EXPECT_EQ(sink.parsed_header_only, needs_body ? std::vector<bool>{false} : std::vector<bool>{});
+}
+
+TEST_F(MllpListenerTest, ParsesTheWholeMessageWhenTheSinkReadsTheBody) { CheckParse(true); }
+
+TEST_F(MllpListenerTest, ParsesOnlyTheHeaderWhenTheSinkReadsNothingMore) { CheckParse(false); }
 
 TEST_F(MllpListenerTest, AfterProcessingAcksReflectTheOutcome) {
   FakeSink sink;
