@@ -2,9 +2,11 @@
 
 #include <filesystem>
 
+#include "db/sqlite.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "store/journal.h"
+#include "store/schema.h"
 
 namespace isthmus::store {
 namespace {
@@ -388,6 +390,36 @@ TEST_F(QueueTest, AckAllOfARunWithOneMessageTwiceRecordsBothDeliveries) {
   EXPECT_THAT(States(id), ::testing::ElementsAre("received", "routed", "delivered:out",
                                                  "delivered:out"));
   EXPECT_THAT(Claim("out"), ::testing::IsEmpty());
+}
+
+TEST_F(QueueTest, MigrationNineDropsTheUnusedIndexAndKeepsTheRows) {
+  // A store at version 8 with a queued row, as an earlier release left it.
+  queue_.reset();
+  journal_.reset();
+  writer_.reset();
+  std::filesystem::remove(path_);
+  {
+    auto conn = db::OpenSqlite(path_);
+    ASSERT_TRUE(conn.ok()) << conn.status();
+    std::vector<std::string_view> first_eight(SchemaMigrations().begin(),
+                                              SchemaMigrations().begin() + 8);
+    ASSERT_TRUE(db::Migrate(**conn, first_eight).ok());
+    ASSERT_TRUE((*conn)->Exec(
+        "INSERT INTO messages (id, channel, sender, control_id, message_type, peer, received_at, "
+        "state) VALUES (1, 'lab', 'LAB^HOSP', 'OLD1', 'ORU^R01', 'p', 1, 'queued');"
+        "INSERT INTO message_bodies (id, raw) VALUES (1, 'MSH|^~\\&|LAB|HOSP|||x||ORU^R01|OLD1|P|2.5');"
+        "INSERT INTO queue (destination, message_id, partition_key, attempt, next_attempt_at, "
+        "enqueued_at, lease_owner, lease_until, last_error, payload) "
+        "VALUES ('out', 1, '', 0, 0, 0, NULL, 0, '', NULL);").ok());
+  }
+  Open();  // migrates
+  auto reader = writer_->OpenReader();
+  ASSERT_TRUE(reader.ok());
+  auto q = (*reader)->Prepare("SELECT COUNT(*) FROM sqlite_master WHERE name = 'queue_by_message'");
+  ASSERT_TRUE(q.ok());
+  ASSERT_TRUE(*(*q)->Step());
+  EXPECT_EQ((*q)->ColumnInt64(0), 0);
+  EXPECT_THAT(ControlIds(Claim("out")), ::testing::ElementsAre("OLD1"));
 }
 
 }  // namespace
