@@ -452,8 +452,20 @@ void Evaluator::Member(const Value& item, const Node& n, Collection& out, bool* 
     return;
   }
   if (item.kind != Kind::kObject || item.json == nullptr || !item.json->IsObject()) {
-    // Primitives have no children here (their id/extension are reached via functions).
-    if (item.type == nullptr || item.kind == Kind::kObject) *known = true;
+    // System values have no children. A FHIR primitive's children are the elements of its
+    // type (`id`, `extension`), held in its `_name` sibling (item.ext): an absent one gives
+    // empty like any absent element; a name the type does not have is still unknown.
+    if (item.type == nullptr || item.kind == Kind::kObject) {
+      *known = true;
+      return;
+    }
+    const ElementInfo* e = item.type->Element(n.name);
+    if (e == nullptr) return;
+    *known = true;
+    if (item.ext != nullptr && item.ext->IsObject()) {
+      AppendMember(Find(*item.ext, n.name), nullptr, e->types.empty() ? nullptr : e->types[0],
+                   out);
+    }
     return;
   }
   const rapidjson::Value& obj = *item.json;

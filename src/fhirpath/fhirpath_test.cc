@@ -41,6 +41,78 @@ TEST_F(FhirpathTest, Navigation) {
             R"([{"type":"string","value":"x"}])");
 }
 
+TEST_F(FhirpathTest, PrimitivesHaveIdAndExtensionElements) {
+  // A FHIR primitive's elements are those of its type (Element: id, extension), kept in JSON in
+  // the `_name` sibling (R4 json.html#primitive). Navigating to them is navigation like any
+  // other: present gives the items, absent gives empty (N1 "Path selection": a path that
+  // selects nothing is the empty collection, not an error). These were errors before.
+  EXPECT_EQ(Eval("Patient.birthDate.extension.url"), R"([{"type":"uri","value":"bt"}])");
+  EXPECT_EQ(Eval("Patient.name.given.extension.url"), R"([{"type":"uri","value":"u"}])");
+  EXPECT_EQ(Eval("Patient.name[0].family.extension"), "[]");  // no _family
+  EXPECT_EQ(Eval("Patient.name[0].family.id"), "[]");
+  EXPECT_EQ(Eval("Patient.active.extension.exists()"), R"([{"type":"boolean","value":false}])");
+  EXPECT_EQ(Eval("Patient.birthDate.extension.where(url = 'bt').value.toString()"),
+            R"([{"type":"string","value":"1974-12-25T14:35:45-05:00"}])");
+  // A name the primitive's type does not have is still an error (a typo fails loudly), and a
+  // System value (computed, no FHIR type) has no elements at all: empty.
+  EXPECT_EQ(Eval("Patient.birthDate.nosuch").substr(0, 5), "eval:");
+  EXPECT_EQ(Eval("'abc'.extension"), "[]");
+}
+
+TEST_F(FhirpathTest, AsTakesOneItem) {
+  // N1 6.3.3/6.3.4: `as` (operator and function) on more than one item is an error; the
+  // official R4 suite's testFHIRPathAsFunction21 (Patient.name.as(HumanName).use, three names)
+  // expects that error. ofType() is the filter over a collection. R4 search parameters and
+  // invariants that apply `as` to a repeating element are rewritten to ofType() by their
+  // users (fhir_search's registry, fhir_conformance), not by the engine.
+  EXPECT_EQ(Eval("Patient.name.as(HumanName)").substr(0, 5), "eval:");
+  EXPECT_EQ(Eval("(Patient.name as HumanName)").substr(0, 5), "eval:");
+  EXPECT_EQ(Eval("Patient.name.ofType(HumanName).count()"), R"([{"type":"integer","value":2}])");
+  EXPECT_EQ(Eval("Patient.name.first().as(HumanName).use"), R"([{"type":"code","value":"official"}])");
+  EXPECT_EQ(Eval("Patient.name.first().as(Quantity)"), "[]");
+  EXPECT_EQ(Eval("{}.as(HumanName)"), "[]");
+}
+
+TEST(FhirpathToStringTest, DatesAndTimesToTheirPrecision) {
+  // N1 toString(): Date YYYY-MM-DD, DateTime YYYY-MM-DDThh:mm:ss.fff(+|-)hh:mm, Time
+  // hh:mm:ss.fff, "for partial dates and times, the result will only be specified to the level
+  // of precision in the value being converted". So a dateTime to the year, month or day is
+  // written like the date (no trailing `T`: that belongs to the literal syntax, @2016-03T).
+  rapidjson::Document doc;
+  doc.Parse(R"({"resourceType": "Patient", "deceasedDateTime": "2016-03",
+                "birthDate": "1974"})");
+  auto str = [&](std::string_view text) -> std::string {
+    auto e = Expression::Compile(text);
+    if (!e.ok()) return "compile: " + std::string(e.status().message());
+    auto r = Evaluate(*e, doc);
+    if (!r.ok()) return "eval: " + std::string(r.status().message());
+    if (r->size() != 1) return "items: " + std::to_string(r->size());
+    return ToLiteralString((*r)[0]);
+  };
+  EXPECT_EQ(str("@2016T.toString()"), "2016");
+  EXPECT_EQ(str("@2016-03T.toString()"), "2016-03");
+  EXPECT_EQ(str("@2016-03-04T.toString()"), "2016-03-04");
+  EXPECT_EQ(str("@2016-03-04T10:30.toString()"), "2016-03-04T10:30");
+  EXPECT_EQ(str("@2016-03-04T10:30:15.toString()"), "2016-03-04T10:30:15");
+  EXPECT_EQ(str("@2016-03-04T10:30:15.123+02:00.toString()"), "2016-03-04T10:30:15.123+02:00");
+  EXPECT_EQ(str("@2016-03-04T10:30:15Z.toString()"), "2016-03-04T10:30:15Z");
+  EXPECT_EQ(str("@2016.toString()"), "2016");
+  EXPECT_EQ(str("@2016-03.toString()"), "2016-03");
+  EXPECT_EQ(str("@2016-03-04.toString()"), "2016-03-04");
+  EXPECT_EQ(str("@T10.toString()"), "10");
+  EXPECT_EQ(str("@T10:30.toString()"), "10:30");
+  EXPECT_EQ(str("@T10:30:15.toString()"), "10:30:15");
+  EXPECT_EQ(str("@T10:30:15.123.toString()"), "10:30:15.123");
+  // FHIR elements: a month-precision dateTime, a year-precision date; and the other users of
+  // the string form (& and join) follow toString().
+  EXPECT_EQ(str("Patient.deceased.toString()"), "2016-03");
+  EXPECT_EQ(str("Patient.birthDate.toString()"), "1974");
+  EXPECT_EQ(str("'died ' & Patient.deceased"), "died 2016-03");
+  EXPECT_EQ(str("(@2016T | @2017-01T).join(',')"), "2016,2017-01");
+  // The CLI's literal form keeps the `T` that makes it a dateTime literal.
+  EXPECT_EQ(str("Patient.deceased"), "2016-03T");
+}
+
 TEST_F(FhirpathTest, Resolve) {
   EXPECT_EQ(Eval("Patient.generalPractitioner.resolve().id"),
             R"([{"type":"id","value":"pr1"}])");

@@ -247,8 +247,12 @@ std::string ValueToString(const Value& x) {
     case Kind::kDecimal: return v.d.ToString();
     case Kind::kString: return std::string(v.str);
     case Kind::kDate:
-    case Kind::kDateTime:
     case Kind::kTime: return FormatTemporal(v.kind, v.t);
+    case Kind::kDateTime:
+      // N1 toString(): "the result will only be specified to the level of precision in the
+      // value": a dateTime to the year, month or day is written as that date, without the
+      // literal's trailing `T` (@2016-03T gives '2016-03').
+      return FormatTemporal(v.t.precision < Temporal::kHour ? Kind::kDate : v.kind, v.t);
     case Kind::kQuantity:
       if (!CalendarToUcum(v.str).empty()) return base::StrCat(v.d.ToString(), " ", v.str);
       return base::StrCat(v.d.ToString(), " '", v.str, "'");
