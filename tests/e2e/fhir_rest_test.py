@@ -209,6 +209,62 @@ class FhirRestTest(unittest.TestCase):
                                json.dumps({"resourceType": "Patient", "id": "other"}))
         self.assertEqual(status, 400)
 
+    def test_prefer_variants_history_since_and_delete(self):
+        port = self.server.http_port
+        # Prefer: return=OperationOutcome (http.html#ops): the status and headers of the write,
+        # an OperationOutcome as the body instead of the resource; the default is the resource.
+        status, headers, body = http(port, "POST", "/fhir/Patient", '{"resourceType":"Patient"}',
+                                     {"Prefer": "return=OperationOutcome"})
+        self.assertEqual((status, json.loads(body)["resourceType"]), (201, "OperationOutcome"))
+        pid = headers["Location"].split("/")[-3]
+        self.assertEqual(headers["ETag"], 'W/"1"')
+        status, headers, body = http(port, "PUT", "/fhir/Patient/" + pid,
+                                     json.dumps({"resourceType": "Patient", "id": pid,
+                                                 "active": True}),
+                                     {"Prefer": "return=OperationOutcome"})
+        self.assertEqual((status, json.loads(body)["resourceType"], headers["ETag"]),
+                         (200, "OperationOutcome", 'W/"2"'))
+        status, _, body = http(port, "PUT", "/fhir/Patient/" + pid,
+                               json.dumps({"resourceType": "Patient", "id": pid, "active": False}),
+                               {"Prefer": "return=representation"})
+        self.assertEqual((status, json.loads(body)["meta"]["versionId"]), (200, "3"))
+        # _since on instance history: only versions at or after that instant (version 3's
+        # lastUpdated), newest first; before version 1, all three.
+        _, _, body = http(port, "GET", "/fhir/Patient/%s/_history/3" % pid)
+        since3 = json.loads(body)["meta"]["lastUpdated"]
+        _, _, body = http(port, "GET", "/fhir/Patient/%s/_history?_since=%s" % (pid, since3))
+        self.assertEqual([e["resource"]["meta"]["versionId"] for e in json.loads(body)["entry"]],
+                         ["3"])
+        _, _, body = http(port, "GET", "/fhir/Patient/%s/_history?_since=2000-01-01T00:00:00Z"
+                          % pid)
+        self.assertEqual(len(json.loads(body)["entry"]), 3)
+        # Delete with return=minimal: 204 without a body. Then read and vread of the deleted
+        # version are 410 Gone; older versions stay readable; history lists the deletion first
+        # (request DELETE, no resource: http.html#history).
+        status, headers, body = http(port, "DELETE", "/fhir/Patient/" + pid, None,
+                                     {"Prefer": "return=minimal"})
+        self.assertEqual((status, body, headers["ETag"]), (204, "", 'W/"4"'))
+        for path in ("", "/_history/4"):
+            status, _, body = http(port, "GET", "/fhir/Patient/%s%s" % (pid, path))
+            self.assertEqual((status, json.loads(body)["resourceType"]), (410, "OperationOutcome"))
+        status, _, _ = http(port, "GET", "/fhir/Patient/%s/_history/3" % pid)
+        self.assertEqual(status, 200)
+        _, _, body = http(port, "GET", "/fhir/Patient/%s/_history" % pid)
+        entries = json.loads(body)["entry"]
+        self.assertEqual([e["request"]["method"] for e in entries], ["DELETE", "PUT", "PUT", "POST"])
+        self.assertNotIn("resource", entries[0])
+        # The Patient type's search no longer finds it; a conditional delete matching two
+        # resources is 412 and deletes neither.
+        status, _, body = http(port, "GET", "/fhir/Patient?_id=" + pid)
+        self.assertEqual(json.loads(body).get("entry", []), [])
+        for _ in range(2):
+            http(port, "POST", "/fhir/Patient", json.dumps(
+                {"resourceType": "Patient", "identifier": [{"system": "urn:dup", "value": "1"}]}))
+        status, _, body = http(port, "DELETE", "/fhir/Patient?identifier=urn:dup|1")
+        self.assertEqual((status, json.loads(body)["issue"][0]["code"]), (412, "conflict"))
+        _, _, body = http(port, "GET", "/fhir/Patient?identifier=urn:dup|1&_summary=count")
+        self.assertEqual(json.loads(body)["total"], 2)
+
     def test_fhir_kit_client_conditional_patch_everything(self):
         self.run_peer("fhir_kit_rest.mjs")
 

@@ -26,6 +26,8 @@ const tx = await client.transaction({ body: {
       identifier: [{ system: 'urn:other', value: 'MRN1' }], name: [{ family: 'Döe', given: ['John'] }] } },
     { request: { method: 'PUT', url: 'Patient/s-p3' }, resource: {
       resourceType: 'Patient', id: 's-p3', gender: 'female', birthDate: '1995-07-01',
+      meta: { tag: [{ system: 'urn:tags', code: 'vip' }], security: [{ system: 'urn:sec', code: 'R' }],
+              profile: ['http://example.org/fhir/StructureDefinition/p3'] },
       name: [{ family: 'Smith', given: ['Ann'] }] } },
     { request: { method: 'POST', url: 'Observation' }, resource: {
       resourceType: 'Observation', status: 'final', subject: { reference: 'Patient/s-p1' },
@@ -105,6 +107,26 @@ assert.equal((await search('Patient', { family: 'doe', _count: 1, _total: 'accur
 const posted = await search('Patient', { family: 'doe', gender: 'male' }, { postSearch: true });
 assert.deepEqual(ids(posted), ['s-p2']);
 step('_include, _revinclude, _sort, _total, _summary, POST _search');
+// More prefixes (search.html#prefix): ne is "the resource's range is not within the value's":
+// s-p1's day is, s-p2's whole year 1980 is not. ap near 1995-07-01 (the server's tolerance is a
+// fraction of the distance to now, a few years here) finds s-p3, not the 1980s.
+const three = 's-p1,s-p2,s-p3';
+assert.deepEqual(ids(await search('Patient', { birthdate: 'ne1980-02-14', _id: three })), ['s-p2', 's-p3']);
+assert.deepEqual(ids(await search('Patient', { birthdate: 'ap1995-07-01', _id: three })), ['s-p3']);
+// uri :above: the stored url is a prefix of (or equal to) the value, at a path boundary.
+assert.deepEqual(ids(await search('ValueSet', { 'url:above': 'http://example.org/fhir/ValueSet/colors/v2' })), ['s-vs']);
+assert.equal((await search('ValueSet', { 'url:above': 'http://example.org/other' })).total, 0);
+// Common parameters on meta: _tag, _security (tokens), _profile (uri), _lastUpdated (date).
+assert.deepEqual(ids(await search('Patient', { _tag: 'urn:tags|vip' })), ['s-p3']);
+assert.deepEqual(ids(await search('Patient', { _security: 'urn:sec|R' })), ['s-p3']);
+assert.deepEqual(ids(await search('Patient', { _profile: 'http://example.org/fhir/StructureDefinition/p3' })), ['s-p3']);
+assert.deepEqual(ids(await search('Patient', { _lastUpdated: 'gt2000-01-01', _id: three })), ['s-p1', 's-p2', 's-p3']);
+assert.equal((await search('Patient', { _lastUpdated: 'lt2000-01-01', _id: three })).total, 0);
+// _summary=count with _include: the count of matches only, no entries (included or not).
+const counted = await search('Observation', { code: '8867-4', _include: 'Observation:subject', _summary: 'count' });
+assert.equal(counted.total, 1);
+assert.equal((counted.entry ?? []).length, 0);
+step('ne and ap, uri :above, _tag, _security, _profile, _lastUpdated, _summary=count with _include');
 // unknown parameters: lenient (default) and strict
 const lenient = await search('Patient', { family: 'smith', nonsense: 'x' });
 assert.deepEqual(ids(lenient), ['s-p3']);
