@@ -1,6 +1,7 @@
 #include "fhir_conformance/conformance.h"
 
 #include <algorithm>
+#include <cctype>
 #include <optional>
 
 #include "base/str.h"
@@ -86,6 +87,46 @@ const internal::CPath* FindPath(std::string_view path) {
   const internal::CPath* it = std::lower_bound(
       first, last, path, [](const internal::CPath& p, std::string_view s) { return p.path < s; });
   return it != last && it->path == path ? it : nullptr;
+}
+
+// The allowed target types of the Reference element at `path` ("Patient|Group"), or empty.
+std::string_view RefTargets(std::string_view path) {
+  const internal::CRefTargets* first = internal::kCRefTargets;
+  const internal::CRefTargets* last = first + internal::kCRefTargetCount;
+  const internal::CRefTargets* it =
+      std::lower_bound(first, last, path, [](const internal::CRefTargets& r, std::string_view s) {
+        return r.path < s;
+      });
+  return it != last && it->path == path ? it->targets : std::string_view();
+}
+
+// The resource type an absolute RESTful reference names (`http://host/fhir/Patient/1`,
+// `https://host/Patient/1/_history/2`: http.html#general, references.html#literal), or empty
+// (another scheme, no `Type/id` at the end, a type that is not an R4 resource). Relative ones are
+// the validator's.
+std::string_view AbsoluteReferenceType(std::string_view ref, const fhirpath::Model& model) {
+  if (!ref.starts_with("http://") && !ref.starts_with("https://")) return {};
+  std::string_view path = ref.substr(ref.find("://") + 3);
+  if (size_t q = path.find_first_of("?#"); q != std::string_view::npos) return {};
+  auto last_segment = [](std::string_view& p) {
+    size_t slash = p.rfind('/');
+    if (slash == std::string_view::npos) return std::string_view();
+    std::string_view seg = p.substr(slash + 1);
+    p = p.substr(0, slash);
+    return seg;
+  };
+  std::string_view id = last_segment(path);
+  std::string_view type = last_segment(path);
+  if (type == "_history") {  // Type/id/_history/vid
+    id = last_segment(path);
+    type = last_segment(path);
+  }
+  if (id.empty() || id.size() > 64 || type.empty()) return {};
+  for (char c : id) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.')) return {};
+  }
+  const fhirpath::TypeInfo* t = model.Find(type);
+  return t != nullptr && t->kind == fhirpath::TypeInfo::kResource ? type : std::string_view();
 }
 
 bool SuffixMatches(std::string_view suffix, const std::string& type_name) {
@@ -247,11 +288,36 @@ class Walker {
             return;
           }
           default:
-            if (item.IsObject()) Node(item, child, child_def, at, resource, root);
+            if (!item.IsObject()) return;
+            if (child->name == "Reference") ReferenceTarget(item, child_def, at);
+            Node(item, child, child_def, at, resource, root);
         }
       });
     }
     --depth_;
+  }
+
+  // An absolute reference whose URL names a resource type must name one the element allows,
+  // as the validator requires of relative ones (same message).
+  void ReferenceTarget(const Json& ref, std::string_view def_path, const std::string& where) {
+    auto r = ref.FindMember("reference");
+    if (r == ref.MemberEnd() || !r->value.IsString()) return;
+    std::string_view type = AbsoluteReferenceType(Str(r->value), model_);
+    std::string_view targets = RefTargets(def_path);
+    if (type.empty() || targets.empty()) return;
+    for (std::string_view rest = targets; !rest.empty();) {
+      size_t bar = rest.find('|');
+      if (rest.substr(0, bar) == type) return;
+      rest = bar == std::string_view::npos ? std::string_view() : rest.substr(bar + 1);
+    }
+    std::string allowed(targets);
+    for (size_t k = allowed.find('|'); k != std::string::npos; k = allowed.find('|', k + 3)) {
+      allowed.replace(k, 1, " | ");
+    }
+    sink_.Add({Severity::kError, "structure",
+               base::StrCat("a reference to a ", type, " is not allowed here: ", def_path,
+                            " is Reference(", allowed, ")"),
+               base::StrCat(where, ".reference")});
   }
 
   template <typename F>
@@ -322,12 +388,14 @@ std::vector<ValidationIssue> CheckProfile(const rapidjson::Value& resource, std:
   env.resource = &resource;
   for (int i = 0; i < p->rule_count && !sink.stopped(); ++i) {
     const internal::CRule& r = internal::kCRules[p->first_rule + i];
-    // Cardinality, types and values are "structure"; the profile's own constraints "invariant".
+    // Cardinality, types and values are "structure"; a required binding "code-invalid" (as the
+    // validator's); the profile's own constraints "invariant".
     const bool structural = r.key == "min" || r.key == "max" || r.key == "type" ||
                             r.key == "fixed" || r.key == "pattern";
+    const char* code = structural ? "structure" : r.key == "binding" ? "code-invalid" : "invariant";
     Evaluate(r.expression, context, env, r.key, r.error,
              base::StrCat(r.message, " (profile ", p->url, ")"), std::string(r.element), sink,
-             /*report_unsupported=*/true, structural ? "structure" : "invariant");
+             /*report_unsupported=*/true, code);
   }
   return issues;
 }

@@ -24,6 +24,14 @@ struct CPath {
   uint16_t count;
 };
 
+// The resource types a Reference element of the base definitions may point at, '|'-separated
+// ("Patient|Group|Device|Location"), by element path ("Observation.subject",
+// "Annotation.author[x]"). Sorted by path; elements that take any resource are not listed.
+struct CRefTargets {
+  std::string_view path;
+  std::string_view targets;
+};
+
 // One rule of a profile: a FHIRPath expression over the resource that must be true.
 struct CRule {
   std::string_view key;      // "min", "max", "type", "fixed", "pattern", or a constraint key
@@ -53,6 +61,8 @@ extern const int kCExpressionCount;
 extern const CConstraint kCConstraints[];
 extern const CPath kCPaths[];
 extern const int kCPathCount;
+extern const CRefTargets kCRefTargets[];
+extern const int kCRefTargetCount;
 extern const CRule kCRules[];
 extern const CProfile kCProfiles[];
 extern const int kCProfileCount;

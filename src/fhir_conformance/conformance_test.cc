@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "base/str.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "rapidjson/document.h"
@@ -131,6 +132,38 @@ TEST(Invariants, NestedResources) {
               ElementsAre("E invariant bdl-1 @Bundle"));
 }
 
+// An absolute RESTful reference (references.html#literal: `[base]/Type/id`, with an optional
+// `/_history/vid`) names its target's type as a relative one does, so it is held to the element's
+// Reference(...) types the same way (the validator checks relative ones on every write; these in
+// $validate). Observation.subject is Reference(Patient | Group | Device | Location);
+// Annotation.author[x] Reference(Practitioner | Patient | RelatedPerson | Organization).
+TEST(Invariants, AbsoluteReferenceTargets) {
+  auto with_subject = [](std::string_view ref) {
+    return Edit(kWeight, R"("reference": "Patient/example")",
+                base::StrCat(R"("reference": ")", ref, R"(")"));
+  };
+  EXPECT_THAT(Invariants(with_subject("http://example.org/fhir/Patient/p1")), IsEmpty());
+  EXPECT_THAT(Invariants(with_subject("https://example.org/Group/g.1/_history/2")), IsEmpty());
+  EXPECT_THAT(Invariants(with_subject("http://example.org/fhir/Organization/o1")),
+              ElementsAre("E structure a reference to a Organization is not allowed here "
+                          "@Observation.subject.reference"));
+  EXPECT_THAT(Invariants(with_subject("https://example.org/Organization/o1/_history/3")),
+              ElementsAre("E structure a reference to a Organization is not allowed here "
+                          "@Observation.subject.reference"));
+  // No resource type at the end of the URL, another scheme, a query: nothing to check.
+  EXPECT_THAT(Invariants(with_subject("http://example.org/fhir/Thing/1")), IsEmpty());
+  EXPECT_THAT(Invariants(with_subject("http://example.org/Organization")), IsEmpty());
+  EXPECT_THAT(Invariants(with_subject("urn:uuid:6f1c1f9e-2a6b-4c57-9d6e-0b7f3c1e2a11")), IsEmpty());
+  EXPECT_THAT(Invariants(with_subject("http://example.org/Organization?name=x")), IsEmpty());
+  // Inside a datatype: a note's author.
+  std::string note = Edit(kWeight, R"("status": "final")",
+                          R"("status": "final", "note": [{"authorReference":
+                              {"reference": "http://example.org/Device/d1"}, "text": "t"}])");
+  EXPECT_THAT(Invariants(note),
+              ElementsAre("E structure a reference to a Device is not allowed here "
+                          "@Observation.note[0].authorReference.reference"));
+}
+
 TEST(Invariants, NumbersMustBeJsonNumbers) {
   // rng-2: low <= high (Range.low/high are quantities: 9 <= 10 numerically, not as text).
   constexpr std::string_view kRange = R"({"resourceType": "Observation", "text": {"status":
@@ -197,6 +230,55 @@ TEST(Profiles, BodyWeight) {
   EXPECT_THAT(Profile(Edit(kWeight, R"("valueQuantity": {"value": 67.5, "unit": "kg", "system": "http://unitsofmeasure.org",
                     "code": "kg"})", R"("issued": "2016-03-28T10:00:00Z")"), kBodyWeight),
               ElementsAre("E invariant vs-2 @Observation"));
+}
+
+// Required bindings a profile adds (observation-vitalsigns.html): bodyweight's
+// valueQuantity.code from ucum-bodyweight (kg, [lb_av], g), every vital sign's component value
+// from ucum-vitals-common (% cm [in_i] kg g [lb_av] Cel [degF] mm[Hg] /min kg/m2 m2), a Quantity
+// by its system and code; ldlcholesterol's code from ldlcholesterol-codes (LOINC 18262-6,
+// 13457-7), a CodeableConcept by at least one coding. The base's own required bindings
+// (Quantity.comparator) are the validator's and not repeated here.
+TEST(Profiles, RequiredBindings) {
+  auto bindings = [](std::string_view json, std::string_view url) {
+    std::vector<std::string> out;
+    for (const std::string& s : Profile(json, url)) {
+      if (s.find("code-invalid") != std::string::npos) out.push_back(s);
+    }
+    return out;
+  };
+  EXPECT_THAT(bindings(kWeight, kBodyWeight), IsEmpty());
+  std::string pounds = Edit(Edit(kWeight, R"("unit": "kg")", R"("unit": "lb")"),
+                            R"("code": "kg")", R"("code": "[lb_av]")");
+  EXPECT_THAT(bindings(pounds, kBodyWeight), IsEmpty());
+  std::string ounces = Edit(kWeight, R"("code": "kg")", R"("code": "[oz_av]")");
+  EXPECT_THAT(bindings(ounces, kBodyWeight),
+              ElementsAre("E code-invalid binding @Observation.value[x]:valueQuantity.code"));
+  // A component's Quantity: mm[Hg] is in ucum-vitals-common, kPa is not; nor is a Quantity in
+  // kg whose system is not UCUM (system and code are the pair).
+  auto component = [&](std::string_view quantity) {
+    return Edit(kWeight, R"("subject")",
+                base::StrCat(R"("component": [{"code": {"text": "c"}, "valueQuantity": )",
+                             quantity, R"(}], "subject")"));
+  };
+  EXPECT_THAT(bindings(component(R"({"value": 1, "system": "http://unitsofmeasure.org", "code": "mm[Hg]"})"),
+                       kBodyWeight),
+              IsEmpty());
+  EXPECT_THAT(bindings(component(R"({"value": 1, "system": "http://unitsofmeasure.org", "code": "kPa"})"),
+                       kBodyWeight),
+              ElementsAre("E code-invalid binding @Observation.component.value[x]"));
+  EXPECT_THAT(bindings(component(R"({"value": 1, "system": "http://example.org/units", "code": "kg"})"),
+                       kBodyWeight),
+              ElementsAre("E code-invalid binding @Observation.component.value[x]"));
+  // A CodeableConcept: one coding from the ValueSet is enough; none is an issue.
+  constexpr std::string_view kLdl = "http://hl7.org/fhir/StructureDefinition/ldlcholesterol";
+  std::string ldl = Edit(kWeight, "29463-7", "18262-6");
+  EXPECT_THAT(bindings(ldl, kLdl), IsEmpty());
+  EXPECT_THAT(bindings(Edit(ldl, R"({"system": "http://loinc.org", "code": "18262-6"})",
+                            R"({"system": "http://loinc.org", "code": "2089-1"},
+                               {"system": "http://loinc.org", "code": "13457-7"})"), kLdl),
+              IsEmpty());
+  EXPECT_THAT(bindings(Edit(kWeight, "29463-7", "2089-1"), kLdl),
+              ElementsAre("E code-invalid binding @Observation.code"));
 }
 
 TEST(Profiles, UnknownAndWrongType) {

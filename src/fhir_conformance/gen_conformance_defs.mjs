@@ -15,6 +15,7 @@
 //   usage: node src/fhir_conformance/gen_conformance_defs.mjs <node_modules dir> <output .cc>
 import { readFileSync, writeFileSync, mkdirSync, renameSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { valueSetExpander } from './valuesets.mjs';
 
 const [nodeModules, outFile] = process.argv.slice(2);
 if (!nodeModules || !outFile) {
@@ -60,6 +61,25 @@ for (const [path, cs] of paths) {
     constraintRows.push(`{${lit(c.key)}, ${c.severity === 'error'}, ${lit(c.human || '')}, ` +
                         `${exprIndex(c.expression)}}`);
   }
+}
+
+// ---- Base definitions: the target types of Reference elements, by element path ----
+// (Observation.subject: Patient|Group|Device|Location; Annotation.author[x]: ...). Elements that
+// take any resource (Reference(Resource) or no targetProfile) are left out: nothing to check.
+const refTargetRows = [];
+{
+  const rows = [];
+  for (const els of base.values()) {
+    for (const [path, el] of els) {
+      const ref = (el.type || []).find((t) => t.code === 'Reference');
+      if (!ref || !ref.targetProfile || !ref.targetProfile.length) continue;
+      const targets = ref.targetProfile.map((u) => u.replace(SD_BASE, ''));
+      if (targets.includes('Resource') || targets.some((t) => t.includes('/'))) continue;
+      rows.push([path, targets.join('|')]);
+    }
+  }
+  rows.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  for (const [path, targets] of rows) refTargetRows.push(`{${lit(path)}, ${lit(targets)}}`);
 }
 
 // The base element a profile element's path (slices stripped) constrains: from the resource's
@@ -111,6 +131,32 @@ const fixedOf = (el) => {
   return null;
 };
 const upper = (s) => s[0].toUpperCase() + s.substring(1);
+
+// A REQUIRED binding as a FHIRPath condition on $this, by the element's types (the validator's
+// reading, terminologies.html#required): a code is one of the ValueSet's codes; a Coding and a
+// Quantity (its code and system, datatypes.html#Quantity) a system|code pair of the ValueSet; a
+// CodeableConcept has at least one such coding. Null (reason in why) when the ValueSet does not
+// expand from the definitions. The lists are one string split on tabs (codes hold no tab), so
+// the expression stays flat however many codes there are.
+const expandValueSet = valueSetExpander(load);
+function bindingExpr(types, valueSet, why) {
+  const pairs = expandValueSet(valueSet, why);
+  if (pairs === null) return null;
+  const list = (items) => fpString(items.join('\t')).replace(/\t/g, '\\t') + ".split('\\t')";
+  const pairList = list(pairs.map(([s, c]) => `${s}|${c}`));
+  const conds = [];
+  for (const t of new Set(types)) {
+    if (t === 'code') conds.push(`($this is code implies $this in ${list(pairs.map((p) => p[1]))})`);
+    if (t === 'Coding' || t === 'Quantity') {
+      conds.push(`($this is ${t} implies (system & '|' & code) in ${pairList})`);
+    }
+    if (t === 'CodeableConcept') {
+      conds.push(`($this is CodeableConcept implies coding.exists((system & '|' & code) in ${pairList}))`);
+    }
+  }
+  if (!conds.length) return (why.push(`a binding on ${[...new Set(types)].join(' | ')}`), null);
+  return conds.join(' and ');
+}
 const stripSlices = (id) => id.split('.').map((s) => s.replace(/:.*$/, '')).join('.');
 
 const profileRows = [];
@@ -281,6 +327,21 @@ for (const file of ['profiles-others.json', 'profiles-resources.json']) {
                `${self}.all(${p})`);
         }
       }
+      // A REQUIRED binding the profile adds or changes (the base's own are the validator's).
+      const b = el.binding;
+      const bb = baseEl && baseEl.binding;
+      if (b && b.strength === 'required' && b.valueSet &&
+          !(bb && bb.strength === 'required' && (bb.valueSet || '').split('|')[0] ===
+            b.valueSet.split('|')[0])) {
+        const why = [];
+        const cond = bindingExpr((el.type || []).map((t) => t.code), b.valueSet, why);
+        if (cond === null) {
+          skipped.push([sd.url, id, `the required binding to ${b.valueSet.split('|')[0]}: ${why[0]}`]);
+        } else {
+          rule('binding', id, `the code is not in the required ValueSet ${b.valueSet.split('|')[0]}`,
+               `${self}.all(${cond})`);
+        }
+      }
       const baseKeys = new Set(((baseEl && baseEl.constraint) || []).map((c) => c.key));
       for (const c of el.constraint || []) {
         if (!c.expression || baseKeys.has(c.key) || /^(ele|ext|dom)-/.test(c.key)) continue;
@@ -322,6 +383,10 @@ const out = [
   ...pathRows.map((r) => `    ${r},`),
   '};',
   `const int kCPathCount = ${pathRows.length};`,
+  `const CRefTargets kCRefTargets[${refTargetRows.length}] = {`,
+  ...refTargetRows.map((r) => `    ${r},`),
+  '};',
+  `const int kCRefTargetCount = ${refTargetRows.length};`,
   `const CRule kCRules[${Math.max(1, ruleRows.length)}] = {`,
   ...ruleRows.map((r) => `    ${r},`),
   '};',

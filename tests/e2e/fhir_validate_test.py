@@ -58,6 +58,28 @@ class FhirValidateTest(unittest.TestCase):
             observation(id="o1", subject={"reference": "Group/1"})))
         self.assertEqual(status, 201)
 
+    def test_absolute_reference_targets_in_validate(self):
+        # An absolute URL ending in Type/id names its type as Type/id does: Organization is not
+        # among Observation.subject's targets. Writes check relative references only, so the
+        # store takes it (201) and $validate of the stored version reports it.
+        bad = observation(id="o4", subject={"reference": "http://example.org/fhir/Organization/1"})
+        status, _, _ = http(self.port, "PUT", "/fhir/Observation/o4", json.dumps(bad))
+        self.assertEqual(status, 201)
+        self.assertEqual([e[:2] for e in self.errors("GET", "/fhir/Observation/o4/$validate")],
+                         [("structure", "Observation.subject.reference")])
+        good = observation(subject={"reference": "http://example.org/fhir/Patient/1/_history/2"})
+        self.assertEqual(self.errors("POST", "/fhir/Observation/$validate", good), [])
+
+    def test_profile_required_bindings(self):
+        # bodyweight binds valueQuantity.code to ucum-bodyweight (kg, [lb_av], g), required.
+        ounces = observation()
+        ounces["valueQuantity"].update(unit="oz", code="[oz_av]")
+        self.assertEqual(self.errors("POST", "/fhir/Observation/$validate", ounces), [])
+        self.assertEqual(
+            [e[:2] for e in self.errors("POST", "/fhir/Observation/$validate?profile=" +
+                                        BODYWEIGHT, ounces)],
+            [("code-invalid", "Observation.value[x]:valueQuantity.code")])
+
     def test_invariants_in_validate_not_on_write(self):
         bad = observation(id="o2", dataAbsentReason={"text": "x"})  # obs-6
         status, _, _ = http(self.port, "PUT", "/fhir/Observation/o2", json.dumps(bad))
