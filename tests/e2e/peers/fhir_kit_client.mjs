@@ -94,7 +94,16 @@ while (page) {
 assert.deepEqual(seen, ['n4', 'n3', 'n2', 'n1', 'n0']);
 const system = await client.history();
 assert.ok(system.entry.length >= 9);
-step('type history paged to the end, system history');
+// _since (http.html#history): the versions last updated at or after that instant. From n3's
+// lastUpdated: n4 and n3 (created one after the other, each its own commit), never n0.
+const newest = await client.request('Observation/_history?_count=2');
+const since = newest.entry[1].resource.meta.lastUpdated;
+const recent = await client.request(`Observation/_history?_since=${encodeURIComponent(since)}`);
+const recentCodes = recent.entry.map((e) => e.resource.code.text);
+assert.deepEqual(recentCodes.slice(0, 2), ['n4', 'n3']);
+assert.ok(!recentCodes.includes('n0'), recentCodes.join());
+assert.ok(recent.entry.every((e) => e.resource.meta.lastUpdated >= since));
+step('type history paged to the end, system history, _since');
 
 // Transaction with urn:uuid references.
 const tx = await client.transaction({ body: {
@@ -131,6 +140,25 @@ const badTx = await failure(client.transaction({ body: {
 expectOutcome(badTx, 400);
 expectOutcome(await failure(client.read({ resourceType: 'Patient', id: 'never-stored' })), 404);
 step('failed transaction rolls back');
+
+// A batch applies each entry on its own (http.html#transaction): a failing entry gets its
+// status and an OperationOutcome, the others are applied and answered in request order.
+const batch = await client.batch({ body: {
+  resourceType: 'Bundle', type: 'batch', entry: [
+    { resource: { resourceType: 'Patient', name: [{ family: 'Batch' }] }, request: { method: 'POST', url: 'Patient' } },
+    { resource: { resourceType: 'Patient', id: 'tx-obs' }, request: { method: 'PUT', url: 'Observation/tx-obs' } },
+    { request: { method: 'GET', url: `Patient/${patientId}` } },
+  ] } });
+assert.equal(batch.type, 'batch-response');
+assert.match(batch.entry[0].response.status, /^201/);
+assert.match(batch.entry[1].response.status, /^4\d\d/);
+assert.equal(batch.entry[1].response.outcome?.resourceType, 'OperationOutcome');
+assert.match(batch.entry[2].response.status, /^200/);
+assert.equal(batch.entry[2].resource.id, patientId);
+const batchPatient = await client.read({ resourceType: 'Patient', id: batch.entry[0].response.location.split('/')[1] });
+assert.equal(batchPatient.name[0].family, 'Batch');
+assert.equal((await client.read({ resourceType: 'Observation', id: 'tx-obs' })).resourceType, 'Observation');
+step('batch: entries apart');
 
 // Errors are OperationOutcomes.
 expectOutcome(await failure(client.read({ resourceType: 'Patient', id: 'no-such-id' })), 404);
