@@ -85,25 +85,37 @@ for (let i = 0; i < 5; i++) {
   await client.create({ resourceType: 'Observation', body: {
     resourceType: 'Observation', status: 'final', code: { text: `n${i}` }, valueQuantity: { value: 1.50 } } });
 }
+// A write between pages (a newer version than the first page's position) is not seen by the
+// later pages, and no version is skipped or repeated: the next link is a position in the write
+// order, not an offset.
 let page = await client.request('Observation/_history?_count=2');
 const seen = [];
+const updated = {};
+let late = false;
 while (page) {
-  seen.push(...page.entry.map((e) => e.resource.code.text));
+  for (const e of page.entry) {
+    seen.push(e.resource.code.text);
+    updated[e.resource.code.text] = e.resource.meta.lastUpdated;
+  }
+  if (!late) {
+    await client.create({ resourceType: 'Observation', body: {
+      resourceType: 'Observation', status: 'final', code: { text: 'late' } } });
+    late = true;
+  }
   page = await client.nextPage({ bundle: page });
 }
 assert.deepEqual(seen, ['n4', 'n3', 'n2', 'n1', 'n0']);
 const system = await client.history();
 assert.ok(system.entry.length >= 9);
 // _since (http.html#history): the versions last updated at or after that instant. From n3's
-// lastUpdated: n4 and n3 (created one after the other, each its own commit), never n0.
-const newest = await client.request('Observation/_history?_count=2');
-const since = newest.entry[1].resource.meta.lastUpdated;
+// lastUpdated: late, n4 and n3 (created one after the other, each its own commit), never n0.
+const since = updated.n3;
 const recent = await client.request(`Observation/_history?_since=${encodeURIComponent(since)}`);
 const recentCodes = recent.entry.map((e) => e.resource.code.text);
-assert.deepEqual(recentCodes.slice(0, 2), ['n4', 'n3']);
+assert.deepEqual(recentCodes.slice(0, 3), ['late', 'n4', 'n3']);
 assert.ok(!recentCodes.includes('n0'), recentCodes.join());
 assert.ok(recent.entry.every((e) => e.resource.meta.lastUpdated >= since));
-step('type history paged to the end, system history, _since');
+step('type history paged to the end under a concurrent write, system history, _since');
 
 // Transaction with urn:uuid references.
 const tx = await client.transaction({ body: {
