@@ -514,7 +514,20 @@ void Evaluator::Member(const Value& item, const Node& n, Collection& out, bool* 
 }
 
 void Evaluator::Children(const Value& item, Collection& out) {
-  if (item.kind != Kind::kObject || item.json == nullptr || !item.json->IsObject()) return;
+  if (item.kind != Kind::kObject || item.json == nullptr || !item.json->IsObject()) {
+    // A FHIR primitive's children are its `id` and `extension` (its `_name` object).
+    if (item.type == nullptr || item.kind == Kind::kObject || item.ext == nullptr ||
+        !item.ext->IsObject()) {
+      return;
+    }
+    for (auto it = item.ext->MemberBegin(); it != item.ext->MemberEnd(); ++it) {
+      std::string_view key(it->name.GetString(), it->name.GetStringLength());
+      const ElementInfo* e = item.type->Element(key);
+      if (e == nullptr) continue;
+      AppendMember(&it->value, nullptr, e->types.empty() ? nullptr : e->types[0], out);
+    }
+    return;
+  }
   for (auto it = item.json->MemberBegin(); it != item.json->MemberEnd(); ++it) {
     std::string_view key(it->name.GetString(), it->name.GetStringLength());
     if (key == "resourceType") continue;

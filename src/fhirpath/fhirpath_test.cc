@@ -57,6 +57,13 @@ TEST_F(FhirpathTest, PrimitivesHaveIdAndExtensionElements) {
   // System value (computed, no FHIR type) has no elements at all: empty.
   EXPECT_EQ(Eval("Patient.birthDate.nosuch").substr(0, 5), "eval:");
   EXPECT_EQ(Eval("'abc'.extension"), "[]");
+  // children() (N1: "all immediate child nodes") of a primitive are those elements too, so
+  // descendants() reaches a primitive's extensions: bt on birthDate, u on the third given.
+  EXPECT_EQ(Eval("Patient.birthDate.children().url"), R"([{"type":"uri","value":"bt"}])");
+  EXPECT_EQ(Eval("Patient.name.given.children().count()"), R"([{"type":"integer","value":1}])");
+  EXPECT_EQ(Eval("Patient.descendants().ofType(Extension).url"),
+            R"([{"type":"uri","value":"bt"},{"type":"uri","value":"u"}])");
+  EXPECT_EQ(Eval("Patient.active.children()"), "[]");
 }
 
 TEST_F(FhirpathTest, AsTakesOneItem) {
