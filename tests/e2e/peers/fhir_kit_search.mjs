@@ -26,6 +26,7 @@ const tx = await client.transaction({ body: {
       identifier: [{ system: 'urn:other', value: 'MRN1' }], name: [{ family: 'Döe', given: ['John'] }] } },
     { request: { method: 'PUT', url: 'Patient/s-p3' }, resource: {
       resourceType: 'Patient', id: 's-p3', gender: 'female', birthDate: '1995-07-01',
+      identifier: [{ value: 'NOSYS' }],
       meta: { tag: [{ system: 'urn:tags', code: 'vip' }], security: [{ system: 'urn:sec', code: 'R' }],
               profile: ['http://example.org/fhir/StructureDefinition/p3'] },
       name: [{ family: 'Smith', given: ['Ann'] }] } },
@@ -58,6 +59,11 @@ step('string');
 assert.deepEqual(ids(await search('Patient', { identifier: 'MRN1' })), ['s-p1', 's-p2']);
 assert.deepEqual(ids(await search('Patient', { identifier: 'urn:mrn|MRN1' })), ['s-p1']);
 assert.deepEqual(ids(await search('Patient', { identifier: 'urn:other|' })), ['s-p2']);
+// |code: a token without a system (search.html#token); a system|code with that value is not it.
+assert.deepEqual(ids(await search('Patient', { identifier: '|NOSYS' })), ['s-p3']);
+assert.deepEqual(ids(await search('Patient', { identifier: 'NOSYS' })), ['s-p3']);
+assert.equal((await search('Patient', { identifier: 'urn:mrn|NOSYS' })).total, 0);
+assert.equal((await search('Patient', { identifier: '|MRN1' })).total, 0);
 assert.deepEqual(ids(await search('Patient', { 'gender:not': 'female', _id: 's-p1,s-p2,s-p3' })), ['s-p2']);
 assert.deepEqual(ids(await search('Patient', { active: true })), ['s-p1']);
 assert.equal((await search('Observation', { 'code:text': 'weight' })).entry.length, 1);
