@@ -265,6 +265,30 @@ class FhirRestTest(unittest.TestCase):
         _, _, body = http(port, "GET", "/fhir/Patient?identifier=urn:dup|1&_summary=count")
         self.assertEqual(json.loads(body)["total"], 2)
 
+    def test_summary_text_and_data(self):
+        # search.html#summary: `text` is text, id, meta and the mandatory top-level elements
+        # (a Patient has none); `data` is everything but text; `false` the whole resource. A
+        # subset carries the SUBSETTED tag.
+        port = self.server.http_port
+        narrative = {"status": "generated",
+                     "div": '<div xmlns="http://www.w3.org/1999/xhtml">Jo</div>'}
+        status, _, body = http(port, "POST", "/fhir/Patient", json.dumps(
+            {"resourceType": "Patient", "text": narrative, "name": [{"family": "Jo"}],
+             "gender": "other"}))
+        self.assertEqual(status, 201)
+        pid = json.loads(body)["id"]
+        members = {}
+        for summary in ("text", "data", "false"):
+            status, _, body = http(port, "GET", "/fhir/Patient/%s?_summary=%s" % (pid, summary))
+            self.assertEqual(status, 200, body)
+            r = json.loads(body)
+            tags = [t.get("code") for t in r["meta"].get("tag", [])]
+            members[summary] = (sorted(k for k in r if k != "meta"), "SUBSETTED" in tags)
+        self.assertEqual(members["text"], (["id", "resourceType", "text"], True))
+        self.assertEqual(members["data"], (["gender", "id", "name", "resourceType"], True))
+        self.assertEqual(members["false"], (["gender", "id", "name", "resourceType", "text"],
+                                            False))
+
     def test_fhir_kit_client_conditional_patch_everything(self):
         self.run_peer("fhir_kit_rest.mjs")
 
