@@ -103,6 +103,24 @@ class FhirpathCliTest(unittest.TestCase):
                        "identifier.where(value = %mrn).exists()"),
             [{"type": "boolean", "value": True}])
 
+    def test_primitive_elements_to_string_and_as(self):
+        # A primitive's extension element by path (gender has none: empty, exit 0); toString()
+        # of partial dates to their precision (N1); `as` on several items is an evaluation
+        # error (N1, the R4 suite's testFHIRPathAsFunction21), ofType() filters.
+        self.assertEqual(self.items("--input", self.patient, "birthDate.extension.url"),
+                         [{"type": "uri",
+                           "value": "http://hl7.org/fhir/StructureDefinition/patient-birthTime"}])
+        self.assertEqual(self.items("--input", self.patient, "gender.extension"), [])
+        self.assertEqual(self.items("--input", self.patient,
+                                    "@2016-03T.toString() | @2016T.toString()"),
+                         [{"type": "string", "value": "2016-03"},
+                          {"type": "string", "value": "2016"}])
+        r = run("--input", self.patient, "(name | identifier).as(HumanName)")
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertEqual(self.items("--input", self.patient,
+                                    "(name | identifier).ofType(HumanName).family"),
+                         [{"type": "string", "value": "Doe"}])
+
     def test_bundle_resolve_and_choice_types(self):
         out = self.items("--input", self.bundle,
                          "Bundle.entry.resource.ofType(Observation)"
