@@ -4,11 +4,16 @@
 //     (profiles-types.json, profiles-resources.json: dom-3, obs-6, pat-1, per-1, qty-3, ele-1 ...)
 //     evaluated on each element it belongs to, with our FHIRPath engine; each expression is
 //     compiled once, at first use, for the life of the process;
+//   - absolute references (`http://host/fhir/Organization/1`, `.../_history/2`) whose URL ends in
+//     an R4 resource type and an id: that type must be one the Reference element allows (the
+//     validator checks relative ones; same message);
 //   - resource profiles (profiles-others.json: the vital signs profiles, genetics, shareable
 //     definitions ...; and the base resource URLs): cardinality tighter than the base, fixed[x] and
 //     pattern[x] values, choice types a profile restricts, slices selected by their
-//     discriminators' fixed or pattern values, and the profile's own invariants (vs-1, vs-2 ...),
-//     each turned into a FHIRPath rule at build time (gen_conformance_defs.mjs).
+//     discriminators' fixed or pattern values, the REQUIRED bindings the profile adds (ValueSets
+//     expanded at build time, valuesets.mjs; issue code "code-invalid") and the profile's own
+//     invariants (vs-1, vs-2 ...), each turned into a FHIRPath rule at build time
+//     (gen_conformance_defs.mjs).
 // Issues are the validator's (fhir::ValidationIssue): code "invariant" with the constraint key
 // and its text, or "processing" when an expression cannot be evaluated on this input (the engine's
 // error, never a value of the resource); the element in `expression` (`Observation.component[1]`;
