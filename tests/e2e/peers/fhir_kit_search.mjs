@@ -100,6 +100,13 @@ assert.deepEqual(ids(await search('ValueSet', { 'url:below': 'http://example.org
 assert.deepEqual(ids(await search('Patient', { 'organization:missing': false })), ['s-p1']);
 assert.deepEqual(ids(await search('Patient', { 'active:missing': true, _id: 's-p1,s-p2,s-p3' })), ['s-p2', 's-p3']);
 step('uri and :missing');
+// composite (search.html#composite): code and value of the same Observation, parts joined by $.
+// The heart rate is 72 /min: gt70 matches, lt70 does not; the weight's code with gt70 does not
+// match the heart rate's value (the parts must hold together).
+assert.equal((await search('Observation', { 'code-value-quantity': 'http://loinc.org|8867-4$gt70' })).total, 1);
+assert.equal((await search('Observation', { 'code-value-quantity': 'http://loinc.org|8867-4$lt70' })).total, 0);
+assert.equal((await search('Observation', { 'code-value-quantity': 'http://loinc.org|29463-7$lt80000' })).total, 0);
+step('composite');
 // _include, _revinclude, _sort, _total, _summary, POST _search
 const inc = await search('Observation', { code: '8867-4', _include: 'Observation:subject' });
 assert.deepEqual(ids(inc, 'include'), ['s-p1']);
