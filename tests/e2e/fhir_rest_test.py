@@ -293,6 +293,42 @@ class FhirRestTest(unittest.TestCase):
         self.assertEqual(members["false"], (["gender", "id", "name", "resourceType", "text"],
                                             False))
 
+    def test_everything_paged_under_concurrent_writes(self):
+        # $everything's next links are positions (type, then id), not offsets: with writes
+        # between pages (a new Observation of the patient, a new version of one already seen)
+        # every resource that was there at the start is seen exactly once, the new one at most
+        # once (before or after the position, by its id).
+        port = self.server.http_port
+        _, _, body = http(port, "POST", "/fhir/Patient", '{"resourceType":"Patient"}')
+        pid = json.loads(body)["id"]
+
+        def observation(text):
+            _, _, body = http(port, "POST", "/fhir/Observation", json.dumps(
+                {"resourceType": "Observation", "status": "final", "code": {"text": text},
+                 "subject": {"reference": "Patient/" + pid}}))
+            return json.loads(body)["id"]
+
+        originals = {pid} | {observation("o%d" % i) for i in range(6)}
+        url = "/fhir/Patient/%s/$everything?_count=2" % pid
+        seen, added, first_page = [], None, True
+        while url:
+            status, _, body = http(port, "GET", url)
+            self.assertEqual(status, 200, body)
+            page = json.loads(body)
+            seen += [e["resource"]["id"] for e in page["entry"]]
+            if first_page:
+                added = observation("late")
+                http(port, "PUT", "/fhir/Observation/" + seen[-1], json.dumps(
+                    {"resourceType": "Observation", "id": seen[-1], "status": "amended",
+                     "code": {"text": "changed"}, "subject": {"reference": "Patient/" + pid}}))
+                first_page = False
+            nxt = [l["url"] for l in page["link"] if l["relation"] == "next"]
+            url = nxt[0].split(str(port), 1)[1] if nxt else None
+        for rid in originals:
+            self.assertEqual(seen.count(rid), 1, rid)
+        self.assertLessEqual(seen.count(added), 1)
+        self.assertEqual(set(seen) - originals - {added}, set())
+
     def test_fhir_kit_client_conditional_patch_everything(self):
         self.run_peer("fhir_kit_rest.mjs")
 
