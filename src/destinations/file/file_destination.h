@@ -16,8 +16,9 @@
 // file system -> kPermissionDenied; a missing directory with create_directories = false ->
 // kFailedPrecondition; a file name the file system rejects -> kInvalidArgument (dead letter).
 //
-// A run (DeliverBatch) writes every file, makes their data durable with one syncfs (per 64
-// files), names them in order and fsyncs each directory once: the same guarantees for a fraction of the fsyncs.
+// A run (DeliverBatch) writes every file, makes their data durable with one syncfs (per chunk of
+// up to max_open_files files), names them in order and fsyncs each directory once: the same
+// guarantees for a fraction of the fsyncs.
 //
 // Thread-safety: Deliver may run concurrently (each call writes its own temporary file).
 //
@@ -50,6 +51,9 @@ struct FileDestinationOptions {
   // Unnamed files (O_TMPFILE, linked into place) where the file system supports them; false
   // always uses named temporaries (tests cover both paths).
   bool unnamed_files = true;
+  // Files of a run open at once between write and name (each such chunk costs one data sync);
+  // 0 = a quarter of RLIMIT_NOFILE's soft limit, 16..1024.
+  size_t max_open_files = 0;
   // Tests: an errno to inject at a step ("mkdir", "open", "write", "fsync", "rename" (the step
   // that names the file), "fsync-dir"), or 0.
   std::function<int(std::string_view step)> fault_for_test;
@@ -87,6 +91,7 @@ class FileDestination final : public core::Destination {
 
   const FileDestinationOptions opts_;
   const std::vector<Piece> pieces_;
+  const size_t chunk_;        // files of a run per data sync (see max_open_files)
   std::atomic<bool> unnamed_;  // unnamed files usable (cleared when the file system refuses)
 };
 

@@ -1,5 +1,7 @@
 #include "destinations/file/file_destination.h"
 
+#include <sys/resource.h>
+
 #include <cerrno>
 #include <filesystem>
 
@@ -260,6 +262,7 @@ std::vector<core::Delivery> LongRun(std::vector<std::string>& ids) {
 TEST_P(FileDestinationTest, ARunLongerThanAChunkWritesEveryFile) {
   int syncs = 0;
   FileDestinationOptions o = Opts("${control_id}.hl7");
+  o.max_open_files = 64;
   o.fault_for_test = [&](std::string_view s) { return (syncs += s == "fsync"), 0; };
   auto d = FileDestination::Create(o);
   ASSERT_TRUE(d.ok());
@@ -283,6 +286,7 @@ TEST_P(FileDestinationTest, AFailureInALaterChunkKeepsTheEarlierChunksDelivered)
     // 71st file's write fails (the 70 before it are named).
     const int fail_at = std::string_view(step) == "fsync" ? 2 : 71;
     FileDestinationOptions o = Opts("${control_id}.hl7");
+    o.max_open_files = 64;
     o.fault_for_test = [&](std::string_view s) { return s == step && ++calls == fail_at ? EIO : 0; };
     auto d = FileDestination::Create(o);
     ASSERT_TRUE(d.ok());
@@ -297,6 +301,62 @@ TEST_P(FileDestinationTest, AFailureInALaterChunkKeepsTheEarlierChunksDelivered)
     for (size_t i = 0; i < ok; ++i) want.push_back(base::StrCat("out/", ids[i], ".hl7"));
     EXPECT_EQ(Files(), want) << step;
   }
+}
+
+// Out of descriptors in the middle of a chunk: the files already open are synced and named, and
+// the one that could not be opened starts the next chunk (9 + 64 + 64 + 13 files, four syncs).
+TEST_P(FileDestinationTest, RunningOutOfDescriptorsEndsTheChunkEarly) {
+  int syncs = 0, opens = 0;
+  FileDestinationOptions o = Opts("${control_id}.hl7");
+  o.max_open_files = 64;
+  o.fault_for_test = [&](std::string_view s) {
+    syncs += s == "fsync";
+    return s == "open" && ++opens == 10 ? EMFILE : 0;
+  };
+  auto d = FileDestination::Create(o);
+  ASSERT_TRUE(d.ok());
+  std::vector<std::string> ids;
+  std::vector<absl::Status> r = (*d)->DeliverBatch(LongRun(ids));
+  ASSERT_EQ(r.size(), 150u);
+  for (const auto& s : r) EXPECT_TRUE(s.ok()) << s;
+  EXPECT_EQ(syncs, 4);
+  EXPECT_EQ(Files().size(), 150u);
+  EXPECT_EQ(base::ReadFile((dir_ / "out/M1009.hl7").string()).value(), "M1009");
+}
+
+// ... but out of descriptors with nothing open in the run is the delivery's failure (retried).
+TEST_P(FileDestinationTest, OutOfDescriptorsForTheFirstFileFailsTheRun) {
+  FileDestinationOptions o = Opts("${control_id}.hl7");
+  o.fault_for_test = [](std::string_view s) { return s == "open" ? EMFILE : 0; };
+  auto d = FileDestination::Create(o);
+  ASSERT_TRUE(d.ok());
+  std::vector<std::string> ids;
+  std::vector<absl::Status> r = (*d)->DeliverBatch(LongRun(ids));
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].code(), absl::StatusCode::kResourceExhausted) << r[0];
+  EXPECT_TRUE(Files().empty());
+}
+
+// Without a configured size a chunk is a quarter of the descriptor limit: with the soft limit at
+// 160 when the destination is made, a run of 150 is four chunks of 40 or fewer (four data syncs).
+TEST_P(FileDestinationTest, TheDefaultChunkFollowsTheDescriptorLimit) {
+  struct rlimit saved {};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  struct rlimit low = saved;
+  low.rlim_cur = 160;
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+  int syncs = 0;
+  FileDestinationOptions o = Opts("${control_id}.hl7");
+  o.fault_for_test = [&](std::string_view s) { return (syncs += s == "fsync"), 0; };
+  auto d = FileDestination::Create(o);
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &saved), 0);
+  ASSERT_TRUE(d.ok());
+  std::vector<std::string> ids;
+  std::vector<absl::Status> r = (*d)->DeliverBatch(LongRun(ids));
+  ASSERT_EQ(r.size(), 150u);
+  for (const auto& s : r) EXPECT_TRUE(s.ok()) << s;
+  EXPECT_EQ(syncs, 4);
+  EXPECT_EQ(Files().size(), 150u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Unnamed, FileDestinationTest, ::testing::Bool(),
