@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdlib>
 #include <set>
 #include <tuple>
 
@@ -397,7 +398,103 @@ void DropValuesOfParts(const SearchParam& p, IndexRows& rows) {
   }
 }
 
+// rapidjson's UTF-8 encoder writes to a stream with Put.
+struct StringSink {
+  std::string* out;
+  void Put(char c) { out->push_back(c); }
+};
+
+void AppendUtf8(unsigned cp, std::string* out) {
+  StringSink sink{out};
+  rapidjson::UTF8<char>::Encode(sink, cp);
+}
+
+// Every string value under `v` (object keys are names, not content), space-separated, but
+// base64 `data` (Attachment, Binary) and, at the top, the narrative and resourceType.
+void ContentStrings(const rapidjson::Value& v, bool top, std::string* out) {
+  if (v.IsString()) {
+    if (!out->empty()) out->push_back(' ');
+    out->append(v.GetString(), v.GetStringLength());
+  } else if (v.IsArray()) {
+    for (const auto& x : v.GetArray()) ContentStrings(x, false, out);
+  } else if (v.IsObject()) {
+    for (const auto& m : v.GetObject()) {
+      std::string_view k(m.name.GetString(), m.name.GetStringLength());
+      if (k == "data" || (top && (k == "text" || k == "resourceType"))) continue;
+      ContentStrings(m.value, false, out);
+    }
+  }
+}
+
+void FullText(const rapidjson::Value& doc, std::string* narrative, std::string* content) {
+  if (const rapidjson::Value* text = Child(doc, "text")) {
+    *narrative = StripTags(Member(*text, "div"));
+  }
+  ContentStrings(doc, true, content);
+}
+
 }  // namespace
+
+std::string StripTags(std::string_view x) {
+  std::string out;
+  out.reserve(x.size());
+  size_t i = 0;
+  while (i < x.size()) {
+    const char c = x[i];
+    if (c == '<') {  // a tag (or comment): a word boundary
+      size_t end = x.find('>', i);
+      if (end == std::string_view::npos) break;
+      if (!out.empty() && out.back() != ' ') out.push_back(' ');
+      i = end + 1;
+      continue;
+    }
+    if (c == '&') {
+      size_t semi = x.find(';', i);
+      if (semi != std::string_view::npos && semi - i <= 10) {
+        std::string_view e = x.substr(i + 1, semi - i - 1);
+        unsigned cp = 0;
+        if (e == "amp") cp = '&';
+        else if (e == "lt") cp = '<';
+        else if (e == "gt") cp = '>';
+        else if (e == "quot") cp = '"';
+        else if (e == "apos") cp = '\'';
+        else if (e == "nbsp") cp = ' ';
+        else if (e.size() > 1 && e[0] == '#') {
+          const bool hex = e[1] == 'x' || e[1] == 'X';
+          std::string digits(e.substr(hex ? 2 : 1));
+          char* endp = nullptr;
+          const unsigned long v = std::strtoul(digits.c_str(), &endp, hex ? 16 : 10);
+          if (!digits.empty() && endp != nullptr && *endp == '\0') cp = static_cast<unsigned>(v);
+        }
+        if (cp != 0 && cp <= 0x10FFFF) {
+          AppendUtf8(cp, &out);
+          i = semi + 1;
+          continue;
+        }
+      }
+    }
+    if (c == ' ' || c == '\n' || c == '\r' || c == '\t') {  // runs of white space: one
+      if (!out.empty() && out.back() != ' ') out.push_back(' ');
+    } else {
+      out.push_back(c);
+    }
+    ++i;
+  }
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  return out;
+}
+
+absl::Status ExtractFullText(std::string_view json, std::string* narrative, std::string* content) {
+  rapidjson::Document doc;
+  doc.Parse(json.data(), json.size());
+  if (doc.HasParseError() || !doc.IsObject()) {
+    return absl::InvalidArgumentError("full-text indexing: the resource is not a JSON object");
+  }
+  narrative->clear();
+  content->clear();
+  FullText(doc, narrative, content);
+  return absl::OkStatus();
+}
 
 absl::StatusOr<IndexRows> Extract(const Registry& registry, std::string_view type,
                                   std::string_view json) {
@@ -464,6 +561,7 @@ absl::StatusOr<IndexRows> Extract(const Registry& registry, std::string_view typ
   for (const SearchParam* p : registry.Extracted(type)) {
     if (p->stored_as.size() > 1) DropValuesOfParts(*p, rows);
   }
+  FullText(doc, &rows.narrative, &rows.content);
   return rows;
 }
 

@@ -60,6 +60,10 @@ struct IndexRows {
   std::vector<Quantity> quantities;
   std::vector<Reference> references;
   std::vector<Uri> uris;
+  // The full-text row (_text, _content; table fhir_text): the narrative, text.div without its
+  // tags, and the resource's other string values (Attachment and Binary `data` excepted: base64),
+  // each joined by spaces.
+  std::string narrative, content;
   int errors = 0;  // expressions that failed to evaluate
 };
 
@@ -73,6 +77,14 @@ std::string OfTypeParam(std::string_view code);
 // kInvalidArgument when `json` is not a JSON object.
 absl::StatusOr<IndexRows> Extract(const Registry& registry, std::string_view type,
                                   std::string_view json);
+
+// The narrative and content of IndexRows only (no search expression is evaluated): for stores
+// that had no full-text rows (SearchIndexer::Backfill). kInvalidArgument when `json` is not a
+// JSON object.
+absl::Status ExtractFullText(std::string_view json, std::string* narrative, std::string* content);
+
+// XHTML as text: tags become spaces, the XML entities and character references are decoded.
+std::string StripTags(std::string_view xhtml);
 
 // Lower case (ASCII and Latin-1/Latin Extended-A letters) with accents folded: "Müller" ->
 // "muller". Other characters are kept as they are.

@@ -139,6 +139,18 @@ TEST(ExtractTest, NormalizeFoldsCaseAndAccents) {
   EXPECT_EQ(NormalizeString("Ærø"), "aero");
 }
 
+TEST(ExtractTest, NarrativeWithoutTagsAndContentStrings) {
+  EXPECT_EQ(StripTags("<div><p>a&lt;b</p>&#233;t&#xE9;</div>"), "a<b \u00e9t\u00e9");
+  EXPECT_EQ(StripTags("<td>1</td><td>2</td>\n x &bogus; &"), "1 2 x &bogus; &");
+  std::string narrative, content;
+  ASSERT_TRUE(ExtractFullText(R"({"resourceType":"Binary","contentType":"text/plain",
+      "data":"QUJD","text":{"div":"<div>Hi</div>"},"meta":{"tag":[{"code":"x"}]}})",
+                              &narrative, &content).ok());
+  EXPECT_EQ(narrative, "Hi");
+  EXPECT_EQ(content, "text/plain x");  // no base64 data, no resourceType, no narrative
+  EXPECT_FALSE(ExtractFullText("[1]", &narrative, &content).ok());
+}
+
 TEST(ExtractTest, DateRangesFollowPrecision) {
   int64_t lo = 0, hi = 0;
   ASSERT_TRUE(DateRange("2024", &lo, &hi));
@@ -539,6 +551,60 @@ TEST_F(SearchTest, UnknownParametersLenientOrStrict) {
             absl::StatusCode::kInvalidArgument);
 }
 
+// _text searches the narrative (text.div without tags), _content every string value and the
+// narrative: whole words, case and accents ignored, every word of an alternative required,
+// commas for alternatives. Expected matches follow from the resources' words below.
+TEST_F(SearchTest, TextAndContent) {
+  Put("Patient", "n1", R"({"resourceType":"Patient","id":"n1","text":{"status":"generated",
+      "div":"<div xmlns=\"http://www.w3.org/1999/xhtml\"><p>Seen for <b>asthma</b> &amp; cough in Z&#252;rich</p></div>"},
+      "name":[{"family":"Lee"}]})");
+  Put("Patient", "n2", R"({"resourceType":"Patient","id":"n2","name":[{"family":"Asthma","given":["Renée"]}]})");
+  Put("Patient", "n3", R"({"resourceType":"Patient","id":"n3","name":[{"family":"Other"}]})");
+  auto ids = [&](Params params) {
+    std::vector<std::string> out = Ids("Patient", std::move(params));
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  EXPECT_THAT(ids({{"_text", "asthma"}}), ElementsAre("n1"));  // n2's is a name, not narrative
+  EXPECT_THAT(ids({{"_content", "asthma"}}), ElementsAre("n1", "n2"));
+  EXPECT_THAT(ids({{"_text", "ZURICH"}}), ElementsAre("n1"));    // &#252; is ü, folded
+  EXPECT_THAT(ids({{"_content", "renee"}}), ElementsAre("n2"));
+  EXPECT_THAT(ids({{"_text", "cough asthma"}}), ElementsAre("n1"));  // every word
+  EXPECT_THAT(ids({{"_text", "asthma cold"}}), IsEmpty());
+  EXPECT_THAT(ids({{"_text", "cold,cough"}}), ElementsAre("n1"));    // alternatives
+  EXPECT_THAT(ids({{"_text", "asth"}}), IsEmpty());                  // whole words
+  EXPECT_THAT(ids({{"_text", "amp"}}), IsEmpty());                   // &amp; is "&"
+  EXPECT_THAT(ids({{"_text", "div"}}), IsEmpty());                   // tags are not text
+  EXPECT_THAT(ids({{"_content", "lee"}}), ElementsAre("n1"));
+  // With another parameter, in either order (one drives, the other is checked per candidate).
+  EXPECT_THAT(ids({{"_content", "asthma"}, {"family", "asthma"}}), ElementsAre("n2"));
+  EXPECT_THAT(ids({{"family", "asthma"}, {"_content", "asthma"}}), ElementsAre("n2"));
+  EXPECT_THAT(ids({{"family", "lee"}, {"_text", "cough"}}), ElementsAre("n1"));
+  EXPECT_THAT(ids({{"family", "other"}, {"_content", "asthma"}}), IsEmpty());
+  // An update replaces the row, a deletion drops it.
+  Put("Patient", "n1", R"({"resourceType":"Patient","id":"n1","text":{"status":"generated",
+      "div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">Follow-up</div>"},"name":[{"family":"Lee"}]})");
+  EXPECT_THAT(ids({{"_text", "asthma"}}), IsEmpty());
+  EXPECT_THAT(ids({{"_text", "follow"}}), ElementsAre("n1"));
+  EXPECT_THAT(ids({{"_content", "asthma"}}), ElementsAre("n2"));
+  ASSERT_TRUE(store_->Delete("Patient", "n2").ok());
+  EXPECT_THAT(ids({{"_content", "asthma"}}), IsEmpty());
+  int64_t rows = -1;
+  ASSERT_TRUE(writer_->Run([&](db::Connection& c) -> absl::Status {
+    ISTHMUS_ASSIGN_OR_RETURN(auto q, c.Prepare("SELECT COUNT(*) FROM fhir_text"));
+    ISTHMUS_ASSIGN_OR_RETURN(bool row, q->Step());
+    if (row) rows = q->ColumnInt64(0);
+    return absl::OkStatus();
+  }).ok());
+  EXPECT_EQ(rows, 2);  // n1's and n3's current versions
+  // Malformed: a modifier, no word, a sort.
+  for (const Params& bad : std::vector<Params>{{{"_text:exact", "cough"}}, {{"_content", "!!"}},
+                                               {{"_sort", "_text"}}, {{"_text.x", "a"}}}) {
+    EXPECT_EQ(searcher_->Search("Patient", bad).status().code(),
+              absl::StatusCode::kInvalidArgument) << bad[0].first;
+  }
+}
+
 TEST_F(SearchTest, SortTotalSummaryAndIncludes) {
   LoadPatients();
   LoadObservations();
@@ -832,6 +898,24 @@ TEST_F(SearchTest, CreatedAndBundledResourcesAreIndexed) {
               ElementsAre(obs[0]));
   EXPECT_THAT(Ids("Patient", {{"_has:Observation:subject:code", "8867-4"}}),
               ElementsAre(patients[0]));
+  // Full-text rows of a Bundle are written at its end (FhirIndexer::Defer), in its transaction;
+  // a Bundle that fails writes none, and the next one is not given its rows.
+  EXPECT_THAT(Ids("Patient", {{"_content", "bundled"}}), ElementsAre(patients[0]));
+  EXPECT_THAT(Ids("Patient", {{"_content", "fresh"}}), ElementsAre(c->version.id));
+  auto bad = store_->Transaction(R"({"resourceType":"Bundle","type":"transaction","entry":[
+    {"resource":{"resourceType":"Patient","name":[{"family":"Doomed"}]},
+     "request":{"method":"POST","url":"Patient"}},
+    {"resource":{"resourceType":"Patient","id":"nope","name":[{"family":"Doomed"}]},
+     "request":{"method":"PUT","url":"Patient/nope","ifMatch":"W/\"3\""}}]})");
+  ASSERT_FALSE(bad.ok());  // 412 in the op, after the POST was written (PUT comes after POST)
+  auto next = store_->Transaction(R"({"resourceType":"Bundle","type":"transaction","entry":[
+    {"resource":{"resourceType":"Patient","name":[{"family":"Survivor"}]},
+     "request":{"method":"POST","url":"Patient"}}]})");
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_THAT(Ids("Patient", {{"_content", "doomed"}}), IsEmpty());
+  std::vector<std::string> survivor = Ids("Patient", {{"family", "survivor"}});
+  ASSERT_EQ(survivor.size(), 1u);
+  EXPECT_THAT(Ids("Patient", {{"_content", "survivor"}}), ElementsAre(survivor[0]));
 }
 
 // identifier:of-type=system|code|value: the Identifier's type coding and value, on the same
@@ -1098,23 +1182,51 @@ TEST_F(SearchTest, ResourcesWithManyRowsInOneTableAreIndexedWhole) {
   EXPECT_EQ(n, 17);
 }
 
+// Migration tests: a database file `name` at schema version `version` holding what `sql` wrote.
+std::string OldDatabase(const std::string& name, size_t version, const char* sql) {
+  const std::filesystem::path dir = std::filesystem::path(::testing::TempDir()) / name;
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "isthmus.db").string();
+  auto conn = std::move(db::OpenSqlite(path)).value();
+  const auto& all = store::SchemaMigrations();
+  EXPECT_GT(all.size(), version);
+  EXPECT_TRUE(db::Migrate(*conn, {all.begin(), all.begin() + version}).ok());
+  EXPECT_TRUE(conn->Exec(sql).ok());
+  return path;
+}
+
+// The first column of the first row of `sql` on the writer's connection; -2 when it fails.
+int64_t CountOn(store::Writer& writer, const std::string& sql) {
+  int64_t n = -1;
+  absl::Status s = writer.Run([&](db::Connection& c) -> absl::Status {
+    ISTHMUS_ASSIGN_OR_RETURN(auto q, c.Prepare(sql));
+    ISTHMUS_ASSIGN_OR_RETURN(bool row, q->Step());
+    if (row) n = q->ColumnInt64(0);
+    return absl::OkStatus();
+  });
+  return s.ok() ? n : -2;
+}
+
+// The ids a search matches, sorted.
+std::vector<std::string> SortedIds(Searcher& searcher, std::string_view type, Params params) {
+  std::vector<std::string> out;
+  absl::StatusOr<SearchResult> r = searcher.Search(type, params);
+  EXPECT_TRUE(r.ok()) << r.status();
+  if (r.ok()) {
+    for (const auto& v : r->matches) out.push_back(v.id);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 // Migration 8 on a database written at schema version 7: the index tables and fhir_resources
 // become WITHOUT ROWID tables with the same rows (a row repeated within a resource once), and
 // the store writes and searches them as before.
 TEST(SchemaMigrationTest, IndexTablesBecomeWithoutRowidKeepingTheirRows) {
-  const std::filesystem::path dir =
-      std::filesystem::path(::testing::TempDir()) / "fhir_search_migration_8";
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  const std::string path = (dir / "isthmus.db").string();
-  {
-    auto conn = std::move(db::OpenSqlite(path)).value();
-    const auto& all = store::SchemaMigrations();
-    ASSERT_GE(all.size(), 8u);
-    ASSERT_TRUE(db::Migrate(*conn, {all.begin(), all.begin() + 7}).ok());
-    // What version 7 held for a Patient: its version, current pointer and index rows, one of
-    // them twice (the old heaps had no key).
-    ASSERT_TRUE(conn->Exec(
+  // What version 7 held for a Patient: its version, current pointer and index rows, one of
+  // them twice (the old heaps had no key).
+  const std::string path = OldDatabase("fhir_search_migration_8", 7,
         "INSERT INTO fhir_resource_versions (seq, type, id, version_id, last_updated, deleted, "
         "method, body) VALUES (1, 'Patient', 'old', 1, 1000, 0, 'PUT', "
         "'{\"resourceType\":\"Patient\",\"id\":\"old\",\"gender\":\"female\","
@@ -1126,21 +1238,10 @@ TEST(SchemaMigrationTest, IndexTablesBecomeWithoutRowidKeepingTheirRows) {
         "INSERT INTO fhir_idx_token (res_type, res_id, param, system, code, text, grp) VALUES "
         "('Patient', 'old', 'gender', 'http://hl7.org/fhir/administrative-gender', 'female', "
         "'', 0), ('Patient', 'old', 'gender', 'http://hl7.org/fhir/administrative-gender', "
-        "'female', '', 0);")
-                    .ok());
-  }
+        "'female', '', 0);");
   base::FakeClock clock{absl::FromUnixSeconds(1735689600)};
   auto writer = std::move(store::Writer::Open(path)).value();  // migrates to the last version
-  auto count = [&](const std::string& sql) {
-    int64_t n = -1;
-    absl::Status s = writer->Run([&](db::Connection& c) -> absl::Status {
-      ISTHMUS_ASSIGN_OR_RETURN(auto q, c.Prepare(sql));
-      ISTHMUS_ASSIGN_OR_RETURN(bool row, q->Step());
-      if (row) n = q->ColumnInt64(0);
-      return absl::OkStatus();
-    });
-    return s.ok() ? n : -2;
-  };
+  auto count = [&](const std::string& sql) { return CountOn(*writer, sql); };
   EXPECT_EQ(count("SELECT MAX(version) FROM schema_version"),
             static_cast<int64_t>(store::SchemaMigrations().size()));
   for (const char* table : {"fhir_idx_string", "fhir_idx_token", "fhir_idx_date",
@@ -1163,14 +1264,7 @@ TEST(SchemaMigrationTest, IndexTablesBecomeWithoutRowidKeepingTheirRows) {
   auto fhir = std::move(store::FhirStore::Open(*writer, o)).value();
   Searcher searcher(*writer, registry, &clock);
   auto ids = [&](std::string_view type, Params params) {
-    std::vector<std::string> out;
-    absl::StatusOr<SearchResult> r = searcher.Search(type, params);
-    EXPECT_TRUE(r.ok()) << r.status();
-    if (r.ok()) {
-      for (const auto& v : r->matches) out.push_back(v.id);
-    }
-    std::sort(out.begin(), out.end());
-    return out;
+    return SortedIds(searcher, type, std::move(params));
   };
   EXPECT_THAT(ids("Patient", {{"family", "ear"}}), ElementsAre("old"));
   EXPECT_THAT(ids("Patient", {{"gender", "female"}}), ElementsAre("old"));
@@ -1196,6 +1290,49 @@ TEST(SchemaMigrationTest, IndexTablesBecomeWithoutRowidKeepingTheirRows) {
 
 // A latency measurement, not a check: ISTHMUS_SEARCH_BENCH=N stores N Patients and N
 // Observations and times typical searches (skipped otherwise).
+// Migration 10 on a database written at schema version 9: the full-text table starts empty,
+// the resources stored before are listed in fhir_text_pending and get their row at the next
+// Backfill (their strings only), after which _content finds them.
+TEST(SchemaMigrationTest, FullTextRowsForResourcesStoredBefore) {
+  // Two Patients as version 9 held them (one deleted: a tombstone is current).
+  const std::string path = OldDatabase("fhir_search_migration_10", 9,
+        "INSERT INTO fhir_resource_versions (seq, type, id, version_id, last_updated, deleted, "
+        "method, body) VALUES (1, 'Patient', 'old', 1, 1000, 0, 'PUT', "
+        "'{\"resourceType\":\"Patient\",\"id\":\"old\",\"name\":[{\"family\":\"Early\"}]}'),"
+        "(2, 'Patient', 'gone', 1, 1000, 0, 'PUT', "
+        "'{\"resourceType\":\"Patient\",\"id\":\"gone\",\"name\":[{\"family\":\"Early\"}]}'),"
+        "(3, 'Patient', 'gone', 2, 2000, 1, 'DELETE', '');"
+        "INSERT INTO fhir_resources (type, id, version_id, last_updated, deleted, version_seq) "
+        "VALUES ('Patient', 'old', 1, 1000, 0, 1), ('Patient', 'gone', 2, 2000, 1, 3);");
+  base::FakeClock clock{absl::FromUnixSeconds(1735689600)};
+  auto writer = std::move(store::Writer::Open(path)).value();  // migrates to the last version
+  auto count = [&](const std::string& sql) { return CountOn(*writer, sql); };
+  EXPECT_GE(count("SELECT MAX(version) FROM schema_version"), 10);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM fhir_text_pending"), 1);  // the live one
+  EXPECT_EQ(count("SELECT COUNT(*) FROM fhir_text"), 0);
+  auto registry = std::move(Registry::Build()).value();
+  SearchIndexer indexer(registry);
+  store::FhirStoreOptions o;
+  o.clock = &clock;
+  o.indexer = &indexer;
+  auto fhir = std::move(store::FhirStore::Open(*writer, o)).value();
+  Searcher searcher(*writer, registry, &clock);
+  auto ids = [&](Params params) { return SortedIds(searcher, "Patient", std::move(params)); };
+  EXPECT_THAT(ids({{"_content", "early"}}), IsEmpty());  // not yet
+  ASSERT_TRUE(indexer.Backfill(*writer).ok());
+  EXPECT_EQ(count("SELECT COUNT(*) FROM fhir_text_pending"), 0);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM fhir_text"), 1);
+  EXPECT_THAT(ids({{"_content", "early"}}), ElementsAre("old"));
+  // Its next version replaces the row.
+  ASSERT_TRUE(fhir->Update("Patient", "old",
+                           R"({"resourceType":"Patient","id":"old","name":[{"family":"Later"}]})",
+                           {.validate = false})
+                  .ok());
+  EXPECT_THAT(ids({{"_content", "early"}}), IsEmpty());
+  EXPECT_THAT(ids({{"_content", "later"}}), ElementsAre("old"));
+  EXPECT_EQ(count("SELECT COUNT(*) FROM fhir_text"), 1);
+}
+
 TEST_F(SearchTest, LatencyMeasurement) {
   const char* env = std::getenv("ISTHMUS_SEARCH_BENCH");
   if (env == nullptr) GTEST_SKIP() << "set ISTHMUS_SEARCH_BENCH=N to measure";

@@ -115,6 +115,11 @@ absl::Status SearchIndexer::OnWrite(db::Connection& conn, const store::FhirVersi
 
 absl::Status SearchIndexer::DeleteRows(db::Connection& conn, const store::FhirVersion& v) {
   if (v.version_id > 1) {  // a first version has no rows yet
+    if (defer_) {
+      text_deletes_.push_back({v.type, v.id, v.version_id});
+    } else {
+      ISTHMUS_RETURN_IF_ERROR(DeleteFullText(conn, v.type, v.id, v.version_id));
+    }
     for (const char* table : kTables) {
       ISTHMUS_ASSIGN_OR_RETURN(
           db::Statement* del,
@@ -195,14 +200,63 @@ absl::Status SearchIndexer::InsertRows(db::Connection& conn, const store::FhirVe
         s->BindTextRef(c + 3, r.url);
         s->BindInt64(c + 4, r.grp);
       }));
-  return InsertInStatements(
+  ISTHMUS_RETURN_IF_ERROR(InsertInStatements(
       conn, v, "INSERT OR IGNORE INTO fhir_idx_uri (res_type, res_id, param, uri, grp) VALUES ",
       "(?, ?, ?, ?, ?)", 5, rows.uris.size(), [&](db::Statement* s, int c, size_t i) {
         const auto& r = rows.uris[i];
         s->BindTextRef(c, r.param);
         s->BindTextRef(c + 1, r.uri);
         s->BindInt64(c + 2, r.grp);
-      });
+      }));
+  if (defer_) {
+    if (!rows.narrative.empty() || !rows.content.empty()) {
+      text_rows_.push_back({v.seq, rows.narrative, rows.content});
+    }
+    return absl::OkStatus();
+  }
+  return InsertFullText(conn, v.seq, rows.narrative, rows.content);
+}
+
+absl::Status SearchIndexer::DeleteFullText(db::Connection& conn, std::string_view type,
+                                           std::string_view id, int64_t version_id) {
+  // The full-text row is the previous version's (its rowid is that version's seq).
+  ISTHMUS_ASSIGN_OR_RETURN(db::Statement* text, conn.PrepareCached(
+      "DELETE FROM fhir_text WHERE rowid IN (SELECT seq FROM fhir_resource_versions "
+      "WHERE type = ? AND id = ? AND version_id = ?)"));
+  text->BindText(1, type);
+  text->BindText(2, id);
+  text->BindInt64(3, version_id - 1);
+  return StepDone(text);
+}
+
+absl::Status SearchIndexer::FlushDeferred(db::Connection& conn) {
+  absl::Status s;
+  for (const TextDelete& d : text_deletes_) {
+    if (s.ok()) s = DeleteFullText(conn, d.type, d.id, d.version_id);
+  }
+  for (const TextRow& r : text_rows_) {
+    if (s.ok()) s = InsertFullText(conn, r.seq, r.narrative, r.content);
+  }
+  DiscardDeferred();
+  return s;
+}
+
+void SearchIndexer::DiscardDeferred() {
+  defer_ = false;
+  text_deletes_.clear();
+  text_rows_.clear();
+}
+
+absl::Status SearchIndexer::InsertFullText(db::Connection& conn, int64_t seq,
+                                           std::string_view narrative, std::string_view content) {
+  if (narrative.empty() && content.empty()) return absl::OkStatus();
+  // OR REPLACE: Backfill may index a version that has its row already.
+  ISTHMUS_ASSIGN_OR_RETURN(db::Statement* s, conn.PrepareCached(
+      "INSERT OR REPLACE INTO fhir_text (rowid, narrative, content) VALUES (?, ?, ?)"));
+  s->BindInt64(1, seq);
+  s->BindTextRef(2, narrative);
+  s->BindTextRef(3, content);
+  return StepDone(s);
 }
 
 absl::Status SearchIndexer::DropRowsOfAliases(db::Connection& conn) {
@@ -246,7 +300,8 @@ absl::Status SearchIndexer::Backfill(store::Writer& writer, int batch) {
     int done = 0;
     ISTHMUS_RETURN_IF_ERROR(writer.Run([&](db::Connection& conn) -> absl::Status {
       ISTHMUS_ASSIGN_OR_RETURN(std::unique_ptr<db::Statement> q, conn.Prepare(
-          "SELECT p.type, p.id, r.version_id, r.deleted, v.body FROM fhir_idx_pending p "
+          "SELECT p.type, p.id, r.version_id, r.deleted, v.body, r.version_seq "
+          "FROM fhir_idx_pending p "
           "LEFT JOIN fhir_resources r ON r.type = p.type AND r.id = p.id "
           "LEFT JOIN fhir_resource_versions v ON v.seq = r.version_seq "
           "ORDER BY p.type, p.id LIMIT ?"));
@@ -261,6 +316,7 @@ absl::Status SearchIndexer::Backfill(store::Writer& writer, int batch) {
         v.version_id = q->ColumnIsNull(2) ? 0 : q->ColumnInt64(2);
         v.deleted = q->ColumnIsNull(3) || q->ColumnInt64(3) != 0;
         if (!q->ColumnIsNull(4)) v.json = std::string(q->ColumnText(4));
+        v.seq = q->ColumnIsNull(5) ? 0 : q->ColumnInt64(5);
         todo.push_back(std::move(v));
       }
       q.reset();
@@ -271,6 +327,51 @@ absl::Status SearchIndexer::Backfill(store::Writer& writer, int batch) {
         ISTHMUS_RETURN_IF_ERROR(OnWrite(conn, v));
         del->BindText(1, v.type);
         del->BindText(2, v.id);
+        ISTHMUS_RETURN_IF_ERROR(StepDone(del));
+      }
+      done = static_cast<int>(todo.size());
+      return absl::OkStatus();
+    }));
+    if (done < batch) break;
+  }
+  return BackfillFullText(writer, batch);
+}
+
+absl::Status SearchIndexer::BackfillFullText(store::Writer& writer, int batch) {
+  // Resources stored before the full-text table (migration 10 lists them): their current
+  // version's narrative and strings only, without the search expressions.
+  while (true) {
+    int done = 0;
+    ISTHMUS_RETURN_IF_ERROR(writer.Run([&](db::Connection& conn) -> absl::Status {
+      ISTHMUS_ASSIGN_OR_RETURN(std::unique_ptr<db::Statement> q, conn.Prepare(
+          "SELECT p.type, p.id, r.version_seq, r.deleted, v.body FROM fhir_text_pending p "
+          "LEFT JOIN fhir_resources r ON r.type = p.type AND r.id = p.id "
+          "LEFT JOIN fhir_resource_versions v ON v.seq = r.version_seq "
+          "ORDER BY p.type, p.id LIMIT ?"));
+      q->BindInt64(1, batch);
+      struct Todo {
+        std::string type, id;
+        int64_t seq = 0;  // 0: deleted or gone, nothing to index
+        std::string narrative, content;
+      };
+      std::vector<Todo> todo;
+      while (true) {
+        ISTHMUS_ASSIGN_OR_RETURN(bool row, q->Step());
+        if (!row) break;
+        Todo t{std::string(q->ColumnText(0)), std::string(q->ColumnText(1))};
+        if (!q->ColumnIsNull(2) && q->ColumnInt64(3) == 0 && !q->ColumnIsNull(4) &&
+            ExtractFullText(q->ColumnText(4), &t.narrative, &t.content).ok()) {
+          t.seq = q->ColumnInt64(2);
+        }
+        todo.push_back(std::move(t));
+      }
+      q.reset();
+      ISTHMUS_ASSIGN_OR_RETURN(db::Statement* del, conn.PrepareCached(
+          "DELETE FROM fhir_text_pending WHERE type = ? AND id = ?"));
+      for (const Todo& t : todo) {
+        if (t.seq != 0) ISTHMUS_RETURN_IF_ERROR(InsertFullText(conn, t.seq, t.narrative, t.content));
+        del->BindText(1, t.type);
+        del->BindText(2, t.id);
         ISTHMUS_RETURN_IF_ERROR(StepDone(del));
       }
       done = static_cast<int>(todo.size());

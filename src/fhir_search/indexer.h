@@ -14,6 +14,8 @@
 
 #include <atomic>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "fhir_search/extract.h"
 #include "fhir_search/registry.h"
@@ -33,9 +35,18 @@ class SearchIndexer : public store::FhirIndexer {
   std::unique_ptr<Prepared> Prepare(std::string_view type, std::string_view json) const override;
   absl::Status OnWritePrepared(db::Connection& conn, const store::FhirVersion& v,
                                const Prepared& prepared) override;
+  // Between Defer and FlushDeferred the full-text rows (table fhir_text) of the written
+  // versions, and the deletion of their previous versions' rows, wait in memory: FTS5 writes
+  // its pending rows out as a new segment at the start of every later statement of the
+  // transaction, so a row per resource of a Bundle made a segment per resource to merge.
+  void Defer() override { defer_ = true; }
+  absl::Status FlushDeferred(db::Connection& conn) override;
+  void DiscardDeferred() override;
 
   // Indexes the resources listed in fhir_idx_pending (stored before migration 5), in writer
-  // ops of `batch` resources each, and empties the list. Run once at startup, before serving.
+  // ops of `batch` resources each, and empties the list; then gives the resources listed in
+  // fhir_text_pending (stored before migration 10) their full-text row. Run once at startup,
+  // before serving.
   absl::Status Backfill(store::Writer& writer, int batch = 500);
 
   // Deletes the rows of parameters answered from other parameters' rows (SearchParam::stored_as)
@@ -51,9 +62,29 @@ class SearchIndexer : public store::FhirIndexer {
   absl::Status DeleteRows(db::Connection& conn, const store::FhirVersion& v);
   absl::Status InsertRows(db::Connection& conn, const store::FhirVersion& v,
                           const IndexRows& rows, const DoubleTexts& doubles);
+  // The full-text row of the version with this seq (none when both texts are empty).
+  static absl::Status InsertFullText(db::Connection& conn, int64_t seq,
+                                     std::string_view narrative, std::string_view content);
+  absl::Status BackfillFullText(store::Writer& writer, int batch);
+
+  // The previous version's full-text row of (type, id, version_id - 1) goes.
+  static absl::Status DeleteFullText(db::Connection& conn, std::string_view type,
+                                     std::string_view id, int64_t version_id);
 
   std::shared_ptr<const Registry> registry_;
   std::atomic<uint64_t> errors_{0};
+  // Deferred full-text writes (writer thread only).
+  struct TextRow {
+    int64_t seq = 0;
+    std::string narrative, content;
+  };
+  struct TextDelete {
+    std::string type, id;
+    int64_t version_id = 0;
+  };
+  bool defer_ = false;
+  std::vector<TextDelete> text_deletes_;
+  std::vector<TextRow> text_rows_;
 };
 
 }  // namespace isthmus::fhir_search

@@ -330,6 +330,7 @@ absl::StatusOr<std::shared_ptr<const Registry>> Registry::Build() {
       if (store::IsFhirResourceType(b)) types.push_back(reg->by_type_.try_emplace(b).first->first);
     }
     const bool common = d.code == "_id" || d.code == "_lastUpdated";
+    const bool full_text = d.code == "_text" || d.code == "_content";
     // Composite components: "code\ttype\texpression" lines, each of an indexable type.
     std::vector<SearchParam::Component> parts;
     bool parts_ok = *type == ParamType::kComposite && !d.components.empty();
@@ -363,7 +364,8 @@ absl::StatusOr<std::shared_ptr<const Registry>> Registry::Build() {
       p.components = parts;
       p.resource_column = common;
       p.expression = CollectionSafeCasts(ReduceExpression(d.expression, t));
-      p.supported = common || indexable;
+      p.full_text = full_text;
+      p.supported = common || indexable || full_text;
       if (indexable && !common) {
         auto it = compiled.find(p.expression);
         if (it == compiled.end()) {

@@ -58,6 +58,10 @@ struct SearchParam {
   bool supported = false;
   // _id and _lastUpdated: answered from fhir_resources, never extracted.
   bool resource_column = false;
+  // _text and _content: answered from the full-text table fhir_text (schema migration 10), whose
+  // row for a resource's current version holds its narrative (text.div without tags) and its
+  // other string values (extract.h, IndexRows::narrative and content).
+  bool full_text = false;
   // The parameters whose index rows answer this one: its own code, or, when its expression is
   // another parameter's of the same type (Patient phonetic = name) or the union of others'
   // (Observation combo-code = code | component-code), theirs, and it has no rows of its own.

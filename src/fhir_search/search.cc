@@ -288,6 +288,10 @@ class Builder {
       issues_->push_back(base::StrCat(msg, ": ignored"));
       return absl::OkStatus();
     }
+    if (p->full_text) {
+      if (!chain.empty()) return Bad(base::StrCat(code, " cannot be chained"));
+      return FullText(type, alias, *p, modifier, value, out, depth);
+    }
     if (!chain.empty()) return Chain(*p, alias, modifier, chain, value, out, depth);
     if (modifier == "missing") {
       if (value != "true" && value != "false") return Bad(":missing takes true or false");
@@ -414,6 +418,48 @@ class Builder {
     }
     out->Add(" AND " + alias + ".id " + (negate ? "NOT IN" : "IN") + " (SELECT " + id_col +
              " FROM " + from + " WHERE ").Add(cond).Add(")");
+  }
+
+  // _text (the narrative) and _content (every string, the narrative too): each alternative
+  // (commas) is a list of words, all of which must be words of the resource (whole words, case
+  // and accents ignored), as an FTS5 query of quoted words. The driver reads the matching rows
+  // (of current versions only: indexer.h) and their resources' ids; a per-candidate condition
+  // checks the candidate's current version's row.
+  absl::Status FullText(std::string_view type, const std::string& alias, const SearchParam& p,
+                        std::string_view modifier, std::string_view value, Sql* out, int depth) {
+    if (!modifier.empty()) return Bad(base::StrCat(p.code, " takes no modifier"));
+    std::string query;
+    for (std::string_view alt : SplitEscaped(value, ',')) {
+      std::string words;
+      size_t i = 0;
+      while (i < alt.size()) {
+        auto word_char = [&](char c) {
+          return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                 static_cast<unsigned char>(c) >= 0x80;
+        };
+        if (!word_char(alt[i])) {
+          ++i;
+          continue;
+        }
+        size_t j = i;
+        while (j < alt.size() && word_char(alt[j])) ++j;
+        base::StrAppend(&words, words.empty() ? "\"" : " \"", alt.substr(i, j - i), "\"");
+        i = j;
+      }
+      if (words.empty()) continue;
+      base::StrAppend(&query, query.empty() ? "(" : " OR (", words, ")");
+    }
+    if (query.empty()) return Bad(base::StrCat(p.code, " needs a word"));
+    if (p.code == "_text") query = base::StrCat("narrative : (", query, ")");
+    if (depth == 0 && correlate_) {
+      out->Add(" AND EXISTS (SELECT 1 FROM fhir_text t WHERE t.rowid = " + alias +
+               ".version_seq AND fhir_text MATCH ").Text(query).Add(")");
+      return absl::OkStatus();
+    }
+    out->Add(" AND " + alias + ".id IN (SELECT tv.id FROM fhir_text t JOIN "
+             "fhir_resource_versions tv ON tv.seq = t.rowid WHERE fhir_text MATCH ")
+        .Text(query).Add(" AND tv.type = ").Text(std::string(type)).Add(")");
+    return absl::OkStatus();
   }
 
   // Whether the next top-level AddParam is a condition checked per candidate (true) rather than
@@ -797,7 +843,7 @@ absl::Status ParseSort(const Registry& reg, std::string_view type, std::string_v
       k.kind = SortKey::kInt;
     } else {
       const SearchParam* p = reg.Find(type, part);
-      if (p == nullptr || !p->supported || p->resource_column) {
+      if (p == nullptr || !p->supported || p->resource_column || p->full_text) {
         return Bad(base::StrCat("cannot sort by '", part, "' for ", type));
       }
       const char* agg = k.desc ? "MAX" : "MIN";

@@ -1368,6 +1368,20 @@ absl::Status FhirStore::ParseBundle(std::string_view bundle_json, const FhirTran
 
 absl::Status FhirStore::ApplyParsed(db::Connection& conn, ParsedBundle& p,
                                     const FhirTransactionOptions& o) {
+  // The index writes the indexer puts off until the Bundle's last entry (FhirIndexer::Defer):
+  // a transaction's, which succeeds or fails whole (a batch entry can fail alone, after its
+  // write, and its deferred writes would outlive its rollback).
+  FhirIndexer* indexer = opts_.indexer;
+  if (indexer == nullptr || p.batch) return ApplyParsedEntries(conn, p, o);
+  indexer->Defer();
+  absl::Status s = ApplyParsedEntries(conn, p, o);
+  if (s.ok()) s = indexer->FlushDeferred(conn);
+  if (!s.ok()) indexer->DiscardDeferred();
+  return s;
+}
+
+absl::Status FhirStore::ApplyParsedEntries(db::Connection& conn, ParsedBundle& p,
+                                           const FhirTransactionOptions& o) {
   const bool batch = p.batch;
   std::vector<Entry>& entries = p.entries;
   // An entry that cannot be applied: the transaction fails, a batch entry fails alone.

@@ -202,6 +202,13 @@ class FhirIndexer {
                                        const Prepared& /*prepared*/) {
     return OnWrite(conn, v);
   }
+  // An op writing many resources (a Bundle) brackets them: between Defer and FlushDeferred the
+  // indexer may put some of its writes off (the full-text rows: an FTS5 table flushes its
+  // pending rows at every later statement of the transaction, so one per resource is costly);
+  // FlushDeferred writes them, in the op. DiscardDeferred (the op failed) drops them.
+  virtual void Defer() {}
+  virtual absl::Status FlushDeferred(db::Connection& /*conn*/) { return absl::OkStatus(); }
+  virtual void DiscardDeferred() {}
 };
 
 struct FhirStoreOptions {
@@ -297,6 +304,8 @@ class FhirStore {
                            ParsedBundle& p);
   absl::Status AssignIds(ParsedBundle& p);
   absl::Status ApplyParsed(db::Connection& conn, ParsedBundle& p, const FhirTransactionOptions& o);
+  absl::Status ApplyParsedEntries(db::Connection& conn, ParsedBundle& p,
+                                  const FhirTransactionOptions& o);
   // The transaction-response / batch-response of an applied Bundle (after the commit).
   FhirTransactionResult BundleResponse(ParsedBundle& p, const FhirTransactionOptions& o);
   absl::StatusOr<std::unique_ptr<db::Connection>> AcquireReader() const;

@@ -306,6 +306,21 @@ CREATE INDEX fhir_resources_by_updated ON fhir_resources (type, last_updated);
       R"sql(
 DROP INDEX IF EXISTS queue_by_message;
 )sql",
+      // 10: full-text search (_text, _content; fhir_search/indexer.h). One FTS5 row per
+      // resource's current version, its rowid that version's seq: the narrative (text.div
+      // without tags) and the other string values; an update replaces it, a deletion drops it.
+      // Words are matched case- and accent-insensitively (unicode61, diacritics removed).
+      // fhir_text_pending lists the resources stored before: SearchIndexer::Backfill gives
+      // them their row at the next start (their strings only, no search expression). SQLite
+      // only (FTS5); a PostgreSQL store would use a tsvector column instead.
+      R"sql(
+CREATE VIRTUAL TABLE fhir_text USING fts5(narrative, content,
+  tokenize = 'unicode61 remove_diacritics 2');
+CREATE TABLE fhir_text_pending (
+  type TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (type, id)
+) WITHOUT ROWID;
+INSERT INTO fhir_text_pending (type, id) SELECT type, id FROM fhir_resources WHERE deleted = 0;
+)sql",
   };
   return kMigrations;
 }
