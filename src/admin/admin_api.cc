@@ -135,8 +135,11 @@ void RegisterAdminApi(net::HttpServer& http, AdminContext ctx) {
     if (!ctx.reprocess) return net::HttpResponse::Error(503, "reprocessing is not available");
     absl::Status s = ctx.reprocess(id);
     if (!s.ok()) {
-      return net::HttpResponse::Error(s.code() == absl::StatusCode::kNotFound ? 404 : 503,
-                                      std::string(s.message()));
+      // A message whose state forbids it (rejected: unparsable) is a conflict, not an outage.
+      int code = s.code() == absl::StatusCode::kNotFound             ? 404
+                 : s.code() == absl::StatusCode::kFailedPrecondition ? 409
+                                                                     : 503;
+      return net::HttpResponse::Error(code, std::string(s.message()));
     }
     return net::HttpResponse::Json(202, base::StrCat("{\"id\":", id, ",\"status\":\"reprocessing\"}"));
   });

@@ -174,6 +174,14 @@ struct MllpListener::Impl : std::enable_shared_from_this<MllpListener::Impl> {
     return hl7v2::BuildAck(msg, a);
   }
 
+  // The journal row's header columns: sender (MSH-3|MSH-4), control id, type^trigger.
+  static void FillHeader(const hl7v2::Message& msg, store::IncomingMessage* m) {
+    m->sender = base::StrCat(msg.Header(3, 0), "|", msg.Header(4, 0));
+    m->control_id = std::string(msg.control_id());
+    m->message_type = base::StrCat(msg.message_type(), msg.trigger_event().empty() ? "" : "^",
+                                   msg.trigger_event());
+  }
+
   // The responses to one framed message (none, one, or a commit ACK then an application ACK).
   asio::awaitable<std::vector<std::string>> HandleFrame(const std::string& frame, const std::string& peer) {
     std::vector<std::string> replies;
@@ -199,6 +207,13 @@ struct MllpListener::Impl : std::enable_shared_from_this<MllpListener::Impl> {
       m.channel = opts.channel;
       m.peer = peer;
       m.state = "rejected";
+      // What the MSH line says, when it parses alone, so the rejected copy can be found by its
+      // control id and sender (a rejected row is never a duplicate's original: the corrected
+      // retransmission is processed).
+      const std::string msh_line = frame.substr(0, frame.find_first_of("\r\n"));
+      hl7v2::ParseOptions header;
+      header.header_only = true;
+      if (auto h = hl7v2::Message::Parse(msh_line, header); h.ok()) FillHeader(*h, &m);
       m.reason = i.location.segment.empty() ? i.message : base::StrCat(i.location.ToString(), ": ", i.message);
       m.raw = frame;
       absl::StatusOr<store::AppendResult> stored = co_await Journal(m);
@@ -212,10 +227,7 @@ struct MllpListener::Impl : std::enable_shared_from_this<MllpListener::Impl> {
                           (opts.ack_mode == AckMode::kAfterPersist && !msg.Header(15, 0).empty());
     store::IncomingMessage m;
     m.channel = opts.channel;
-    m.sender = base::StrCat(msg.Header(3, 0), "|", msg.Header(4, 0));
-    m.control_id = std::string(msg.control_id());
-    m.message_type = base::StrCat(msg.message_type(), msg.trigger_event().empty() ? "" : "^",
-                                  msg.trigger_event());
+    FillHeader(msg, &m);
     m.peer = peer;
     m.shared_raw = raw;
     // A channel the sink can decide now has its outcome written with the message: one commit.

@@ -214,8 +214,49 @@ TEST_F(MllpListenerTest, MalformedMessageIsNakedAndKept) {
   EXPECT_NE(nak.find("MSA|AR|M1"), std::string::npos) << nak;
   EXPECT_NE(nak.find("ERR|||100^Segment sequence error^HL70357|E"), std::string::npos) << nak;
   EXPECT_EQ(Count("rejected"), 1);
+  // The kept copy can be found by the control id and sender its MSH line gives.
+  int64_t total = 0;
+  store::MessageQuery q;
+  q.control_id = "M1";
+  auto found = journal_->List(q, &total);
+  ASSERT_TRUE(found.ok()) << found.status();
+  ASSERT_EQ(total, 1);
+  EXPECT_EQ((*found)[0].state, "rejected");
+  EXPECT_EQ((*found)[0].sender, "A|B");
+  EXPECT_EQ((*found)[0].message_type, "ADT^A01");
   // The connection is still usable.
   EXPECT_NE(c.Send(Adt("C2")).find("MSA|AA|C2"), std::string::npos);
+  // A corrected retransmission with the same control id is processed, not a duplicate of the
+  // rejected copy.
+  EXPECT_NE(c.Send("MSH|^~\\&|A|B|C|D|x||ADT^A01|M1|P|2.5.1\rPID|1\r").find("MSA|AA|M1"),
+            std::string::npos);
+  EXPECT_EQ(Count("received"), 2);
+  EXPECT_EQ(listener_->stats().duplicates.load(), 0u);
+}
+
+TEST_F(MllpListenerTest, AckModeNoneJournalsWithoutAnswering) {
+  MllpListenerOptions o;
+  o.ack_mode = AckMode::kNone;
+  StartListener(o);
+  Client c(listener_->port());
+  c.SendRaw(net::MllpEncode(Adt("N1")));
+  c.SendRaw(net::MllpEncode("MSH|^~\\&|A|B|C|D|x||ADT^A01|N2|P|2.5.1\rnot a segment\r"));
+  EXPECT_EQ(c.Reply(500), "");  // neither an ACK nor a NAK
+  EXPECT_TRUE(Eventually([&] { return Count() == 2; }));
+  EXPECT_EQ(Count("received"), 1);
+  EXPECT_EQ(Count("rejected"), 1);
+}
+
+TEST_F(MllpListenerTest, IdleConnectionIsClosedAfterIdleTimeout) {
+  MllpListenerOptions o;
+  o.idle_timeout = absl::Milliseconds(200);
+  StartListener(o);
+  Client idle(listener_->port());
+  Client busy(listener_->port());
+  ASSERT_NE(busy.Send(Adt("B1")).find("MSA|AA|B1"), std::string::npos);
+  EXPECT_TRUE(idle.ClosedByServer());
+  EXPECT_TRUE(busy.ClosedByServer());  // idle since its ACK
+  EXPECT_TRUE(Eventually([&] { return listener_->stats().connections_open.load() == 0; }));
 }
 
 TEST_F(MllpListenerTest, GarbageAndOversizedFramesGetNaksWithoutDroppingTheConnection) {
