@@ -104,6 +104,8 @@ TEST(Tree, CompactJsonMatchesRapidJson) {
     Tree u;
     Tree::NodeId o = u.NewObject();
     u.SetString(u.Member(o, "k", K::kString), v);
+    // The same bytes as a key, after a comma (keys are written with their ',' and ':' at once).
+    u.SetString(u.Member(o, v, K::kString), "x");
     std::string got;
     u.WriteJson(o, &got, false);
     rapidjson::StringBuffer want;
@@ -111,6 +113,8 @@ TEST(Tree, CompactJsonMatchesRapidJson) {
     ww.StartObject();
     ww.Key("k");
     ww.String(v.data(), static_cast<rapidjson::SizeType>(v.size()));
+    ww.Key(v.data(), static_cast<rapidjson::SizeType>(v.size()));
+    ww.String("x");
     ww.EndObject();
     ASSERT_EQ(got, std::string(want.GetString(), want.GetSize())) << "round " << round;
   }

@@ -145,6 +145,7 @@ class ConditionParser {
         return Err(base::StrCat("'", t, "' is not a field path (expected SEG-F[.C[.S]])"));
       }
       op.segment = std::string(t.substr(0, dash));
+      op.self = op.segment == scope_.name;
       rest = t.substr(dash + 1);
     } else {
       size_t dot = t.find('.');

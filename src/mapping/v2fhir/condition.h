@@ -42,6 +42,10 @@ struct Operand {
   // `SEG-F repeats`: the repetition to look at (2: valued when the field has a second one);
   // 0: the repetition being mapped for the rule's own field, else the first.
   int repetition = 0;
+  // Bound at compile: `segment` is the scope's segment (PID-3 in a PID map, not ORC-12 in an
+  // OBR map), so the converter reads the segment it runs on without comparing names. False for
+  // operands built at run time; the converter then compares.
+  bool self = false;
 };
 
 class Condition {

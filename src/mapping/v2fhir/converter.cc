@@ -300,28 +300,50 @@ class Run final : public HookHost {
     int n = PartCount(v.raw, seps_[v.level]);
     for (int i = 1; i <= n; ++i) AppendLeaves(Child(v, i), sep, out);
   }
+  // True when no byte of `raw` is the escape character or >= 0x80 (nothing to decode): words of
+  // 8 bytes (4 for short values) tested at once, the last word overlapping the one before it.
+  bool Plain(std::string_view raw) const {
+    const unsigned char esc = static_cast<unsigned char>(m_.delimiters().escape);
+    const char* p = raw.data();
+    const size_t n = raw.size();
+    // Any byte >= 0x80, or equal to the escape character (the "has a zero byte" bit trick on
+    // x ^ esc, exact as to whether one exists)?
+    auto hit8 = [esc](uint64_t x) {
+      constexpr uint64_t k01 = 0x0101010101010101ULL, k80 = 0x8080808080808080ULL;
+      const uint64_t e = x ^ (k01 * esc);
+      return ((x | ((e - k01) & ~e)) & k80) != 0;
+    };
+    auto hit4 = [esc](uint32_t x) {
+      constexpr uint32_t k01 = 0x01010101U, k80 = 0x80808080U;
+      const uint32_t e = x ^ (k01 * esc);
+      return ((x | ((e - k01) & ~e)) & k80) != 0;
+    };
+    if (n >= 8) {
+      uint64_t x;
+      size_t i = 0;
+      for (; i + 8 <= n; i += 8) {
+        std::memcpy(&x, p + i, 8);
+        if (hit8(x)) return false;
+      }
+      if (i == n) return true;
+      std::memcpy(&x, p + n - 8, 8);
+      return !hit8(x);
+    }
+    if (n >= 4) {
+      uint32_t a, b;
+      std::memcpy(&a, p, 4);
+      std::memcpy(&b, p + n - 4, 4);
+      return !hit4(a) && !hit4(b);
+    }
+    for (size_t i = 0; i < n; ++i) {
+      const unsigned char c = static_cast<unsigned char>(p[i]);
+      if (c == esc || c >= 0x80) return false;
+    }
+    return true;
+  }
   // Unescaped UTF-8 text of a raw value (a view of the message when nothing needs decoding).
   std::string_view Text(std::string_view raw, std::string* scratch) const {
-    char esc = m_.delimiters().escape;
-    bool plain = true;
-    const char* p = raw.data();
-    const char* end = p + raw.size();
-    // 8 bytes at a time: any byte >= 0x80, or equal to the escape character (bit tricks)?
-    constexpr uint64_t k01 = 0x0101010101010101ULL, k80 = 0x8080808080808080ULL;
-    const uint64_t escs = k01 * static_cast<unsigned char>(esc);
-    for (; end - p >= 8; p += 8) {
-      uint64_t x;
-      std::memcpy(&x, p, 8);
-      uint64_t e = x ^ escs;
-      if (((x | ((e - k01) & ~e)) & k80) != 0) {
-        plain = false;
-        break;
-      }
-    }
-    for (; plain && p != end; ++p) {
-      if (*p == esc || static_cast<unsigned char>(*p) >= 0x80) plain = false;
-    }
-    if (plain) return raw;
+    if (Plain(raw)) return raw;
     *scratch = m_.DecodeText(raw);
     // FHIR strings allow no whitespace but space, CR, LF and TAB (no-break spaces are common in
     // text pasted from word processors).
@@ -356,7 +378,15 @@ class Run final : public HookHost {
   int LastTouched(std::string_view segment, int group) const;
   void ApplyEntry(const MessageEntry& e, size_t seg);
   std::string_view SegmentOperand(const Operand& op, hl7v2::SegmentView seg, int group,
-                                  int field, int rep, std::string* scratch) const;
+                                  int field, int rep, std::string* scratch) const {
+    return SegmentValue(op.segment, op.parts, op.repetition, op.self, seg, group, field, rep,
+                        scratch);
+  }
+  // The value SEG-F.C.S (`parts`) names, read in `seg` when `self` (the loader bound the operand
+  // to the scope's segment) or `segment` is seg's name, else in the nearest such segment in scope.
+  std::string_view SegmentValue(std::string_view segment, const std::vector<int>& parts,
+                                int repetition, bool self, hl7v2::SegmentView seg, int group,
+                                int field, int rep, std::string* scratch) const;
   void RunSegmentMap(const SegmentMap& map, hl7v2::SegmentView seg, int group, Tree::NodeId node);
   // The rules of a segment map, or the `rules` of a rule for one repetition of its field
   // (`outer`: that repetition, its field and repetition number; nullptr at the top).
@@ -373,7 +403,17 @@ class Run final : public HookHost {
                  const Loc& loc);
   Tree::NodeId Resolve(Tree::NodeId base, const ElementPath& p, K leaf);
   bool Has(Tree::NodeId base, const ElementPath& p) const;
-  void Record(Tree::NodeId node, const Loc& loc);
+  void Record(Tree::NodeId node, const Loc& loc) {
+    if (o_.explain) RecordExplain(node, loc);
+  }
+  void RecordExplain(Tree::NodeId node, const Loc& loc);
+  // The rules being applied, outermost first: read only by --explain, so kept only then.
+  void PushRule(const Rule* rule) {
+    if (o_.explain) s_.rule_stack.push_back(rule);
+  }
+  void PopRule() {
+    if (o_.explain) s_.rule_stack.pop_back();
+  }
   // `unknown_prefix`: the base for a name CodingSystem does not know (empty: the vocabulary's).
   std::string SystemUri(std::string_view name, std::string_view unknown_prefix = {}) const;
   void WriteReferences();
@@ -524,17 +564,19 @@ int Run::LastTouched(std::string_view segment, int group) const {
   return -1;
 }
 
-std::string_view Run::SegmentOperand(const Operand& op, hl7v2::SegmentView seg, int group,
-                                     int field, int rep, std::string* scratch) const {
-  if (op.parts.empty()) return {};
+std::string_view Run::SegmentValue(std::string_view segment, const std::vector<int>& parts,
+                                   int repetition, bool self, hl7v2::SegmentView seg, int group,
+                                   int field, int rep, std::string* scratch) const {
+  if (parts.empty()) return {};
+  self = self || segment == seg.name();
   std::optional<hl7v2::SegmentView> sv = seg;
-  if (op.segment != seg.name()) sv = SegmentInScope(op.segment, group, seg.index());
+  if (!self) sv = SegmentInScope(segment, group, seg.index());
   if (!sv) return {};
-  Val v{sv->field(static_cast<size_t>(op.parts[0])), 0};
-  v = Child(v, op.repetition > 0                                             ? op.repetition
-               : op.segment == seg.name() && op.parts[0] == field && rep > 0 ? rep
-                                                                             : 1);
-  for (size_t i = 1; i < op.parts.size(); ++i) v = Child(v, op.parts[i]);
+  Val v{sv->field(static_cast<size_t>(parts[0])), 0};
+  v = Child(v, repetition > 0                           ? repetition
+               : self && parts[0] == field && rep > 0 ? rep
+                                                      : 1);
+  for (size_t i = 1; i < parts.size(); ++i) v = Child(v, parts[i]);
   return Text(v.raw, scratch);
 }
 
@@ -577,8 +619,7 @@ bool Run::Has(Tree::NodeId base, const ElementPath& p) const {
   return t_.valued(n);  // a node a failed conversion created holds nothing
 }
 
-void Run::Record(Tree::NodeId node, const Loc& loc) {
-  if (!o_.explain) return;
+void Run::RecordExplain(Tree::NodeId node, const Loc& loc) {
   std::string rules;
   for (const Rule* r : s_.rule_stack) {
     if (!rules.empty()) rules += " > ";
@@ -895,7 +936,7 @@ void Run::RunDatatype(const DatatypeMap& dt, Val v, Tree::NodeId node, const Voc
 
 void Run::Apply(const Rule& rule, Val v, Tree::NodeId base, const Vocabulary* inherited, Loc loc) {
   const Vocabulary* vocab = rule.inherit_vocabulary ? inherited : rule.vocabulary;
-  s_.rule_stack.push_back(&rule);
+  PushRule(&rule);
   if (rule.conversion == Conversion::kSegmentResource) {
     // The resource of the segment map being run, or (with `resource`) the last resource of that
     // type an earlier entry made from this same segment (the Condition of this DG1).
@@ -976,7 +1017,7 @@ void Run::Apply(const Rule& rule, Val v, Tree::NodeId base, const Vocabulary* in
       RunDatatype(*rule.datatype, v, target, vocab, loc);
     }
     if (rule.no_reference) {
-      s_.rule_stack.pop_back();
+      PopRule();
       return;
     }
     Tree::NodeId ref = Resolve(base, rule.element, K::kObject);
@@ -1000,7 +1041,7 @@ void Run::Apply(const Rule& rule, Val v, Tree::NodeId base, const Vocabulary* in
   } else {
     WriteLeaf(rule, v, base, vocab, loc);
   }
-  s_.rule_stack.pop_back();
+  PopRule();
 }
 
 void Run::RunSegmentMap(const SegmentMap& map, hl7v2::SegmentView seg, int group,
@@ -1017,6 +1058,9 @@ void Run::RunRules(const std::vector<Rule>& rules, hl7v2::SegmentView seg, int g
   // outer field's other components are read in that repetition.
   const int outer_field = outer != nullptr ? outer->loc.field : 0;
   const int outer_rep = outer != nullptr ? std::max(outer->loc.repetition, 1) : 0;
+  const std::string_view seg_name = seg.name();
+  const int seg_occurrence = seg.occurrence();
+  const bool msh = seg_name == "MSH";
   for (const Rule& rule : rules) {
     Tree::NodeId node = segment_node;
     if (rule.into_slot >= 0) {
@@ -1032,8 +1076,8 @@ void Run::RunRules(const std::vector<Rule>& rules, hl7v2::SegmentView seg, int g
       if (had != Tree::kNone && had < fill_mark_) continue;
     }
     Loc loc;
-    loc.segment = seg.name();
-    loc.occurrence = seg.occurrence();
+    loc.segment = seg_name;
+    loc.occurrence = seg_occurrence;
     if (rule.select.empty()) {
       Val v = outer != nullptr ? outer->value : Val{};
       if (outer != nullptr) loc = outer->loc;
@@ -1056,7 +1100,7 @@ void Run::RunRules(const std::vector<Rule>& rules, hl7v2::SegmentView seg, int g
     if (raw.empty()) continue;
     loc.field = field;
     // MSH-1 and MSH-2 are not split.
-    bool whole = seg.name() == "MSH" && field <= 2;
+    bool whole = msh && field <= 2;
     int reps = (rule.each_repetition || rule.join_repetitions) && !whole ? PartCount(raw, seps_[0]) : 1;
     std::string joined;  // repeat: join
     for (int rep = 1; rep <= reps; ++rep) {
@@ -1091,11 +1135,11 @@ void Run::RunRules(const std::vector<Rule>& rules, hl7v2::SegmentView seg, int g
       }
       if (!rule.children.empty()) {
         // One element per repetition, filled by the nested rules.
-        s_.rule_stack.push_back(&rule);
+        PushRule(&rule);
         Outer o{v, l};
         if (o.loc.repetition == 0) o.loc.repetition = r;
         RunRules(rule.children, seg, group, Resolve(node, rule.element, K::kObject), &o);
-        s_.rule_stack.pop_back();
+        PopRule();
         continue;
       }
       if (!rule.if_absent.empty()) {
@@ -1105,11 +1149,11 @@ void Run::RunRules(const std::vector<Rule>& rules, hl7v2::SegmentView seg, int g
       Apply(rule, v, node, nullptr, l);
     }
     if (!joined.empty()) {
-      s_.rule_stack.push_back(&rule);
+      PushRule(&rule);
       Tree::NodeId n = Resolve(node, rule.element, K::kString);
       t_.SetString(n, joined);
       Record(n, loc);
-      s_.rule_stack.pop_back();
+      PopRule();
     }
   }
 }
@@ -1182,9 +1226,8 @@ void Run::ApplyEntry(const MessageEntry& e, size_t seg) {
     key.clear();
     bool any = false;
     for (const KeyPart& k : e.id) {
-      Operand op{k.segment, k.select};
       std::string scratch;
-      std::string_view v = SegmentOperand(op, sv, group, 0, 0, &scratch);
+      std::string_view v = SegmentValue(k.segment, k.select, 0, false, sv, group, 0, 0, &scratch);
       any |= !v.empty();
       base::StrAppend(&key, v, "|");
     }

@@ -49,6 +49,30 @@ TEST(Converter, OruValuesByType) {
   EXPECT_TRUE(r.diagnostics.empty()) << r.diagnostics[0].message;
 }
 
+// Whether a value needs decoding is tested a word at a time (8 bytes, 4 for short values, the last
+// word overlapping): an escape sequence or a non-ASCII byte at every position of values of 1 to
+// 20 bytes must still send the value through decoding: \T\ becomes '&', and a no-break space
+// (UTF-8 C2 A0) a space (FHIR strings allow no other whitespace than space, tab, CR and LF).
+TEST(Converter, EscapesAreDecodedAtEveryPosition) {
+  for (int n = 1; n <= 20; ++n) {
+    for (int i = 0; i <= n; ++i) {
+      for (std::string_view insert : {std::string_view("\\T\\"), std::string_view("\xc2\xa0")}) {
+        std::string raw(static_cast<size_t>(n), 'a');
+        raw.insert(static_cast<size_t>(i), insert);
+        std::string want(static_cast<size_t>(n), 'a');
+        want.insert(static_cast<size_t>(i), insert[0] == '\\' ? "&" : " ");
+        std::string msg = std::string(
+            "MSH|^~\\&|LAB|HOSP|EHR|HOSP|20240102080000||ORU^R01^ORU_R01|C1|P|2.5.1\r"
+            "PID|1||777^^^HOSP^MR||ROE^RICHARD\r"
+            "OBR|1|P1|F1|24317-0^CBC^LN\r"
+            "OBX|1|ST|8251-1^Comment^LN||") + raw + "||||||F\r";
+        ConvertResult r = Convert(msg);
+        EXPECT_TRUE(Has(r.json, "\"valueString\":\"" + want + "\"")) << n << " " << i << " " << r.json;
+      }
+    }
+  }
+}
+
 TEST(Converter, Msh17IsTheSendersCountryOnly) {
   // IG MSH[MessageHeader] row 23: MSH-17 -> sender(Organization.address.country). The receiving
   // facility's Organization (MSH-6, row 11) gets no country (Microsoft's converter copies it
