@@ -1,4 +1,8 @@
 // `isthmus serve`: run the engine.
+#include <cstdio>
+#include <memory>
+#include <string>
+
 #include "CLI/CLI.hpp"
 #include "cli/commands.h"
 #include "server/serve.h"
@@ -31,7 +35,22 @@ Run AddServeCommand(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--ready-file", o->ready_file,
                   "write 'MLLP_PORT HTTP_PORT' here once listening (for scripts and tests)");
-  return [o] { return server::RunServe(*o); };
+  // The store: SQLite in the data directory. PostgreSQL (postgres://...) is planned, not built:
+  // say so rather than start on SQLite when the operator asked for another store.
+  auto store = std::make_shared<std::string>("sqlite");
+  sub->add_option("--store", *store,
+                  "the store: sqlite (isthmus.db in the data directory; the only one so far)")
+      ->capture_default_str();
+  return [o, store] {
+    if (*store != "sqlite" && *store != "sqlite:") {
+      std::fprintf(stderr,
+                   "isthmus serve: --store %s is not supported: this build stores in SQLite only "
+                   "(--store sqlite, the database in --data)\n",
+                   store->rfind("postgres", 0) == 0 ? "postgres://..." : store->c_str());
+      return 2;
+    }
+    return server::RunServe(*o);
+  };
 }
 
 }  // namespace isthmus::cli

@@ -3,6 +3,8 @@
 """
 import json
 import os
+import pty
+import re
 import shutil
 import signal
 import socket
@@ -296,6 +298,79 @@ class SendCommandTest(unittest.TestCase):
                                      timeout=60)
                 self.assertEqual(out.returncode, 2)
                 self.assertIn("cannot connect", out.stderr.decode())
+            finally:
+                server.stop()
+
+    def test_directory_rate_progress_and_rejections(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            server = Server(tmp)
+            try:
+                # A directory read recursively: two files here, one in a subdirectory, one of
+                # them holding a message the server rejects (AR).
+                inputs = os.path.join(tmp, "in")
+                os.makedirs(os.path.join(inputs, "b"))
+                with open(os.path.join(inputs, "a.hl7"), "w") as f:
+                    f.write("".join(adt("DA%d" % i) for i in range(4)))
+                with open(os.path.join(inputs, "b", "c.hl7"), "w") as f:
+                    f.write("".join(adt("DC%d" % i) for i in range(4)))
+                with open(os.path.join(inputs, "bad.hl7"), "w") as f:
+                    f.write("MSH|^~\\&|A|B|C|D|x||ADT^A01|DBAD|P|2.5.1\rnot a segment\r")
+                to = "127.0.0.1:%d" % server.mllp_port
+                # --rate 20 over 9 messages: 8 intervals of 50 ms at least.
+                out = subprocess.run([BIN, "send", "--to", to, "--rate", "20", inputs],
+                                     capture_output=True, timeout=60)
+                self.assertEqual(out.returncode, 1, out.stderr)  # not every message accepted
+                text = out.stdout.decode()
+                self.assertIn("sent 9 messages", text)
+                self.assertIn("AA 8  AE 0  AR 1", text)
+                seconds = float(re.search(r"messages in ([0-9.]+) s", text).group(1))
+                self.assertGreaterEqual(seconds, 0.39)
+                self.assertEqual(out.stderr, b"")  # no progress bar when stderr is not a terminal
+                for cid in ["DA%d" % i for i in range(4)] + ["DC%d" % i for i in range(4)]:
+                    self.assertEqual(server.get("/api/messages?control_id=" + cid)[1]["total"], 1, cid)
+                # On a terminal, a progress bar; --quiet none.
+                for quiet, expect_bar in ((False, True), (True, False)):
+                    master, slave = pty.openpty()
+                    try:
+                        proc = subprocess.run(
+                            [BIN, "send", "--to", to] + (["--quiet"] if quiet else []) +
+                            [os.path.join(inputs, "a.hl7")],
+                            stdout=subprocess.PIPE, stderr=slave, timeout=60)
+                        os.close(slave)
+                        err = b""
+                        while True:
+                            try:
+                                chunk = os.read(master, 4096)
+                            except OSError:
+                                break
+                            if not chunk:
+                                break
+                            err += chunk
+                    finally:
+                        os.close(master)
+                    self.assertEqual(proc.returncode, 0)
+                    self.assertIn("AA 4", proc.stdout.decode())
+                    if expect_bar:
+                        self.assertIn(b"[" + b"#" * 30 + b"] 4/4", err)
+                    else:
+                        self.assertNotIn(b"4/4", err)
+            finally:
+                server.stop()
+
+    def test_serve_refuses_a_store_it_does_not_have(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = subprocess.run([BIN, "serve", "--data", tmp, "--mllp", "127.0.0.1:0", "--http",
+                                  "127.0.0.1:0", "--store", "postgres://u:secret@db/isthmus"],
+                                 capture_output=True, timeout=30)
+            self.assertEqual(out.returncode, 2)
+            err = out.stderr.decode()
+            self.assertIn("not supported", err)
+            self.assertNotIn("secret", err)  # a URL's password is not echoed
+            self.assertFalse(os.path.exists(os.path.join(tmp, "isthmus.db")))
+            server = Server(tmp, extra=["--store", "sqlite"])
+            try:
+                self.assertEqual(server.get("/healthz")[0], 200)
+                self.assertTrue(os.path.exists(os.path.join(tmp, "isthmus.db")))
             finally:
                 server.stop()
 
