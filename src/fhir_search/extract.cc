@@ -410,7 +410,9 @@ void AppendUtf8(unsigned cp, std::string* out) {
 }
 
 // Every string value under `v` (object keys are names, not content), space-separated, but
-// base64 `data` (Attachment, Binary) and, at the top, the narrative and resourceType.
+// base64 `data` (Attachment, Binary), the machine names nobody searches as words (`system`,
+// `url`, `reference`, `profile` URLs and ids: half of a vital-sign Observation's characters)
+// and, at the top, the narrative and resourceType.
 void ContentStrings(const rapidjson::Value& v, bool top, std::string* out) {
   if (v.IsString()) {
     if (!out->empty()) out->push_back(' ');
@@ -420,7 +422,10 @@ void ContentStrings(const rapidjson::Value& v, bool top, std::string* out) {
   } else if (v.IsObject()) {
     for (const auto& m : v.GetObject()) {
       std::string_view k(m.name.GetString(), m.name.GetStringLength());
-      if (k == "data" || (top && (k == "text" || k == "resourceType"))) continue;
+      if (k == "data" || k == "system" || k == "url" || k == "reference" || k == "profile" ||
+          k == "id" || (top && (k == "text" || k == "resourceType"))) {
+        continue;
+      }
       ContentStrings(m.value, false, out);
     }
   }

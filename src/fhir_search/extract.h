@@ -61,8 +61,8 @@ struct IndexRows {
   std::vector<Reference> references;
   std::vector<Uri> uris;
   // The full-text row (_text, _content; table fhir_text): the narrative, text.div without its
-  // tags, and the resource's other string values (Attachment and Binary `data` excepted: base64),
-  // each joined by spaces.
+  // tags, and the resource's other string values (but base64 `data` and the `system`, `url`,
+  // `reference`, `profile` and `id` strings), each joined by spaces.
   std::string narrative, content;
   int errors = 0;  // expressions that failed to evaluate
 };

@@ -143,11 +143,13 @@ TEST(ExtractTest, NarrativeWithoutTagsAndContentStrings) {
   EXPECT_EQ(StripTags("<div><p>a&lt;b</p>&#233;t&#xE9;</div>"), "a<b \u00e9t\u00e9");
   EXPECT_EQ(StripTags("<td>1</td><td>2</td>\n x &bogus; &"), "1 2 x &bogus; &");
   std::string narrative, content;
-  ASSERT_TRUE(ExtractFullText(R"({"resourceType":"Binary","contentType":"text/plain",
-      "data":"QUJD","text":{"div":"<div>Hi</div>"},"meta":{"tag":[{"code":"x"}]}})",
+  ASSERT_TRUE(ExtractFullText(R"({"resourceType":"Binary","id":"b1","contentType":"text/plain",
+      "data":"QUJD","text":{"div":"<div>Hi</div>"},"meta":{"tag":[{"system":"urn:s","code":"x"}],
+      "profile":["http://p"]},"securityContext":{"reference":"Patient/p1","display":"Pat"}})",
                               &narrative, &content).ok());
   EXPECT_EQ(narrative, "Hi");
-  EXPECT_EQ(content, "text/plain x");  // no base64 data, no resourceType, no narrative
+  // No base64 data, no resourceType, narrative, id, system, profile or reference.
+  EXPECT_EQ(content, "text/plain x Pat");
   EXPECT_FALSE(ExtractFullText("[1]", &narrative, &content).ok());
 }
 
