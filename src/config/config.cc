@@ -21,7 +21,8 @@ using base::StrAppend;
 using base::StrCat;
 
 constexpr std::string_view kTopKeys[] = {"server", "listeners", "channels", "destinations"};
-constexpr std::string_view kServerKeys[] = {"data_dir", "http_address", "threads", "http_threads"};
+constexpr std::string_view kServerKeys[] = {"data_dir", "http_address", "threads", "http_threads",
+                                            "dedupe_window"};
 constexpr std::string_view kListenerKeys[] = {
     "name",          "type",          "address",         "channel", "ack_mode", "max_frame_bytes",
     "idle_timeout", "frame_timeout", "max_connections", "allow",   "tls"};
@@ -282,6 +283,8 @@ class Reader {
         Int(val, k, 0, 1024, &s->threads);
       } else if (k == "http_threads") {
         Int(val, k, 1, 1024, &s->http_threads);
+      } else if (k == "dedupe_window") {
+        Duration(val, k, &s->dedupe_window, /*allow_zero=*/true);
       }
     }
   }

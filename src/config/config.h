@@ -78,6 +78,10 @@ struct ServerSettings {
   // Threads that run HTTP handlers (FHIR, admin API). A FHIR write waits on its handler thread
   // for the durable commit, so concurrent writes share a commit only up to this many.
   int http_threads = 16;
+  // A message with the sender (MSH-3|MSH-4) and control id (MSH-10) of one journaled within
+  // this long is a retransmission: ACKed again, recorded as a duplicate, not processed twice.
+  // 0 disables duplicate detection. Read at start (a reload keeps the running value).
+  absl::Duration dedupe_window = absl::Hours(24);
 };
 
 enum class AckMode { kAfterPersist, kAfterProcessing, kEnhanced, kNone };

@@ -89,6 +89,7 @@ TEST(ConfigTest, DefaultsOfAMinimalConfig) {
   EXPECT_EQ(cfg.server.http.port, 8080);
   EXPECT_EQ(cfg.server.threads, 0);
   EXPECT_EQ(cfg.server.http_threads, 16);
+  EXPECT_EQ(cfg.server.dedupe_window, absl::Hours(24));
   const Listener& l = cfg.listeners[0];
   EXPECT_EQ(l.type, "mllp");
   EXPECT_EQ(l.address, "127.0.0.1:2575");
@@ -285,6 +286,24 @@ TEST(ConfigTest, AllErrorsAreReportedInOneGo) {
             "fhir_local)\n"
             "t.yaml:2:25: listener 'in': unknown channel 'nope' (expected one of: c)\n"
             "t.yaml:4:48: unknown destination 'gone' (expected one of: d)");
+}
+
+TEST(ConfigTest, DedupeWindow) {
+  const std::string rest =
+      "listeners:\n"
+      "  - {name: in, channel: c}\n"
+      "channels:\n"
+      "  - {name: c, destinations: [d]}\n"
+      "destinations:\n"
+      "  - {name: d, type: fhir_local}\n";
+  auto c = LoadConfigFromString("server:\n  dedupe_window: 90s\n" + rest);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ((*c)->server.dedupe_window, absl::Seconds(90));
+  c = LoadConfigFromString("server:\n  dedupe_window: 0s\n" + rest);  // detection off
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ((*c)->server.dedupe_window, absl::ZeroDuration());
+  EXPECT_THAT(Errors("server:\n  dedupe_window: a day\n" + rest),
+              HasSubstr("t.yaml:2:18: 'dedupe_window': "));
 }
 
 TEST(ConfigTest, ErrorsAreCappedAtTwenty) {

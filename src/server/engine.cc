@@ -161,7 +161,9 @@ absl::Status Engine::OpenStore(const config::Config& cfg) {
   }
   ISTHMUS_ASSIGN_OR_RETURN(
       writer_, store::Writer::Open((std::filesystem::path(cfg.server.data_dir) / "isthmus.db").string()));
-  ISTHMUS_ASSIGN_OR_RETURN(journal_, store::Journal::Open(*writer_, store::JournalOptions{}));
+  store::JournalOptions journal_options;
+  journal_options.dedupe_window = cfg.server.dedupe_window;
+  ISTHMUS_ASSIGN_OR_RETURN(journal_, store::Journal::Open(*writer_, journal_options));
   ISTHMUS_ASSIGN_OR_RETURN(queue_, store::Queue::Open(*writer_));
   // Deliveries a killed process had in flight are resumed now, not when their leases expire.
   ISTHMUS_ASSIGN_OR_RETURN(int released, queue_->ReleaseLeasesOfEarlierProcesses());

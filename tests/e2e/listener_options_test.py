@@ -2,7 +2,8 @@
 
 Each option has unit tests at the listener (src/listeners/mllp); these start the real binary with
 a configuration file, so they fail when the configuration is read but not wired: ack_mode none
-and after-processing, max_frame_bytes, max_connections, allow, idle_timeout.
+and after-processing, max_frame_bytes, max_connections, allow, idle_timeout, and the server's
+dedupe_window.
 """
 import os
 import signal
@@ -19,6 +20,7 @@ CONFIG = """
 server:
   data_dir: {data}
   http_address: 127.0.0.1:0
+{server}
 listeners:
   - name: main
     address: 127.0.0.1:0
@@ -68,7 +70,7 @@ class ListenerOptionsTest(unittest.TestCase):
             self.server.stop(signal.SIGKILL)
         self.tmp.cleanup()
 
-    def start(self, options):
+    def start(self, options, server=()):
         script = os.path.join(self.tmp.name, "t.lua")
         with open(script, "w") as f:
             f.write(SCRIPT)
@@ -76,7 +78,8 @@ class ListenerOptionsTest(unittest.TestCase):
         with open(config, "w") as f:
             f.write(CONFIG.format(data=os.path.join(self.tmp.name, "data"), script=script,
                                   files=os.path.join(self.tmp.name, "files"),
-                                  options="\n".join("    " + o for o in options)))
+                                  options="\n".join("    " + o for o in options),
+                                  server="\n".join("  " + o for o in server)))
         self.server = Server(self.tmp.name, extra=["--config", config])
         return self.server
 
@@ -160,6 +163,28 @@ class ListenerOptionsTest(unittest.TestCase):
         self.assertTrue(closed_by_server(c.sock, timeout=10))
         self.assertLess(time.time() - started, 9)
         c.close()
+
+    def total(self, control_id):
+        return self.server.get("/api/messages?control_id=" + control_id)[1]["total"]
+
+    def test_dedupe_window_bounds_duplicate_detection(self):
+        self.start([], server=["dedupe_window: 1s"])
+        c = MllpClient(self.server.mllp_port)
+        self.assertEqual(msa(c.send(adt("W1")))[1:3], ["AA", "W1"])
+        self.assertEqual(msa(c.send(adt("W1")))[1:3], ["AA", "W1"])  # within 1 s: a duplicate
+        self.assertEqual(self.total("W1"), 1)
+        time.sleep(1.3)
+        self.assertEqual(msa(c.send(adt("W1")))[1:3], ["AA", "W1"])  # after it: a new message
+        self.assertEqual(self.total("W1"), 2)
+        c.close()
+
+    def test_dedupe_window_zero_turns_detection_off(self):
+        self.start([], server=["dedupe_window: 0s"])
+        c = MllpClient(self.server.mllp_port)
+        for _ in range(2):
+            self.assertEqual(msa(c.send(adt("Z1")))[1], "AA")
+        c.close()
+        self.assertEqual(self.total("Z1"), 2)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ class DownstreamPeer:
         self.port = self.listener.getsockname()[1]
         self.listener.close()  # reopened on the same port by start()
         self.code = "AA"
+        self.delay = 0  # seconds before each ACK (a slow system)
         self.received = []  # control ids, in arrival order
         self.lock = threading.Lock()
         self.running = False
@@ -90,6 +91,8 @@ class DownstreamPeer:
                 with self.lock:
                     self.received.append(control_id)
                     code = self.code
+                if self.delay:
+                    time.sleep(self.delay)
                 ack = "MSH|^~\\&|DOWN|HOSP|ISTHMUS|HOSP|20240101||ACK^A01^ACK|X%s|P|2.5.1\rMSA|%s|%s\r" % (
                     control_id, code, control_id)
                 try:
@@ -219,6 +222,38 @@ class RoutingTest(unittest.TestCase):
         self.assertEqual(first_seen, ids)
         wait_for(lambda: {d["name"]: d for d in self.server.get("/api/destinations")[1]["destinations"]},
                  lambda ds: ds["downstream"]["delivered"] == 20 and ds["downstream"]["queued"] == 0)
+
+    def test_one_destination_down_does_not_block_another(self):
+        self.start()  # the downstream peer is down; the file destination is not
+        ids = ["B%02d" % i for i in range(10)]
+        self.send_all([adt(i, "I") for i in ids])  # inpatient: routed to both
+        ds = wait_for(lambda: {d["name"]: d for d in self.server.get("/api/destinations")[1]["destinations"]},
+                      lambda ds: ds.get("inpatient-files", {}).get("delivered") == 10)
+        self.assertEqual(ds["downstream"]["delivered"], 0)
+        self.assertEqual(ds["downstream"]["queued"] + ds["downstream"]["in_flight"], 10)
+        names = [n for n in os.listdir(self.files) if not n.startswith(".")]
+        self.assertEqual(sorted(n.split("-")[0] for n in names), ids)
+        # The peer comes back: its queue drains too, in order.
+        self.peer.start()
+        wait_for(self.peer.ids, lambda got: len(set(got)) == 10, timeout=30)
+        got = self.peer.ids()
+        self.assertEqual(sorted(set(got), key=got.index), ids)
+
+    def test_sigterm_finishes_the_delivery_in_flight(self):
+        self.peer.delay = 1.5
+        self.peer.start()
+        self.start()
+        self.send_all([adt("G1", "O")])
+        wait_for(self.peer.ids, lambda got: got == ["G1"])  # the peer holds its ACK
+        self.assertEqual(self.server.stop(signal.SIGTERM), 0)
+        # The delivery finished before the exit: its ACK was recorded, so a restart does not
+        # send it again (after kill -9 it would: at-least-once).
+        self.peer.delay = 0
+        self.start()
+        m = self.server.get("/api/messages?control_id=G1")[1]["messages"][0]
+        self.assertEqual(m["state"], "delivered:downstream")
+        time.sleep(0.5)
+        self.assertEqual(self.peer.ids(), ["G1"])
 
     def test_ae_is_dead_lettered_and_reprocessed(self):
         self.peer.code = "AE"
