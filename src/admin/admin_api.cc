@@ -1,5 +1,10 @@
 #include "admin/admin_api.h"
 
+#include <algorithm>
+#include <string>
+#include <string_view>
+#include <vector>
+
 #include "absl/time/time.h"
 #include "base/str.h"
 #include "hl7v2/charset.h"
@@ -26,6 +31,49 @@ void WriteSummary(Writer& w, const store::MessageRecord& m) {
   w.Key("message_type"); Str(w, m.message_type);
   w.Key("sender"); Str(w, m.sender);
   w.Key("peer"); Str(w, m.peer);
+}
+
+// Where a message stands at each destination it was routed to, read from its events in order:
+// "queued" (reason "to a, b[; note]") and a dead letter's "reprocess" (reason "a (dead letter
+// N)") queue it; "retry:a", "dead:a", "delivered:a" are the dispatcher's outcomes. Destination
+// names are letters, digits, '-', '_' and '.' (config), so the lists split cleanly. In routing
+// order; the last event decides.
+struct DestinationStatus {
+  std::string name, status, reason;
+  int64_t at_micros = 0;
+};
+
+std::vector<DestinationStatus> DestinationStatuses(const std::vector<store::MessageEvent>& events) {
+  std::vector<DestinationStatus> out;
+  auto set = [&out](std::string_view name, std::string_view status, const store::MessageEvent& e) {
+    if (name.empty()) return;
+    auto it = std::find_if(out.begin(), out.end(), [&](const DestinationStatus& d) { return d.name == name; });
+    if (it == out.end()) it = out.insert(out.end(), DestinationStatus{std::string(name), "", "", 0});
+    it->status = std::string(status);
+    it->reason = status == "queued" ? "" : e.reason;
+    it->at_micros = e.at_micros;
+  };
+  for (const store::MessageEvent& e : events) {
+    std::string_view state = e.state, reason = e.reason;
+    if (state == "queued" && reason.substr(0, 3) == "to ") {
+      std::string_view list = reason.substr(3, reason.find(';') == std::string_view::npos
+                                                   ? std::string_view::npos
+                                                   : reason.find(';') - 3);
+      for (std::string_view name : base::Split(list, ',')) {
+        while (!name.empty() && name.front() == ' ') name.remove_prefix(1);
+        while (!name.empty() && name.back() == ' ') name.remove_suffix(1);
+        set(name, "queued", e);
+      }
+    } else if (state == "reprocess" && reason.find(" (dead letter ") != std::string_view::npos) {
+      set(reason.substr(0, reason.find(" (dead letter ")), "queued", e);
+    } else if (size_t colon = state.find(':'); colon != std::string_view::npos) {
+      std::string_view verb = state.substr(0, colon), name = state.substr(colon + 1);
+      if (verb == "delivered") set(name, "delivered", e);
+      if (verb == "retry") set(name, "retrying", e);
+      if (verb == "dead") set(name, "dead", e);
+    }
+  }
+  return out;
 }
 
 // Parses `since` as RFC 3339 or Unix seconds.
@@ -123,6 +171,17 @@ void RegisterAdminApi(net::HttpServer& http, AdminContext ctx) {
       w.Key("at"); Str(w, Rfc3339(e.at_micros));
       w.Key("state"); Str(w, e.state);
       w.Key("reason"); Str(w, e.reason);
+      w.EndObject();
+    }
+    w.EndArray();
+    w.Key("destinations");
+    w.StartArray();
+    for (const DestinationStatus& d : DestinationStatuses(m->events)) {
+      w.StartObject();
+      w.Key("name"); Str(w, d.name);
+      w.Key("status"); Str(w, d.status);
+      w.Key("at"); Str(w, Rfc3339(d.at_micros));
+      w.Key("reason"); Str(w, d.reason);
       w.EndObject();
     }
     w.EndArray();

@@ -121,6 +121,14 @@ class AdminApiTest(unittest.TestCase):
         self.assertIn("AR", dead["reason"])
         for e in d["events"]:
             self.assertRegex(e["at"], r"^\d{4}-\d\d-\d\dT")
+        # Per destination, in routing order: where the message stands there.
+        self.assertEqual([(x["name"], x["status"]) for x in d["destinations"]],
+                         [("files", "delivered"), ("downstream", "dead")])
+        self.assertIn("AR", d["destinations"][1]["reason"])
+        self.assertEqual(d["destinations"][1]["at"], dead["at"])
+        # A filtered message went nowhere.
+        fid = self.request("GET", "/api/messages?control_id=M4")[1]["messages"][0]["id"]
+        self.assertEqual(self.request("GET", "/api/messages/%d" % fid)[1]["destinations"], [])
         self.assertEqual(self.request("GET", "/api/messages/999999")[0], 404)
         self.assertEqual(self.request("GET", "/api/messages/abc")[0], 400)
 
@@ -135,6 +143,9 @@ class AdminApiTest(unittest.TestCase):
         self.assertIn("reprocess", events)
         self.assertIn("delivered:downstream", events)
         self.assertEqual(self.peer.ids().count("M1"), 2)
+        detail = self.request("GET", "/api/messages/%d" % mid)[1]
+        self.assertEqual([(x["name"], x["status"]) for x in detail["destinations"]],
+                         [("files", "delivered"), ("downstream", "delivered")])
         self.assertEqual(self.request("POST", "/api/messages/999999/reprocess")[0], 404)
         # A rejected message cannot be parsed again: a conflict with its state, not an outage.
         bad = self.request("GET", "/api/messages?state=rejected")[1]["messages"][0]["id"]
@@ -158,6 +169,10 @@ class AdminApiTest(unittest.TestCase):
         self.assertEqual((status, body), (200, {"reprocessed": 4}))
         wait_for(self.destinations, lambda d: d["downstream"]["delivered"] == 4 and d["downstream"]["dead"] == 0)
         self.assertEqual(self.request("GET", "/api/dead-letters")[1]["dead_letters"], [])
+        detail = self.request("GET", "/api/messages/%d" % dead[0]["message_id"])[1]
+        self.assertEqual([(x["name"], x["status"]) for x in detail["destinations"]],
+                         [("files", "delivered"), ("downstream", "delivered")])
+        self.assertIn("reprocess", [e["state"] for e in detail["events"]])
         done = self.request("GET", "/api/dead-letters?include_reprocessed=true")[1]["dead_letters"]
         self.assertEqual(len(done), 4)
         self.assertTrue(all(d["reprocessed_at"] for d in done))

@@ -233,6 +233,17 @@ class RoutingTest(unittest.TestCase):
         self.assertEqual(ds["downstream"]["queued"] + ds["downstream"]["in_flight"], 10)
         names = [n for n in os.listdir(self.files) if not n.startswith(".")]
         self.assertEqual(sorted(n.split("-")[0] for n in names), ids)
+        # The first message: delivered to the files, retrying downstream; the last still queued
+        # there behind it (FIFO: not attempted while the head is retried).
+        first = self.server.get("/api/messages?control_id=B00")[1]["messages"][0]["id"]
+        d = wait_for(lambda: self.server.get("/api/messages/%d" % first)[1]["destinations"],
+                     lambda d: [x["status"] for x in d] == ["delivered", "retrying"])
+        self.assertEqual([x["name"] for x in d], ["inpatient-files", "downstream"])
+        self.assertTrue(d[1]["reason"])
+        last = self.server.get("/api/messages?control_id=B09")[1]["messages"][0]["id"]
+        self.assertEqual([(x["name"], x["status"]) for x in
+                          self.server.get("/api/messages/%d" % last)[1]["destinations"]],
+                         [("inpatient-files", "delivered"), ("downstream", "queued")])
         # The peer comes back: its queue drains too, in order.
         self.peer.start()
         wait_for(self.peer.ids, lambda got: len(set(got)) == 10, timeout=30)
