@@ -1,8 +1,8 @@
 """End-to-end: the MLLP listener options of isthmus.yaml reach the running listener.
 
 Each option has unit tests at the listener (src/listeners/mllp); these start the real binary with
-a configuration file, so they fail when the configuration is read but not wired: ack_mode none
-and after-processing, max_frame_bytes, max_connections, allow, idle_timeout, and the server's
+a configuration file, so they fail when the configuration is read but not wired: ack_mode none,
+after-processing and enhanced, max_frame_bytes, max_connections, allow, idle_timeout, and the server's
 dedupe_window.
 """
 import os
@@ -109,6 +109,21 @@ class ListenerOptionsTest(unittest.TestCase):
         self.assertIn("\rERR|", ae)
         c.close()
         self.assertEqual(self.state_of("P2"), "error")
+
+    def test_enhanced_mode_commit_then_application_ack(self):
+        self.start(["ack_mode: enhanced"])
+        c = MllpClient(self.server.mllp_port)
+        self.assertEqual(msa(c.send(adt("E1")))[1:3], ["CA", "E1"])
+        self.assertEqual(msa(c.reply())[1:3], ["AA", "E1"])
+        self.assertEqual(msa(c.send(adt("E2").replace("DOE^JANE", "BOOM^X")))[1:3], ["CA", "E2"])
+        ae = c.reply()
+        self.assertEqual(msa(ae)[1:3], ["AE", "E2"])
+        self.assertIn("cannot transform this one", ae)
+        # MSH-16 = ER (application ACK on error only) and a success: the commit ACK alone.
+        er = adt("E3").replace("|P|2.5.1\r", "|P|2.5.1|||AL|ER\r", 1)
+        self.assertEqual(msa(c.send(er))[1:3], ["CA", "E3"])
+        self.assertEqual(msa(c.send(adt("E4")))[1:3], ["CA", "E4"])  # the next reply is E4's
+        c.close()
 
     def test_max_frame_bytes_naks_a_larger_frame(self):
         self.start(["max_frame_bytes: 1KiB"])
