@@ -388,6 +388,42 @@ destinations:
         wait_for(self.peer.ids, lambda ids: ids == ["S1"])
         c.close()
 
+    def test_reloads_under_a_stream_lose_nothing(self):
+        # A sender streams while the configuration is swapped back and forth: every ACKed
+        # message is processed once by one of the configurations, none is left unprocessed.
+        ids = ["U%03d" % i for i in range(150)]
+        acked, errors = [], []
+
+        def stream():
+            c = MllpClient(self.server.mllp_port)
+            try:
+                for cid in ids:
+                    if msa(c.send(adt(cid, "O")))[1] == "AA":
+                        acked.append(cid)
+                    time.sleep(0.005)
+            except OSError as e:
+                errors.append(e)
+            finally:
+                c.close()
+
+        sender = threading.Thread(target=stream)
+        sender.start()
+        for n in range(4):
+            self.write(filter="type = ADT", to="downstream, files" if n % 2 == 0 else "downstream")
+            status, body = self.reload()
+            self.assertEqual(status, 200, body)
+            time.sleep(0.05)
+        sender.join(60)
+        self.assertEqual(errors, [])
+        self.assertEqual(acked, ids)
+        wait_for(self.peer.ids, lambda got: set(got) == set(ids), timeout=30)
+        self.assertEqual(sorted(self.peer.ids()), sorted(ids))  # each once
+        self.assertEqual(self.server.get("/api/messages?state=received")[1]["total"], 0)
+        self.assertEqual(self.server.get("/api/messages?state=error")[1]["total"], 0)
+        # The reloads happened during the stream: some messages were routed to the files too.
+        files = wait_for(self.file_count, lambda n: n > 0)
+        self.assertLess(files, len(ids))
+
     def test_sighup_reloads(self):
         self.write(filter="type = ADT and trigger != A04", to="downstream")
         self.server.proc.send_signal(signal.SIGHUP)
