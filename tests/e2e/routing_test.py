@@ -304,6 +304,64 @@ class RoutingTest(unittest.TestCase):
             self.assertEqual(seen, expected)
 
 
+class RetryPolicyTest(unittest.TestCase):
+    """A destination's retry settings in isthmus.yaml reach its dispatcher: max_attempts and
+    max_age end retries of a system that stays down with a dead letter giving the reason."""
+
+    CONFIG = """
+server:
+  data_dir: {data}
+  http_address: 127.0.0.1:0
+listeners:
+  - name: main
+    address: 127.0.0.1:0
+    channel: adt
+channels:
+  - name: adt
+    routes:
+      - to: [by-attempts, by-age]
+destinations:
+  - name: by-attempts
+    type: mllp
+    address: 127.0.0.1:{peer}
+    retry:
+      initial_backoff: 50ms
+      max_backoff: 50ms
+      max_attempts: 3
+      max_age: 1h
+  - name: by-age
+    type: mllp
+    address: 127.0.0.1:{peer}
+    retry:
+      initial_backoff: 50ms
+      max_backoff: 50ms
+      max_attempts: 1000000
+      max_age: 600ms
+"""
+
+    def test_max_attempts_and_max_age_dead_letter_with_the_reason(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            peer = DownstreamPeer()  # never started: connections are refused (retryable)
+            config = os.path.join(tmp, "isthmus.yaml")
+            with open(config, "w") as f:
+                f.write(self.CONFIG.format(data=os.path.join(tmp, "data"), peer=peer.port))
+            server = Server(tmp, extra=["--config", config])
+            try:
+                c = MllpClient(server.mllp_port)
+                self.assertEqual(msa(c.send(adt("Y1")))[1], "AA")
+                c.close()
+                dead = wait_for(lambda: server.get("/api/dead-letters")[1]["dead_letters"],
+                                lambda d: len(d) == 2, timeout=20)
+                by = {d["destination"]: d for d in dead}
+                self.assertEqual(by["by-attempts"]["attempts"], 3)
+                self.assertIn("gave up after 3 attempts (max_attempts)", by["by-attempts"]["reason"])
+                self.assertIn("max_age", by["by-age"]["reason"])
+                # Attempts without a practical limit, 50 ms apart, for 600 ms: more than 3 before the age ended it.
+                self.assertGreater(by["by-age"]["attempts"], 3)
+            finally:
+                server.stop()
+
+
 class ReloadTest(unittest.TestCase):
     """Hot reload: a valid configuration is applied without dropping connections or messages; an
     invalid one is refused and the running configuration keeps serving."""
