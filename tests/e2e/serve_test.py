@@ -238,6 +238,25 @@ class ServeTest(unittest.TestCase):
         self.assertEqual(self.server.stop(signal.SIGTERM), 0)
         self.assertIn("stopped", self.server.read_log())
 
+    def test_sigterm_closes_idle_connections_and_stops_accepting(self):
+        # Connections waiting for their next message do not hold the shutdown for the whole
+        # drain time (10 s by default): they are closed, and no new connection is taken.
+        idle = [MllpClient(self.server.mllp_port) for _ in range(3)]
+        self.assertEqual(msa(idle[0].send(adt("Q1")))[1], "AA")
+        started = time.time()
+        self.server.proc.send_signal(signal.SIGTERM)
+        for c in idle:
+            c.sock.settimeout(8)
+            self.assertIsNone(c.reply())  # EOF
+            c.close()
+        with self.assertRaises(OSError):
+            late = MllpClient(self.server.mllp_port, timeout=2)
+            late.send(adt("Q2"))
+            if late.reply() is None:
+                raise ConnectionError("closed without an ACK")
+        self.assertEqual(self.server.proc.wait(timeout=20), 0)
+        self.assertLess(time.time() - started, 8)
+
 
 class CrashTest(unittest.TestCase):
     """kill -9 in the middle of a stream: every ACKed message is in the journal exactly once."""
