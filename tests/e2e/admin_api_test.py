@@ -13,18 +13,10 @@ import unittest
 import urllib.error
 import urllib.request
 
-from routing_test import DownstreamPeer
+from routing_test import SERVE_HEAD, DownstreamPeer
 from serve_test import MllpClient, Server, adt, msa, wait_for
 
-CONFIG = """
-server:
-  data_dir: {data}
-  http_address: 127.0.0.1:0
-listeners:
-  - name: main
-    address: 127.0.0.1:0
-    channel: adt
-channels:
+CONFIG = SERVE_HEAD + """channels:
   - name: adt
     filter: trigger != A08
     routes:

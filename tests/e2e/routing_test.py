@@ -16,6 +16,18 @@ from serve_test import MllpClient, Server, msa, wait_for
 
 VT, FS, CR = b"\x0b", b"\x1c", b"\r"
 
+# The head of the configurations below: a data directory, the admin API and one MLLP listener
+# (both on free ports) into channel adt.
+SERVE_HEAD = """
+server:
+  data_dir: {data}
+  http_address: 127.0.0.1:0
+listeners:
+  - name: main
+    address: 127.0.0.1:0
+    channel: adt
+"""
+
 
 def adt(control_id, patient_class="I", mrn="MRN1", trigger="A01"):
     return ("MSH|^~\\&|REG|HOSP|ISTHMUS|HOSP|20240101120000||ADT^%s^ADT_A01|%s|P|2.5.1\r"
@@ -106,15 +118,7 @@ class DownstreamPeer:
             return list(self.received)
 
 
-CONFIG = """
-server:
-  data_dir: {data}
-  http_address: 127.0.0.1:0
-listeners:
-  - name: main
-    address: 127.0.0.1:0
-    channel: adt
-channels:
+CONFIG = SERVE_HEAD + """channels:
   - name: adt
     filter: type = ADT
     transformer:
@@ -308,15 +312,7 @@ class RetryPolicyTest(unittest.TestCase):
     """A destination's retry settings in isthmus.yaml reach its dispatcher: max_attempts and
     max_age end retries of a system that stays down with a dead letter giving the reason."""
 
-    CONFIG = """
-server:
-  data_dir: {data}
-  http_address: 127.0.0.1:0
-listeners:
-  - name: main
-    address: 127.0.0.1:0
-    channel: adt
-channels:
+    CONFIG = SERVE_HEAD + """channels:
   - name: adt
     routes:
       - to: [by-attempts, by-age]
@@ -366,15 +362,7 @@ class ReloadTest(unittest.TestCase):
     """Hot reload: a valid configuration is applied without dropping connections or messages; an
     invalid one is refused and the running configuration keeps serving."""
 
-    BASE = """
-server:
-  data_dir: {data}
-  http_address: 127.0.0.1:0
-listeners:
-  - name: main
-    address: 127.0.0.1:0
-    channel: adt
-channels:
+    BASE = SERVE_HEAD + """channels:
   - name: adt
     filter: {filter}
     routes:
