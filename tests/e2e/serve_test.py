@@ -297,6 +297,52 @@ class CrashTest(unittest.TestCase):
             finally:
                 restarted.stop()
 
+    def test_kill_9_during_concurrent_senders_loses_no_acked_message(self):
+        # Four connections at once: their messages share group commits, and the kill lands in
+        # the middle of a group. Every ACKed message is journaled exactly once after a restart.
+        with tempfile.TemporaryDirectory() as tmp:
+            server = Server(tmp)
+            acked, lock = [], threading.Lock()
+
+            def sender(n):
+                try:
+                    c = MllpClient(server.mllp_port, timeout=5)
+                except OSError:
+                    return
+                try:
+                    for i in range(300):
+                        cid = "G%d-%04d" % (n, i)
+                        ack = c.send(adt(cid))
+                        if ack is None:
+                            return
+                        if msa(ack)[1:2] == ["AA"]:
+                            with lock:
+                                acked.append(cid)
+                except OSError:
+                    return
+                finally:
+                    c.close()
+
+            threads = [threading.Thread(target=sender, args=(n,)) for n in range(4)]
+            for t in threads:
+                t.start()
+            wait_for(lambda: len(acked), lambda n: n >= 200, timeout=60)
+            server.proc.send_signal(signal.SIGKILL)
+            server.proc.wait()
+            for t in threads:
+                t.join(30)
+            server.log.close()
+            self.assertLess(len(acked), 1200)  # the kill landed mid-stream
+            restarted = Server(tmp)
+            try:
+                _, body = restarted.get("/api/messages?limit=1")
+                self.assertGreaterEqual(body["total"], len(acked))  # unACKed ones may be there too
+                for cid in acked:
+                    total = restarted.get("/api/messages?control_id=" + cid)[1]["total"]
+                    self.assertEqual(total, 1, cid)
+            finally:
+                restarted.stop()
+
 
 class SendCommandTest(unittest.TestCase):
     def test_isthmus_send_reports_acks(self):
