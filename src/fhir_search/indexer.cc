@@ -291,87 +291,48 @@ absl::Status SearchIndexer::DropRowsOfAliases(db::Connection& conn) {
   return absl::OkStatus();
 }
 
-absl::Status SearchIndexer::Backfill(store::Writer& writer, int batch) {
-  // Stores written before parameters were answered from other parameters' rows (stored_as)
-  // still hold rows of their own for them: nothing reads those any more.
-  ISTHMUS_RETURN_IF_ERROR(
-      writer.Run([&](db::Connection& conn) { return DropRowsOfAliases(conn); }));
-  while (true) {
-    int done = 0;
-    ISTHMUS_RETURN_IF_ERROR(writer.Run([&](db::Connection& conn) -> absl::Status {
-      ISTHMUS_ASSIGN_OR_RETURN(std::unique_ptr<db::Statement> q, conn.Prepare(
-          "SELECT p.type, p.id, r.version_id, r.deleted, v.body, r.version_seq "
-          "FROM fhir_idx_pending p "
-          "LEFT JOIN fhir_resources r ON r.type = p.type AND r.id = p.id "
-          "LEFT JOIN fhir_resource_versions v ON v.seq = r.version_seq "
-          "ORDER BY p.type, p.id LIMIT ?"));
-      q->BindInt64(1, batch);
-      std::vector<store::FhirVersion> todo;
-      while (true) {
-        ISTHMUS_ASSIGN_OR_RETURN(bool row, q->Step());
-        if (!row) break;
-        store::FhirVersion v;
-        v.type = std::string(q->ColumnText(0));
-        v.id = std::string(q->ColumnText(1));
-        v.version_id = q->ColumnIsNull(2) ? 0 : q->ColumnInt64(2);
-        v.deleted = q->ColumnIsNull(3) || q->ColumnInt64(3) != 0;
-        if (!q->ColumnIsNull(4)) v.json = std::string(q->ColumnText(4));
-        v.seq = q->ColumnIsNull(5) ? 0 : q->ColumnInt64(5);
-        todo.push_back(std::move(v));
-      }
-      q.reset();
-      ISTHMUS_ASSIGN_OR_RETURN(db::Statement* del, conn.PrepareCached(
-          "DELETE FROM fhir_idx_pending WHERE type = ? AND id = ?"));
-      for (store::FhirVersion& v : todo) {
-        v.version_id = 2;  // replace whatever rows exist
-        ISTHMUS_RETURN_IF_ERROR(OnWrite(conn, v));
-        del->BindText(1, v.type);
-        del->BindText(2, v.id);
-        ISTHMUS_RETURN_IF_ERROR(StepDone(del));
-      }
-      done = static_cast<int>(todo.size());
-      return absl::OkStatus();
-    }));
-    if (done < batch) break;
-  }
-  return BackfillFullText(writer, batch);
-}
+namespace {
 
-absl::Status SearchIndexer::BackfillFullText(store::Writer& writer, int batch) {
-  // Resources stored before the full-text table (migration 10 lists them): their current
-  // version's narrative and strings only, without the search expressions.
+// A resource listed in a pending table, with its current version (none: deleted or gone).
+struct PendingEntry {
+  std::string type, id;
+  bool live = false;  // a current version that is not a deletion
+  int64_t seq = 0;    // of the current version
+  std::string body;   // the current version's
+};
+
+// Empties the pending list `table` ((type, id) rows: fhir_idx_pending, fhir_text_pending) in
+// writer ops of `batch` entries: each reads its entries with their current versions, calls
+// `apply` on each and deletes them from the list.
+template <typename Apply>
+absl::Status DrainPending(store::Writer& writer, std::string_view table, int batch,
+                          const Apply& apply) {
   while (true) {
     int done = 0;
     ISTHMUS_RETURN_IF_ERROR(writer.Run([&](db::Connection& conn) -> absl::Status {
-      ISTHMUS_ASSIGN_OR_RETURN(std::unique_ptr<db::Statement> q, conn.Prepare(
-          "SELECT p.type, p.id, r.version_seq, r.deleted, v.body FROM fhir_text_pending p "
+      ISTHMUS_ASSIGN_OR_RETURN(std::unique_ptr<db::Statement> q, conn.Prepare(base::StrCat(
+          "SELECT p.type, p.id, r.deleted, r.version_seq, v.body FROM ", table, " p "
           "LEFT JOIN fhir_resources r ON r.type = p.type AND r.id = p.id "
           "LEFT JOIN fhir_resource_versions v ON v.seq = r.version_seq "
-          "ORDER BY p.type, p.id LIMIT ?"));
+          "ORDER BY p.type, p.id LIMIT ?")));
       q->BindInt64(1, batch);
-      struct Todo {
-        std::string type, id;
-        int64_t seq = 0;  // 0: deleted or gone, nothing to index
-        std::string narrative, content;
-      };
-      std::vector<Todo> todo;
+      std::vector<PendingEntry> todo;
       while (true) {
         ISTHMUS_ASSIGN_OR_RETURN(bool row, q->Step());
         if (!row) break;
-        Todo t{std::string(q->ColumnText(0)), std::string(q->ColumnText(1))};
-        if (!q->ColumnIsNull(2) && q->ColumnInt64(3) == 0 && !q->ColumnIsNull(4) &&
-            ExtractFullText(q->ColumnText(4), &t.narrative, &t.content).ok()) {
-          t.seq = q->ColumnInt64(2);
-        }
-        todo.push_back(std::move(t));
+        PendingEntry e{std::string(q->ColumnText(0)), std::string(q->ColumnText(1))};
+        e.live = !q->ColumnIsNull(2) && q->ColumnInt64(2) == 0 && !q->ColumnIsNull(4);
+        if (!q->ColumnIsNull(3)) e.seq = q->ColumnInt64(3);
+        if (e.live) e.body = std::string(q->ColumnText(4));
+        todo.push_back(std::move(e));
       }
       q.reset();
       ISTHMUS_ASSIGN_OR_RETURN(db::Statement* del, conn.PrepareCached(
-          "DELETE FROM fhir_text_pending WHERE type = ? AND id = ?"));
-      for (const Todo& t : todo) {
-        if (t.seq != 0) ISTHMUS_RETURN_IF_ERROR(InsertFullText(conn, t.seq, t.narrative, t.content));
-        del->BindText(1, t.type);
-        del->BindText(2, t.id);
+          base::StrCat("DELETE FROM ", table, " WHERE type = ? AND id = ?")));
+      for (PendingEntry& e : todo) {
+        ISTHMUS_RETURN_IF_ERROR(apply(conn, e));
+        del->BindText(1, e.type);
+        del->BindText(2, e.id);
         ISTHMUS_RETURN_IF_ERROR(StepDone(del));
       }
       done = static_cast<int>(todo.size());
@@ -379,6 +340,36 @@ absl::Status SearchIndexer::BackfillFullText(store::Writer& writer, int batch) {
     }));
     if (done < batch) return absl::OkStatus();
   }
+}
+
+}  // namespace
+
+absl::Status SearchIndexer::Backfill(store::Writer& writer, int batch) {
+  // Stores written before parameters were answered from other parameters' rows (stored_as)
+  // still hold rows of their own for them: nothing reads those any more.
+  ISTHMUS_RETURN_IF_ERROR(
+      writer.Run([&](db::Connection& conn) { return DropRowsOfAliases(conn); }));
+  ISTHMUS_RETURN_IF_ERROR(DrainPending(
+      writer, "fhir_idx_pending", batch, [&](db::Connection& conn, PendingEntry& e) {
+        store::FhirVersion v;
+        v.type = e.type;
+        v.id = e.id;
+        v.version_id = 2;  // replace whatever rows exist
+        v.deleted = !e.live;
+        v.seq = e.seq;
+        v.json = std::move(e.body);
+        return OnWrite(conn, v);
+      }));
+  // Resources stored before the full-text table (migration 10 lists them): their current
+  // version's narrative and strings only, without the search expressions.
+  return DrainPending(writer, "fhir_text_pending", batch,
+                      [&](db::Connection& conn, PendingEntry& e) -> absl::Status {
+                        std::string narrative, content;
+                        if (!e.live || !ExtractFullText(e.body, &narrative, &content).ok()) {
+                          return absl::OkStatus();
+                        }
+                        return InsertFullText(conn, e.seq, narrative, content);
+                      });
 }
 
 }  // namespace isthmus::fhir_search

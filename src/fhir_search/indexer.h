@@ -65,7 +65,6 @@ class SearchIndexer : public store::FhirIndexer {
   // The full-text row of the version with this seq (none when both texts are empty).
   static absl::Status InsertFullText(db::Connection& conn, int64_t seq,
                                      std::string_view narrative, std::string_view content);
-  absl::Status BackfillFullText(store::Writer& writer, int batch);
 
   // The previous version's full-text row of (type, id, version_id - 1) goes.
   static absl::Status DeleteFullText(db::Connection& conn, std::string_view type,
