@@ -99,13 +99,19 @@ void RegisterAdminApi(net::HttpServer& http, AdminContext ctx) {
                                    ready ? "{\"status\":\"ready\"}" : "{\"status\":\"starting\"}");
   });
   http.Handle("GET", "/api/channels", [ctx](const net::HttpRequest&) {
+    std::vector<ChannelCounters> channels;
+    if (ctx.channels) {
+      auto got = ctx.channels();
+      if (!got.ok()) return net::HttpResponse::Error(503, std::string(got.status().message()));
+      channels = std::move(got).value();
+    }
     rapidjson::StringBuffer buf;
     Writer w(buf);
     w.StartObject();
     w.Key("channels");
     w.StartArray();
-    if (ctx.channels) {
-      for (const ChannelCounters& c : ctx.channels()) {
+    {
+      for (const ChannelCounters& c : channels) {
         w.StartObject();
         w.Key("name"); Str(w, c.name);
         w.Key("received"); w.Uint64(c.received);
@@ -113,6 +119,12 @@ void RegisterAdminApi(net::HttpServer& http, AdminContext ctx) {
         w.Key("nacked"); w.Uint64(c.nacked);
         w.Key("duplicates"); w.Uint64(c.duplicates);
         w.Key("connections_open"); w.Int64(c.connections_open);
+        w.Key("filtered"); w.Uint64(c.filtered);
+        w.Key("errored"); w.Uint64(c.errored);
+        w.Key("queued"); w.Int64(c.queued);
+        w.Key("queued_truncated"); w.Bool(c.queued_truncated);
+        w.Key("delivered"); w.Uint64(c.delivered);
+        w.Key("dead"); w.Uint64(c.dead);
         w.EndObject();
       }
     }

@@ -1,5 +1,7 @@
 // The admin JSON API under /api, plus /healthz and /readyz:
-//   GET /api/channels                 per channel: received, acked, nacked, duplicates, ...
+//   GET /api/channels                 per channel: received, acked, nacked, duplicates,
+//                                     connections_open, filtered, errored, queued, delivered,
+//                                     dead (docs/operations.md says what each counts)
 //   GET /api/messages?control_id=&channel=&state=&since=&limit=
 //       -> {"total": N, "messages": [{"id", "control_id", "channel", "state", "received_at", ...}]}
 //   GET /api/messages/{id}            one message: raw, events
@@ -23,15 +25,23 @@
 
 namespace isthmus::admin {
 
+// One channel of GET /api/channels. Counters are in memory since the process started; `queued`
+// is read from the store.
 struct ChannelCounters {
   std::string name;
-  uint64_t received = 0, acked = 0, nacked = 0, duplicates = 0;
+  uint64_t received = 0, acked = 0, nacked = 0, duplicates = 0;  // the channel's listeners
   int64_t connections_open = 0;
+  uint64_t filtered = 0, errored = 0, delivered = 0, dead = 0;  // pipeline::ChannelCounterRegistry
+  int64_t queued = 0;             // queue rows of the channel's messages now
+  bool queued_truncated = false;  // the queue is longer than kQueuedScanLimit rows
 };
+
+// At most this many queue rows are read to count `queued` (the oldest first).
+inline constexpr int64_t kQueuedScanLimit = 100000;
 
 struct AdminContext {
   store::Journal* journal = nullptr;
-  std::function<std::vector<ChannelCounters>()> channels;  // wired by the server
+  std::function<absl::StatusOr<std::vector<ChannelCounters>>()> channels;  // wired by the server
   std::function<bool()> ready;                               // /readyz
   store::Queue* queue = nullptr;                             // destinations, dead letters
   // Wakes the dispatcher of a destination after dead letters were re-enqueued.

@@ -220,7 +220,7 @@ void Dispatcher::Work() {
       } else if (absl::StatusOr<int> n = queue_.ReleaseAll(run); n.ok()) {
         released_ += *n;
         for (const auto& item : run) {
-          Report(Settled{Settled::kReleased, item.id, item.message_id, 0, {}, 0, {}});
+          Report(item, Settled{Settled::kReleased, item.id, item.message_id, 0, {}, 0, {}});
         }
       }
       lock.lock();
@@ -241,8 +241,10 @@ double Dispatcher::NextUniform() {
   return std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
 }
 
-void Dispatcher::Report(Settled s) {
-  if (opts_.on_settled) opts_.on_settled(s);
+void Dispatcher::Report(const store::QueueItem& item, Settled s) {
+  if (!opts_.on_settled) return;
+  s.channel = item.channel;
+  opts_.on_settled(s);
 }
 
 void Dispatcher::DeliverRun(std::vector<store::QueueItem>& run) {
@@ -285,7 +287,7 @@ void Dispatcher::DeliverRun(std::vector<store::QueueItem>& run) {
   if (delivered > 0 && destination_.SettlesInStore()) {
     for (size_t i = 0; i < delivered; ++i) {
       delivered_++;
-      Report(Settled{Settled::kDelivered, run[i].id, run[i].message_id, run[i].attempt + 1,
+      Report(run[i], Settled{Settled::kDelivered, run[i].id, run[i].message_id, run[i].attempt + 1,
                      absl::OkStatus(), 0, {}});
     }
   }
@@ -309,7 +311,7 @@ void Dispatcher::DeliverRun(std::vector<store::QueueItem>& run) {
       } else {
         delivered_++;
       }
-      Report(std::move(out));
+      Report(done[i], std::move(out));
     }
   }
   // The rows after a failure (or a stop) were not attempted: give them back; they follow the
@@ -322,7 +324,7 @@ void Dispatcher::DeliverRun(std::vector<store::QueueItem>& run) {
     } else if (stop) {
       released_ += *n;
       for (const auto& item : rest) {
-        Report(Settled{Settled::kReleased, item.id, item.message_id, 0, {}, 0, {}});
+        Report(item, Settled{Settled::kReleased, item.id, item.message_id, 0, {}, 0, {}});
       }
     }
   }
@@ -366,7 +368,7 @@ void Dispatcher::SettleFailure(const store::QueueItem& item, int attempt,
     out.outcome = lost ? Settled::kLeaseLost : Settled::kStoreError;
     out.reason = StatusText(settle);
   }
-  Report(std::move(out));
+  Report(item, std::move(out));
 }
 
 }  // namespace isthmus::dispatch

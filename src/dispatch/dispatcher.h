@@ -88,6 +88,7 @@ struct Settled {
   absl::Status delivery;        // what the destination returned
   int64_t next_attempt_micros = 0;
   std::string reason;
+  std::string channel;          // the message's channel (per-channel counters)
 };
 
 struct DispatcherOptions {
@@ -147,7 +148,8 @@ class Dispatcher {
   void DeliverRun(std::vector<store::QueueItem>& run);
   // Settles one failed delivery (retry or dead letter) and reports it.
   void SettleFailure(const store::QueueItem& item, int attempt, absl::Status delivery);
-  void Report(Settled s);
+  // Calls on_settled with `s` for `item` (its channel filled in).
+  void Report(const store::QueueItem& item, Settled s);
   double NextUniform();
 
   store::Queue& queue_;

@@ -133,8 +133,8 @@ class DispatcherTest : public ::testing::Test {
   }
 
   void Route(const std::string& control_id, const std::string& dest,
-             const std::string& key = "") {
-    store::IncomingMessage m{"lab", "LAB", control_id, "ORU^R01", "peer",
+             const std::string& key = "", const std::string& channel = "lab") {
+    store::IncomingMessage m{channel, "LAB", control_id, "ORU^R01", "peer",
                              "MSH|^~\\&|LAB|HOSP|||x||ORU^R01|" + control_id + "|P|2.5\r"};
     int64_t id = journal_->AppendAndWait(std::move(m)).value().id;
     ASSERT_TRUE(writer_
@@ -275,6 +275,30 @@ TEST_F(DispatcherTest, NonRetryableIsDeadLetteredAndTheNextProceeds) {
   ASSERT_TRUE(rec.WaitFor(3));
   EXPECT_EQ(rec.events()[2].outcome, Settled::kDelivered);
   EXPECT_EQ(queue_->CountsFor("out").value().dead, 0);
+}
+
+// The per-channel counters (delivered, dead) are kept from these reports: each says the
+// channel of the message it settled, whichever way it was settled.
+TEST_F(DispatcherTest, ReportsTheChannelOfEachSettledMessage) {
+  Route("a-1", "out", "", "adt");
+  Route("b-1", "out", "", "lab");
+  Route("a-2", "out", "", "adt");
+  FakeDestination dest("out");
+  dest.SetScript([](const core::Delivery& d) {
+    if (d.control_id == "b-1") return absl::InvalidArgumentError("peer answered AR");
+    return absl::OkStatus();
+  });
+  Recorder rec;
+  auto d = Dispatcher::Start(*queue_, dest, Options(rec));
+  ASSERT_TRUE(d.ok());
+  (*d)->Notify();
+  ASSERT_TRUE(rec.WaitFor(3));
+  std::vector<std::pair<Settled::Outcome, std::string>> got;
+  for (const Settled& s : rec.events()) got.emplace_back(s.outcome, s.channel);
+  // a-1 delivered; b-1 dead-lettered (the run stops there); a-2 delivered in the next run.
+  EXPECT_THAT(got, ElementsAre(std::pair{Settled::kDelivered, std::string("adt")},
+                               std::pair{Settled::kDead, std::string("lab")},
+                               std::pair{Settled::kDelivered, std::string("adt")}));
 }
 
 TEST_F(DispatcherTest, MaxAttemptsThenDeadLetter) {

@@ -43,6 +43,7 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(
         }
       }
     }
+    if (opts.counters != nullptr) p->counters_.emplace(c.name, opts.counters->For(c.name));
     std::string name = c.name;
     p->channels_.emplace(std::move(name), std::move(c));
   }
@@ -107,6 +108,7 @@ void Pipeline::Submit(int64_t message_id, std::string channel,
   pool_->Submit([this, message_id, seq, channel = std::move(channel), raw = std::move(raw),
                  parsed = std::move(parsed), callback](int worker) {
     Decision d = Process(worker, message_id, channel, *raw, parsed.get());
+    d.counters = CountersFor(channel);
     Commit(message_id, channel, seq, std::move(d), std::move(*callback));
   });
 }
@@ -136,6 +138,13 @@ absl::StatusOr<int64_t> Pipeline::Recover() {
     }
     for (auto& b : barriers) b->get_future().wait();
   }
+}
+
+ChannelOutcomeCounters* Pipeline::CountersFor(std::string_view channel) const {
+  auto it = counters_.find(channel);
+  if (it != counters_.end()) return it->second;
+  // A channel this pipeline does not know (a listener of another configuration): rare.
+  return opts_.counters != nullptr ? opts_.counters->For(channel) : nullptr;
 }
 
 Pipeline::Decision Pipeline::Process(int worker, int64_t id, const std::string& channel_name,
@@ -280,7 +289,9 @@ std::optional<core::PreCommitOutcome> Pipeline::DecideBeforeCommit(const std::st
   // Only the header was parsed but the channel reads more (it changed since the listener
   // asked): decide after the commit, from the raw bytes.
   if (msg.header_only() && NeedsMessageBody(channel_name)) return std::nullopt;
-  auto d = std::make_shared<const Decision>(Decide(/*worker=*/-1, 0, ch->second, msg));
+  Decision decided = Decide(/*worker=*/-1, 0, ch->second, msg);
+  decided.counters = CountersFor(channel_name);
+  auto d = std::make_shared<const Decision>(std::move(decided));
   const int64_t now = opts_.clock->NowMicros();
   core::PreCommitOutcome out;
   // The journal inserts the message's row with the outcome's state: only the event is written.
@@ -289,6 +300,7 @@ std::optional<core::PreCommitOutcome> Pipeline::DecideBeforeCommit(const std::st
   };
   out.state = d->result.state;
   out.committed = [this, d] {
+    if (d->counters != nullptr) d->counters->CountOutcome(d->result.state);
     if (notify_) {
       for (const std::string& dest : d->result.destinations) notify_(dest);
     }
@@ -337,6 +349,10 @@ PipelineResult Pipeline::NotRecorded(PipelineResult r, std::string reason) {
 }
 
 void Pipeline::Finish(Parked p, const absl::Status& committed) {
+  // Counted before `done` runs, so whoever hears the outcome sees it counted.
+  if (committed.ok() && p.decision.counters != nullptr) {
+    p.decision.counters->CountOutcome(p.decision.result.state);
+  }
   PipelineResult r = std::move(p.decision.result);
   if (!committed.ok()) {
     // Not committed: the message stays `received` and Recover() picks it up after a restart.

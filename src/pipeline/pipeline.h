@@ -45,6 +45,7 @@
 #include "absl/status/statusor.h"
 #include "base/clock.h"
 #include "base/thread_pool.h"
+#include "pipeline/channel_counters.h"
 #include "core/message_sink.h"
 #include "core/transformer.h"
 #include "hl7v2/issue.h"
@@ -81,6 +82,9 @@ struct DestinationPlan {
 struct PipelineOptions {
   int workers = 2;
   base::Clock* clock = &base::RealClock::Get();
+  // Where committed outcomes are counted per channel (filtered, errored; see
+  // channel_counters.h); must outlive the pipeline. Null: not counted.
+  ChannelCounterRegistry* counters = nullptr;
 };
 
 using PipelineResult = core::ProcessingResult;
@@ -130,6 +134,7 @@ class Pipeline final : public core::MessageSink {
     PipelineResult result;
     std::vector<std::pair<std::string, std::string>> rows;  // destination, partition key
     std::optional<std::string> payload;                     // transformed payload, if any
+    ChannelOutcomeCounters* counters = nullptr;             // the channel's, once committed
   };
   // An outcome on its way to the writer, or kept after its commit failed.
   struct Parked {
@@ -151,6 +156,8 @@ class Pipeline final : public core::MessageSink {
     bool retry_pending = false;
     bool shut_down = false;    // the pipeline is going: keep nothing more
   };
+  // The channel's counters (null when the pipeline counts nothing).
+  ChannelOutcomeCounters* CountersFor(std::string_view channel) const;
   Decision Process(int worker, int64_t id, const std::string& channel, const std::string& raw,
                    hl7v2::Message* parsed);
   // Validation, filter, transformer (with worker's instance; none when worker < 0), routes.
@@ -179,6 +186,7 @@ class Pipeline final : public core::MessageSink {
   const PipelineOptions opts_;
   std::map<std::string, ChannelPlan, std::less<>> channels_;
   std::map<std::string, DestinationPlan, std::less<>> destinations_;
+  std::map<std::string, ChannelOutcomeCounters*, std::less<>> counters_;  // set by Create
   Notify notify_;
   mutable std::mutex seq_mu_;
   std::condition_variable seq_cv_;

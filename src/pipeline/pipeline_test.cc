@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <future>
+#include <map>
 #include <thread>
 
 #include "gtest/gtest.h"
@@ -47,18 +48,24 @@ class PipelineTest : public ::testing::Test {
   void Start(std::vector<ChannelPlan> channels) {
     std::vector<DestinationPlan> dests = {{"all", std::nullopt},
                                           {"inpatient", hl7v2::Path::Parse("PID-3.1").value()}};
+    PipelineOptions o;
+    o.counters = &counters_;
     auto p = Pipeline::Create(*writer_, *journal_, std::move(channels), std::move(dests),
                               [this](const std::string& d) {
                                 std::lock_guard<std::mutex> lock(mu_);
                                 notified_.push_back(d);
-                              });
+                              },
+                              o);
     ASSERT_TRUE(p.ok()) << p.status();
     pipeline_ = std::move(p).value();
   }
 
   // Journals and processes one message; returns the pipeline's result.
-  PipelineResult Run(const std::string& raw, std::string channel = "adt") {
-    auto id = journal_->AppendAndWait(store::IncomingMessage{channel, "LAB|HOSP", "x", "ADT^A01", "peer", raw});
+  // (Journaled with control id `control_id`: the same one twice is a duplicate of the first.)
+  PipelineResult Run(const std::string& raw, std::string channel = "adt",
+                     std::string control_id = "x") {
+    auto id = journal_->AppendAndWait(
+        store::IncomingMessage{channel, "LAB|HOSP", control_id, "ADT^A01", "peer", raw});
     EXPECT_TRUE(id.ok());
     std::promise<PipelineResult> done;
     pipeline_->Submit(id->id, channel, std::make_shared<const std::string>(raw),
@@ -78,6 +85,7 @@ class PipelineTest : public ::testing::Test {
   std::unique_ptr<store::Writer> writer_;
   std::unique_ptr<store::Journal> journal_;
   std::unique_ptr<store::Queue> queue_;
+  ChannelCounterRegistry counters_;  // before pipeline_: outlives it
   std::unique_ptr<Pipeline> pipeline_;
   std::mutex mu_;
   std::vector<std::string> notified_;
@@ -118,6 +126,90 @@ TEST_F(PipelineTest, FilterUnroutedAndUnknownChannel) {
   EXPECT_EQ(r.state, "error");
   EXPECT_EQ(r.reason, "unknown channel 'nope'");
   EXPECT_EQ(journal_->Get(r.message_id)->state, "error");
+}
+
+// Expected per channel, from the outcomes sent (channel_counters.h): filtered = filter or
+// transformer dropped it; errored = error + invalid + unrouted; queued and processed count
+// nothing here (delivered/dead are counted by the dispatchers).
+TEST_F(PipelineTest, CountsCommittedOutcomesPerChannel) {
+  ChannelPlan adt = AdtChannel();
+  adt.filter = [](const hl7v2::Message& m) { return m.trigger_event() == "A01"; };
+  adt.validator = hl7v2::Validator::Create({}).value();
+  adt.reject_invalid = true;
+  adt.transformer = []() -> absl::StatusOr<std::unique_ptr<core::Transformer>> {
+    return std::make_unique<FakeTransformer>();
+  };
+  ChannelPlan picky;
+  picky.name = "picky";
+  picky.routes.push_back(RoutePlan{[](const hl7v2::Message& m) { return m.GetText("PV1-2") == "E"; }, {"all"}});
+  ChannelPlan journal_only;
+  journal_only.name = "journal";
+  Start({adt, picky, journal_only});
+
+  std::string a04 = Adt("C1");
+  a04.replace(a04.find("ADT^A01^ADT_A01"), 15, "ADT^A04^ADT_A01");
+  ASSERT_EQ(Run(a04, "adt", "C1").state, "filtered");              // adt: filtered 1
+  std::string test_patient = Adt("C2");
+  test_patient.replace(test_patient.find("DOE"), 3, "TEST");
+  ASSERT_EQ(Run(test_patient, "adt", "C2").state, "filtered");     // adt: filtered 2 (transformer)
+  std::string no_pid3 = Adt("C3");
+  no_pid3.replace(no_pid3.find("PID|1||123^^^HOSP^MR||"), 22, "PID|1||||");
+  ASSERT_EQ(Run(no_pid3, "adt", "C3").state, "invalid");           // adt: errored 1
+  std::string boom = Adt("C4");
+  boom.replace(boom.find("DOE"), 3, "BOOM");
+  ASSERT_EQ(Run(boom, "adt", "C4").state, "error");                // adt: errored 2 (transformer)
+  ASSERT_EQ(Run("not hl7", "adt", "C4b").state, "error");           // adt: errored 3 (unparsable)
+  ASSERT_EQ(Run(Adt("C5"), "adt", "C5").state, "queued");          // adt: nothing
+  ASSERT_EQ(Run(Adt("C6"), "picky", "C6").state, "unrouted");  // picky: errored 1
+  ASSERT_EQ(Run(Adt("C7", "E"), "picky", "C7").state, "queued");
+  ASSERT_EQ(Run(Adt("C8"), "journal", "C8").state, "processed");  // journal: nothing
+  ASSERT_EQ(Run(Adt("C9"), "nope", "C9").state, "error");   // nope (unknown): errored 1
+
+  // Decided before the commit (no transformer): counted once `committed` runs, not before.
+  auto parsed = hl7v2::Message::Parse(Adt("C10"));
+  ASSERT_TRUE(parsed.ok());
+  auto out = pipeline_->DecideBeforeCommit("picky", *parsed);
+  ASSERT_TRUE(out.has_value());
+  ASSERT_EQ(out->state, "unrouted");
+  EXPECT_EQ(counters_.For("picky")->errored.load(), 1u);
+  out->committed();                                   // picky: errored 2
+
+  std::map<std::string, std::vector<uint64_t>> got;
+  for (const ChannelOutcomeSnapshot& c : counters_.Snapshot()) {
+    got[c.name] = {c.filtered, c.errored, c.delivered, c.dead};
+  }
+  std::map<std::string, std::vector<uint64_t>> want = {
+      {"adt", {2, 3, 0, 0}}, {"picky", {0, 2, 0, 0}}, {"journal", {0, 0, 0, 0}},
+      {"nope", {0, 1, 0, 0}}};
+  EXPECT_EQ(got, want);
+}
+
+// The `queued` gauge of GET /api/channels: queue rows per channel of their messages.
+TEST_F(PipelineTest, QueuedRowsAreCountedPerChannelWithinTheScanLimit) {
+  ChannelPlan other = AdtChannel();
+  other.name = "other";
+  Start({AdtChannel(), other});
+  ASSERT_EQ(Run(Adt("Q1", "I"), "adt", "Q1").state, "queued");  // adt: all + inpatient = 2 rows
+  ASSERT_EQ(Run(Adt("Q2", "O"), "adt", "Q2").state, "queued");  // adt: all = 1 row
+  ASSERT_EQ(Run(Adt("Q3", "O"), "other", "Q3").state, "queued");  // other: 1 row
+  auto counted = queue_->CountQueuedByChannel(100);
+  ASSERT_TRUE(counted.ok()) << counted.status();
+  using Rows = std::vector<std::pair<std::string, int64_t>>;
+  EXPECT_EQ(counted->channels, (Rows{{"adt", 3}, {"other", 1}}));
+  EXPECT_FALSE(counted->truncated);
+
+  // A delivered row leaves the queue.
+  auto items = queue_->Claim("inpatient", "t", 1, absl::Minutes(1));
+  ASSERT_EQ(items->size(), 1u);
+  ASSERT_TRUE(queue_->Ack((*items)[0]).ok());
+  EXPECT_EQ(queue_->CountQueuedByChannel(100)->channels, (Rows{{"adt", 2}, {"other", 1}}));
+
+  // Bounded: the 3 rows left, read 2 at most: the oldest messages' rows (Q1's and Q2's).
+  counted = queue_->CountQueuedByChannel(2);
+  ASSERT_TRUE(counted.ok());
+  EXPECT_EQ(counted->channels, (Rows{{"adt", 2}}));
+  EXPECT_TRUE(counted->truncated);
+  EXPECT_FALSE(queue_->CountQueuedByChannel(3)->truncated);
 }
 
 TEST_F(PipelineTest, UsesTheListenersParseInsteadOfParsingAgain) {

@@ -118,6 +118,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Start(const config::Config& cfg,
   ISTHMUS_ASSIGN_OR_RETURN(std::vector<pipeline::ChannelPlan> plans, BuildChannelPlans(cfg));
   pipeline::PipelineOptions po;
   po.workers = std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
+  po.counters = &e->counters_;
   Engine* raw = e.get();
   ISTHMUS_ASSIGN_OR_RETURN(
       std::unique_ptr<pipeline::Pipeline> p,
@@ -187,7 +188,15 @@ absl::StatusOr<std::shared_ptr<Engine::DispatcherSet>> Engine::StartDispatchers(
   for (const config::Destination& d : cfg.destinations) {
     ISTHMUS_ASSIGN_OR_RETURN(std::unique_ptr<core::Destination> dest,
                              BuildDestination(d, StoreParts{writer_.get(), fhir_store_.get()}));
-    auto disp = dispatch::Dispatcher::Start(*queue_, *dest, BuildDispatcherOptions(d));
+    dispatch::DispatcherOptions opts = BuildDispatcherOptions(d);
+    opts.on_settled = [this](const dispatch::Settled& s) {
+      if (s.outcome == dispatch::Settled::kDelivered) {
+        counters_.For(s.channel)->delivered.fetch_add(1, std::memory_order_relaxed);
+      } else if (s.outcome == dispatch::Settled::kDead) {
+        counters_.For(s.channel)->dead.fetch_add(1, std::memory_order_relaxed);
+      }
+    };
+    auto disp = dispatch::Dispatcher::Start(*queue_, *dest, std::move(opts));
     if (!disp.ok()) {
       return absl::InvalidArgumentError(
           base::StrCat("destination '", d.name, "': ", std::string(disp.status().message())));
@@ -251,6 +260,7 @@ absl::StatusOr<std::string> Engine::Reload(const config::Config& cfg) {
   ISTHMUS_ASSIGN_OR_RETURN(std::vector<pipeline::ChannelPlan> plans, BuildChannelPlans(cfg));
   pipeline::PipelineOptions po;
   po.workers = std::max(2, static_cast<int>(std::thread::hardware_concurrency()));
+  po.counters = &counters_;
   ISTHMUS_ASSIGN_OR_RETURN(
       std::unique_ptr<pipeline::Pipeline> next,
       pipeline::Pipeline::Create(*writer_, *journal_, std::move(plans), BuildDestinationPlans(cfg),
@@ -345,9 +355,12 @@ void Engine::FillAdminContext(admin::AdminContext* ctx) {
   ctx->journal = journal_.get();
   ctx->queue = queue_.get();
   ctx->notify = [this](const std::string& d) { Notify(d); };
-  ctx->channels = [this] {
+  ctx->channels = [this]() -> absl::StatusOr<std::vector<admin::ChannelCounters>> {
+    // A gauge from the store (reader connection), bounded: see Queue::CountQueuedByChannel.
+    ISTHMUS_ASSIGN_OR_RETURN(store::QueuedByChannel queued,
+                             queue_->CountQueuedByChannel(admin::kQueuedScanLimit));
     std::map<std::string, admin::ChannelCounters> by_channel;
-    std::lock_guard<std::mutex> lock(mu_);
+    std::lock_guard<std::mutex> lock(mu_);  // listeners_
     for (const auto& l : listeners_) {
       const listeners::MllpListenerStats& s = l->mllp->stats();
       admin::ChannelCounters& c = by_channel[l->mllp->options().channel];
@@ -358,6 +371,20 @@ void Engine::FillAdminContext(admin::AdminContext* ctx) {
       c.duplicates += s.duplicates;
       c.connections_open += s.connections_open;
     }
+    for (const pipeline::ChannelOutcomeSnapshot& o : counters_.Snapshot()) {
+      admin::ChannelCounters& c = by_channel[o.name];
+      c.name = o.name;
+      c.filtered = o.filtered;
+      c.errored = o.errored;
+      c.delivered = o.delivered;
+      c.dead = o.dead;
+    }
+    for (const auto& [name, n] : queued.channels) {
+      admin::ChannelCounters& c = by_channel[name];
+      c.name = name;
+      c.queued = n;
+    }
+    for (auto& [name, c] : by_channel) c.queued_truncated = queued.truncated;
     std::vector<admin::ChannelCounters> out;
     for (auto& [name, c] : by_channel) out.push_back(c);
     return out;

@@ -28,6 +28,7 @@
 #include "store/journal.h"
 #include "store/queue.h"
 #include "store/writer.h"
+#include "pipeline/channel_counters.h"
 
 namespace isthmus::listeners {
 class MllpListener;
@@ -78,6 +79,8 @@ class Engine {
   void Notify(const std::string& destination);
 
   net::EventLoop& loop_;
+  // Outcome counters per channel since start (admin API); outlives pipelines and dispatchers.
+  pipeline::ChannelCounterRegistry counters_;
   std::unique_ptr<store::Writer> writer_;
   std::unique_ptr<store::Journal> journal_;
   std::unique_ptr<store::Queue> queue_;

@@ -600,6 +600,28 @@ absl::StatusOr<DestinationCounts> Queue::CountsFor(std::string_view destination)
   return empty;
 }
 
+absl::StatusOr<QueuedByChannel> Queue::CountQueuedByChannel(int64_t scan_limit) const {
+  QueuedByChannel out;
+  std::lock_guard<std::mutex> lock(read_mu_);
+  {
+    ISTHMUS_ASSIGN_OR_RETURN(auto q, reader_->Prepare(
+        "SELECT m.channel, COUNT(*) FROM "
+        "(SELECT message_id FROM queue ORDER BY message_id LIMIT ?) r "
+        "JOIN messages m ON m.id = r.message_id GROUP BY m.channel ORDER BY m.channel"));
+    q->BindInt64(1, scan_limit);
+    while (true) {
+      ISTHMUS_ASSIGN_OR_RETURN(bool row, q->Step());
+      if (!row) break;
+      out.channels.emplace_back(std::string(q->ColumnText(0)), q->ColumnInt64(1));
+    }
+  }
+  ISTHMUS_ASSIGN_OR_RETURN(auto more, reader_->Prepare(
+      "SELECT 1 FROM queue ORDER BY message_id LIMIT 1 OFFSET ?"));
+  more->BindInt64(1, scan_limit);
+  ISTHMUS_ASSIGN_OR_RETURN(out.truncated, more->Step());
+  return out;
+}
+
 absl::StatusOr<std::optional<int64_t>> Queue::NextDueMicros(std::string_view destination) const {
   std::lock_guard<std::mutex> lock(read_mu_);
   ISTHMUS_ASSIGN_OR_RETURN(db::Statement* q, reader_->PrepareCached(base::StrCat(

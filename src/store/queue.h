@@ -105,6 +105,12 @@ struct DestinationCounts {
   int64_t oldest_enqueued_at_micros = 0;  // of the rows still queued; 0 when empty
 };
 
+// Queue rows (waiting, in backoff or being delivered) per channel of their messages.
+struct QueuedByChannel {
+  std::vector<std::pair<std::string, int64_t>> channels;  // by name; channels with rows only
+  bool truncated = false;  // more rows than the scan limit: the counts cover the oldest ones
+};
+
 class Queue {
  public:
   // `writer` and `clock` must outlive the queue.
@@ -186,6 +192,11 @@ class Queue {
   // Every destination that has queued rows, dead letters or deliveries, by name.
   absl::StatusOr<std::vector<DestinationCounts>> Counts() const;
   absl::StatusOr<DestinationCounts> CountsFor(std::string_view destination) const;
+  // Counts the queue rows per channel of their messages (dead letters are not queue rows), on
+  // the reader connection. Reads at most `scan_limit` rows (the oldest messages first, through
+  // the queue_by_message index, each joined to its message by primary key), so the cost stays
+  // bounded when a destination is down and its queue grows.
+  absl::StatusOr<QueuedByChannel> CountQueuedByChannel(int64_t scan_limit) const;
   // When the next row of `destination` may become claimable: the earliest, over the head of each
   // partition, of max(next_attempt_at, lease_until). nullopt when the queue is empty. A value
   // <= now means something is claimable now.
