@@ -1,6 +1,7 @@
 """End-to-end: the admin API's endpoints and JSON shapes (issue #3's minimum) against the real
 binary: /api/messages with its filters, /api/messages/{id} with its events, reprocessing a message,
-/api/dead-letters and reprocessing dead letters of a whole destination.
+/api/dead-letters and reprocessing dead letters of a whole destination, and /api/channels with
+every per-channel counter.
 
 The downstream MLLP system answers AR (never retried: dead-lettered at once), then AA.
 """
@@ -20,7 +21,8 @@ CONFIG = SERVE_HEAD + """channels:
   - name: adt
     filter: trigger != A08
     routes:
-      - to: [files, downstream]
+      - when: PV1-2 = I
+        to: [files, downstream]
 destinations:
   - name: files
     type: file
@@ -71,6 +73,45 @@ class AdminApiTest(unittest.TestCase):
                 return r.status, json.loads(r.read())
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read())
+
+    def channel(self):
+        status, body = self.request("GET", "/api/channels")
+        self.assertEqual(status, 200)
+        self.assertEqual([c["name"] for c in body["channels"]], ["adt"])
+        return body["channels"][0]
+
+    def test_channels_count_every_outcome(self):
+        # After setUp (docs/operations.md says what each field counts): 6 frames received, 5
+        # ACKed (M0-M4) and 1 NAKed (BAD, rejected by the listener: not a pipeline outcome);
+        # M4 (A08) filtered; M0-M3 routed to both destinations: 4 delivered (files) + 4 dead
+        # (downstream answered AR); nothing left in the queue.
+        want = {"name": "adt", "received": 6, "acked": 5, "nacked": 1, "duplicates": 0,
+                "connections_open": 0, "filtered": 1, "errored": 0, "queued": 0,
+                "queued_truncated": False, "delivered": 4, "dead": 4}
+        wait_for(self.channel, lambda c: c == want)
+
+        # The downstream system hangs (answers after 5 s, past the destination's 2 s timeout): its
+        # deliveries time out and are retried, so their rows stay queued. (Not stopped: a
+        # session of the stopped peer still open could answer one more AR.) M0 again is a duplicate (ACKed, not processed); U1 (PV1-2 = O)
+        # matches no route (errored); Q1 and Q2 are delivered to the files and queued for
+        # downstream (2 rows: the head waits for its retry, Q2 behind it).
+        self.peer.code = "AA"
+        self.peer.delay = 5
+        c = MllpClient(self.server.mllp_port)
+        self.assertEqual(msa(c.send(adt("M0")))[1], "AA")
+        self.assertEqual(msa(c.send(adt("U1").replace("PV1|1|I|", "PV1|1|O|")))[1], "AA")
+        self.assertEqual(msa(c.send(adt("Q1")))[1], "AA")
+        self.assertEqual(msa(c.send(adt("Q2")))[1], "AA")
+        c.close()
+        want.update(received=10, acked=9, duplicates=1, errored=1, queued=2, delivered=6)
+        wait_for(self.channel, lambda c: c == want)
+
+        # Answering at once again: the two queued rows are delivered (after the retry backoff, 1 s
+        # then 2 s, 4 s by default) and leave the queue. Delivered counts per destination.
+        self.peer.delay = 0
+        want.update(queued=0, delivered=8)
+        wait_for(self.channel, lambda c: c == want, timeout=30)
+        self.assertEqual(self.peer.ids()[-2:], ["Q1", "Q2"])
 
     def test_messages_list_filters_and_shape(self):
         status, body = self.request("GET", "/api/messages")
