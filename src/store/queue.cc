@@ -606,7 +606,7 @@ absl::StatusOr<QueuedByChannel> Queue::CountQueuedByChannel(int64_t scan_limit) 
   {
     ISTHMUS_ASSIGN_OR_RETURN(auto q, reader_->Prepare(
         "SELECT m.channel, COUNT(*) FROM "
-        "(SELECT message_id FROM queue ORDER BY message_id LIMIT ?) r "
+        "(SELECT message_id FROM queue ORDER BY id LIMIT ?) r "
         "JOIN messages m ON m.id = r.message_id GROUP BY m.channel ORDER BY m.channel"));
     q->BindInt64(1, scan_limit);
     while (true) {
@@ -616,7 +616,7 @@ absl::StatusOr<QueuedByChannel> Queue::CountQueuedByChannel(int64_t scan_limit) 
     }
   }
   ISTHMUS_ASSIGN_OR_RETURN(auto more, reader_->Prepare(
-      "SELECT 1 FROM queue ORDER BY message_id LIMIT 1 OFFSET ?"));
+      "SELECT 1 FROM queue ORDER BY id LIMIT 1 OFFSET ?"));
   more->BindInt64(1, scan_limit);
   ISTHMUS_ASSIGN_OR_RETURN(out.truncated, more->Step());
   return out;

@@ -193,9 +193,10 @@ class Queue {
   absl::StatusOr<std::vector<DestinationCounts>> Counts() const;
   absl::StatusOr<DestinationCounts> CountsFor(std::string_view destination) const;
   // Counts the queue rows per channel of their messages (dead letters are not queue rows), on
-  // the reader connection. Reads at most `scan_limit` rows (the oldest messages first, through
-  // the queue_by_message index, each joined to its message by primary key), so the cost stays
-  // bounded when a destination is down and its queue grows.
+  // the reader connection. Reads at most `scan_limit` rows (the oldest rows first, in the
+  // table's own id order — there is no index on message_id since migration 9 — each joined to
+  // its message by primary key), so the cost stays bounded when a destination is down and its
+  // queue grows.
   absl::StatusOr<QueuedByChannel> CountQueuedByChannel(int64_t scan_limit) const;
   // When the next row of `destination` may become claimable: the earliest, over the head of each
   // partition, of max(next_attempt_at, lease_until). nullopt when the queue is empty. A value
