@@ -910,13 +910,13 @@ void Run::RunDatatype(const DatatypeMap& dt, Val v, Tree::NodeId node, const Voc
   SplitAll(v, &split);
   for (const Rule& rule : dt.rules) {
     Val c = v;
-    Loc l = loc;
     for (size_t i = 0; i < rule.select.size(); ++i) {
-      int n = rule.select[i];
-      c = i == 0 ? Child(split, n) : Child(c, n);
-      (l.component == 0 ? l.component : l.subcomponent) = n;
+      c = i == 0 ? Child(split, rule.select[i]) : Child(c, rule.select[i]);
     }
     if (!rule.constant && c.raw.empty()) continue;
+    // Where the value came from: built only for the rules that run (most components are empty).
+    Loc l = loc;
+    for (int n : rule.select) (l.component == 0 ? l.component : l.subcomponent) = n;
     if (rule.when) {
       bool ok = rule.when->Evaluate([&](const Operand& op, std::string* scratch) {
         if (op.parts.empty()) return Text(c.raw, scratch);
