@@ -16,6 +16,7 @@
 //   usage: node src/fhir/gen_validator_defs.mjs <node_modules dir> <output .cc>
 import { readFileSync, writeFileSync, mkdirSync, renameSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { valueSetExpander } from './valuesets.mjs';
 
 const [nodeModules, outFile] = process.argv.slice(2);
 if (!nodeModules || !outFile) {
@@ -27,71 +28,8 @@ const load = (f) => JSON.parse(readFileSync(join(dir, f), 'utf8'));
 const FHIR_TYPE_EXT = 'http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type';
 
 // ---- Terminology: finite expansions of ValueSets ----
-const codeSystems = new Map();
-const valueSets = new Map();
-for (const f of ['valuesets.json', 'v3-codesystems.json']) {
-  for (const { resource: r } of load(f).entry) {
-    const m = r.resourceType === 'CodeSystem' ? codeSystems : valueSets;
-    if (r.resourceType !== 'CodeSystem' && r.resourceType !== 'ValueSet') continue;
-    if (!m.has(r.url)) m.set(r.url, r);
-  }
-}
-function codeSystemCodes(url) {
-  const cs = codeSystems.get(url);
-  if (!cs || cs.content !== 'complete' || !cs.concept) return null;
-  const out = [];
-  const walk = (list) => {
-    for (const c of list) {
-      out.push(c.code);
-      if (c.concept) walk(c.concept);
-    }
-  };
-  walk(cs.concept);
-  return out;
-}
 // [[system, code]...] or null (with the reason in why[0]) when not finite from the files.
-function expand(canonical, why, depth = 0) {
-  const url = canonical.split('|')[0];
-  const vs = valueSets.get(url);
-  if (!vs) return (why.push(`ValueSet ${url} not in the definitions`), null);
-  if (depth > 10) return (why.push(`ValueSet ${url} nests too deep`), null);
-  if (!vs.compose) {
-    if (vs.expansion && vs.expansion.contains) {
-      return vs.expansion.contains.map((c) => [c.system, c.code]);
-    }
-    return (why.push(`ValueSet ${url} has no compose`), null);
-  }
-  let out = [];
-  for (const inc of vs.compose.include) {
-    let part = null;
-    if (inc.filter && inc.filter.length) {
-      return (why.push(`ValueSet ${url} uses a filter on ${inc.system}`), null);
-    }
-    if (inc.concept) {
-      part = inc.concept.map((c) => [inc.system, c.code]);
-    } else if (inc.system) {
-      const codes = codeSystemCodes(inc.system);
-      if (!codes) return (why.push(`code system ${inc.system} is not in the definitions`), null);
-      part = codes.map((c) => [inc.system, c]);
-    }
-    for (const u of inc.valueSet || []) {
-      const e = expand(u, why, depth + 1);
-      if (!e) return null;
-      part = part === null ? e : part.filter((p) => e.some((q) => q[0] === p[0] && q[1] === p[1]));
-    }
-    out = out.concat(part || []);
-  }
-  for (const ex of vs.compose.exclude || []) {
-    if (!ex.concept || ex.valueSet) return (why.push(`ValueSet ${url} excludes by rule`), null);
-    const drop = new Set(ex.concept.map((c) => `${ex.system}|${c.code}`));
-    out = out.filter((p) => !drop.has(`${p[0]}|${p[1]}`));
-  }
-  const seen = new Set();
-  return out.filter((p) => {
-    const k = `${p[0]}|${p[1]}`;
-    return seen.has(k) ? false : (seen.add(k), true);
-  });
-}
+const expand = valueSetExpander(load);
 
 // ---- Types ----
 const PRIMS = ['boolean', 'integer', 'positiveInt', 'unsignedInt', 'decimal', 'string',

@@ -15,7 +15,7 @@
 //   usage: node src/fhir_conformance/gen_conformance_defs.mjs <node_modules dir> <output .cc>
 import { readFileSync, writeFileSync, mkdirSync, renameSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { valueSetExpander } from './valuesets.mjs';
+import { valueSetExpander } from '../fhir/valuesets.mjs';
 
 const [nodeModules, outFile] = process.argv.slice(2);
 if (!nodeModules || !outFile) {
