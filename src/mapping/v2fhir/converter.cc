@@ -1690,7 +1690,11 @@ absl::Status Run::Go() {
     }
   }
   if (!hook_error_.ok()) return hook_error_;
-  for (const Deferred& d : deferred_) {
+  // By index, over a growing list: applying a deferred rule may defer another (an `if_absent`
+  // rule of the datatype map it runs), which is applied in this pass too; a reference into the
+  // vector would dangle when push_back reallocates.
+  for (size_t k = 0; k < deferred_.size(); ++k) {
+    const Deferred d = deferred_[k];
     bool present = false;
     for (const ElementPath& p : d.rule->if_absent) present = present || Has(d.node, p);
     if (present) continue;

@@ -1,5 +1,8 @@
 #include "mapping/v2fhir/converter.h"
 
+#include <filesystem>
+#include <fstream>
+
 #include "gtest/gtest.h"
 #include "mapping/v2fhir/loader.h"
 #include "rapidjson/document.h"
@@ -350,6 +353,42 @@ TEST(Converter, IfAbsentPathWritesDataAbsentReasonOnlyWithoutEndpoint) {
   ConvertResult r = Convert(msg);
   EXPECT_TRUE(Has(r.json, R"("source":{"name":"LAB","_endpoint":{"extension":[{"url":"http://hl7.org/fhir/StructureDefinition/data-absent-reason","valueCode":"unknown"}]}})")) << r.json.substr(0, 1500);
   EXPECT_TRUE(Has(r.json, R"("destination":[{"name":"EHR","endpoint":"urn:oid:1.2.3",)")) << r.json.substr(0, 1500);
+}
+
+// A deferred (`if_absent`) rule whose datatype map has an `if_absent` rule of its own defers that
+// one while the deferred list is being applied: it is applied in the same pass (it was skipped,
+// or read through a dangling reference when the list grew).
+TEST(Converter, AnIfAbsentRuleInsideADeferredOneIsAppliedToo) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(::testing::TempDir()) / "v2fhir_nested_if_absent";
+  fs::remove_all(dir);
+  for (const char* sub : {"messages", "segments", "datatypes"}) fs::create_directories(dir / sub);
+  auto write = [&](const fs::path& p, std::string_view text) {
+    std::ofstream(dir / p) << text;
+  };
+  write("messages/ADT_A01.yaml",
+        "message: ADT_A01\nevents: [ADT^A01]\nresources:\n"
+        "  - {segment: MSH, resource: MessageHeader, map: \"MSH[Test]\"}\n"
+        "  - {segment: MSH, resource: Provenance, map: \"MSH[TestProvenance]\"}\n");
+  write("segments/MSH[TestProvenance].yaml",
+        "segment: MSH\nresource: Provenance\nrules:\n"
+        "  - {field: MSH-7, element: recorded, type: instant}\n");
+  write("segments/MSH[Test].yaml",
+        "segment: MSH\nresource: MessageHeader\nrules:\n"
+        "  - {field: MSH-9, element: eventCoding, type: Coding}\n"
+        "  - {field: MSH-3, element: source, datatype: \"HD[Test]\", if_absent: source}\n");
+  write("datatypes/HD[Test].yaml",
+        "datatype: HD\ntarget: MessageHeader.source\nrules:\n"
+        "  - {component: 1, element: name, type: string}\n"
+        "  - {element: endpoint, value: \"urn:test:fallback\", if_absent: endpoint}\n");
+  auto maps = LoadMaps({dir.string()});
+  ASSERT_TRUE(maps.ok()) << maps.status();
+  auto m = hl7v2::Message::Parse(
+      "MSH|^~\\&|LAB|HOSP|EHR|HOSP|20240102080000||ADT^A01^ADT_A01|C1|P|2.5.1\r");
+  ASSERT_TRUE(m.ok()) << m.status();
+  auto r = Converter(*maps).Convert(*m, {});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(Has(r->json, R"("source":{"name":"LAB","endpoint":"urn:test:fallback"})")) << r->json;
 }
 
 TEST(Converter, IfAbsentRunsAfterEverySegmentOneChoiceType) {
