@@ -166,7 +166,8 @@ TEST_F(PipelineTest, CountsCommittedOutcomesPerChannel) {
   ASSERT_EQ(Run(Adt("C9"), "nope", "C9").state, "error");   // nope (unknown): errored 1
 
   // Decided before the commit (no transformer): counted once `committed` runs, not before.
-  auto parsed = hl7v2::Message::Parse(Adt("C10"));
+  const std::string c10 = Adt("C10");  // the parsed message views this text: keep it alive
+  auto parsed = hl7v2::Message::Parse(c10);
   ASSERT_TRUE(parsed.ok());
   auto out = pipeline_->DecideBeforeCommit("picky", *parsed);
   ASSERT_TRUE(out.has_value());
