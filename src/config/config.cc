@@ -567,7 +567,7 @@ class Reader {
       const std::string& k = kv.first.Scalar();
       const YAML::Node& val = kv.second;
       if (k == "max_attempts") {
-        Int(val, k, 1, 1'000'000, &r->max_attempts);
+        Int(val, k, 0, 1'000'000, &r->max_attempts);  // 0 = no limit (the dispatcher's)
       } else if (k == "initial_backoff") {
         Duration(val, k, &r->initial_backoff);
       } else if (k == "max_backoff") {
@@ -577,7 +577,7 @@ class Reader {
       } else if (k == "jitter") {
         Double(val, k, 0.0, 1.0, "from 0 to 1", &r->jitter);
       } else if (k == "max_age") {
-        Duration(val, k, &r->max_age);
+        Duration(val, k, &r->max_age, /*allow_zero=*/true);  // 0 = no limit
       }
     }
     if (r->max_backoff < r->initial_backoff && v["max_backoff"].IsDefined()) {

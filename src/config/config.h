@@ -139,12 +139,13 @@ struct Channel {
 };
 
 struct RetryPolicy {
-  int max_attempts = 10;  // including the first; 1 = no retry
+  int max_attempts = 10;  // including the first; 1 = no retry; 0 = retry until max_age
   absl::Duration initial_backoff = absl::Seconds(1);
   absl::Duration max_backoff = absl::Minutes(5);
   double multiplier = 2.0;
   double jitter = 0.2;  // 0..1: each backoff is multiplied by a random factor in [1-j, 1+j]
-  absl::Duration max_age = absl::Hours(24);  // dead-letter a message older than this
+  // Dead-letter a message older than this; 0 = no limit (with max_attempts 0: retry forever).
+  absl::Duration max_age = absl::Hours(24);
 };
 
 enum class DestinationType { kFile, kMllp, kHttp, kFhirLocal };

@@ -261,6 +261,14 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"BadRetry",
                   "destinations:\n  - name: e\n    type: fhir_local\n    retry: {jitter: 1.5}\n",
                   "t.yaml:4:21: 'jitter' must be a number from 0 to 1"},
+        // 0 is "no limit" (RetryUnlimited below); below 0 means nothing.
+        ErrorCase{"NegativeMaxAttempts",
+                  "destinations:\n  - name: e\n    type: fhir_local\n    retry: {max_attempts: -1}\n",
+                  "t.yaml:4:27: 'max_attempts' must be a whole number from 0 to 1000000"},
+        ErrorCase{"NegativeMaxAge",
+                  "destinations:\n  - name: e\n    type: fhir_local\n    retry: {max_age: -5m}\n",
+                  "t.yaml:4:22: 'max_age': '-5m' is not a duration (expected a number with a "
+                  "unit: 500ms, 30s, 5m, 24h, 7d, 1h30m)"},
         ErrorCase{"BadFilename",
                   "destinations:\n  - {name: e, type: file, directory: out, filename: '${date}.hl7'}\n",
                   "t.yaml:2:53: 'filename': unknown variable ${date} (expected one of: channel, "
@@ -304,6 +312,22 @@ TEST(ConfigTest, DedupeWindow) {
   EXPECT_EQ((*c)->server.dedupe_window, absl::ZeroDuration());
   EXPECT_THAT(Errors("server:\n  dedupe_window: a day\n" + rest),
               HasSubstr("t.yaml:2:18: 'dedupe_window': "));
+}
+
+// The dispatcher reads 0 as "no limit" for both (dispatch::RetryPolicy); docs/configuration.md:
+// "0 = retry until max_age; with neither, forever".
+TEST(ConfigTest, RetryUnlimited) {
+  auto c = LoadConfigFromString(
+      "destinations:\n"
+      "  - {name: until_age, type: fhir_local, retry: {max_attempts: 0}}\n"
+      "  - {name: forever, type: fhir_local, retry: {max_attempts: 0, max_age: 0s}}\n");
+  ASSERT_TRUE(c.ok()) << c.status();
+  const Destination* until_age = (*c)->FindDestination("until_age");
+  EXPECT_EQ(until_age->retry.max_attempts, 0);
+  EXPECT_EQ(until_age->retry.max_age, absl::Hours(24));  // the default still ends the retries
+  const Destination* forever = (*c)->FindDestination("forever");
+  EXPECT_EQ(forever->retry.max_attempts, 0);
+  EXPECT_EQ(forever->retry.max_age, absl::ZeroDuration());
 }
 
 TEST(ConfigTest, ErrorsAreCappedAtTwenty) {
