@@ -7,7 +7,7 @@ namespace isthmus::pipeline {
 void ChannelOutcomeCounters::CountOutcome(std::string_view state) {
   if (state == "filtered") {
     filtered.fetch_add(1, std::memory_order_relaxed);
-  } else if (state == "error" || state == "invalid" || state == "unrouted") {
+  } else if (state == "error" || state == "invalid" || state == "unrouted" || state == "rejected") {
     errored.fetch_add(1, std::memory_order_relaxed);
   }
   // "queued" counts later, per destination (delivered / dead); "processed" is journaled only.

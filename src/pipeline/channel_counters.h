@@ -5,9 +5,11 @@
 //              transformer dropped the message.
 //   errored    pipeline outcomes `error` (unparsable, unknown channel, transformer failure),
 //              `invalid` (validation errors on a channel that rejects invalid messages) and
-//              `unrouted` (no route matched). Messages the listener rejects before the pipeline
-//              (unparsable frame, journal failure) are NAKed and counted in the listener's
-//              `nacked`, not here.
+//              `unrouted` (no route matched), and `rejected`: a frame the channel's MLLP listener
+//              could not parse, NAKed (AR/CR) and journaled as "rejected" (counted when the
+//              listener reports it, whether or not the rejected copy could be stored). Other NAKs
+//              of the listener (bytes outside a frame, an oversized or unterminated frame, a
+//              message the journal could not store) are in its `nacked` only.
 //   delivered  one per (message, destination) delivery acknowledged by the destination and
 //              settled in the store: a message routed to two destinations counts 2.
 //   dead       one per (message, destination) moved to the dead letters.
@@ -32,7 +34,8 @@ namespace isthmus::pipeline {
 struct ChannelOutcomeCounters {
   std::atomic<uint64_t> filtered{0}, errored{0}, delivered{0}, dead{0};
 
-  // Counts a committed pipeline outcome (a message state: "filtered", "error", "queued", ...).
+  // Counts a committed pipeline outcome (a message state: "filtered", "error", "queued", ...) or
+  // a listener's "rejected".
   void CountOutcome(std::string_view state);
 };
 

@@ -218,6 +218,7 @@ absl::Status Engine::StartListener(const config::Listener& l) {
   lo.max_connections = l.max_connections;
   lo.ack_mode = ToAckMode(l.ack_mode);
   lo.sink = sink_.get();
+  lo.on_rejected = [counters = counters_.For(l.channel)] { counters->CountOutcome("rejected"); };
   for (const config::Cidr& c : l.allow) lo.allow.push_back(c.text);
   if (l.tls.has_value()) {
     net::TlsServerOptions t;

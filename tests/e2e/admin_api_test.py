@@ -82,18 +82,19 @@ class AdminApiTest(unittest.TestCase):
 
     def test_channels_count_every_outcome(self):
         # After setUp (docs/operations.md says what each field counts): 6 frames received, 5
-        # ACKed (M0-M4) and 1 NAKed (BAD, rejected by the listener: not a pipeline outcome);
-        # M4 (A08) filtered; M0-M3 routed to both destinations: 4 delivered (files) + 4 dead
-        # (downstream answered AR); nothing left in the queue.
+        # ACKed (M0-M4) and 1 NAKed (BAD: its listener could not parse it, so it is the
+        # channel's errored message even though it never reached the pipeline); M4 (A08)
+        # filtered; M0-M3 routed to both destinations: 4 delivered (files) + 4 dead (downstream
+        # answered AR); nothing left in the queue.
         want = {"name": "adt", "received": 6, "acked": 5, "nacked": 1, "duplicates": 0,
-                "connections_open": 0, "filtered": 1, "errored": 0, "queued": 0,
+                "connections_open": 0, "filtered": 1, "errored": 1, "queued": 0,
                 "queued_truncated": False, "delivered": 4, "dead": 4}
         wait_for(self.channel, lambda c: c == want)
 
         # The downstream system hangs (answers after 5 s, past the destination's 2 s timeout): its
         # deliveries time out and are retried, so their rows stay queued. (Not stopped: a
         # session of the stopped peer still open could answer one more AR.) M0 again is a duplicate (ACKed, not processed); U1 (PV1-2 = O)
-        # matches no route (errored); Q1 and Q2 are delivered to the files and queued for
+        # matches no route (errored, with BAD: 2); Q1 and Q2 are delivered to the files and queued for
         # downstream (2 rows: the head waits for its retry, Q2 behind it).
         self.peer.code = "AA"
         self.peer.delay = 5
@@ -103,7 +104,7 @@ class AdminApiTest(unittest.TestCase):
         self.assertEqual(msa(c.send(adt("Q1")))[1], "AA")
         self.assertEqual(msa(c.send(adt("Q2")))[1], "AA")
         c.close()
-        want.update(received=10, acked=9, duplicates=1, errored=1, queued=2, delivered=6)
+        want.update(received=10, acked=9, duplicates=1, errored=2, queued=2, delivered=6)
         wait_for(self.channel, lambda c: c == want)
 
         # Answering at once again: the two queued rows are delivered (after the retry backoff, 1 s

@@ -123,6 +123,13 @@ class ListenerOptionsTest(unittest.TestCase):
         er = adt("E3").replace("|P|2.5.1\r", "|P|2.5.1|||AL|ER\r", 1)
         self.assertEqual(msa(c.send(er))[1:3], ["CA", "E3"])
         self.assertEqual(msa(c.send(adt("E4")))[1:3], ["CA", "E4"])  # the next reply is E4's
+        self.assertEqual(msa(c.reply())[1:3], ["AA", "E4"])
+        # A message that does not parse is refused at the commit level too: CR, not AR (an
+        # enhanced-mode sender expects CA/CE/CR first), with its ERR; no application ACK follows.
+        cr = c.send("MSH|^~\\&|A|B|C|D|x||ADT^A01|E5|P|2.5.1\rnot a segment\r")
+        self.assertEqual(msa(cr)[1:3], ["CR", "E5"])
+        self.assertIn("\rERR|||100^Segment sequence error^HL70357|E|", cr)
+        self.assertEqual(msa(c.send(adt("E6")))[1:3], ["CA", "E6"])  # the next reply is E6's
         c.close()
 
     def test_max_frame_bytes_naks_a_larger_frame(self):

@@ -182,6 +182,46 @@ struct MllpListener::Impl : std::enable_shared_from_this<MllpListener::Impl> {
                                    msg.trigger_event());
   }
 
+  // A frame that did not parse: its journal row (state "rejected") and how to refuse it.
+  struct Rejected {
+    store::IncomingMessage row;
+    bool commit_reject = false;  // CR rather than AR: the sender uses enhanced mode
+  };
+
+  // `why` is the frame parse's finding. The MSH line is read once, alone, for the row's header
+  // columns (so the rejected copy can be found by its control id and sender; a rejected row is
+  // never a duplicate's original: the corrected retransmission is processed) and for MSH-15: a
+  // sender asking for enhanced mode gets a commit reject (CR), as an accepted message would get
+  // CA. It is read only when the frame's parse got past MSH: when MSH itself was the problem (no
+  // MSH first, unusable delimiters: location MSH, no repetition), the line alone fails the same
+  // way. An `enhanced` listener always answers CR.
+  Rejected Reject(const std::string& frame, const std::string& peer, const hl7v2::Issue& why) const {
+    Rejected r;
+    r.row.channel = opts.channel;
+    r.row.peer = peer;
+    r.row.state = "rejected";
+    r.commit_reject = opts.ack_mode == AckMode::kEnhanced;
+    const bool msh_failed = why.location.segment == "MSH" && why.location.segment_index == 0;
+    if (!msh_failed) {
+      hl7v2::ParseOptions header;
+      header.header_only = true;
+      const std::string_view msh_line = std::string_view(frame).substr(0, frame.find_first_of("\r\n"));
+      if (auto h = hl7v2::Message::Parse(msh_line, header); h.ok()) {
+        FillHeader(*h, &r.row);
+        if (opts.ack_mode == AckMode::kAfterPersist && !h->Header(15, 0).empty()) r.commit_reject = true;
+      }
+    }
+    r.row.reason = why.location.segment.empty()
+                       ? why.message
+                       : base::StrCat(why.location.ToString(), ": ", why.message);
+    r.row.raw = frame;
+    return r;
+  }
+
+  // NAKs for input that is not a message (bytes outside a frame, an oversized or unfinished
+  // frame, plain MLLP on a TLS port): CR on an `enhanced` listener, AR otherwise.
+  bool CommitLevelNaks() const { return opts.ack_mode == AckMode::kEnhanced; }
+
   // The responses to one framed message (none, one, or a commit ACK then an application ACK).
   asio::awaitable<std::vector<std::string>> HandleFrame(const std::string& frame, const std::string& peer) {
     std::vector<std::string> replies;
@@ -203,23 +243,15 @@ struct MllpListener::Impl : std::enable_shared_from_this<MllpListener::Impl> {
       hl7v2::Issue i = issue.value_or(
           MakeIssue(hl7v2::ErrorCode::kSegmentSequenceError, std::string(parsed.status().message())));
       // Keep the rejected bytes: nothing is silently dropped.
-      store::IncomingMessage m;
-      m.channel = opts.channel;
-      m.peer = peer;
-      m.state = "rejected";
-      // What the MSH line says, when it parses alone, so the rejected copy can be found by its
-      // control id and sender (a rejected row is never a duplicate's original: the corrected
-      // retransmission is processed).
-      const std::string msh_line = frame.substr(0, frame.find_first_of("\r\n"));
-      hl7v2::ParseOptions header;
-      header.header_only = true;
-      if (auto h = hl7v2::Message::Parse(msh_line, header); h.ok()) FillHeader(*h, &m);
-      m.reason = i.location.segment.empty() ? i.message : base::StrCat(i.location.ToString(), ": ", i.message);
-      m.raw = frame;
-      absl::StatusOr<store::AppendResult> stored = co_await Journal(m);
+      Rejected rejected = Reject(frame, peer, i);
+      absl::StatusOr<store::AppendResult> stored = co_await Journal(rejected.row);
       (void)stored;  // the NAK goes out whether or not the rejected copy was stored
       stats.messages_nacked++;
-      if (opts.ack_mode != AckMode::kNone) replies.push_back(Nak(frame, false, std::move(i)));
+      stats.messages_rejected++;
+      if (opts.on_rejected) opts.on_rejected();
+      if (opts.ack_mode != AckMode::kNone) {
+        replies.push_back(Nak(frame, rejected.commit_reject, std::move(i)));
+      }
       co_return replies;
     }
     const hl7v2::Message& msg = *parsed;
@@ -362,19 +394,19 @@ struct MllpListener::Impl : std::enable_shared_from_this<MllpListener::Impl> {
             break;
           case net::MllpEvent::kOversized:
             stats.messages_nacked++;
-            reply = Nak("", false, MakeIssue(hl7v2::ErrorCode::kApplicationInternalError,
+            reply = Nak("", CommitLevelNaks(), MakeIssue(hl7v2::ErrorCode::kApplicationInternalError,
                                              base::StrCat("frame of ", e.bytes, " bytes exceeds the limit of ",
                                                           opts.max_frame_bytes, " bytes")));
             break;
           case net::MllpEvent::kGarbage:
             stats.messages_nacked++;
-            reply = Nak("", false, MakeIssue(hl7v2::ErrorCode::kSegmentSequenceError,
+            reply = Nak("", CommitLevelNaks(), MakeIssue(hl7v2::ErrorCode::kSegmentSequenceError,
                                              base::StrCat(e.bytes, " bytes arrived outside an MLLP frame "
                                                                    "(expected VT ... FS CR)")));
             break;
           case net::MllpEvent::kUnterminated:
             stats.messages_nacked++;
-            reply = Nak(e.payload, false,
+            reply = Nak(e.payload, CommitLevelNaks(),
                         MakeIssue(hl7v2::ErrorCode::kSegmentSequenceError,
                                   "MLLP frame not terminated: a new frame began before FS CR"));
             break;
@@ -390,7 +422,7 @@ struct MllpListener::Impl : std::enable_shared_from_this<MllpListener::Impl> {
     }
     if (c.timed_out && decoder.in_frame() && !stopping) {
       stats.messages_nacked++;
-      std::string nak = Nak("", false, MakeIssue(hl7v2::ErrorCode::kApplicationInternalError,
+      std::string nak = Nak("", CommitLevelNaks(), MakeIssue(hl7v2::ErrorCode::kApplicationInternalError,
                                                  base::StrCat("MLLP frame not completed within ",
                                                               absl::FormatDuration(opts.frame_timeout))));
       co_await send(nak);
@@ -416,7 +448,7 @@ struct MllpListener::Impl : std::enable_shared_from_this<MllpListener::Impl> {
       co_await c.socket->async_read_some(asio::buffer(sink),
                                          asio::redirect_error(asio::use_awaitable, ec));
       std::string framed = net::MllpEncode(Nak(
-          "", false,
+          "", CommitLevelNaks(),
           MakeIssue(hl7v2::ErrorCode::kApplicationInternalError,
                     "this MLLP port requires TLS: connect with TLS (MLLP over TLS)")));
       co_await asio::async_write(*c.socket, asio::buffer(framed),

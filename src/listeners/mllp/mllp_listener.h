@@ -5,7 +5,9 @@
 //
 // Acknowledgement: original mode (AA/AR) unless the message asks for enhanced mode by
 // valuing MSH-15, then commit ACKs (CA/CR). Like Mirth, a response is always sent, since MLLP
-// senders block on it.
+// senders block on it. A message that does not parse is refused with CR when its MSH line, read
+// alone, values MSH-15; input that is no message at all (bytes outside a frame, an oversized or
+// unfinished frame) with AR. On an `enhanced` listener every refusal is a CR.
 //
 // TLS: with `tls` set, every connection must complete a TLS handshake (TLS 1.2+) within
 // frame_timeout before any MLLP is read; with tls->require_client_cert, only clients holding a
@@ -64,6 +66,9 @@ struct MllpListenerOptions {
   std::optional<net::TlsServerOptions> tls;
   // IP allowlist: CIDRs ("10.0.0.0/8", "192.168.1.7", "fd00::/8"); empty = every address.
   std::vector<std::string> allow;
+  // Called once per frame that did not parse (journaled as "rejected" and NAKed), on a network
+  // thread: the engine counts it as the channel's `errored`. Unset = not reported.
+  std::function<void()> on_rejected;
   // Connection-level events (denied peer, failed TLS handshake), one line each, carrying the peer
   // address and the reason only. Called on network threads. Unset = a line on stderr.
   std::function<void(std::string_view)> log;
@@ -80,6 +85,9 @@ struct MllpListenerStats {
   std::atomic<uint64_t> messages_received{0};
   std::atomic<uint64_t> messages_acked{0};
   std::atomic<uint64_t> messages_nacked{0};
+  // Of which: frames that did not parse, journaled as "rejected" (not oversized or unterminated
+  // frames, bytes outside a frame, or a message the journal failed to store).
+  std::atomic<uint64_t> messages_rejected{0};
   std::atomic<uint64_t> duplicates{0};
   std::atomic<uint64_t> bytes_received{0};
   std::atomic<uint64_t> backpressure_pauses{0};  // reads held back while the sink was behind

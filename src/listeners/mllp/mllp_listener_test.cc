@@ -8,6 +8,7 @@
 
 #include <openssl/ssl.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -232,6 +233,93 @@ TEST_F(MllpListenerTest, MalformedMessageIsNakedAndKept) {
             std::string::npos);
   EXPECT_EQ(Count("received"), 2);
   EXPECT_EQ(listener_->stats().duplicates.load(), 0u);
+}
+
+// Frames that do not parse are reported to on_rejected (the engine counts them as the channel's
+// `errored`), once each; other NAKs (bytes outside a frame, an oversized frame) are not messages
+// of the channel and are only `nacked`. A frame whose MSH itself is unusable is kept with no
+// header columns: there is nothing to read them from.
+TEST_F(MllpListenerTest, RejectedFramesAreReportedOnce) {
+  std::atomic<int> reported{0};
+  MllpListenerOptions o;
+  o.max_frame_bytes = 1000;
+  o.on_rejected = [&reported] { reported++; };
+  StartListener(o);
+  Client c(listener_->port());
+  EXPECT_NE(c.Send(Adt("G1")).find("MSA|AA|G1"), std::string::npos);
+  // 1: a segment without a name (MSH parses: the row has its header).
+  EXPECT_NE(c.Send("MSH|^~\\&|A|B|C|D|x||ADT^A01|R1|P|2.5.1\rnot a segment\r").find("MSA|AR|R1"),
+            std::string::npos);
+  // 2: no MSH at all.
+  std::string nak = c.Send("PID|1||123\r");
+  EXPECT_NE(nak.find("MSA|AR|"), std::string::npos) << nak;
+  // 3: MSH-2 repeats a delimiter.
+  nak = c.Send("MSH|^~^&|A|B|C|D|x||ADT^A01|R3|P|2.5.1\rPID|1\r");
+  EXPECT_NE(nak.find("MSA|AR|"), std::string::npos) << nak;
+  EXPECT_NE(nak.find("MSH-2"), std::string::npos) << nak;
+  // Not rejected messages: bytes outside a frame, an oversized frame.
+  c.SendRaw("garbage\r");
+  EXPECT_NE(c.Reply().find("outside an MLLP frame"), std::string::npos);
+  EXPECT_NE(c.Send(Adt("BIG") + std::string(2000, 'x')).find("exceeds the limit"), std::string::npos);
+
+  EXPECT_EQ(reported.load(), 3);
+  EXPECT_EQ(listener_->stats().messages_rejected.load(), 3u);
+  EXPECT_EQ(listener_->stats().messages_nacked.load(), 5u);
+  EXPECT_EQ(Count("rejected"), 3);
+  int64_t total = 0;
+  store::MessageQuery q;
+  q.state = "rejected";
+  auto rows = journal_->List(q, &total);  // newest first
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  ASSERT_EQ(rows->size(), 3u);
+  EXPECT_EQ((*rows)[2].control_id, "R1");
+  EXPECT_EQ((*rows)[2].sender, "A|B");
+  for (int i : {0, 1}) {  // MSH-2 unusable; no MSH
+    EXPECT_EQ((*rows)[i].control_id, "") << i;
+    EXPECT_EQ((*rows)[i].sender, "") << i;
+    EXPECT_EQ((*rows)[i].message_type, "") << i;
+  }
+  auto reason = [&](int i) {
+    auto m = journal_->Get((*rows)[i].id);
+    EXPECT_TRUE(m.ok() && !m->events.empty());
+    return m.ok() && !m->events.empty() ? m->events[0].reason : "";
+  };
+  EXPECT_NE(reason(0).find("MSH-2"), std::string::npos) << reason(0);
+  EXPECT_NE(reason(1).find("does not start with an MSH segment"), std::string::npos) << reason(1);
+}
+
+// A sender in enhanced mode (MSH-15 valued) is answered at the commit level: CA when the
+// message is stored, so CR, not AR, when it is refused (in enhanced acknowledgment mode the commit
+// ACK answers "was it accepted", CA/CE/CR; AR belongs to original mode). An `enhanced` listener
+// refuses everything with CR.
+TEST_F(MllpListenerTest, EnhancedModeSendersGetCommitRejects) {
+  StartListener({});
+  Client c(listener_->port());
+  std::string nak = c.Send("MSH|^~\\&|A|B|C|D|x||ADT^A01|E2|P|2.5|||AL|NE\rnot a segment\r");
+  EXPECT_NE(nak.find("\rMSA|CR|E2\r"), std::string::npos) << nak;
+  EXPECT_NE(nak.find("ERR|||100^Segment sequence error^HL70357|E"), std::string::npos) << nak;
+  // Without MSH-15: original mode, AR (MalformedMessageIsNakedAndKept); garbage: AR.
+  EXPECT_NE(c.Send("MSH|^~\\&|A|B|C|D|x||ADT^A01|E3|P|2.5\rnot a segment\r").find("MSA|AR|E3"),
+            std::string::npos);
+  c.SendRaw("garbage\r");
+  EXPECT_NE(c.Reply().find("MSA|AR|"), std::string::npos);
+}
+
+TEST_F(MllpListenerTest, EnhancedListenerRefusesWithCommitRejects) {
+  MllpListenerOptions o;
+  o.ack_mode = AckMode::kEnhanced;
+  o.max_frame_bytes = 1000;
+  StartListener(o);
+  Client c(listener_->port());
+  std::string nak = c.Send("MSH|^~\\&|A|B|C|D|x||ADT^A01|E4|P|2.5\rnot a segment\r");
+  EXPECT_NE(nak.find("\rMSA|CR|E4\r"), std::string::npos) << nak;
+  c.SendRaw("garbage\r");
+  nak = c.Reply();
+  EXPECT_NE(nak.find("MSA|CR|"), std::string::npos) << nak;
+  EXPECT_NE(nak.find("outside an MLLP frame"), std::string::npos) << nak;
+  nak = c.Send(Adt("BIG") + std::string(2000, 'x'));
+  EXPECT_NE(nak.find("MSA|CR|"), std::string::npos) << nak;
+  EXPECT_NE(nak.find("exceeds the limit"), std::string::npos) << nak;
 }
 
 TEST_F(MllpListenerTest, AckModeNoneJournalsWithoutAnswering) {
