@@ -154,6 +154,7 @@ struct Workspace::State {
   std::vector<const Rule*> rule_stack;
   std::vector<Recorded> recorded;
   std::string scratch, key, id;
+  std::string bundle_id;  // the Bundle's id, for references `to: Bundle`
   // Lua hooks: their states, and what they removed (nodes not written) and dropped
   // ("Type/id" of dropped resources: references to them are not written either).
   std::unique_ptr<HookRunner> hooks;
@@ -900,6 +901,7 @@ void Run::WriteLeaf(const Rule& rule, Val v, Tree::NodeId base, const Vocabulary
       return;
     }
     case Conversion::kSegmentResource:
+    case Conversion::kScopeResource:
     case Conversion::kNone: return;
   }
 }
@@ -937,11 +939,15 @@ void Run::RunDatatype(const DatatypeMap& dt, Val v, Tree::NodeId node, const Voc
 void Run::Apply(const Rule& rule, Val v, Tree::NodeId base, const Vocabulary* inherited, Loc loc) {
   const Vocabulary* vocab = rule.inherit_vocabulary ? inherited : rule.vocabulary;
   PushRule(&rule);
-  if (rule.conversion == Conversion::kSegmentResource) {
+  if (rule.conversion == Conversion::kSegmentResource ||
+      rule.conversion == Conversion::kScopeResource) {
     // The resource of the segment map being run, or (with `resource`) the last resource of that
-    // type an earlier entry made from this same segment (the Condition of this DG1).
+    // type an earlier entry made from this same segment (the Condition of this DG1), or for
+    // scope-resource the nearest one in the segment's scope (the Patient of DG1-22's parent).
     int target = owner_;
-    if (!rule.resource.empty()) {
+    if (rule.conversion == Conversion::kScopeResource) {
+      target = Nearest(rule.resource, s_.grouping.segments[cur_segment_].group, nullptr);
+    } else if (!rule.resource.empty()) {
       target = -1;
       for (size_t i = s_.instances.size(); i-- > 0;) {
         if (s_.instances[i].segment == cur_segment_ &&
@@ -1102,8 +1108,9 @@ void Run::RunRules(const std::vector<Rule>& rules, hl7v2::SegmentView seg, int g
     // MSH-1 and MSH-2 are not split.
     bool whole = msh && field <= 2;
     int reps = (rule.each_repetition || rule.join_repetitions) && !whole ? PartCount(raw, seps_[0]) : 1;
+    if (rule.last_repetition > 0 && rule.last_repetition < reps) reps = rule.last_repetition;
     std::string joined;  // repeat: join
-    for (int rep = 1; rep <= reps; ++rep) {
+    for (int rep = rule.first_repetition; rep <= reps; ++rep) {
       // Inside a rule's `rules`, the outer field is read in the outer repetition.
       int r = reps == 1 && field == outer_field ? outer_rep : rep;
       Val v = whole ? Val{raw, 3} : Child(Val{raw, 0}, r);
@@ -1281,28 +1288,30 @@ void Run::WriteReferences() {
   for (const Applied& a : s_.applied) {
     if (s_.instances[a.instance].dropped) continue;
     for (const Reference& ref : a.entry->references) {
-      auto write = [&](const Instance& target) {
+      auto write = [&](std::string_view type, std::string_view id) {
         Tree::NodeId n = Resolve(s_.instances[a.instance].node, ref.element, K::kObject);
         Tree::NodeId rn = t_.Member(n, "reference", K::kString);
         std::string& text = s_.scratch;
-        text.assign(target.type);
+        text.assign(type);
         text.push_back('/');
-        text.append(target.id);
+        text.append(id);
         t_.SetString(rn, text);
         if (o_.explain) {
           s_.recorded.push_back({rn, "(reference)", ref.src.ToString()});
         }
       };
-      if (ref.all) {
+      if (ref.bundle) {
+        write("Bundle", s_.bundle_id);
+      } else if (ref.all) {
         for (const Instance& i : s_.instances) {
           if (i.type == ref.type && !i.dropped && s_.grouping.Within(i.group, a.group) &&
               (!ref.label || i.label == *ref.label)) {
-            write(i);
+            write(i.type, i.id);
           }
         }
       } else {
         int t = Nearest(ref.type, a.group, ref.label ? &*ref.label : nullptr);
-        if (t >= 0 && t != a.instance) write(s_.instances[t]);
+        if (t >= 0 && t != a.instance) write(s_.instances[t].type, s_.instances[t].id);
       }
     }
   }
@@ -1674,8 +1683,11 @@ absl::Status Run::Go() {
   s_.dropped.clear();
   fhir::BundleBuilder bundle(&t_, o_.bundle);
   bundle_ = &bundle;
-  bundle.SetId(fhir::DeterministicId(
-      "Bundle", base::StrCat(m_.sending_application(), "|", m_.sending_facility(), "|", control_id_)));
+  s_.bundle_id.clear();
+  fhir::AppendDeterministicId(
+      "Bundle", base::StrCat(m_.sending_application(), "|", m_.sending_facility(), "|", control_id_),
+      &s_.bundle_id);
+  bundle.SetId(s_.bundle_id);
   std::string ts;
   if (fhir::AppendFhirTime(NthPart(m_.Header(7, 0), m_.delimiters().component, 1),
                            fhir::TimeType::kInstant, o_.tz, &ts)

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "gtest/gtest.h"
 #include "mapping/v2fhir/loader.h"
@@ -35,6 +36,12 @@ ConvertResult Convert(std::string_view text, ConvertOptions o = {}) {
 }
 
 bool Has(const std::string& s, std::string_view what) { return s.find(what) != std::string::npos; }
+
+// The message's Bundle, parsed; false when the JSON does not parse.
+bool ParseBundle(const std::string& json, rapidjson::Document* d) {
+  d->Parse(json.c_str());
+  return !d->HasParseError();
+}
 
 TEST(Converter, OruValuesByType) {
   ConvertResult r = Convert(kOru);
@@ -87,8 +94,7 @@ TEST(Converter, Msh17IsTheSendersCountryOnly) {
       "PV1|1|I\r";
   ConvertResult r = Convert(kA01);
   rapidjson::Document d;
-  d.Parse(r.json.c_str());
-  ASSERT_FALSE(d.HasParseError()) << r.json;
+  ASSERT_TRUE(ParseBundle(r.json, &d)) << r.json;
   std::string sender, receiver;
   for (const auto& e : d["entry"].GetArray()) {
     const auto& res = e["resource"];
@@ -322,6 +328,151 @@ TEST(Converter, SegmentResourceOfATypeIsTheOneThisSegmentMade) {
   EXPECT_TRUE(Has(j, R"("diagnosis":[{"condition":{"reference":"Condition/)" + htn +
                          R"("},"use":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/diagnosis-role","code":"AD","display":"Admission Diagnosis"}]},"rank":1},{"condition":{"reference":"Condition/)" + dm))
       << j;
+}
+
+// An ADT^A01 up to PID, for tests of the shipped ADT map.
+constexpr char kAdtHead[] =
+    "MSH|^~\\&|REG|HOSP|EHR|HOSP|20240102080000||ADT^A01^ADT_A01|C5|P|2.5.1\r"
+    "EVN|A01|20240102080000\r"
+    "PID|1||111^^^HOSP^MR||DOE^JOHN\r";
+
+// Maps of a test's own (CompileMaps), with the MessageHeader and Provenance a message map needs.
+ConvertResult ConvertWith(std::vector<MapFile> files, std::string_view text) {
+  files.push_back({"segments/MSH[H].yaml", "MSH[H].yaml",
+                   "segment: MSH\nresource: MessageHeader\nrules:\n"
+                   "  - {field: MSH-9, element: eventCoding, type: Coding}\n"});
+  files.push_back({"segments/MSH[P].yaml", "MSH[P].yaml",
+                   "segment: MSH\nresource: Provenance\nrules:\n"
+                   "  - {field: MSH-7, element: recorded, type: instant}\n"});
+  auto maps = CompileMaps(files);
+  EXPECT_TRUE(maps.ok()) << maps.status();
+  if (!maps.ok()) return {};
+  auto m = hl7v2::Message::Parse(text);
+  EXPECT_TRUE(m.ok()) << m.status();
+  auto r = Converter(*maps).Convert(*m, {});
+  EXPECT_TRUE(r.ok()) << r.status();
+  return r.ok() ? *r : ConvertResult{};
+}
+
+size_t Count(const std::string& s, std::string_view what) {
+  size_t n = 0;
+  for (size_t p = s.find(what); p != std::string::npos; p = s.find(what, p + 1)) ++n;
+  return n;
+}
+
+TEST(Converter, ReferenceToTheBundleItself) {
+  // `to: Bundle` is "Bundle/<Bundle.id>": the id the engine gave the Bundle (read back from the
+  // output, not recomputed), whatever resources the message made.
+  ConvertResult r = ConvertWith(
+      {{"messages/ADT_A01.yaml", "ADT_A01.yaml",
+        "message: ADT_A01\nevents: [ADT^A01]\nresources:\n"
+        "  - {segment: MSH, resource: MessageHeader, map: \"MSH[H]\"}\n"
+        "  - segment: MSH\n    resource: Provenance\n    map: \"MSH[P]\"\n    references:\n"
+        "      - {element: \"target[+]\", to: MessageHeader}\n"
+        "      - {element: \"target[+]\", to: Bundle}\n"}},
+      "MSH|^~\\&|LAB|HOSP|EHR|HOSP|20240102080000||ADT^A01^ADT_A01|C1|P|2.5.1\r");
+  rapidjson::Document d;
+  ASSERT_TRUE(ParseBundle(r.json, &d)) << r.json;
+  std::string bundle_id = d["id"].GetString();
+  ASSERT_EQ(bundle_id.size(), 36u) << r.json;
+  const auto& entries = d["entry"].GetArray();
+  ASSERT_EQ(entries.Size(), 2u) << r.json;
+  const auto& target = entries[1]["resource"]["target"];
+  ASSERT_EQ(target.Size(), 2u) << r.json;
+  EXPECT_EQ(std::string(target[0]["reference"].GetString()).rfind("MessageHeader/", 0), 0u);
+  EXPECT_EQ(std::string(target[1]["reference"].GetString()), "Bundle/" + bundle_id) << r.json;
+}
+
+TEST(Converter, ShippedProvenancesOfSourceAndEventTargetTheBundle) {
+  // The shipped ADT map: the source Provenance (MSH-4 valued) and the EVN Provenance each carry
+  // the Bundle as a target (as Microsoft's expected Bundles do); the transformation one does not.
+  ConvertResult r = Convert(std::string(kAdtHead) + "PV1|1|I\r");
+  rapidjson::Document d;
+  ASSERT_TRUE(ParseBundle(r.json, &d)) << r.json;
+  EXPECT_EQ(Count(r.json, std::string("{\"reference\":\"Bundle/") + d["id"].GetString() + "\"}"), 2u)
+      << r.json;
+  EXPECT_EQ(Count(r.json, "\"reference\":\"Bundle/"), 2u) << r.json;
+}
+
+TEST(Converter, RepeatRestAndRepetitionNumber) {
+  // `repeat: rest`: repetitions 2.. of the field; `repeat: 2`: only the second; `repeat: first`
+  // the first. A field with one repetition gives nothing to `rest` and `2`.
+  std::vector<MapFile> files = {
+      {"messages/ADT_A01.yaml", "ADT_A01.yaml",
+       "message: ADT_A01\nevents: [ADT^A01]\nresources:\n"
+       "  - {segment: MSH, resource: MessageHeader, map: \"MSH[H]\"}\n"
+       "  - {segment: MSH, resource: Provenance, map: \"MSH[P]\"}\n"
+       "  - {segment: PID, resource: Patient, map: \"PID[T]\"}\n"},
+      {"segments/PID[T].yaml", "PID[T].yaml",
+       "segment: PID\nresource: Patient\nrules:\n"
+       "  - {field: PID-3.1, element: \"identifier[+].value\", type: string, repeat: first}\n"
+       "  - {field: PID-3.1, element: \"identifier[+].value\", type: string, repeat: rest}\n"
+       "  - {field: PID-5.1, element: \"name[+].family\", type: string, repeat: 2}\n"
+       "  - {field: PID-13.1, element: \"telecom[+].value\", type: string, repeat: rest}\n"}};
+  ConvertResult r = ConvertWith(
+      files,
+      "MSH|^~\\&|LAB|HOSP|EHR|HOSP|20240102080000||ADT^A01^ADT_A01|C1|P|2.5.1\r"
+      "PID|1||A1~A2~A3||ONE~TWO~THREE||||||||555\r");
+  EXPECT_TRUE(Has(r.json, R"("identifier":[{"value":"A1"},{"value":"A2"},{"value":"A3"}])")) << r.json;
+  EXPECT_TRUE(Has(r.json, R"("name":[{"family":"TWO"}])")) << r.json;
+  EXPECT_FALSE(Has(r.json, "telecom")) << r.json;
+  EXPECT_TRUE(r.diagnostics.empty()) << r.diagnostics[0].message;
+}
+
+TEST(Converter, Obx18RepetitionsAfterTheFirstIdentifyTheOneDevice) {
+  // IG OBX[Observation] row 58: OBX-18 (0..*) -> device(Device.identifier), device 0..1: one
+  // Device, identified by every repetition in order; a second OBX with the same first
+  // repetition is the same Device and adds no identifier twice.
+  std::string msg = kOru;
+  const std::string obx18 = "|||||||EQ1^^1.2.3^ISO~^^1.2.4^ISO~EQ3\r";
+  msg.replace(msg.find("|N|||F\r") + 6, 1, obx18);                   // OBX 1
+  msg.replace(msg.find("Salmonella^SCT||||||F\r") + 21, 1, obx18);   // OBX 3
+  ConvertResult r = Convert(msg);
+  const std::string& j = r.json;
+  EXPECT_EQ(Count(j, R"("resourceType":"Device")"), 1u) << j;
+  EXPECT_TRUE(Has(j, R"("identifier":[{"value":"EQ1","system":"urn:oid:1.2.3",)")) << j;
+  EXPECT_TRUE(Has(j, R"(},{"system":"urn:oid:1.2.4","type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0301","code":"ISO",)")) << j;
+  EXPECT_TRUE(Has(j, R"(},{"value":"EQ3"}])")) << j;
+  EXPECT_EQ(Count(j, R"("value":"EQ3")"), 1u) << j;
+  EXPECT_EQ(Count(j, R"("device":{"reference":"Device/)"), 2u) << j;
+}
+
+TEST(Converter, ScopeResourceAndTheParentDiagnosis) {
+  // IG DG1[Condition] rows 28-29: DG1-22 -> extension condition-dueTo, valueReference to the
+  // Condition EI[Condition] makes from the EI (identifier from it); that Condition's subject
+  // (1..1 in R4) is the Patient in scope (type scope-resource). Each DG1's extension refers to
+  // the Condition of its own DG1-22: two different parents are two Conditions.
+  const std::string kAdt = std::string(kAdtHead) +
+      "PV1|1|I\r"
+      "DG1|1||I10^Hypertension^I10|||||||||||||||||D1|A|P1\r"
+      "DG1|2||E11^Diabetes^I10|||||||||||||||||D2|A|P2\r";
+  ConvertResult r = Convert(kAdt);
+  rapidjson::Document d;
+  ASSERT_TRUE(ParseBundle(r.json, &d)) << r.json;
+  std::string patient;
+  std::map<std::string, std::string> parent_of, id_of_identifier, subject_of;
+  for (const auto& e : d["entry"].GetArray()) {
+    const auto& res = e["resource"];
+    std::string type = res["resourceType"].GetString(), id = res["id"].GetString();
+    if (type == "Patient") patient = "Patient/" + id;
+    if (type != "Condition") continue;
+    std::string value = res["identifier"][0]["value"].GetString();
+    id_of_identifier[value] = "Condition/" + id;
+    subject_of[value] = res["subject"]["reference"].GetString();
+    if (res.HasMember("extension")) {
+      for (const auto& x : res["extension"].GetArray()) {
+        if (std::string(x["url"].GetString()) == "http://hl7.org/fhir/StructureDefinition/condition-dueTo") {
+          parent_of[value] = x["valueReference"]["reference"].GetString();
+        }
+      }
+    }
+  }
+  ASSERT_EQ(id_of_identifier.size(), 4u) << r.json;  // D1, D2 and their parents P1, P2
+  EXPECT_EQ(parent_of["D1"], id_of_identifier["P1"]) << r.json;
+  EXPECT_EQ(parent_of["D2"], id_of_identifier["P2"]) << r.json;
+  EXPECT_EQ(subject_of["P1"], patient);
+  EXPECT_EQ(subject_of["P2"], patient);
+  EXPECT_EQ(parent_of.count("P1"), 0u);
 }
 
 TEST(Converter, IfAbsentDefaultsOnlyWhatNoEarlierRuleWrote) {

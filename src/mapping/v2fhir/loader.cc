@@ -126,6 +126,7 @@ bool ParseConversion(std::string_view s, Conversion* out) {
       {"hd-uri", Conversion::kHdUri},      {"base64", Conversion::kBase64},
       {"base64Binary", Conversion::kBase64Binary},
       {"segment-resource", Conversion::kSegmentResource},
+      {"scope-resource", Conversion::kScopeResource},
   };
   for (const auto& [name, c] : kNames) {
     if (s == name) {
@@ -310,11 +311,17 @@ class Compiler {
       }
       if (YAML::Node res = r["resource"]; res.IsDefined()) {
         rule.resource = Scalar(res);
-        if (rule.datatype == nullptr && rule.conversion != Conversion::kSegmentResource) {
+        if (rule.datatype == nullptr && rule.conversion != Conversion::kSegmentResource &&
+            rule.conversion != Conversion::kScopeResource) {
           errors.Add(res, "'resource' needs a 'datatype' map that builds the resource (or type "
-                          "segment-resource: the resource of that type this segment made)");
+                          "segment-resource: the resource of that type this segment made, or "
+                          "scope-resource: the nearest one in the segment's scope)");
           continue;
         }
+      }
+      if (rule.conversion == Conversion::kScopeResource && rule.resource.empty()) {
+        errors.Add(r, "type scope-resource needs 'resource: Type' (the resource type referred to)");
+        continue;
       }
       if (YAML::Node j = r["join"]; j.IsDefined()) {
         rule.join = Scalar(j);
@@ -362,17 +369,33 @@ class Compiler {
       rule.each_repetition = rule.element.appends;
       if (YAML::Node rep = r["repeat"]; rep.IsDefined()) {
         std::string v = Scalar(rep);
-        if (v != "each" && v != "first" && v != "join") {
-          errors.Add(rep, "'repeat' is 'each', 'first' or 'join'");
+        int index = 0;
+        bool numbered = !v.empty() && v.size() < 4 &&
+                        std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; });
+        if (numbered) index = std::stoi(v);
+        if (v != "each" && v != "first" && v != "join" && v != "rest" && index < 1) {
+          errors.Add(rep, "'repeat' is 'each', 'first', 'rest' (every repetition but the first), "
+                          "a repetition number (1-based) or 'join'");
           continue;
+        }
+        if ((v == "rest" || index > 0) && (!segment || rule.select.empty())) {
+          errors.Add(rep, base::StrCat("'repeat: ", v, "' needs a segment map rule with a 'field'"));
+          continue;
+        }
+        if (v == "rest" || index > 0) {
+          rule.each_repetition = true;
+          rule.first_repetition = v == "rest" ? 2 : index;
+          rule.last_repetition = v == "rest" ? 0 : index;
         }
         if (v == "join" && (!segment || rule.select.empty() || !rule.join)) {
           errors.Add(rep, "'repeat: join' needs a segment map rule with a 'field' and 'join' (the "
                           "separator between repetitions)");
           continue;
         }
-        rule.each_repetition = v == "each";
-        rule.join_repetitions = v == "join";
+        if (v != "rest" && index == 0) {
+          rule.each_repetition = v == "each";
+          rule.join_repetitions = v == "join";
+        }
       }
       if (YAML::Node ia = r["if_absent"]; ia.IsDefined()) {
         // true (the rule's element), an element, or a list of elements (any present: skipped).
@@ -869,6 +892,14 @@ absl::StatusOr<std::shared_ptr<const MapSet>> CompileMaps(const std::vector<MapF
             continue;
           }
           if (x["label"].IsDefined()) ref.label = Scalar(x["label"]);
+          if (ref.type == "Bundle") {
+            // The Bundle the message becomes (Provenance.target): not an instance of the message.
+            if (ref.all || ref.label) {
+              e.Add(x, "'to: Bundle' is the Bundle itself: no [*] and no label");
+              continue;
+            }
+            ref.bundle = true;
+          }
           entry.references.push_back(std::move(ref));
         }
       }

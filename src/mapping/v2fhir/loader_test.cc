@@ -151,6 +151,40 @@ TEST(Loader, IfAbsentNeedsMemberNames) {
   EXPECT_NE(e.find("'if_absent' (true or an element, or a list of elements) needs"), std::string::npos) << e;
 }
 
+TEST(Loader, RepeatRestIndexBundleAndScopeResource) {
+  std::string e = Errors({F("segments/PID[Patient].yaml",
+                            "segment: PID\nrules:\n"
+                            "  - {field: PID-3, element: \"identifier[+].value\", type: string, repeat: rest}\n"
+                            "  - {field: PID-3, element: \"identifier[+].value\", type: string, repeat: 2}\n"
+                            "  - {field: PID-3, element: \"identifier[+].value\", type: string, repeat: 0}\n"
+                            "  - {field: PID-3, element: \"identifier[+].value\", type: string, repeat: last}\n"
+                            "  - {element: link.other, type: scope-resource}\n"
+                            "  - {element: link.other, type: scope-resource, resource: Patient}\n"),
+                          F("datatypes/CX[X].yaml",
+                            "datatype: CX\nrules:\n"
+                            "  - {element: value, type: string, repeat: rest}\n"),
+                          F("messages/X_Y.yaml",
+                            "resources:\n"
+                            "  - segment: MSH\n    resource: Provenance\n    references:\n"
+                            "      - {element: \"target[+]\", to: \"Bundle[*]\"}\n"
+                            "      - {element: \"target[+]\", to: Bundle, label: x}\n"
+                            "      - {element: \"target[+]\", to: Bundle}\n")});
+  EXPECT_EQ(e.find("PID[Patient].yaml:3:"), std::string::npos) << e;
+  EXPECT_EQ(e.find("PID[Patient].yaml:4:"), std::string::npos) << e;
+  EXPECT_NE(e.find("PID[Patient].yaml:5:"), std::string::npos) << e;  // repetitions are 1-based
+  EXPECT_NE(e.find("PID[Patient].yaml:6:"), std::string::npos) << e;
+  EXPECT_NE(e.find("'repeat' is 'each', 'first', 'rest'"), std::string::npos) << e;
+  EXPECT_NE(e.find("PID[Patient].yaml:7:"), std::string::npos) << e;
+  EXPECT_NE(e.find("type scope-resource needs 'resource: Type'"), std::string::npos) << e;
+  EXPECT_EQ(e.find("PID[Patient].yaml:8:"), std::string::npos) << e;
+  EXPECT_NE(e.find("CX[X].yaml:3:"), std::string::npos) << e;  // a datatype map has no field
+  EXPECT_NE(e.find("'repeat: rest' needs a segment map rule with a 'field'"), std::string::npos) << e;
+  EXPECT_NE(e.find("X_Y.yaml:5:"), std::string::npos) << e;
+  EXPECT_NE(e.find("X_Y.yaml:6:"), std::string::npos) << e;
+  EXPECT_NE(e.find("'to: Bundle' is the Bundle itself"), std::string::npos) << e;
+  EXPECT_EQ(e.find("X_Y.yaml:7:"), std::string::npos) << e;
+}
+
 TEST(Loader, YamlSyntaxError) {
   std::string e = Errors({F("vocabulary/V.yaml", "codes: {a: [\n")});
   EXPECT_NE(e.find("maps/vocabulary/V.yaml:"), std::string::npos) << e;

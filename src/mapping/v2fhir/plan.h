@@ -60,6 +60,11 @@ enum class Conversion {
                   // groups of four base64 characters (FHIR base64Binary), else left out
   kSegmentResource,  // reads nothing: a Reference to the resource of the segment map being run,
                      // or with `resource: Type` to the Type an earlier entry made from this segment
+  kScopeResource,    // reads nothing: a Reference to the nearest resource of type `resource` in
+                     // the scope of the segment being converted (its group, then the enclosing
+                     // ones), as a message-map reference `to: Type` finds it; for resources a
+                     // datatype map makes, which have no message-map references (the subject of
+                     // DG1-22's parent Condition). Only resources made by earlier segments.
 };
 
 struct DatatypeMap;
@@ -93,6 +98,10 @@ struct Rule {
   std::string resource;  // "Practitioner": the datatype map builds a resource; the element gets a
                          // Reference to it (deterministic id from the HL7 value)
   bool each_repetition = false;  // map every repetition of a repeating field (element has [+])
+  // `repeat: rest` (2, 0: every repetition but the first) or `repeat: N` (N, N: only the Nth),
+  // segment maps: the repetitions of the field mapped, 1-based, last 0 = to the end.
+  int first_repetition = 1;
+  int last_repetition = 0;
   // `join: "--"` (type string): every non-empty component and subcomponent of the value, in
   // order, joined by this separator (Location.description from a whole PL).
   std::optional<std::string> join;
@@ -187,6 +196,9 @@ struct Reference {
   // `label: order`: only instances an entry with that label made (MedicationRequest of ORC+RXO,
   // not the one of RXE); none: any instance of the type.
   std::optional<std::string> label;
+  // `to: Bundle`: the Bundle the message becomes ("Bundle/<its id>", the id the engine makes from
+  // sender and control id), as Microsoft's Provenance.target. Resolved at load.
+  bool bundle = false;
 };
 
 // A field whose value forms the business key of a resource's id (PID-3.1, PV1-19).
