@@ -738,6 +738,17 @@ absl::Status CheckTypeAndId(std::string_view type, std::string_view id) {
 
 }  // namespace
 
+struct FhirStore::PendingCreate {
+  std::string type, id;
+  PreparedBody body;
+  FhirWriteResult out;
+  WriteDone done;
+};
+
+struct FhirStore::CreateGroup {
+  std::vector<PendingCreate> creates;  // appended under creates_mu_ until submitted
+};
+
 absl::StatusOr<FhirWriteResult> FhirStore::Create(std::string_view type, std::string_view json,
                                                   FhirWriteOptions o) {
   std::promise<absl::StatusOr<FhirWriteResult>> promise;
@@ -760,6 +771,16 @@ void FhirStore::CreateAsync(std::string_view type, std::string_view json, FhirWr
     return;
   }
   // Serialization and index extraction here, on the caller's thread: the writer only inserts.
+  if (o.if_none_exist.empty()) {
+    PendingCreate c;
+    c.type = std::string(type);
+    c.id = NewId();
+    c.body = PrepareFirstVersion(doc, type, c.id, nullptr, opts_.indexer);
+    c.done = std::move(done);
+    AddToCreateGroup(std::move(c));
+    return;
+  }
+  // A conditional create: its own op, in a savepoint (its search may fail alone).
   struct State {
     std::string type, id;
     PreparedBody body;
@@ -773,21 +794,15 @@ void FhirStore::CreateAsync(std::string_view type, std::string_view json, FhirWr
   st->body = PrepareFirstVersion(doc, type, st->id, nullptr, opts_.indexer);
   st->o = std::move(o);
   st->done = std::move(done);
-  // A plain create fails only if the group's transaction does: no savepoint
-  // (RunWithoutSavepoint).
-  const Writer::Isolation isolation = st->o.if_none_exist.empty() ? Writer::Isolation::kGroup
-                                                                  : Writer::Isolation::kSavepoint;
   writer_.Submit(
       [this, st](db::Connection& conn) -> absl::Status {
-        if (!st->o.if_none_exist.empty()) {
-          ISTHMUS_ASSIGN_OR_RETURN(
-              const std::string match,
-              MatchAtMostOne(st->o.matcher, conn, st->type, st->o.if_none_exist));
-          if (!match.empty()) {
-            ISTHMUS_ASSIGN_OR_RETURN(st->out.version, ReadCurrent(conn, st->type, match));
-            st->out.existing = true;
-            return absl::OkStatus();
-          }
+        ISTHMUS_ASSIGN_OR_RETURN(
+            const std::string match,
+            MatchAtMostOne(st->o.matcher, conn, st->type, st->o.if_none_exist));
+        if (!match.empty()) {
+          ISTHMUS_ASSIGN_OR_RETURN(st->out.version, ReadCurrent(conn, st->type, match));
+          st->out.existing = true;
+          return absl::OkStatus();
         }
         FhirOp op(*this, conn);
         ISTHMUS_ASSIGN_OR_RETURN(st->out, op.CreatePrepared(st->type, st->id, st->body));
@@ -800,7 +815,72 @@ void FhirStore::CreateAsync(std::string_view type, std::string_view json, FhirWr
           std::move(st->done)(std::move(s));
         }
       },
-      isolation);
+      Writer::Isolation::kSavepoint);
+}
+
+// A plain create can fail only when its writer transaction fails (RunWithoutSavepoint), so a
+// group of them is one Writer::Isolation::kGroup op: a failure fails the group, as it would fail
+// the transaction of separate ops. One group at a time is with the writer: creates prepared
+// meanwhile form the next group, which goes to the writer when the one before is answered
+// (committed and durable). Left to the writer, creates from 16 connections made commits of 5-8
+// creates, and each commit writes the pages its creates share (the ends of the tables keyed by
+// time-ordered ids, the full-text index's new segment) again (docs/PERFORMANCE.md, "FHIR
+// server"). The indexer's full-text rows wait until the group's last create
+// (FhirIndexer::Defer): an FTS5 table writes its pending rows out as a new segment at every later
+// statement of the transaction, so separate ops made a segment per create.
+// Answers go out from the writer's commit callback, never before the commit.
+void FhirStore::AddToCreateGroup(PendingCreate c) {
+  std::shared_ptr<CreateGroup> submit;
+  {
+    std::lock_guard<std::mutex> lock(creates_mu_);
+    if (creates_ == nullptr) creates_ = std::make_shared<CreateGroup>();
+    creates_->creates.push_back(std::move(c));
+    if (creates_in_flight_) return;  // goes with the next group
+    creates_in_flight_ = true;
+    submit = std::move(creates_);
+  }
+  SubmitCreateGroup(std::move(submit));
+}
+
+void FhirStore::SubmitCreateGroup(std::shared_ptr<CreateGroup> group) {
+  writer_.Submit(
+      [this, g = group](db::Connection& conn) -> absl::Status {
+        FhirIndexer* indexer = opts_.indexer;
+        if (indexer != nullptr) indexer->Defer();
+        absl::Status s;
+        for (PendingCreate& c : g->creates) {
+          FhirOp op(*this, conn);
+          absl::StatusOr<FhirWriteResult> r = op.CreatePrepared(c.type, c.id, c.body);
+          if (!r.ok()) {
+            s = r.status();
+            break;
+          }
+          c.out = *std::move(r);
+        }
+        if (indexer != nullptr) {
+          if (s.ok()) s = indexer->FlushDeferred(conn);
+          if (!s.ok()) indexer->DiscardDeferred();
+        }
+        return s;
+      },
+      [this, g = group](absl::Status s) {
+        // The next group first: the writer can start on it while these answers go out.
+        std::shared_ptr<CreateGroup> next;
+        {
+          std::lock_guard<std::mutex> lock(creates_mu_);
+          next = std::move(creates_);
+          creates_in_flight_ = next != nullptr;
+        }
+        if (next != nullptr) SubmitCreateGroup(std::move(next));
+        for (PendingCreate& c : g->creates) {
+          if (s.ok()) {
+            std::move(c.done)(std::move(c.out));
+          } else {
+            std::move(c.done)(s);
+          }
+        }
+      },
+      Writer::Isolation::kGroup);
 }
 
 absl::StatusOr<FhirWriteResult> FhirStore::ConditionalUpdate(std::string_view type,

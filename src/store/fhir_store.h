@@ -312,6 +312,14 @@ class FhirStore {
   void ReleaseReader(std::unique_ptr<db::Connection> conn) const;
   std::string NewId();
   int64_t NowMillisAsMicros() const;
+  // Plain creates (no If-None-Exist) go to the writer in groups, one group at a time: those
+  // prepared while a group is with the writer form the next one, submitted when that group is
+  // answered (AddToCreateGroup in fhir_store.cc). One op per group, in which the indexer defers
+  // its full-text rows to the group's end.
+  struct PendingCreate;
+  struct CreateGroup;
+  void AddToCreateGroup(PendingCreate c);
+  void SubmitCreateGroup(std::shared_ptr<CreateGroup> group);
 
   Writer& writer_;
   const FhirStoreOptions opts_;
@@ -319,6 +327,9 @@ class FhirStore {
   std::mt19937_64 rng_;  // guarded by id_mu_
   mutable std::mutex readers_mu_;
   mutable std::vector<std::unique_ptr<db::Connection>> readers_;  // guarded by readers_mu_
+  std::mutex creates_mu_;
+  std::shared_ptr<CreateGroup> creates_;  // the next group (creates_mu_)
+  bool creates_in_flight_ = false;        // a group is with the writer (creates_mu_)
 
   friend struct FhirOp;
 };

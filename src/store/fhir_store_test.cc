@@ -1,5 +1,6 @@
 #include "store/fhir_store.h"
 
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -495,6 +496,105 @@ TEST_F(FhirStoreTest, CreateAsyncAnswersAfterTheCommitAndRefusesAtOnce) {
   absl::StatusOr<FhirVersion> read = store_->Read("Patient", r->version.id);
   ASSERT_TRUE(read.ok()) << read.status();
   EXPECT_EQ(read->json, r->version.json);
+}
+
+// Plain creates go to the writer as groups, one group at a time, each group one op: the first
+// create goes at once; those prepared while it is with the writer form the next group, sent when
+// it is answered. The indexer is told to defer its full-text rows once per group and flushes them
+// once after the group's last create (with a separate op per create it flushed after each: an
+// FTS5 segment per create). A group succeeds or fails whole, each create is answered only after
+// the commit, and the group after a failed one is still sent.
+class GroupObservingIndexer : public PreparingIndexer {
+ public:
+  void Defer() override { written.push_back("Defer"); }
+  absl::Status FlushDeferred(db::Connection&) override {
+    written.push_back("FlushDeferred");
+    return fail_flush ? absl::InternalError("flush failed") : absl::OkStatus();
+  }
+  void DiscardDeferred() override { written.push_back("DiscardDeferred"); }
+  bool fail_flush = false;  // set only while the writer is idle or blocked
+};
+
+TEST_F(FhirStoreTest, CreatesWaitingForTheWriterShareOneOpAndOneFullTextFlush) {
+  GroupObservingIndexer indexer;
+  FhirStoreOptions o;
+  o.clock = &clock_;
+  o.indexer = &indexer;
+  auto store = std::move(FhirStore::Open(*writer_, o)).value();
+  // Holds the writer thread until released, so the creates below queue up behind it.
+  auto block_writer = [&](std::shared_future<void> release) {
+    writer_->Submit(
+        [release](db::Connection&) -> absl::Status {
+          release.wait();
+          return absl::OkStatus();
+        },
+        [](absl::Status) {});
+  };
+  auto create_n = [&](int n, std::vector<absl::StatusOr<FhirWriteResult>>& results,
+                      std::atomic<int>& answered, std::promise<void>& all) {
+    for (int i = 0; i < n; ++i) {
+      store->CreateAsync(
+          "Patient", R"({"resourceType":"Patient","name":[{"family":"F)" + std::to_string(i) +
+                         R"("}]})",
+          {}, [&, i, n](absl::StatusOr<FhirWriteResult> r) {
+            results[i] = std::move(r);
+            if (answered.fetch_add(1) + 1 == n) all.set_value();
+          });
+    }
+  };
+
+  std::promise<void> release;
+  block_writer(release.get_future().share());
+  std::vector<absl::StatusOr<FhirWriteResult>> results(5, absl::UnknownError("not answered"));
+  std::atomic<int> answered{0};
+  std::promise<void> all;
+  create_n(5, results, answered, all);
+  EXPECT_EQ(answered.load(), 0);  // nothing answered before the writer ran and committed
+  EXPECT_THAT(indexer.written, ::testing::IsEmpty());
+  release.set_value();
+  all.get_future().wait();
+  std::set<std::string> ids;
+  for (const auto& r : results) {
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_TRUE(r->created);
+    EXPECT_EQ(r->version.version_id, 1);
+    ids.insert(r->version.id);
+    auto read = store->Read("Patient", r->version.id);
+    ASSERT_TRUE(read.ok()) << read.status();
+    EXPECT_EQ(read->json, r->version.json);
+  }
+  EXPECT_EQ(ids.size(), 5u);
+  EXPECT_THAT(indexer.written,
+              ::testing::ElementsAre("Defer", "OnWritePrepared Patient/1", "FlushDeferred",
+                                     "Defer", "OnWritePrepared Patient/1",
+                                     "OnWritePrepared Patient/1", "OnWritePrepared Patient/1",
+                                     "OnWritePrepared Patient/1", "FlushDeferred"));
+
+  // A group whose op fails fails whole: its creates get the error, none is stored; the next
+  // group (failing too here) is still sent and answered.
+  indexer.written.clear();
+  indexer.fail_flush = true;
+  std::promise<void> release2;
+  block_writer(release2.get_future().share());
+  std::vector<absl::StatusOr<FhirWriteResult>> failed(3, absl::UnknownError("not answered"));
+  std::atomic<int> answered2{0};
+  std::promise<void> all2;
+  create_n(3, failed, answered2, all2);
+  release2.set_value();
+  all2.get_future().wait();
+  for (const auto& r : failed) {
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInternal) << r.status();
+  }
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM fhir_resources WHERE type = 'Patient'"), 5);
+  EXPECT_THAT(indexer.written,
+              ::testing::ElementsAre("Defer", "OnWritePrepared Patient/1", "FlushDeferred",
+                                     "DiscardDeferred", "Defer", "OnWritePrepared Patient/1",
+                                     "OnWritePrepared Patient/1", "FlushDeferred",
+                                     "DiscardDeferred"));
+  indexer.fail_flush = false;
+  auto after = store->Create("Patient", R"({"resourceType":"Patient"})");
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(Count("SELECT COUNT(*) FROM fhir_resources WHERE type = 'Patient'"), 6);
 }
 
 TEST_F(FhirStoreTest, CreatesAndBundlePostsArePreparedBeforeTheWriterOp) {
