@@ -51,6 +51,20 @@ class HelpTest(unittest.TestCase):
             for m in must:
                 self.assertIn(m, r.stdout.decode(), (cmd, m))
 
+    def test_serve_and_config_check_help(self):
+        # Every admin endpoint (admin/admin_api.h), the reload and stop signals and the drain
+        # option, and config check's exit statuses (what a script branches on).
+        r = run("serve", "--help")
+        self.assertEqual(r.returncode, 0)
+        out = r.stdout.decode()
+        for m in ("/healthz", "/readyz", "/api/channels", "/api/destinations", "/api/dead-letters",
+                  "/api/config/reload", "/fhir", "SIGTERM", "SIGHUP", "--drain-seconds", "--config"):
+            self.assertIn(m, out, m)
+        r = run("config", "check", "--help")
+        self.assertEqual(r.returncode, 0)
+        for m in ("FILE:LINE:COLUMN", "Exit status", "0 valid", "1 invalid", "2 the file could not be read"):
+            self.assertIn(m, r.stdout.decode(), m)
+
     def test_usage_error_is_exit_2(self):
         self.assertEqual(run("inspect").returncode, 2)
         self.assertEqual(run("no-such-command").returncode, 2)
