@@ -411,7 +411,8 @@ struct MllpListener::Impl : std::enable_shared_from_this<MllpListener::Impl> {
                                   "MLLP frame not terminated: a new frame began before FS CR"));
             break;
         }
-        if (!reply.empty()) replies.push_back(std::move(reply));
+        // ack_mode none answers nothing, refusals included (counted all the same).
+        if (!reply.empty() && opts.ack_mode != AckMode::kNone) replies.push_back(std::move(reply));
         for (const std::string& r : replies) {
           ok = co_await send(r);
           if (!ok) break;
@@ -425,7 +426,7 @@ struct MllpListener::Impl : std::enable_shared_from_this<MllpListener::Impl> {
       std::string nak = Nak("", CommitLevelNaks(), MakeIssue(hl7v2::ErrorCode::kApplicationInternalError,
                                                  base::StrCat("MLLP frame not completed within ",
                                                               absl::FormatDuration(opts.frame_timeout))));
-      co_await send(nak);
+      if (opts.ack_mode != AckMode::kNone) co_await send(nak);
     }
     co_return ec;
   }

@@ -44,7 +44,9 @@ namespace isthmus::listeners {
 //                     AR when it could not be stored.
 //   kEnhanced         CA once durable, then an application ACK (AA/AE/AR) after processing as
 //                     MSH-16 asks (AL or empty: always, NE: never, ER: on errors, SU: on success).
-//   kNone             nothing is sent (the message is still journaled and processed).
+//   kNone             nothing is sent, not even a NAK for a refused frame (the message is
+//                     still journaled and processed; refusals still count in the stats). Only
+//                     plain MLLP on a TLS port is still told, in plain text, that TLS is required.
 enum class AckMode { kAfterPersist, kAfterProcessing, kEnhanced, kNone };
 
 struct MllpListenerOptions {

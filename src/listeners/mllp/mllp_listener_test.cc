@@ -325,6 +325,7 @@ TEST_F(MllpListenerTest, EnhancedListenerRefusesWithCommitRejects) {
 TEST_F(MllpListenerTest, AckModeNoneJournalsWithoutAnswering) {
   MllpListenerOptions o;
   o.ack_mode = AckMode::kNone;
+  o.max_frame_bytes = 1000;
   StartListener(o);
   Client c(listener_->port());
   c.SendRaw(net::MllpEncode(Adt("N1")));
@@ -333,6 +334,14 @@ TEST_F(MllpListenerTest, AckModeNoneJournalsWithoutAnswering) {
   EXPECT_TRUE(Eventually([&] { return Count() == 2; }));
   EXPECT_EQ(Count("received"), 1);
   EXPECT_EQ(Count("rejected"), 1);
+  // Nor for input that is no message (bytes outside a frame, an oversized frame): refused and
+  // counted, not answered.
+  c.SendRaw("garbage\r");
+  c.SendRaw(net::MllpEncode(Adt("BIG") + std::string(o.max_frame_bytes, 'x')));
+  EXPECT_EQ(c.Reply(500), "");
+  EXPECT_TRUE(Eventually([&] { return listener_->stats().messages_nacked.load() == 3; }));
+  c.SendRaw(net::MllpEncode(Adt("N3")));  // the connection still works
+  EXPECT_TRUE(Eventually([&] { return Count("received") == 2; }));
 }
 
 TEST_F(MllpListenerTest, IdleConnectionIsClosedAfterIdleTimeout) {
