@@ -37,6 +37,13 @@ class FhirStoreTest : public ::testing::Test {
     o.clock = &clock_;
     store_ = std::move(FhirStore::Open(*writer_, o)).value();
   }
+  // Another store on the same writer, with this indexer.
+  std::unique_ptr<FhirStore> StoreWith(FhirIndexer& indexer) {
+    FhirStoreOptions o;
+    o.clock = &clock_;
+    o.indexer = &indexer;
+    return std::move(FhirStore::Open(*writer_, o)).value();
+  }
   int64_t Count(const std::string& sql) {
     auto conn = std::move(writer_->OpenReader()).value();
     auto q = std::move(conn->Prepare(sql)).value();
@@ -418,10 +425,7 @@ class CountingIndexer : public FhirIndexer {
 
 TEST_F(FhirStoreTest, IndexerRunsInTheWriteTransaction) {
   CountingIndexer indexer;
-  FhirStoreOptions o;
-  o.clock = &clock_;
-  o.indexer = &indexer;
-  auto store = std::move(FhirStore::Open(*writer_, o)).value();
+  auto store = StoreWith(indexer);
   ASSERT_TRUE(store->Update("Patient", "a", R"({"resourceType":"Patient","id":"a"})").ok());
   ASSERT_TRUE(store->Delete("Patient", "a").ok());
   EXPECT_THAT(indexer.seen, ::testing::ElementsAre("Patient/a/1", "Patient/a/2/deleted"));
@@ -517,42 +521,43 @@ class GroupObservingIndexer : public PreparingIndexer {
 
 TEST_F(FhirStoreTest, CreatesWaitingForTheWriterShareOneOpAndOneFullTextFlush) {
   GroupObservingIndexer indexer;
-  FhirStoreOptions o;
-  o.clock = &clock_;
-  o.indexer = &indexer;
-  auto store = std::move(FhirStore::Open(*writer_, o)).value();
-  // Holds the writer thread until released, so the creates below queue up behind it.
-  auto block_writer = [&](std::shared_future<void> release) {
+  auto store = StoreWith(indexer);
+  // `n` creates made while the writer thread is held by an op of its own, so they queue up
+  // behind it; nothing may be answered before it is released. Returns their answers.
+  auto creates_behind_a_busy_writer = [&](int n) {
+    std::promise<void> release;
     writer_->Submit(
-        [release](db::Connection&) -> absl::Status {
-          release.wait();
+        [held = release.get_future().share()](db::Connection&) -> absl::Status {
+          held.wait();
           return absl::OkStatus();
         },
         [](absl::Status) {});
-  };
-  auto create_n = [&](int n, std::vector<absl::StatusOr<FhirWriteResult>>& results,
-                      std::atomic<int>& answered, std::promise<void>& all) {
+    // Shared with the callbacks: the last one may still be in set_value when the wait returns.
+    struct Answers {
+      std::vector<absl::StatusOr<FhirWriteResult>> results;
+      std::atomic<int> answered{0};
+      std::promise<void> all;
+    };
+    auto a = std::make_shared<Answers>();
+    a->results.assign(n, absl::UnknownError("not answered"));
+    std::future<void> all = a->all.get_future();
     for (int i = 0; i < n; ++i) {
       store->CreateAsync(
           "Patient", R"({"resourceType":"Patient","name":[{"family":"F)" + std::to_string(i) +
                          R"("}]})",
-          {}, [&, i, n](absl::StatusOr<FhirWriteResult> r) {
-            results[i] = std::move(r);
-            if (answered.fetch_add(1) + 1 == n) all.set_value();
+          {}, [a, i, n](absl::StatusOr<FhirWriteResult> r) {
+            a->results[i] = std::move(r);
+            if (a->answered.fetch_add(1) + 1 == n) a->all.set_value();
           });
     }
+    EXPECT_EQ(a->answered.load(), 0);  // nothing answered before the writer ran and committed
+    EXPECT_THAT(indexer.written, ::testing::IsEmpty());
+    release.set_value();
+    all.wait();
+    return a->results;
   };
 
-  std::promise<void> release;
-  block_writer(release.get_future().share());
-  std::vector<absl::StatusOr<FhirWriteResult>> results(5, absl::UnknownError("not answered"));
-  std::atomic<int> answered{0};
-  std::promise<void> all;
-  create_n(5, results, answered, all);
-  EXPECT_EQ(answered.load(), 0);  // nothing answered before the writer ran and committed
-  EXPECT_THAT(indexer.written, ::testing::IsEmpty());
-  release.set_value();
-  all.get_future().wait();
+  std::vector<absl::StatusOr<FhirWriteResult>> results = creates_behind_a_busy_writer(5);
   std::set<std::string> ids;
   for (const auto& r : results) {
     ASSERT_TRUE(r.ok()) << r.status();
@@ -574,14 +579,7 @@ TEST_F(FhirStoreTest, CreatesWaitingForTheWriterShareOneOpAndOneFullTextFlush) {
   // group (failing too here) is still sent and answered.
   indexer.written.clear();
   indexer.fail_flush = true;
-  std::promise<void> release2;
-  block_writer(release2.get_future().share());
-  std::vector<absl::StatusOr<FhirWriteResult>> failed(3, absl::UnknownError("not answered"));
-  std::atomic<int> answered2{0};
-  std::promise<void> all2;
-  create_n(3, failed, answered2, all2);
-  release2.set_value();
-  all2.get_future().wait();
+  std::vector<absl::StatusOr<FhirWriteResult>> failed = creates_behind_a_busy_writer(3);
   for (const auto& r : failed) {
     EXPECT_EQ(r.status().code(), absl::StatusCode::kInternal) << r.status();
   }
@@ -599,10 +597,7 @@ TEST_F(FhirStoreTest, CreatesWaitingForTheWriterShareOneOpAndOneFullTextFlush) {
 
 TEST_F(FhirStoreTest, CreatesAndBundlePostsArePreparedBeforeTheWriterOp) {
   PreparingIndexer indexer;
-  FhirStoreOptions o;
-  o.clock = &clock_;
-  o.indexer = &indexer;
-  auto store = std::move(FhirStore::Open(*writer_, o)).value();
+  auto store = StoreWith(indexer);
   auto c = store->Create("Patient", R"({"resourceType":"Patient","meta":{"tag":[{"code":"t"}]},
                                         "name":[{"family":"Prepared"}]})");
   ASSERT_TRUE(c.ok()) << c.status();
