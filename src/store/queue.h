@@ -205,6 +205,10 @@ class Queue {
 
  private:
   Queue(Writer& writer, base::Clock& clock) : writer_(writer), clock_(clock) {}
+  // Claim's read: the claimable runs of `destination` at `now`, on the reader connection.
+  absl::StatusOr<std::vector<QueueItem>> ReadClaimable(std::string_view destination,
+                                                       int max_partitions, int run_length,
+                                                       int64_t now) const;
 
   Writer& writer_;
   base::Clock& clock_;

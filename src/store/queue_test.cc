@@ -1,7 +1,10 @@
 #include "store/queue.h"
 
 #include <filesystem>
+#include <set>
+#include <thread>
 
+#include "base/str.h"
 #include "db/sqlite.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -420,6 +423,53 @@ TEST_F(QueueTest, MigrationNineDropsTheUnusedIndexAndKeepsTheRows) {
   ASSERT_TRUE(*(*q)->Step());
   EXPECT_EQ((*q)->ColumnInt64(0), 0);
   EXPECT_THAT(ControlIds(Claim("out")), ::testing::ElementsAre("OLD1"));
+}
+
+}  // namespace
+}  // namespace isthmus::store
+
+namespace isthmus::store {
+namespace {
+
+// Claim reads on the reader connection: when nothing is due it costs the writer nothing (it used
+// to take a group commit, i.e. an fsync, per empty poll).
+TEST_F(QueueTest, AnEmptyClaimDoesNotWrite) {
+  Route("C1", "out");
+  ASSERT_EQ(Claim("out").size(), 1u);
+  const uint64_t ops = writer_->stats().ops;
+  EXPECT_THAT(Claim("out"), IsEmpty());      // C1 leased: nothing claimable
+  EXPECT_THAT(Claim("nothing"), IsEmpty());  // no such queue
+  EXPECT_EQ(writer_->stats().ops, ops);
+}
+
+// Two owners claiming the same queue at once (read on the reader, lease on the writer): every
+// row is leased to exactly one of them (a lost race reads again, or reports kAborted).
+TEST_F(QueueTest, ConcurrentClaimsNeverLeaseARowTwice) {
+  for (int i = 0; i < 60; ++i) Route(base::StrCat("C", i), "out", base::StrCat("p", i % 3));
+  std::vector<QueueItem> got[2];
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t) {
+    threads.emplace_back([&, t] {
+      const std::string owner = base::StrCat("node-", t);
+      for (int round = 0; round < 200; ++round) {
+        auto r = queue_->Claim("out", owner, 3, absl::Minutes(1), 4);
+        ASSERT_TRUE(r.ok() || r.status().code() == absl::StatusCode::kAborted) << r.status();
+        if (!r.ok()) continue;
+        std::vector<bool> lost;
+        ASSERT_TRUE(queue_->AckAll(*r, &lost).ok());
+        for (size_t i = 0; i < r->size(); ++i) {
+          EXPECT_FALSE(lost[i]) << (*r)[i].control_id;
+          got[t].push_back((*r)[i]);
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::set<std::string> seen;
+  for (const auto& g : got) {
+    for (const auto& it : g) EXPECT_TRUE(seen.insert(it.control_id).second) << it.control_id << " twice";
+  }
+  EXPECT_EQ(seen.size(), 60u);
 }
 
 }  // namespace
