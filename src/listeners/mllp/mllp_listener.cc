@@ -148,10 +148,14 @@ struct MllpListener::Impl : std::enable_shared_from_this<MllpListener::Impl> {
     co_return r;
   }
 
+  // A refusal: AR (CR when `enhanced`) with the finding in ERR, and its text in MSA-3 too: up to
+  // v2.4 ERR-1 holds only the location and code, so MSA-3 is where such a sender reads why
+  // (BuildAck leaves MSA-3 out from v2.7, where it was withdrawn).
   std::string Nak(std::string_view bytes, bool enhanced, hl7v2::Issue issue) {
     hl7v2::AckOptions a;
     a.code = enhanced ? hl7v2::AckCode::kCR : hl7v2::AckCode::kAR;
     a.sending_application = opts.application;
+    a.text = issue.message;
     a.issues.push_back(std::move(issue));
     return hl7v2::BuildNakForUnparsable(bytes, a);
   }
@@ -282,6 +286,7 @@ struct MllpListener::Impl : std::enable_shared_from_this<MllpListener::Impl> {
           hl7v2::ErrorCode::kApplicationInternalError,
           base::StrCat("the message could not be stored (", absl::StatusCodeToString(stored.status().code()),
                        "); send it again")));
+      a.text = a.issues.back().message;  // MSA-3, as in Nak()
       if (opts.ack_mode != AckMode::kNone) replies.push_back(hl7v2::BuildAck(msg, a));
       co_return replies;
     }
