@@ -65,6 +65,18 @@ class QueueTest : public ::testing::Test {
     for (const auto& i : items) out.push_back(i.control_id);
     return out;
   }
+  // The writer does not enforce foreign keys (writer.h): every reference the store's writes
+  // made must hold anyway. PRAGMA foreign_key_check lists the rows whose parent is missing.
+  void ExpectReferencesIntact() {
+    auto r = writer_->OpenReader();
+    ASSERT_TRUE(r.ok()) << r.status();
+    auto q = (*r)->Prepare("PRAGMA foreign_key_check");
+    ASSERT_TRUE(q.ok()) << q.status();
+    auto row = (*q)->Step();
+    ASSERT_TRUE(row.ok()) << row.status();
+    EXPECT_FALSE(*row) << "row " << (*q)->ColumnInt64(1) << " of " << (*q)->ColumnText(0)
+                       << " references a missing row of " << (*q)->ColumnText(2);
+  }
   std::vector<std::string> States(int64_t message_id) {
     std::vector<std::string> out;
     auto rec = journal_->Get(message_id);
@@ -223,6 +235,7 @@ TEST_F(QueueTest, DeadLetterThenReprocessAtTheTail) {
   EXPECT_EQ(counts.delivered, 3);
   EXPECT_EQ(counts.dead, 0);
   EXPECT_EQ(counts.queued + counts.in_flight, 0);
+  ExpectReferencesIntact();  // events, queue rows and dead letters all name a stored message
 }
 
 TEST_F(QueueTest, ReprocessAllForOneDestination) {
@@ -470,6 +483,7 @@ TEST_F(QueueTest, ConcurrentClaimsNeverLeaseARowTwice) {
     for (const auto& it : g) EXPECT_TRUE(seen.insert(it.control_id).second) << it.control_id << " twice";
   }
   EXPECT_EQ(seen.size(), 60u);
+  ExpectReferencesIntact();
 }
 
 }  // namespace

@@ -64,7 +64,8 @@ absl::Status Writer::StartSyncer() {
     ::close(fd);
     return ErrnoError(base::StrCat("cannot sync the directory ", dir), err);
   }
-  absl::Status s = conn_->Exec("PRAGMA synchronous=NORMAL");
+  // Foreign keys: see the header.
+  absl::Status s = conn_->Exec("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF");
   if (!s.ok()) {
     ::close(fd);
     return s;
