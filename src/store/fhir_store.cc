@@ -749,6 +749,16 @@ struct FhirStore::CreateGroup {
   std::vector<PendingCreate> creates;  // appended under creates_mu_ until submitted
 };
 
+FhirStore::~FhirStore() {
+  // A group's callback submits the next group of creates (after this barrier): wait again
+  // until no group is with the writer.
+  while (true) {
+    writer_.Barrier();
+    std::lock_guard<std::mutex> lock(creates_mu_);
+    if (!creates_in_flight_) return;
+  }
+}
+
 absl::StatusOr<FhirWriteResult> FhirStore::Create(std::string_view type, std::string_view json,
                                                   FhirWriteOptions o) {
   std::promise<absl::StatusOr<FhirWriteResult>> promise;

@@ -222,6 +222,9 @@ class FhirStore {
   // `writer` must outlive the store; its database has migration 4 applied (Writer::Open does).
   static absl::StatusOr<std::unique_ptr<FhirStore>> Open(Writer& writer,
                                                          FhirStoreOptions opts = {});
+  // Waits until every write submitted before has completed, grouped creates included (their
+  // writer ops and callbacks refer to the store; Writer::Barrier).
+  ~FhirStore();
 
   // POST /{type}: a new resource with a server-assigned id (any id in the body is ignored).
   // With o.if_none_exist (and o.matcher): no match creates, one match writes nothing and

@@ -34,6 +34,8 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(Writer& writer, const Jou
   return j;
 }
 
+Journal::~Journal() { writer_.Barrier(); }
+
 void Journal::Append(IncomingMessage msg, AppendCallback done) {
   auto result = std::make_shared<AppendResult>();
   auto m = std::make_shared<IncomingMessage>(std::move(msg));

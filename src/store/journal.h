@@ -103,6 +103,9 @@ class Journal {
  public:
   // `writer` must outlive the journal.
   static absl::StatusOr<std::unique_ptr<Journal>> Open(Writer& writer, const JournalOptions& opts);
+  // Waits until every Append submitted before has completed: their writer ops and callbacks
+  // refer to the journal (Writer::Barrier).
+  ~Journal();
 
   void Append(IncomingMessage msg, AppendCallback done);
   // Append and wait for the commit (for the CLI and tests).

@@ -318,3 +318,25 @@ TEST_F(JournalTest, EventsOfOneMessageKeepTheirOrderAcrossTransactions) {
 
 }  // namespace
 }  // namespace isthmus::store
+
+namespace isthmus::store {
+namespace {
+
+// The journal's writer ops and callbacks refer to it: destroying it waits for the appends it
+// handed to the writer (their callbacks run after the WAL sync, on the writer thread).
+TEST_F(JournalTest, DestroyingTheJournalWaitsForItsAppends) {
+  auto j = OpenJournal();
+  ASSERT_TRUE(j.ok()) << j.status();
+  std::atomic<int> answered{0};
+  for (int i = 0; i < 300; ++i) {
+    (*j)->Append(Msg(base::StrCat("D", i)), [&](absl::StatusOr<AppendResult> r) {
+      EXPECT_TRUE(r.ok()) << r.status();
+      ++answered;
+    });
+  }
+  j->reset();  // returns only once every append above was answered
+  EXPECT_EQ(answered.load(), 300);
+}
+
+}  // namespace
+}  // namespace isthmus::store

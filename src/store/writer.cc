@@ -113,6 +113,12 @@ absl::Status Writer::Run(Op op) {
   return future.get();
 }
 
+void Writer::Barrier() {
+  // An empty op is answered after everything submitted before it (Submit answers at once when
+  // the writer is stopping: its destructor then runs what was queued before returning).
+  Run([](db::Connection&) { return absl::OkStatus(); }).IgnoreError();
+}
+
 absl::StatusOr<std::unique_ptr<db::Connection>> Writer::OpenReader() const {
   return db::OpenSqlite(path_);
 }

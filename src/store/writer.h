@@ -92,6 +92,10 @@ class Writer {
   void Submit(Op op, Done done, Isolation isolation = Isolation::kSavepoint);
   // Submit and wait for the commit.
   absl::Status Run(Op op);
+  // Returns once every op submitted before it has run and its `done` callback has returned
+  // (callbacks run in submission order). For an object whose ops or callbacks refer to it, in
+  // its destructor. Not from a writer callback or op (it would wait for itself).
+  void Barrier();
 
   // A new read-only connection for one reader thread.
   absl::StatusOr<std::unique_ptr<db::Connection>> OpenReader() const;
